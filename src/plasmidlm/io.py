@@ -1,0 +1,198 @@
+"""Reading and validating the inputs (FASTA + label table), and writing outputs atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+from Bio import SeqIO
+
+from plasmidlm import PlasmidlmError
+
+IUPAC_NUCLEOTIDES = set("ACGTURYSWKMBDHVN")
+_NON_IUPAC = re.compile(f"[^{''.join(sorted(IUPAC_NUCLEOTIDES))}]")
+
+
+def open_text(path: str | Path):
+    """Open a plain or gzip-compressed text file for reading (detected by magic bytes, not suffix)."""
+    path = Path(path)
+    if not path.exists():
+        raise PlasmidlmError(f"{path}: file not found")
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", newline=None)
+    return open(path, "rt", newline=None)
+
+
+def iter_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
+    """Yield (id, sequence) from a FASTA file, sequences upper-cased and U read as T.
+
+    Raises PlasmidlmError naming the file and record for records that are not nucleotide FASTA.
+    """
+    path = Path(path)
+    with open_text(path) as handle:
+        first = handle.read(1)
+        if first == "":
+            raise PlasmidlmError(f"{path}: file is empty, expected FASTA")
+        if first != ">":
+            raise PlasmidlmError(
+                f"{path}: line 1: not a FASTA file (expected '>' at the start, found {first!r})"
+            )
+        handle.seek(0)
+        for record in SeqIO.parse(handle, "fasta"):
+            sequence = str(record.seq).upper().replace("U", "T")
+            bad = _NON_IUPAC.search(sequence)
+            if bad:
+                raise PlasmidlmError(
+                    f"{path}: record {record.id}: character {bad.group()!r} at position "
+                    f"{bad.start() + 1} is not an IUPAC nucleotide code"
+                )
+            yield record.id, sequence
+
+
+def read_fasta(path: str | Path, ids: set[str] | None = None) -> dict[str, str]:
+    """Read a FASTA into {id: sequence}; with `ids`, keep only those records."""
+    sequences: dict[str, str] = {}
+    for record_id, sequence in iter_fasta(path):
+        if ids is not None and record_id not in ids:
+            continue
+        if record_id in sequences:
+            raise PlasmidlmError(f"{path}: record {record_id}: duplicate sequence ID")
+        sequences[record_id] = sequence
+    return sequences
+
+
+def read_labels(path: str | Path, id_column: str, label_column: str) -> pd.DataFrame:
+    """Read a TSV/CSV label table into a frame with columns `id` and `label` (both strings)."""
+    path = Path(path)
+    if not path.exists():
+        raise PlasmidlmError(f"{path}: file not found")
+    try:
+        table = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise PlasmidlmError(f"{path}: cannot read label table: {error}") from None
+    missing = [column for column in (id_column, label_column) if column not in table.columns]
+    if missing:
+        raise PlasmidlmError(
+            f"{path}: line 1: missing column(s) {', '.join(missing)} "
+            f"(found: {', '.join(map(str, table.columns))})"
+        )
+    table = table.rename(columns={id_column: "id", label_column: "label"})
+    table["id"] = table["id"].str.strip()
+    table["label"] = table["label"].str.strip()
+    for row, (record_id, label) in enumerate(zip(table["id"], table["label"]), start=2):
+        if not record_id:
+            raise PlasmidlmError(f"{path}: line {row}: empty ID")
+        if not label:
+            raise PlasmidlmError(f"{path}: line {row}: record {record_id}: empty label")
+    table = table.drop_duplicates(subset=["id", "label"])
+    duplicated = table["id"].duplicated(keep=False)
+    if duplicated.any():
+        record_id = table.loc[duplicated, "id"].iloc[0]
+        labels = sorted(table.loc[table["id"] == record_id, "label"])
+        raise PlasmidlmError(
+            f"{path}: record {record_id}: ID listed with different labels ({', '.join(labels)})"
+        )
+    return table[["id", "label"]].reset_index(drop=True)
+
+
+def write_atomic(path: str | Path, write) -> None:
+    """Call `write(tmp_path)` and rename the result to `path` only when it completed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> None:
+    """Write a TSV (gzip when the name ends in .gz) atomically and reproducibly (no gzip mtime)."""
+    compression = {"method": "gzip", "mtime": 0} if str(path).endswith(".gz") else None
+    write_atomic(path, lambda tmp: table.to_csv(tmp, sep="\t", index=False, compression=compression))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"id": str, "plasmid_id": str, "label": str})
+
+
+def write_json(data, path: str | Path) -> None:
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, default=str) + "\n"))
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text())
+
+
+def sha256sum(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validate_inputs(
+    fasta: str | Path,
+    labels: str | Path,
+    id_column: str,
+    label_column: str,
+    min_length: int,
+    short_sequences: str = "skip",
+    labels_without_sequence: str = "error",
+) -> tuple[pd.DataFrame, dict]:
+    """Check FASTA against label table; return the table of usable records and a summary.
+
+    The table has `id`, `label`, `length`. Sequences shorter than `min_length` are skipped and counted
+    (`short_sequences="skip"`) or an error (`"error"`).
+    """
+    label_table = read_labels(labels, id_column, label_column)
+    label_of = dict(zip(label_table["id"], label_table["label"]))
+    rows, seen, short = [], set(), []
+    for record_id, sequence in iter_fasta(fasta):
+        if record_id in seen:
+            raise PlasmidlmError(f"{fasta}: record {record_id}: duplicate sequence ID")
+        seen.add(record_id)
+        if not sequence:
+            raise PlasmidlmError(f"{fasta}: record {record_id}: empty sequence")
+        if record_id not in label_of:
+            raise PlasmidlmError(f"{fasta}: record {record_id}: no label in {labels}")
+        if len(sequence) < min_length:
+            if short_sequences == "error":
+                raise PlasmidlmError(
+                    f"{fasta}: record {record_id}: sequence of {len(sequence)} nt is shorter "
+                    f"than the window length {min_length}"
+                )
+            short.append(record_id)
+            continue
+        rows.append((record_id, label_of[record_id], len(sequence)))
+    if not seen:
+        raise PlasmidlmError(f"{fasta}: no FASTA records found")
+    unmatched = [record_id for record_id in label_table["id"] if record_id not in seen]
+    if unmatched and labels_without_sequence == "error":
+        raise PlasmidlmError(
+            f"{labels}: record {unmatched[0]}: label without a sequence in {fasta} "
+            f"({len(unmatched)} such record(s))"
+        )
+    table = pd.DataFrame(rows, columns=["id", "label", "length"])
+    summary = {
+        "fasta": str(fasta),
+        "labels": str(labels),
+        "sequences": len(seen),
+        "usable": len(table),
+        "skipped_short": len(short),
+        "labels_without_sequence": len(unmatched),
+        "total_length": int(table["length"].sum()),
+    }
+    return table, summary

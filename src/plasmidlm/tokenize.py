@@ -1,0 +1,57 @@
+"""Nucleotide tokenizers: DNABERT-style k-mer text and a standard HF fast tokenizer for it."""
+
+from __future__ import annotations
+
+import itertools
+
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+                  "mask_token": "[MASK]"}
+
+
+def kmer_text(sequence: str, k: int, stride: int = 1) -> str:
+    """Space-separated k-mers of `sequence` starting every `stride` nt (stride 1 = overlapping)."""
+    return " ".join(sequence[i : i + k] for i in range(0, len(sequence) - k + 1, stride))
+
+
+def model_text(sequence: str, kmer: int | None, stride: int = 1) -> str:
+    """The text a model's tokenizer expects: k-mer text when `kmer` is set, else the raw sequence."""
+    return kmer_text(sequence, kmer, stride) if kmer else sequence
+
+
+def n_tokens(window_length: int, kmer: int, stride: int = 1) -> int:
+    """Tokens for one window with a k-mer tokenizer, [CLS] and [SEP] included."""
+    return (window_length - kmer) // stride + 1 + 2
+
+
+def build_kmer_tokenizer(k: int, model_max_length: int) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over all 4**k k-mers of ACGT; any k-mer with another letter is [UNK].
+
+    It is a plain `tokenizers` JSON, so `AutoTokenizer.from_pretrained` loads it without project code;
+    its input is k-mer text (see `kmer_text`), as for DNABERT.
+    """
+    specials = list(SPECIAL_TOKENS.values())
+    vocab = {token: index for index, token in enumerate(specials)}
+    for letters in itertools.product("ACGT", repeat=k):
+        vocab["".join(letters)] = len(vocab)
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    cls, sep = SPECIAL_TOKENS["cls_token"], SPECIAL_TOKENS["sep_token"]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}",
+        pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, model_max_length=model_max_length, **SPECIAL_TOKENS
+    )
+
+
+def encode(tokenizer, sequences, kmer: int | None, stride: int = 1) -> dict:
+    """Tokenize DNA windows into padded `input_ids` and `attention_mask` tensors."""
+    texts = [model_text(sequence, kmer, stride) for sequence in sequences]
+    encoded = tokenizer(texts, padding=True, truncation=False, return_tensors="pt",
+                        return_token_type_ids=False)
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
