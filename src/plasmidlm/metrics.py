@@ -22,8 +22,8 @@ def classification_metrics(labels, proba: np.ndarray, classes: list[str]) -> dic
     y_pred = proba.argmax(axis=1)
     indices = list(range(len(classes)))
     present = np.unique(y_true)
-    if len(present) < 2:
-        auroc = None
+    if len(present) < len(classes):
+        auroc = None  # undefined when a class has no true example
     elif len(classes) == 2:
         auroc = float(roc_auc_score(y_true, proba[:, 1]))
     else:

@@ -1,0 +1,41 @@
+rule kmer_baseline:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        metrics=f"{RUN}/baselines/kmer/metrics.json",
+        predictions=f"{RUN}/baselines/kmer/predictions.tsv.gz",
+    params:
+        kmer=config["baselines"]["kmer"],
+        length=config["windows"]["length"],
+        seed=config["seed"],
+    log:
+        f"{RUN}/logs/baselines/kmer.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/kmer_baseline.py"
+
+
+rule majority_baseline:
+    input:
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        metrics=f"{RUN}/baselines/majority/metrics.json",
+        predictions=f"{RUN}/baselines/majority/predictions.tsv.gz",
+    log:
+        f"{RUN}/logs/baselines/majority.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/majority_baseline.py"

@@ -1,0 +1,108 @@
+rule validate:
+    input:
+        fasta=config["data"]["fasta"],
+        labels=config["data"]["labels"],
+    output:
+        table=f"{RUN}/data/validated.tsv",
+        summary=f"{RUN}/data/validate.json",
+    params:
+        data=config["data"],
+        window_length=config["windows"]["length"],
+    log:
+        f"{RUN}/logs/validate.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/validate.py"
+
+
+rule select_classes:
+    input:
+        f"{RUN}/data/validated.tsv",
+    output:
+        selected=f"{RUN}/data/selected.tsv",
+        classes=f"{RUN}/data/classes.tsv",
+    params:
+        classes=config["classes"],
+    log:
+        f"{RUN}/logs/select_classes.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/select_classes.py"
+
+
+rule split:
+    input:
+        f"{RUN}/data/selected.tsv",
+    output:
+        split=f"{RUN}/data/split.tsv",
+        summary=f"{RUN}/data/split_summary.tsv",
+    params:
+        split=config["split"],
+        seed=config["seed"],
+    log:
+        f"{RUN}/logs/split.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/split.py"
+
+
+rule held_out_windows:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+    output:
+        f"{RUN}/data/{{held_out}}_windows.tsv.gz",
+    params:
+        length=config["windows"]["length"],
+        n_windows=lambda wildcards: config["windows"][f"{wildcards.held_out}_count"],
+        circular=config["windows"]["circular"],
+        seed=config["seed"],
+    log:
+        f"{RUN}/logs/{{held_out}}_windows.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/held_out_windows.py"
+
+
+rule training_windows:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        windows=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
+        leakage=f"{RUN}/{{experiment}}/leakage.json",
+    params:
+        windows=lambda wildcards: EXPERIMENTS[wildcards.experiment]["windows"],
+        length=config["windows"]["length"],
+        seed=config["seed"],
+    log:
+        f"{RUN}/logs/{{experiment}}/training_windows.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/training_windows.py"

@@ -1,0 +1,20 @@
+rule evaluate_checkpoint:
+    input:
+        summary=f"{RUN}/{{experiment}}/model/train_summary.json",
+        checkpoint=f"{RUN}/{{experiment}}/model/checkpoint-{{step}}",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        metrics=f"{RUN}/{{experiment}}/eval/checkpoint-{{step}}/metrics.json",
+        predictions=f"{RUN}/{{experiment}}/eval/checkpoint-{{step}}/predictions.tsv.gz",
+    params:
+        batch_size=config["evaluate"]["batch_size"],
+    log:
+        f"{RUN}/logs/{{experiment}}/evaluate_checkpoint-{{step}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/evaluate_checkpoint.py"

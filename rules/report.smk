@@ -1,0 +1,58 @@
+rule provenance:
+    input:
+        fasta=config["data"]["fasta"],
+        labels=config["data"]["labels"],
+    output:
+        provenance=f"{RUN}/provenance.json",
+        config=f"{RUN}/config.yaml",
+    params:
+        config=config,
+    log:
+        f"{RUN}/logs/provenance.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/provenance.py"
+
+
+rule report:
+    input:
+        metrics=checkpoint_metrics,
+        summaries=expand(f"{RUN}/{{experiment}}/model/train_summary.json", experiment=EXPERIMENTS),
+        training_logs=expand(f"{RUN}/{{experiment}}/model/training_log.tsv", experiment=EXPERIMENTS),
+        leakage=expand(f"{RUN}/{{experiment}}/leakage.json", experiment=EXPERIMENTS),
+        baselines=expand(f"{RUN}/baselines/{{baseline}}/metrics.json", baseline=baseline_names()),
+        split_summary=f"{RUN}/data/split_summary.tsv",
+        classes=f"{RUN}/data/classes.tsv",
+        validation=f"{RUN}/data/validate.json",
+        provenance=f"{RUN}/provenance.json",
+    output:
+        comparison=report(
+            f"{RUN}/report/comparison.tsv",
+            caption="captions/comparison.rst",
+            category="Comparison",
+        ),
+        html=report(
+            f"{RUN}/report/report.html",
+            caption="captions/report.rst",
+            category="Comparison",
+        ),
+    params:
+        run_dir=RUN,
+        experiments=list(EXPERIMENTS),
+        baselines=baseline_names(),
+        config=config,
+    log:
+        f"{RUN}/logs/report.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/report.py"

@@ -1,0 +1,27 @@
+# A checkpoint: which checkpoint-<step> directories training writes is known only after it ran.
+# The checkpoint directories are not declared outputs, so Snakemake leaves them in place when the job
+# fails, and a re-run with the same parameters resumes from the last one.
+checkpoint train:
+    input:
+        windows=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
+        val=f"{RUN}/data/val_windows.tsv.gz",
+        split=f"{RUN}/data/split.tsv",
+    output:
+        summary=f"{RUN}/{{experiment}}/model/train_summary.json",
+        log_table=f"{RUN}/{{experiment}}/model/training_log.tsv",
+    params:
+        model=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"],
+        train=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"],
+        window_length=config["windows"]["length"],
+        seed=config["seed"],
+        model_dir=lambda wildcards: f"{RUN}/{wildcards.experiment}/model",
+    log:
+        f"{RUN}/logs/{{experiment}}/train.log",
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=1440,
+    conda:
+        "../envs/plasmidlm.yaml"
+    script:
+        "../workflow_scripts/train.py"

@@ -1,0 +1,53 @@
+"""The configuration schema, and each experiment's settings resolved from the shared defaults."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from plasmidlm import PlasmidlmError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+EXPERIMENT_SECTIONS = ("windows", "model", "train")
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def deep_merge(base: dict, override: dict | None) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve_experiments(config: dict) -> dict[str, dict]:
+    """{name: {"windows": ..., "model": ..., "train": ...}}: the shared sections with each experiment's overrides.
+
+    Every resolved section is checked against the schema of the shared section, so a mistyped key or
+    value inside an experiment is rejected just like one at the top level.
+    """
+    schema = load_schema()
+    resolved = {}
+    for name, overrides in config["experiments"].items():
+        overrides = overrides or {}
+        resolved[name] = {}
+        for section in EXPERIMENT_SECTIONS:
+            merged = deep_merge(config[section], overrides.get(section))
+            section_schema = {**schema["properties"][section], "$defs": schema["$defs"]}
+            try:
+                jsonschema.validate(merged, section_schema)
+            except jsonschema.ValidationError as error:
+                where = ".".join(map(str, error.absolute_path))
+                raise PlasmidlmError(
+                    f"config experiments.{name}.{section}{'.' + where if where else ''}: {error.message}"
+                ) from None
+            resolved[name][section] = merged
+    return resolved

@@ -1,0 +1,188 @@
+"""One function per pipeline step: read the step's input files, call the library, write its outputs.
+
+Workflow scripts and the command line call these; they never import Snakemake.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from plasmidlm import PlasmidlmError, __version__, baselines, io
+from plasmidlm.classes import select_classes
+from plasmidlm.evaluate import evaluate_checkpoint
+from plasmidlm.metrics import evaluate_predictions, probability_columns
+from plasmidlm.split import split_by_plasmid, split_summary
+from plasmidlm.train import fine_tune, log_history_table
+from plasmidlm.windows import (
+    assert_no_plasmid_leakage,
+    draw_balanced_windows,
+    draw_windows,
+    rng_for,
+    shared_window_sequences,
+)
+
+PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "numpy", "pandas",
+            "scikit-learn", "biopython", "snakemake"]
+
+
+def _noop(message: str) -> None:
+    pass
+
+
+def classes_of_split(split: pd.DataFrame) -> list[str]:
+    return sorted(split["label"].unique())
+
+
+def _split_plasmids(split_path, name: str) -> pd.DataFrame:
+    split = io.read_table(split_path)
+    return split[split["split"] == name].reset_index(drop=True)
+
+
+def validate(fasta, labels, data_config: dict, window_length: int, out_table, out_summary, log=_noop):
+    table, summary = io.validate_inputs(
+        fasta, labels, data_config["id_column"], data_config["label_column"], window_length,
+        data_config["short_sequences"], data_config["labels_without_sequence"],
+    )
+    if summary["skipped_short"]:
+        log(f"skipped {summary['skipped_short']} sequence(s) shorter than {window_length} nt")
+    if summary["labels_without_sequence"]:
+        log(f"warning: {summary['labels_without_sequence']} labelled ID(s) have no sequence in {fasta}")
+    log(f"{summary['usable']} usable sequences, {summary['total_length']:,} nt")
+    io.write_table(table, out_table)
+    io.write_json(summary, out_summary)
+
+
+def select(validated, classes_config: dict, out_selected, out_classes, log=_noop):
+    selected, counts = select_classes(io.read_table(validated), **classes_config)
+    log(f"selected {counts['selected'].sum()} of {len(counts)} classes, {len(selected)} plasmids")
+    io.write_table(counts, out_classes)
+    io.write_table(selected, out_selected)
+
+
+def split(selected, split_config: dict, seed: int, out_split, out_summary, log=_noop):
+    table = split_by_plasmid(io.read_table(selected), split_config["val_fraction"],
+                             split_config["test_fraction"], seed)
+    summary = split_summary(table)
+    log(summary.to_string(index=False))
+    io.write_table(summary, out_summary)
+    io.write_table(table[["id", "label", "split", "length"]], out_split)
+
+
+def held_out_windows(fasta, split_path, split_name: str, length: int, count: int, circular: bool, seed: int,
+                     out, log=_noop):
+    """The fixed validation or test windows: drawn once, balanced across classes and plasmids."""
+    plasmids = _split_plasmids(split_path, split_name)
+    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
+    windows = draw_balanced_windows(sequences, plasmids, length, count, circular,
+                                    rng_for(seed, "windows", split_name), prefix=f"{split_name}_")
+    log(f"{len(windows)} {split_name} windows from {windows['plasmid_id'].nunique()} plasmids")
+    io.write_table(windows, out)
+
+
+def training_windows(fasta, split_path, test_windows_path, windows_config: dict, length: int, seed: int,
+                     experiment: str, out, out_leakage, log=_noop):
+    """An experiment's fixed training windows, with the leakage check against the test windows."""
+    split_table = io.read_table(split_path)
+    plasmids = split_table[split_table["split"] == "train"].reset_index(drop=True)
+    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
+    windows = draw_windows(sequences, plasmids, length, windows_config["strategy"], windows_config["per_plasmid"],
+                           windows_config["reverse_complement_p"], windows_config["circular"],
+                           rng_for(seed, "windows", "train", experiment), prefix="train_")
+    test = io.read_table(test_windows_path)
+    val_ids = split_table.loc[split_table["split"] == "val", "id"]
+    assert_no_plasmid_leakage(test, windows, "the training windows")
+    assert_no_plasmid_leakage(test, pd.DataFrame({"plasmid_id": val_ids}), "the validation split")
+    shared = shared_window_sequences(test, windows)
+    leakage = {
+        "test_plasmids_in_train": 0,
+        "test_plasmids_in_val": 0,
+        "test_windows": len(test),
+        "test_windows_shared_with_train": shared,
+        "test_windows_shared_fraction": shared / max(len(test), 1),
+    }
+    log(f"{len(windows)} training windows; {shared} of {len(test)} test windows occur verbatim "
+        f"(either strand) in them")
+    io.write_json(leakage, out_leakage)
+    io.write_table(windows, out)
+
+
+def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
+          seed: int, model_dir, out_summary, out_log, log=_noop):
+    classes = classes_of_split(io.read_table(split_path))
+    summary = fine_tune(io.read_table(train_windows), io.read_table(val_windows), classes, model_config,
+                        train_config, window_length, model_dir, seed, log)
+    io.write_table(log_history_table(summary.pop("log_history")), out_log)
+    io.write_json(summary, out_summary)
+
+
+def evaluate(checkpoint_dir, test_windows, batch_size: int, out_metrics, out_predictions, log=_noop):
+    predictions, metrics = evaluate_checkpoint(checkpoint_dir, io.read_table(test_windows), batch_size)
+    log(f"window accuracy {metrics['window']['accuracy']:.4f}, plasmid accuracy "
+        f"{metrics['plasmid']['accuracy']:.4f}; {metrics['inference']['windows_per_second']:.0f} windows/s "
+        f"on {metrics['inference']['device']}")
+    io.write_table(predictions, out_predictions)
+    io.write_json(metrics, out_metrics)
+
+
+def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], out_metrics, out_predictions):
+    predictions = test[["window_id", "plasmid_id", "label"]].copy()
+    predictions["predicted"] = np.asarray(classes)[proba.argmax(axis=1)]
+    for column, values in zip(probability_columns(classes), proba.T):
+        predictions[column] = values
+    metrics = evaluate_predictions(predictions, classes)
+    io.write_table(predictions, out_predictions)
+    io.write_json(metrics, out_metrics)
+    return metrics
+
+
+def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: int, seed: int,
+                  out_metrics, out_predictions, log=_noop):
+    """k-mer frequencies + logistic regression, trained on random windows of the training plasmids."""
+    plasmids = _split_plasmids(split_path, "train")
+    classes = classes_of_split(io.read_table(split_path))
+    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
+    train = draw_windows(sequences, plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5, False,
+                         rng_for(seed, "baseline", "kmer"))
+    model = baselines.fit_kmer_classifier(train["sequence"].tolist(), train["label"], kmer_config["k"],
+                                          kmer_config["C"], seed)
+    test = io.read_table(test_windows)
+    proba = baselines.kmer_proba(model, test["sequence"].tolist(), kmer_config["k"], classes)
+    metrics = _write_baseline(test, proba, classes, out_metrics, out_predictions)
+    log(f"{kmer_config['k']}-mer logistic regression on {len(train)} windows: window accuracy "
+        f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
+
+
+def majority_baseline(split_path, test_windows, out_metrics, out_predictions, log=_noop):
+    split_table = io.read_table(split_path)
+    classes = classes_of_split(split_table)
+    test = io.read_table(test_windows)
+    train_labels = split_table.loc[split_table["split"] == "train", "label"]
+    metrics = _write_baseline(test, baselines.majority_proba(train_labels, len(test), classes), classes,
+                              out_metrics, out_predictions)
+    log(f"majority class: window accuracy {metrics['window']['accuracy']:.4f}")
+
+
+def package_versions() -> dict:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = __version__ if package == "plasmidlm" else None
+    return versions
+
+
+def provenance(inputs: dict, config: dict, out, out_config, log=_noop):
+    """Resolved config, package versions and input checksums: what is needed to reproduce the run."""
+    checksums = {name: {"path": str(path), "sha256": io.sha256sum(path)} for name, path in inputs.items()}
+    io.write_atomic(out_config, lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+    io.write_json({"versions": package_versions(), "inputs": checksums}, out)
+    log(f"recorded {len(checksums)} input checksum(s)")
+

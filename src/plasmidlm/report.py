@@ -1,0 +1,243 @@
+"""The comparison table and the self-contained HTML report of a finished run."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io as stdio
+from datetime import datetime, timezone
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from plasmidlm import __version__, io  # noqa: E402
+from plasmidlm.config import resolve_experiments  # noqa: E402
+from plasmidlm.metrics import HEADLINE  # noqa: E402
+
+LEVELS = ("window", "plasmid")
+
+
+def discover_experiments(run_dir: Path) -> list[str]:
+    return sorted(path.parent.parent.name for path in run_dir.glob("*/model/train_summary.json"))
+
+
+def discover_baselines(run_dir: Path) -> list[str]:
+    return sorted(path.parent.name for path in run_dir.glob("baselines/*/metrics.json"))
+
+
+def _metric_row(metrics: dict) -> dict:
+    return {f"{level}_{name}": metrics[level][name] for level in LEVELS for name in HEADLINE}
+
+
+def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> pd.DataFrame:
+    """One row per (experiment, checkpoint) and per baseline, with the best checkpoint marked.
+
+    The best checkpoint of an experiment is the one with the highest validation accuracy (earliest on
+    ties); the test metrics play no part in choosing it.
+    """
+    run_dir = Path(run_dir)
+    rows = []
+    for experiment in experiments:
+        summary = io.read_json(run_dir / experiment / "model" / "train_summary.json")
+        log = io.read_table(run_dir / experiment / "model" / "training_log.tsv")
+        val_accuracy = dict(zip(log["step"], log.get("eval_accuracy", pd.Series(dtype=float))))
+        for step in summary["checkpoints"]:
+            metrics = io.read_json(run_dir / experiment / "eval" / f"checkpoint-{step}" / "metrics.json")
+            rows.append({"experiment": experiment, "kind": "fine-tuned", "checkpoint": step,
+                         "val_accuracy": val_accuracy.get(step, np.nan), **_metric_row(metrics),
+                         "test_windows": metrics["window"]["n"],
+                         "windows_per_second": metrics["inference"]["windows_per_second"]})
+    for baseline in baselines:
+        metrics = io.read_json(run_dir / "baselines" / baseline / "metrics.json")
+        rows.append({"experiment": baseline, "kind": "baseline", "checkpoint": None, "val_accuracy": np.nan,
+                     **_metric_row(metrics), "test_windows": metrics["window"]["n"]})
+    table = pd.DataFrame(rows)
+    table["checkpoint"] = table["checkpoint"].astype("Int64")
+    table["best"] = False
+    for experiment in experiments:
+        rows_of = table[(table["experiment"] == experiment) & table["val_accuracy"].notna()]
+        if len(rows_of):
+            best = rows_of.sort_values(["val_accuracy", "checkpoint"], ascending=[False, True]).index[0]
+            table.loc[best, "best"] = True
+    return table
+
+
+def _figure_html(figure, alt: str) -> str:
+    buffer = stdio.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def accuracy_plot(table: pd.DataFrame, metric: str = "accuracy") -> str:
+    """Test metric per checkpoint, one line per experiment, baselines as horizontal lines."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fine_tuned = table[table["kind"] == "fine-tuned"]
+    baselines = table[table["kind"] == "baseline"]
+    for axis, level in zip(axes, LEVELS):
+        column = f"{level}_{metric}"
+        for experiment, rows in fine_tuned.groupby("experiment", sort=True):
+            axis.plot(rows["checkpoint"].astype(int), rows[column], marker="o", label=experiment)
+            best = rows[rows["best"]]
+            axis.scatter(best["checkpoint"].astype(int), best[column], s=160, facecolors="none",
+                         edgecolors="black", zorder=3)
+        for index, (_, row) in enumerate(baselines.iterrows()):
+            axis.axhline(row[column], linestyle="--", color=f"C{index + 5}", label=f"baseline: {row['experiment']}")
+        axis.set_title(f"{level} level")
+        axis.set_xlabel("training step (checkpoint)")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel(f"test {metric.replace('_', ' ')}")
+    axes[1].legend(loc="lower right", fontsize="small")
+    figure.suptitle("Circled: best checkpoint by validation accuracy")
+    return _figure_html(figure, f"test {metric} per checkpoint")
+
+
+def training_plot(run_dir: Path, experiments: list[str]) -> str:
+    figure, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for experiment in experiments:
+        log = io.read_table(run_dir / experiment / "model" / "training_log.tsv")
+        if "loss" in log:
+            rows = log.dropna(subset=["loss"])
+            loss_axis.plot(rows["step"], rows["loss"], label=experiment)
+        if "eval_accuracy" in log:
+            rows = log.dropna(subset=["eval_accuracy"])
+            val_axis.plot(rows["step"], rows["eval_accuracy"], marker="o", label=experiment)
+    loss_axis.set(title="training loss", xlabel="step")
+    val_axis.set(title="validation accuracy (window level)", xlabel="step")
+    for axis in (loss_axis, val_axis):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    return _figure_html(figure, "training curves")
+
+
+def confusion_plot(matrix, classes: list[str], title: str) -> str:
+    matrix = np.asarray(matrix)
+    size = 1.2 + 0.6 * len(classes)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    axis.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        axis.text(j, i, str(value), ha="center", va="center",
+                  color="white" if value > matrix.max() / 2 else "black")
+    axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    axis.set_yticks(range(len(classes)), classes)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
+    return _figure_html(figure, title)
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    return table.to_html(index=False, float_format=lambda value: f"{value:.4f}", na_rep="", border=0,
+                         classes="data")
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def _paragraph(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>"
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1150px;
+color:#222;padding:0 1rem}
+h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table.data{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+table.data th,table.data td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
+table.data th{background:#f5f5f5} img{max-width:100%} .muted{color:#666;font-size:.9rem}
+.grid{display:flex;flex-wrap:wrap;gap:1rem} pre{background:#f7f7f7;padding:.8rem;overflow-x:auto;font-size:.8rem}
+"""
+
+
+def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], config: dict) -> str:
+    classes_table = io.read_table(run_dir / "data" / "classes.tsv")
+    split_summary = io.read_table(run_dir / "data" / "split_summary.tsv")
+    validation = io.read_json(run_dir / "data" / "validate.json")
+    provenance = io.read_json(run_dir / "provenance.json")
+    leakage = pd.DataFrame([{"experiment": name, **io.read_json(run_dir / name / "leakage.json")}
+                            for name in experiments])
+    fine_tuned = table[table["kind"] == "fine-tuned"]
+    best = fine_tuned[fine_tuned["best"]]
+    headline_columns = ["experiment", "kind", "checkpoint", "val_accuracy", "window_accuracy",
+                        "window_balanced_accuracy", "window_auroc", "plasmid_accuracy",
+                        "plasmid_balanced_accuracy", "plasmid_auroc"]
+    summary_table = pd.concat([best, table[table["kind"] == "baseline"]])[headline_columns]
+    windows = config["windows"]
+    experiment_rows = pd.DataFrame([
+        {"experiment": name, **{f"windows.{key}": value for key, value in settings["windows"].items()
+                                if key not in ("length", "val_count", "test_count")},
+         "model": settings["model"]["name_or_path"], "learning_rate": settings["train"]["learning_rate"],
+         "epochs": settings["train"]["epochs"]}
+        for name, settings in _resolved_experiments(config, experiments).items()])
+    confusion = []
+    for _, row in best.iterrows():
+        metrics = io.read_json(run_dir / row["experiment"] / "eval" / f"checkpoint-{row['checkpoint']}" / "metrics.json")
+        for level in LEVELS:
+            confusion.append(confusion_plot(metrics[level]["confusion_matrix"], metrics["classes"],
+                                            f"{row['experiment']} step {row['checkpoint']}: {level}"))
+    shared = ", ".join(f"{row.experiment}: {row.test_windows_shared_with_train} of {row.test_windows} "
+                       f"({row.test_windows_shared_fraction:.1%})" for row in leakage.itertuples())
+    body = [
+        f"<h1>plasmidlm report: {html.escape(config['run_name'])}</h1>",
+        f'<p class="muted">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by plasmidlm '
+        f"{html.escape(__version__)}.</p>",
+        _section("Best checkpoints and baselines", _paragraph(
+            "The best checkpoint of each experiment is the one with the highest validation accuracy "
+            "(window level, fixed validation windows from validation plasmids); test metrics never choose it. "
+            "Plasmid level = mean of a plasmid's window probabilities.") + _table_html(summary_table)),
+        _section("Test metrics per checkpoint", accuracy_plot(table, "accuracy")
+                 + accuracy_plot(table, "balanced_accuracy")),
+        _section("Data", _paragraph(
+            f"{validation['usable']} usable sequences ({validation['total_length']:,} nt) from "
+            f"{validation['fasta']}; {validation['skipped_short']} skipped as shorter than a window.")
+            + "<h3>Classes</h3>" + _table_html(classes_table)
+            + "<h3>Plasmids per split</h3>" + _table_html(split_summary)
+            + "<h3>Windows</h3>" + _paragraph(
+                f"Window length {windows['length']} nt; {windows['val_count']} validation and "
+                f"{windows['test_count']} test windows, fixed and shared by every experiment and checkpoint, "
+                f"balanced across classes and across the plasmids of a class.")
+            + _table_html(experiment_rows)),
+        _section("Leakage check", _paragraph(
+            "Passed: no test plasmid is in the training windows or the validation split (the pipeline "
+            f"fails otherwise). Test windows whose exact sequence (either strand) also occurs among an "
+            f"experiment's training windows: {shared}. Near-identical plasmids recur across isolates, "
+            "so a split by ID alone can still overstate accuracy.") + _table_html(leakage)),
+        _section("Confusion matrices of the best checkpoints", f'<div class="grid">{"".join(confusion)}</div>'),
+        _section("Training", training_plot(run_dir, experiments)),
+        _section("All checkpoints", _table_html(table)),
+        _section("Provenance", "<h3>Package versions</h3>" + _table_html(
+            pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"]))
+            + "<h3>Inputs</h3>" + _table_html(pd.DataFrame(
+                [{"input": name, **value} for name, value in provenance["inputs"].items()]))
+            + "<h3>Configuration</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>"),
+    ]
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plasmidlm report: '
+            f"{html.escape(config['run_name'])}</title><style>{STYLE}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")
+
+
+def _resolved_experiments(config: dict, experiments: list[str]) -> dict:
+    resolved = resolve_experiments(config)
+    return {name: resolved[name] for name in experiments}
+
+
+def write_report(run_dir, config: dict, out_comparison, out_html, experiments: list[str] | None = None,
+                 baselines: list[str] | None = None, log=print) -> pd.DataFrame:
+    """Write `comparison.tsv` and `report.html` for a finished run directory."""
+    run_dir = Path(run_dir)
+    experiments = experiments if experiments is not None else discover_experiments(run_dir)
+    baselines = baselines if baselines is not None else discover_baselines(run_dir)
+    table = comparison_table(run_dir, experiments, baselines)
+    io.write_table(table, out_comparison)
+    page = render_html(run_dir, table, experiments, config)
+    io.write_atomic(out_html, lambda tmp: Path(tmp).write_text(page))
+    for row in table[table["best"]].itertuples():
+        log(f"{row.experiment}: best checkpoint {row.checkpoint} (val accuracy {row.val_accuracy:.4f}): "
+            f"test window accuracy {row.window_accuracy:.4f}, plasmid accuracy {row.plasmid_accuracy:.4f}")
+    return table

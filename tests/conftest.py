@@ -1,0 +1,107 @@
+"""Shared fixtures: a seeded synthetic multi-class data set and the shipped demo data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SRC = REPO_ROOT / "src"
+if str(SRC) not in sys.path:  # allow running pytest without PYTHONPATH=src
+    sys.path.insert(0, str(SRC))
+
+DEMO_DIR = REPO_ROOT / "resources" / "demo"
+
+# Tests never reach the Hugging Face Hub: every model they load is built or saved locally.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Four classes of different abundance (rank 1 = alpha ... rank 4 = delta).
+SYNTHETIC_COUNTS = {"alpha": 12, "beta": 9, "gamma": 7, "delta": 5}
+
+
+@dataclass
+class Dataset:
+    fasta: Path
+    labels: Path
+    sequences: dict[str, str]
+    table: pd.DataFrame  # columns id, label, length (in FASTA order)
+
+
+def random_sequence(rng: np.random.Generator, length: int) -> str:
+    return "".join(rng.choice(list("ACGT"), size=length))
+
+
+def write_fasta(path: Path, records, compress: bool = False, width: int = 70, newline: str = "\n") -> Path:
+    """Write (id, sequence) records, wrapping lines at `width`."""
+    lines = []
+    for record_id, sequence in records:
+        lines.append(f">{record_id}")
+        lines.extend(sequence[i : i + width] for i in range(0, len(sequence), width))
+    text = newline.join(lines) + newline
+    if compress:
+        with gzip.open(path, "wb") as handle:
+            handle.write(text.encode())
+    else:
+        path.write_bytes(text.encode())
+    return path
+
+
+def make_dataset(
+    directory: Path,
+    counts: dict[str, int] | None = None,
+    min_length: int = 300,
+    max_length: int = 800,
+    compress: bool = False,
+    seed: int = 0,
+) -> Dataset:
+    """A seeded synthetic FASTA + labels TSV with several classes of different abundance."""
+    counts = SYNTHETIC_COUNTS if counts is None else counts
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, n in counts.items():
+        for i in range(n):
+            rows.append((f"{label}_p{i:02d}", label, int(rng.integers(min_length, max_length + 1))))
+    order = rng.permutation(len(rows))  # shuffle so that the FASTA is not grouped by class
+    rows = [rows[i] for i in order]
+    sequences = {record_id: random_sequence(rng, length) for record_id, _, length in rows}
+    directory.mkdir(parents=True, exist_ok=True)
+    fasta = write_fasta(directory / ("sequences.fasta.gz" if compress else "sequences.fasta"),
+                        sequences.items(), compress=compress)
+    table = pd.DataFrame(rows, columns=["id", "label", "length"])
+    labels = directory / "labels.tsv"
+    table[["id", "label"]].to_csv(labels, sep="\t", index=False)
+    return Dataset(fasta=fasta, labels=labels, sequences=sequences, table=table)
+
+
+@pytest.fixture
+def synthetic(tmp_path) -> Dataset:
+    """4 classes (12, 9, 7, 5 plasmids of 300-800 nt), plain FASTA."""
+    return make_dataset(tmp_path / "synthetic")
+
+
+@pytest.fixture
+def synthetic_gz(tmp_path) -> Dataset:
+    """The same data set as `synthetic`, gzip-compressed FASTA."""
+    return make_dataset(tmp_path / "synthetic_gz", compress=True)
+
+
+@dataclass
+class DemoData:
+    fasta: Path
+    labels: Path
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> DemoData:
+    """The shipped demo: 410 records (205 plasmid, 205 chromosome); columns id, label, isolate, length."""
+    data = DemoData(fasta=DEMO_DIR / "sequences.fasta.gz", labels=DEMO_DIR / "labels.tsv")
+    assert data.fasta.exists() and data.labels.exists(), f"demo data missing under {DEMO_DIR}"
+    return data

@@ -1,0 +1,127 @@
+"""Window- and plasmid-level metrics compared with direct scikit-learn calls and hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from plasmidlm.metrics import (
+    HEADLINE,
+    classification_metrics,
+    evaluate_predictions,
+    per_plasmid,
+    probability_columns,
+)
+
+
+def random_case(n_classes: int, n: int = 300, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    classes = [f"c{i}" for i in range(n_classes)]
+    y_true = rng.integers(n_classes, size=n)
+    logits = rng.normal(size=(n, n_classes))
+    logits[np.arange(n), y_true] += 0.8  # informative but imperfect
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return classes, y_true, [classes[i] for i in y_true], proba
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_classification_metrics_match_scikit_learn(n_classes):
+    classes, y_true, labels, proba = random_case(n_classes)
+    y_pred = proba.argmax(axis=1)
+    result = classification_metrics(labels, proba, classes)
+    assert result["n"] == len(labels)
+    assert result["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    assert result["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
+    assert result["macro_f1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
+    assert result["mcc"] == pytest.approx(skm.matthews_corrcoef(y_true, y_pred))
+    if n_classes == 2:
+        expected_auroc = skm.roc_auc_score(y_true, proba[:, 1])
+    else:
+        expected_auroc = skm.roc_auc_score(y_true, proba, multi_class="ovr")
+    assert result["auroc"] == pytest.approx(expected_auroc)
+    assert result["confusion_matrix"] == skm.confusion_matrix(y_true, y_pred).tolist()
+    assert set(HEADLINE) <= set(result)
+    assert 0.5 < result["auroc"] < 1.0  # sanity: the synthetic scores are informative
+
+
+def test_classification_metrics_values_are_plain_python_types():
+    classes, _, labels, proba = random_case(3)
+    result = classification_metrics(labels, proba, classes)
+    for key in HEADLINE + ["n"]:
+        assert type(result[key]) in (int, float)
+    assert all(type(v) is int for row in result["confusion_matrix"] for v in row)
+
+
+def test_classification_metrics_perfect_predictions():
+    classes = ["x", "y", "z"]
+    proba = np.eye(3)[[0, 1, 2, 2, 1, 0]] * 0.9 + 0.1 / 3
+    result = classification_metrics(["x", "y", "z", "z", "y", "x"], proba, classes)
+    assert result["accuracy"] == result["balanced_accuracy"] == result["macro_f1"] == 1.0
+    assert result["mcc"] == pytest.approx(1.0)
+    assert result["auroc"] == 1.0
+    assert result["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+def test_confusion_matrix_has_all_classes_even_when_absent():
+    classes = ["x", "y", "z"]
+    proba = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    result = classification_metrics(["x", "y", "y"], proba, classes)
+    assert result["confusion_matrix"] == [[1, 0, 0], [1, 1, 0], [0, 0, 0]]
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_auroc_is_none_when_only_one_class_present():
+    result = classification_metrics(["x", "x"], np.array([[0.9, 0.1], [0.4, 0.6]]), ["x", "y"])
+    assert result["auroc"] is None
+    assert result["accuracy"] == 0.5
+
+
+def test_per_plasmid_takes_mean_of_window_probabilities():
+    classes = ["a", "b"]
+    predictions = pd.DataFrame({
+        "window_id": ["w0", "w1", "w2", "w3", "w4", "w5"],
+        "plasmid_id": ["p2", "p1", "p1", "p2", "p1", "p3"],
+        "label": ["b", "a", "a", "b", "a", "a"],
+        "prob_a": [0.4, 0.9, 0.2, 0.7, 0.4, 0.3],
+        "prob_b": [0.6, 0.1, 0.8, 0.3, 0.6, 0.7],
+    })
+    table = per_plasmid(predictions, classes)
+    assert list(table.columns) == ["plasmid_id", "label", "prob_a", "prob_b", "windows", "predicted"]
+    assert list(table["plasmid_id"]) == ["p1", "p2", "p3"]
+    assert list(table["label"]) == ["a", "b", "a"]
+    np.testing.assert_allclose(table["prob_a"], [0.5, 0.55, 0.3])
+    np.testing.assert_allclose(table["prob_b"], [0.5, 0.45, 0.7])
+    assert list(table["windows"]) == [3, 2, 1]
+    # p1: tie 0.5/0.5 -> argmax picks the first class; p2 flips to 'a' although each window alone disagrees
+    assert list(table["predicted"]) == ["a", "a", "b"]
+
+
+def test_evaluate_predictions_structure():
+    classes = ["a", "b", "c"]
+    rng = np.random.default_rng(1)
+    plasmids = pd.DataFrame({"plasmid_id": [f"p{i}" for i in range(9)], "label": classes * 3})
+    predictions = plasmids.loc[plasmids.index.repeat(4)].reset_index(drop=True)
+    proba = rng.dirichlet(np.ones(3), size=len(predictions))
+    for column, values in zip(probability_columns(classes), proba.T):
+        predictions[column] = values
+    result = evaluate_predictions(predictions, classes)
+    assert set(result) == {"classes", "window", "plasmid"}
+    assert result["classes"] == classes
+    assert result["window"]["n"] == 36
+    assert result["plasmid"]["n"] == 9
+    for level in ("window", "plasmid"):
+        assert set(HEADLINE) | {"n", "confusion_matrix"} == set(result[level])
+        assert np.asarray(result[level]["confusion_matrix"]).shape == (3, 3)
+        assert sum(map(sum, result[level]["confusion_matrix"])) == result[level]["n"]
+    expected_window = classification_metrics(predictions["label"], proba, classes)
+    assert result["window"] == expected_window
+    plasmid_table = per_plasmid(predictions, classes)
+    assert result["plasmid"] == classification_metrics(
+        plasmid_table["label"], plasmid_table[probability_columns(classes)].to_numpy(), classes)
+
+
+def test_probability_columns_names():
+    assert probability_columns(["plasmid", "chromosome"]) == ["prob_plasmid", "prob_chromosome"]

@@ -1,0 +1,253 @@
+"""Window cutting: lengths, strands, strategies, circular wrap-around, balance, leakage checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plasmidlm import PlasmidlmError
+from plasmidlm.windows import (
+    WINDOW_COLUMNS,
+    assert_no_plasmid_leakage,
+    canonical,
+    cut,
+    draw_balanced_windows,
+    draw_windows,
+    reverse_complement,
+    rng_for,
+    shared_window_sequences,
+)
+
+LENGTH = 100
+
+
+def plasmids_of(dataset) -> pd.DataFrame:
+    return dataset.table[["id", "label"]]
+
+
+def expected_window(sequence: str, start: int, strand: str, length: int, circular: bool) -> str:
+    forward = (sequence + sequence)[start : start + length] if circular else sequence[start : start + length]
+    return forward if strand == "+" else reverse_complement(forward)
+
+
+# --- reverse complement / cut -----------------------------------------------------------------------
+
+
+def test_reverse_complement_of_plain_bases():
+    assert reverse_complement("AACGTN") == "NACGTT"
+    assert reverse_complement("ACCTG") == "CAGGT"
+    assert reverse_complement("") == ""
+
+
+def test_reverse_complement_of_iupac_codes():
+    # R=A/G <-> Y=C/T, K=G/T <-> M=A/C, B=not A <-> V=not T, D=not C <-> H=not G; S, W, N self-complementary.
+    assert reverse_complement("RYKMBVDHSWN") == "NWSDHBVKMRY"
+
+
+def test_double_reverse_complement_is_identity():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        sequence = "".join(rng.choice(list("ACGTRYSWKMBDHVN"), size=int(rng.integers(1, 200))))
+        assert reverse_complement(reverse_complement(sequence)) == sequence
+
+
+def test_canonical_is_strand_independent():
+    assert canonical("AAAC") == canonical("GTTT") == "AAAC"
+
+
+def test_cut_linear_inside_sequence():
+    assert cut("ACGTACGGTT", 2, 4, circular=False) == "GTAC"
+
+
+def test_cut_linear_past_the_end_is_short():
+    assert cut("ACGTACGGTT", 8, 4, circular=False) == "TT"
+
+
+def test_cut_circular_wraps_around_the_end():
+    assert cut("ACGTACGGTT", 8, 4, circular=True) == "TTAC"
+    assert cut("ACGTACGGTT", 9, 10, circular=True) == "TACGTACGGT"
+
+
+def test_cut_circular_inside_sequence_does_not_wrap():
+    assert cut("ACGTACGGTT", 1, 4, circular=True) == "CGTA"
+
+
+# --- draw_windows -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["first", "random"])
+@pytest.mark.parametrize("circular", [False, True])
+def test_windows_have_requested_length_and_match_their_source(synthetic, strategy, circular):
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, strategy, per_plasmid=4,
+                           reverse_complement_p=0.5, circular=circular, rng=rng_for(0, "windows"))
+    assert list(windows.columns) == WINDOW_COLUMNS
+    assert len(windows) == 4 * len(synthetic.table)
+    assert windows["window_id"].is_unique
+    assert (windows["sequence"].str.len() == LENGTH).all()
+    assert set(windows["strand"]) == {"+", "-"}
+    labels = synthetic.table.set_index("id")["label"]
+    assert (windows["label"].to_numpy() == labels.loc[windows["plasmid_id"]].to_numpy()).all()
+    for row in windows.itertuples():
+        sequence = synthetic.sequences[row.plasmid_id]
+        assert row.sequence == expected_window(sequence, row.start, row.strand, LENGTH, circular)
+
+
+def test_minus_strand_window_is_reverse_complement_of_forward_slice(synthetic):
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=3,
+                           reverse_complement_p=1.0, circular=False, rng=rng_for(1, "windows"))
+    assert (windows["strand"] == "-").all()
+    for row in windows.itertuples():
+        forward = synthetic.sequences[row.plasmid_id][row.start : row.start + LENGTH]
+        assert row.sequence == reverse_complement(forward)
+
+
+def test_first_strategy_always_starts_at_zero(synthetic):
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "first", per_plasmid=3,
+                           reverse_complement_p=0.0, circular=False, rng=rng_for(0, "windows"))
+    assert (windows["start"] == 0).all()
+    assert (windows["strand"] == "+").all()
+    for row in windows.itertuples():
+        assert row.sequence == synthetic.sequences[row.plasmid_id][:LENGTH]
+
+
+def test_random_strategy_starts_within_valid_range_linear(synthetic):
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=20,
+                           reverse_complement_p=0.5, circular=False, rng=rng_for(0, "windows"))
+    sizes = windows["plasmid_id"].map({k: len(v) for k, v in synthetic.sequences.items()})
+    assert (windows["start"] >= 0).all()
+    assert (windows["start"] <= sizes - LENGTH).all()
+    assert windows["start"].nunique() > len(windows) // 2  # starts really vary
+
+
+def test_random_strategy_circular_can_start_anywhere_and_wraps(synthetic):
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=20,
+                           reverse_complement_p=0.0, circular=True, rng=rng_for(0, "windows"))
+    sizes = windows["plasmid_id"].map({k: len(v) for k, v in synthetic.sequences.items()})
+    assert (windows["start"] < sizes).all()
+    wrapped = windows[windows["start"] > sizes - LENGTH]
+    assert len(wrapped) > 0  # some windows cross the origin
+    for row in wrapped.itertuples():
+        sequence = synthetic.sequences[row.plasmid_id]
+        assert row.sequence == sequence[row.start :] + sequence[: LENGTH - (len(sequence) - row.start)]
+
+
+def test_same_seed_gives_identical_windows(synthetic):
+    def draw(seed):
+        return draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=5,
+                            reverse_complement_p=0.5, circular=True, rng=rng_for(seed, "windows"))
+
+    pd.testing.assert_frame_equal(draw(0), draw(0))
+    assert not draw(0)["start"].equals(draw(1)["start"])
+
+
+def test_rng_for_is_independent_per_purpose():
+    assert rng_for(0, "windows").integers(1 << 30, size=5).tolist() == \
+        rng_for(0, "windows").integers(1 << 30, size=5).tolist()
+    assert rng_for(0, "windows").integers(1 << 30, size=5).tolist() != \
+        rng_for(0, "test").integers(1 << 30, size=5).tolist()
+    assert rng_for(0, "windows").integers(1 << 30, size=5).tolist() != \
+        rng_for(1, "windows").integers(1 << 30, size=5).tolist()
+
+
+def test_reverse_complement_probability_is_about_one_half(synthetic):
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=120,
+                           reverse_complement_p=0.5, circular=False, rng=rng_for(0, "windows"))
+    fraction = (windows["strand"] == "-").mean()
+    assert len(windows) == 3960
+    assert 0.45 < fraction < 0.55  # binomial sd ~0.008
+
+
+@pytest.mark.parametrize("probability, strand", [(0.0, "+"), (1.0, "-")])
+def test_reverse_complement_probability_extremes(synthetic, probability, strand):
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=5,
+                           reverse_complement_p=probability, circular=False, rng=rng_for(0, "windows"))
+    assert (windows["strand"] == strand).all()
+
+
+def test_window_longer_than_sequence_is_an_error():
+    sequences = {"p1": "ACGT" * 10}
+    plasmids = pd.DataFrame({"id": ["p1"], "label": ["x"]})
+    with pytest.raises(PlasmidlmError, match="record p1: sequence of 40 nt is shorter than the window length 100"):
+        draw_windows(sequences, plasmids, 100, "first", 1, 0.5, circular=False, rng=rng_for(0, "w"))
+
+
+def test_unknown_strategy_is_an_error(synthetic):
+    with pytest.raises(PlasmidlmError, match="unknown value 'middle'"):
+        draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "middle", 1, 0.5, False, rng_for(0, "w"))
+
+
+def test_window_ids_use_prefix_and_are_sequential(synthetic):
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic).head(2), LENGTH, "first", 2, 0.5, False,
+                           rng_for(0, "w"), prefix="train")
+    assert list(windows["window_id"]) == ["train0000000", "train0000001", "train0000002", "train0000003"]
+
+
+# --- draw_balanced_windows --------------------------------------------------------------------------
+
+
+def test_balanced_windows_equal_per_class_and_per_plasmid(synthetic):
+    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=200,
+                                    circular=False, rng=rng_for(0, "test"))
+    assert len(windows) == 200
+    assert windows["label"].value_counts().to_dict() == {"alpha": 50, "beta": 50, "gamma": 50, "delta": 50}
+    per_plasmid = windows.groupby(["label", "plasmid_id"]).size()
+    for label, n_plasmids in {"alpha": 12, "beta": 9, "gamma": 7, "delta": 5}.items():
+        counts = per_plasmid.loc[label]
+        assert len(counts) == n_plasmids  # every plasmid is used
+        assert counts.max() - counts.min() <= 1
+    for row in windows.itertuples():
+        assert row.sequence == expected_window(synthetic.sequences[row.plasmid_id], row.start, row.strand,
+                                               LENGTH, circular=False)
+
+
+def test_balanced_windows_fewer_than_plasmids_uses_each_at_most_once(synthetic):
+    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=20,
+                                    circular=False, rng=rng_for(0, "test"))
+    assert (windows["label"].value_counts() == 5).all()
+    assert windows["plasmid_id"].is_unique
+
+
+def test_balanced_windows_remainder_goes_to_first_classes_by_name(synthetic):
+    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=42,
+                                    circular=False, rng=rng_for(0, "test"))
+    # sorted labels: alpha, beta, delta, gamma -> the two extra windows go to alpha and beta
+    assert windows["label"].value_counts().to_dict() == {"alpha": 11, "beta": 11, "delta": 10, "gamma": 10}
+
+
+def test_balanced_windows_are_deterministic(synthetic):
+    def draw():
+        return draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=60,
+                                     circular=True, rng=rng_for(3, "val"), prefix="v")
+
+    pd.testing.assert_frame_equal(draw(), draw())
+
+
+# --- leakage ----------------------------------------------------------------------------------------
+
+
+def window_frame(rows):
+    return pd.DataFrame(rows, columns=["plasmid_id", "sequence"])
+
+
+def test_assert_no_plasmid_leakage_passes_for_disjoint_plasmids():
+    assert_no_plasmid_leakage(window_frame([("p1", "AC")]), window_frame([("p2", "AC")]), "training windows")
+
+
+def test_assert_no_plasmid_leakage_raises_for_shared_plasmid():
+    test = window_frame([("p1", "AC"), ("p3", "GG"), ("p2", "TT")])
+    train = window_frame([("p4", "AC"), ("p3", "CC"), ("p2", "AA")])
+    with pytest.raises(PlasmidlmError, match=r"leakage: 2 test plasmid\(s\) also in training windows \(e.g. p2\)"):
+        assert_no_plasmid_leakage(test, train, "training windows")
+
+
+def test_shared_window_sequences_counts_both_strands():
+    train = window_frame([("t1", "AAACCG"), ("t2", "GGGTTA")])
+    test = window_frame([
+        ("s1", "AAACCG"),                   # identical
+        ("s2", reverse_complement("GGGTTA")),  # reverse complement of a training window
+        ("s3", "ACACAC"),                   # not present
+        ("s4", "AAACCC"),                   # one base off
+    ])
+    assert shared_window_sequences(test, train) == 2
+    assert shared_window_sequences(test, window_frame([])) == 0

@@ -1,0 +1,15 @@
+import torch
+
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+torch.set_num_threads(snakemake.threads)
+run_logged(
+    snakemake.log[0],
+    pipeline.evaluate,
+    checkpoint_dir=snakemake.input.checkpoint,
+    test_windows=snakemake.input.test,
+    batch_size=snakemake.params.batch_size,
+    out_metrics=snakemake.output.metrics,
+    out_predictions=snakemake.output.predictions,
+)

@@ -1,0 +1,15 @@
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+run_logged(
+    snakemake.log[0],
+    pipeline.held_out_windows,
+    fasta=snakemake.input.fasta,
+    split_path=snakemake.input.split,
+    split_name=snakemake.wildcards.held_out,
+    length=snakemake.params.length,
+    count=snakemake.params.n_windows,
+    circular=snakemake.params.circular,
+    seed=snakemake.params.seed,
+    out=snakemake.output[0],
+)

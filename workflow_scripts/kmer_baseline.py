@@ -1,0 +1,15 @@
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+run_logged(
+    snakemake.log[0],
+    pipeline.kmer_baseline,
+    fasta=snakemake.input.fasta,
+    split_path=snakemake.input.split,
+    test_windows=snakemake.input.test,
+    kmer_config=snakemake.params.kmer,
+    length=snakemake.params.length,
+    seed=snakemake.params.seed,
+    out_metrics=snakemake.output.metrics,
+    out_predictions=snakemake.output.predictions,
+)

@@ -1,0 +1,11 @@
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+run_logged(
+    snakemake.log[0],
+    pipeline.majority_baseline,
+    split_path=snakemake.input.split,
+    test_windows=snakemake.input.test,
+    out_metrics=snakemake.output.metrics,
+    out_predictions=snakemake.output.predictions,
+)

@@ -1,0 +1,20 @@
+import torch
+
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+torch.set_num_threads(snakemake.threads)
+run_logged(
+    snakemake.log[0],
+    pipeline.train,
+    train_windows=snakemake.input.windows,
+    val_windows=snakemake.input.val,
+    split_path=snakemake.input.split,
+    model_config=snakemake.params.model,
+    train_config=snakemake.params.train,
+    window_length=snakemake.params.window_length,
+    seed=snakemake.params.seed,
+    model_dir=snakemake.params.model_dir,
+    out_summary=snakemake.output.summary,
+    out_log=snakemake.output.log_table,
+)
