@@ -5,10 +5,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The workflow always uses the library of its own checkout, locally and inside cluster jobs.
-SRC = os.path.join(workflow.basedir, "src")
-sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+# The workflow uses the library of its own checkout; its scripts find it through the link
+# workflow_scripts/plasmidlm -> ../src/plasmidlm (Snakemake puts a script's folder on sys.path).
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from plasmidlm.config import SCHEMA_PATH, resolve_experiments
 
@@ -30,7 +29,7 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         f"{RUN}/report/report.html",
         f"{RUN}/report/comparison.tsv",
-    default_target: True

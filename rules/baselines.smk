@@ -6,18 +6,18 @@ rule kmer_baseline:
     output:
         metrics=f"{RUN}/baselines/kmer/metrics.json",
         predictions=f"{RUN}/baselines/kmer/predictions.tsv.gz",
-    params:
-        kmer=config["baselines"]["kmer"],
-        length=config["windows"]["length"],
-        seed=config["seed"],
     log:
         f"{RUN}/logs/baselines/kmer.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../envs/plasmidlm.yaml"
+    params:
+        kmer=config["baselines"]["kmer"],
+        length=config["windows"]["length"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/kmer_baseline.py"
 
@@ -31,11 +31,11 @@ rule majority_baseline:
         predictions=f"{RUN}/baselines/majority/predictions.tsv.gz",
     log:
         f"{RUN}/logs/baselines/majority.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/plasmidlm.yaml"
     script:
         "../workflow_scripts/majority_baseline.py"

@@ -5,17 +5,17 @@ rule validate:
     output:
         table=f"{RUN}/data/validated.tsv",
         summary=f"{RUN}/data/validate.json",
-    params:
-        data=config["data"],
-        window_length=config["windows"]["length"],
     log:
         f"{RUN}/logs/validate.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/plasmidlm.yaml"
+    params:
+        data=config["data"],
+        window_length=config["windows"]["length"],
     script:
         "../workflow_scripts/validate.py"
 
@@ -26,16 +26,16 @@ rule select_classes:
     output:
         selected=f"{RUN}/data/selected.tsv",
         classes=f"{RUN}/data/classes.tsv",
-    params:
-        classes=config["classes"],
     log:
         f"{RUN}/logs/select_classes.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/plasmidlm.yaml"
+    params:
+        classes=config["classes"],
     script:
         "../workflow_scripts/select_classes.py"
 
@@ -46,17 +46,17 @@ rule split:
     output:
         split=f"{RUN}/data/split.tsv",
         summary=f"{RUN}/data/split_summary.tsv",
-    params:
-        split=config["split"],
-        seed=config["seed"],
     log:
         f"{RUN}/logs/split.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/plasmidlm.yaml"
+    params:
+        split=config["split"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/split.py"
 
@@ -67,19 +67,19 @@ rule held_out_windows:
         split=f"{RUN}/data/split.tsv",
     output:
         f"{RUN}/data/{{held_out}}_windows.tsv.gz",
+    log:
+        f"{RUN}/logs/{{held_out}}_windows.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
         length=config["windows"]["length"],
         n_windows=lambda wildcards: config["windows"][f"{wildcards.held_out}_count"],
         circular=config["windows"]["circular"],
         seed=config["seed"],
-    log:
-        f"{RUN}/logs/{{held_out}}_windows.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../envs/plasmidlm.yaml"
     script:
         "../workflow_scripts/held_out_windows.py"
 
@@ -92,17 +92,17 @@ rule training_windows:
     output:
         windows=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
         leakage=f"{RUN}/{{experiment}}/leakage.json",
-    params:
-        windows=lambda wildcards: EXPERIMENTS[wildcards.experiment]["windows"],
-        length=config["windows"]["length"],
-        seed=config["seed"],
     log:
         f"{RUN}/logs/{{experiment}}/training_windows.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/plasmidlm.yaml"
+    params:
+        windows=lambda wildcards: EXPERIMENTS[wildcards.experiment]["windows"],
+        length=config["windows"]["length"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/training_windows.py"

@@ -6,15 +6,15 @@ rule evaluate_checkpoint:
     output:
         metrics=f"{RUN}/{{experiment}}/eval/checkpoint-{{step}}/metrics.json",
         predictions=f"{RUN}/{{experiment}}/eval/checkpoint-{{step}}/predictions.tsv.gz",
-    params:
-        batch_size=config["evaluate"]["batch_size"],
     log:
         f"{RUN}/logs/{{experiment}}/evaluate_checkpoint-{{step}}.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../envs/plasmidlm.yaml"
+    params:
+        batch_size=config["evaluate"]["batch_size"],
     script:
         "../workflow_scripts/evaluate_checkpoint.py"

@@ -5,16 +5,16 @@ rule provenance:
     output:
         provenance=f"{RUN}/provenance.json",
         config=f"{RUN}/config.yaml",
-    params:
-        config=config,
     log:
         f"{RUN}/logs/provenance.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/plasmidlm.yaml"
+    params:
+        config=config,
     script:
         "../workflow_scripts/provenance.py"
 
@@ -22,10 +22,16 @@ rule provenance:
 rule report:
     input:
         metrics=checkpoint_metrics,
-        summaries=expand(f"{RUN}/{{experiment}}/model/train_summary.json", experiment=EXPERIMENTS),
-        training_logs=expand(f"{RUN}/{{experiment}}/model/training_log.tsv", experiment=EXPERIMENTS),
+        summaries=expand(
+            f"{RUN}/{{experiment}}/model/train_summary.json", experiment=EXPERIMENTS
+        ),
+        training_logs=expand(
+            f"{RUN}/{{experiment}}/model/training_log.tsv", experiment=EXPERIMENTS
+        ),
         leakage=expand(f"{RUN}/{{experiment}}/leakage.json", experiment=EXPERIMENTS),
-        baselines=expand(f"{RUN}/baselines/{{baseline}}/metrics.json", baseline=baseline_names()),
+        baselines=expand(
+            f"{RUN}/baselines/{{baseline}}/metrics.json", baseline=baseline_names()
+        ),
         split_summary=f"{RUN}/data/split_summary.tsv",
         classes=f"{RUN}/data/classes.tsv",
         validation=f"{RUN}/data/validate.json",
@@ -41,18 +47,18 @@ rule report:
             caption="captions/report.rst",
             category="Comparison",
         ),
-    params:
-        run_dir=RUN,
-        experiments=list(EXPERIMENTS),
-        baselines=baseline_names(),
-        config=config,
     log:
         f"{RUN}/logs/report.log",
+    conda:
+        "../envs/plasmidlm.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/plasmidlm.yaml"
+    params:
+        run_dir=lambda wildcards, input: os.path.dirname(input.provenance),
+        experiments=list(EXPERIMENTS),
+        baselines=baseline_names(),
+        config=config,
     script:
         "../workflow_scripts/report.py"

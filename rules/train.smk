@@ -9,19 +9,19 @@ checkpoint train:
     output:
         summary=f"{RUN}/{{experiment}}/model/train_summary.json",
         log_table=f"{RUN}/{{experiment}}/model/training_log.tsv",
+    log:
+        f"{RUN}/logs/{{experiment}}/train.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=1440,
     params:
         model=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"],
         train=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"],
         window_length=config["windows"]["length"],
         seed=config["seed"],
         model_dir=lambda wildcards: f"{RUN}/{wildcards.experiment}/model",
-    log:
-        f"{RUN}/logs/{{experiment}}/train.log",
-    threads: 2
-    resources:
-        mem_mb=16000,
-        runtime=1440,
-    conda:
-        "../envs/plasmidlm.yaml"
     script:
         "../workflow_scripts/train.py"
