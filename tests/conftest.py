@@ -105,3 +105,27 @@ def demo_data() -> DemoData:
     data = DemoData(fasta=DEMO_DIR / "sequences.fasta.gz", labels=DEMO_DIR / "labels.tsv")
     assert data.fasta.exists() and data.labels.exists(), f"demo data missing under {DEMO_DIR}"
     return data
+
+
+# --- a tiny built-in model, saved like a training checkpoint ----------------------------------------
+
+TINY = {"name_or_path": "builtin", "preset": "tiny", "kmer": 3, "kmer_stride": 1}
+WINDOW = 60
+CLASSES = ["a", "b"]
+
+
+def random_windows(n: int, length: int = WINDOW, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("ACGT"), size=length)) for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A freshly initialised tiny built-in model saved like a training checkpoint."""
+    from plasmidlm.model import build_or_load
+
+    model, tokenizer = build_or_load(dict(TINY), WINDOW, CLASSES, seed=0)
+    directory = tmp_path_factory.mktemp("tiny_checkpoint")
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory, model.eval(), tokenizer

@@ -13,25 +13,7 @@ from plasmidlm.evaluate import classes_of, evaluate_checkpoint, predict_proba
 from plasmidlm.model import METADATA_KEY, build_or_load, load_checkpoint
 from plasmidlm.tokenize import SPECIAL_TOKENS, build_kmer_tokenizer, encode, kmer_text, model_text, n_tokens
 
-TINY = {"name_or_path": "builtin", "preset": "tiny", "kmer": 3, "kmer_stride": 1}
-WINDOW = 60
-CLASSES = ["a", "b"]
-
-
-def random_windows(n: int, length: int = WINDOW, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("ACGT"), size=length)) for _ in range(n)]
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """A freshly initialised tiny built-in model saved like a training checkpoint."""
-    model, tokenizer = build_or_load(dict(TINY), WINDOW, CLASSES, seed=0)
-    directory = tmp_path_factory.mktemp("tiny_checkpoint")
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory, model.eval(), tokenizer
-
+from conftest import CLASSES, TINY, WINDOW, random_windows
 
 # --- k-mer text -------------------------------------------------------------------------------------
 

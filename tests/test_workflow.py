@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 
@@ -186,3 +187,15 @@ def test_slurm_profile_resolves_from_the_repository_root():
                        check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Using profiles slurm" in result.stdout + result.stderr
+
+
+def test_report_regenerates_from_a_moved_results_folder(finished_run, tmp_path):
+    from plasmidlm.cli import main
+
+    _, _, run = finished_run
+    moved = shutil.copytree(run, tmp_path / "elsewhere" / "e2e")
+    (moved / "report" / "comparison.tsv").unlink()
+    assert main(["report", str(moved)]) == 0
+    original = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
+    regenerated = pd.read_csv(moved / "report" / "comparison.tsv", sep="\t")
+    pd.testing.assert_frame_equal(original, regenerated)

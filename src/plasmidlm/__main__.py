@@ -1,0 +1,5 @@
+import sys
+
+from plasmidlm.cli import main
+
+sys.exit(main())

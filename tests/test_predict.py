@@ -1,0 +1,107 @@
+"""The predict command: tiling, agreement with the evaluation step, portability and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import CLASSES, WINDOW, random_windows, write_fasta
+from plasmidlm import PlasmidlmError
+from plasmidlm.cli import main
+from plasmidlm.evaluate import evaluate_checkpoint
+from plasmidlm.predict import predict_fasta, tile_starts
+
+
+def test_tile_starts_cover_the_whole_sequence():
+    assert tile_starts(250, 100, 100) == [0, 100, 150]
+    assert tile_starts(300, 100, 100) == [0, 100, 200]
+    assert tile_starts(100, 100, 50) == [0]
+    assert tile_starts(99, 100, 50) == []
+
+
+def test_predictions_equal_the_evaluation_step_for_the_same_windows(tiny_checkpoint, tmp_path):
+    directory, _, _ = tiny_checkpoint
+    sequences = random_windows(30, seed=3)
+    windows = pd.DataFrame({"window_id": [f"w{i}" for i in range(30)], "plasmid_id": [f"s{i}" for i in range(30)],
+                            "label": ["a", "b"] * 15, "start": 0, "strand": "+", "sequence": sequences})
+    evaluated, _ = evaluate_checkpoint(directory, windows, batch_size=7)
+    fasta = write_fasta(tmp_path / "one_window_each.fa", zip(windows["plasmid_id"], sequences))
+    predict_fasta(directory, fasta, tmp_path / "out", batch_size=8, log=lambda message: None)
+    per_sequence = pd.read_csv(tmp_path / "out.sequences.tsv", sep="\t")
+    assert list(per_sequence["sequence_id"]) == list(windows["plasmid_id"])
+    assert (per_sequence["windows"] == 1).all()
+    for name in CLASSES:
+        np.testing.assert_allclose(per_sequence[f"prob_{name}"], evaluated[f"prob_{name}"], atol=1e-5)
+    assert list(per_sequence["predicted"]) == list(evaluated["predicted"])
+
+
+def test_sequence_probabilities_are_the_mean_of_its_windows(tiny_checkpoint, tmp_path):
+    directory, _, _ = tiny_checkpoint
+    sequence = random_windows(1, length=3 * WINDOW + 10, seed=5)[0]
+    fasta = write_fasta(tmp_path / "long.fa.gz", [("long", sequence)], compress=True)
+    predict_fasta(directory, fasta, tmp_path / "out", stride=WINDOW // 2, log=lambda message: None)
+    with gzip.open(tmp_path / "out.windows.tsv.gz", "rt") as handle:
+        windows = pd.read_csv(handle, sep="\t")
+    assert list(windows["start"]) == tile_starts(len(sequence), WINDOW, WINDOW // 2)
+    per_sequence = pd.read_csv(tmp_path / "out.sequences.tsv", sep="\t").iloc[0]
+    assert per_sequence["windows"] == len(windows)
+    assert per_sequence["prob_a"] == pytest.approx(windows["prob_a"].mean(), abs=1e-5)
+
+
+def test_a_model_directory_copied_elsewhere_still_works(tiny_checkpoint, tmp_path):
+    directory, _, _ = tiny_checkpoint
+    copy = shutil.copytree(directory, tmp_path / "elsewhere" / "model")
+    fasta = write_fasta(tmp_path / "in.fa", [("x", random_windows(1, seed=9)[0])])
+    summary = predict_fasta(copy, fasta, tmp_path / "out", log=lambda message: None)
+    assert summary["windows"] == 1
+
+
+def test_sequences_shorter_than_a_window_are_reported_not_dropped(tiny_checkpoint, tmp_path):
+    directory, _, _ = tiny_checkpoint
+    fasta = write_fasta(tmp_path / "in.fa", [("long", random_windows(1, seed=1)[0]), ("short", "ACGT" * 5)])
+    messages = []
+    summary = predict_fasta(directory, fasta, tmp_path / "out", log=messages.append)
+    assert summary["too_short"] == 1
+    table = pd.read_csv(tmp_path / "out.sequences.tsv", sep="\t")
+    assert table.set_index("sequence_id").loc["short", "windows"] == 0
+    assert any("short" in message and "shorter" in message for message in messages)
+
+
+def test_both_strands_averages_a_window_and_its_reverse_complement(tiny_checkpoint, tmp_path):
+    directory, _, _ = tiny_checkpoint
+    window = random_windows(1, seed=2)[0]
+    reverse = window.translate(str.maketrans("ACGT", "TGCA"))[::-1]
+    fasta = write_fasta(tmp_path / "in.fa", [("fwd", window), ("rev", reverse)])
+    predict_fasta(directory, fasta, tmp_path / "out", both_strands=True, log=lambda message: None)
+    table = pd.read_csv(tmp_path / "out.sequences.tsv", sep="\t")
+    assert table.loc[0, "prob_a"] == pytest.approx(table.loc[1, "prob_a"], abs=1e-5)
+
+
+@pytest.mark.parametrize("content, message", [
+    (">x\nACGTJ\n", "character 'J'"),
+    ("", "file is empty"),
+])
+def test_bad_fasta_is_a_clear_error_and_leaves_no_output(tiny_checkpoint, tmp_path, content, message):
+    directory, _, _ = tiny_checkpoint
+    (tmp_path / "bad.fa").write_text(content)
+    with pytest.raises(PlasmidlmError, match=message):
+        predict_fasta(directory, tmp_path / "bad.fa", tmp_path / "out", log=lambda message: None)
+    assert list(tmp_path.iterdir()) == [tmp_path / "bad.fa"]
+
+
+def test_missing_weights_are_a_clear_error(tiny_checkpoint, tmp_path):
+    directory, _, _ = tiny_checkpoint
+    broken = shutil.copytree(directory, tmp_path / "broken")
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(PlasmidlmError, match="no model weights"):
+        predict_fasta(broken, tmp_path / "in.fa", tmp_path / "out")
+
+
+def test_cli_reports_errors_in_one_line_with_exit_status_1(tmp_path, capsys):
+    assert main(["predict", "--model", str(tmp_path / "missing"), "--fasta", "x.fa", "--out", "y"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == f"plasmidlm: error: {tmp_path / 'missing'}: model directory not found"
