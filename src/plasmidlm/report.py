@@ -42,6 +42,7 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> p
     ties); the test metrics play no part in choosing it.
     """
     run_dir = Path(run_dir)
+    experiments, baselines = sorted(experiments), sorted(baselines)
     rows = []
     for experiment in experiments:
         summary = io.read_json(run_dir / experiment / "model" / "train_summary.json")
