@@ -26,6 +26,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/baselines.smk"
 include: "rules/report.smk"
+include: "rules/predict.smk"
 
 
 rule all:
@@ -33,3 +34,8 @@ rule all:
     input:
         f"{RUN}/report/report.html",
         f"{RUN}/report/comparison.tsv",
+        expand(
+            f"{RUN}/predict/{{sample}}/{{experiment}}.sequences.tsv",
+            sample=config["predict"]["fasta"],
+            experiment=EXPERIMENTS,
+        ),

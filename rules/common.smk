@@ -1,10 +1,12 @@
 import json
+import re
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS) or "no-experiments",
     step=r"\d+",
     held_out="val|test",
+    sample="|".join(map(re.escape, config["predict"]["fasta"])) or "no-samples",
 
 
 def checkpoint_steps(experiment):

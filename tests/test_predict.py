@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 
 import numpy as np
@@ -12,8 +13,8 @@ import pytest
 from conftest import CLASSES, WINDOW, random_windows, write_fasta
 from plasmidlm import PlasmidlmError
 from plasmidlm.cli import main
-from plasmidlm.evaluate import evaluate_checkpoint
-from plasmidlm.predict import predict_fasta, tile_starts
+from plasmidlm.evaluate import embed_windows, evaluate_checkpoint
+from plasmidlm.predict import embed_fasta, predict_fasta, tile_starts
 
 
 def test_tile_starts_cover_the_whole_sequence():
@@ -105,3 +106,52 @@ def test_cli_reports_errors_in_one_line_with_exit_status_1(tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "missing"), "--fasta", "x.fa", "--out", "y"]) == 1
     error = capsys.readouterr().err.strip()
     assert error == f"plasmidlm: error: {tmp_path / 'missing'}: model directory not found"
+
+
+def test_embed_writes_mean_pooled_window_and_sequence_embeddings(tiny_checkpoint, tmp_path):
+    directory, model, tokenizer = tiny_checkpoint
+    long_sequence = random_windows(1, length=2 * WINDOW, seed=4)[0]
+    fasta = write_fasta(tmp_path / "in.fa", [("long", long_sequence), ("short", "ACGT")])
+    summary = embed_fasta(directory, fasta, tmp_path / "emb", log=lambda message: None)
+    windows = np.load(tmp_path / "emb.windows.npy")
+    sequences = np.load(tmp_path / "emb.sequences.npy")
+    assert summary == {"sequences": 1, "too_short": 1, "windows": 2, "dimensions": model.config.hidden_size}
+    assert windows.shape == (2, model.config.hidden_size)
+    window_ids = pd.read_csv(tmp_path / "emb.windows.tsv", sep="\t")
+    assert list(window_ids["start"]) == [0, WINDOW]
+    expected = embed_windows(model, tokenizer, model.config.plasmidlm,
+                             [long_sequence[:WINDOW], long_sequence[WINDOW:]])
+    np.testing.assert_allclose(windows, expected, atol=1e-5)
+    np.testing.assert_allclose(sequences[0], windows.mean(axis=0), atol=1e-5)
+    assert np.isnan(sequences[1]).all()
+    assert list(pd.read_csv(tmp_path / "emb.sequences.tsv", sep="\t")["windows"]) == [2, 0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "emb.sequences.npy", "emb.sequences.tsv", "emb.windows.npy", "emb.windows.tsv", "in.fa"]
+
+
+def test_embeddings_are_a_mean_over_non_padding_tokens_only(tiny_checkpoint):
+    _, model, tokenizer = tiny_checkpoint
+    short, long = random_windows(1, length=30, seed=6)[0], random_windows(1, length=WINDOW, seed=7)[0]
+    alone = embed_windows(model, tokenizer, model.config.plasmidlm, [short])
+    padded = embed_windows(model, tokenizer, model.config.plasmidlm, [short, long])
+    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+
+
+def test_a_model_without_recorded_window_length_needs_one(tiny_checkpoint, tmp_path):
+    directory, _, _ = tiny_checkpoint
+    foreign = shutil.copytree(directory, tmp_path / "foreign")
+    config = json.loads((foreign / "config.json").read_text())
+    config["plasmidlm"]["window_length"] = None
+    (foreign / "config.json").write_text(json.dumps(config))
+    fasta = write_fasta(tmp_path / "in.fa", [("x", random_windows(1, seed=8)[0])])
+    with pytest.raises(PlasmidlmError, match="--window-length"):
+        predict_fasta(foreign, fasta, tmp_path / "out")
+    assert predict_fasta(foreign, fasta, tmp_path / "out", window_length=30, log=lambda m: None)["windows"] == 2
+
+
+def test_cli_embed_writes_arrays(tiny_checkpoint, tmp_path, capsys):
+    directory, _, _ = tiny_checkpoint
+    fasta = write_fasta(tmp_path / "in.fa", [("x", random_windows(1, seed=8)[0])])
+    assert main(["embed", "--model", str(directory), "--fasta", str(fasta), "--out", str(tmp_path / "e")]) == 0
+    assert np.load(tmp_path / "e.sequences.npy").shape[0] == 1
+    assert "1 window and 1 sequence embedding(s)" in capsys.readouterr().out

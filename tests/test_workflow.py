@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import DEMO_DIR, REPO_ROOT
+from conftest import DEMO_DIR, REPO_ROOT, write_fasta
 
 WINDOW_COLUMNS = ["window_id", "plasmid_id", "label", "start", "strand", "sequence"]
 EXPERIMENTS = ("first", "random")
@@ -42,8 +42,10 @@ def reduced_config() -> dict:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
+    new_sequences = write_fasta(workdir / "new.fasta", [("new_1", "ACGT" * 40), ("new_2", "GATTACA" * 30),
+                                                         ("tiny", "ACGT")])
     config = workdir / "reduced.yaml"
-    config.write_text(yaml.safe_dump(reduced_config()))
+    config.write_text(yaml.safe_dump(reduced_config() | {"predict": {"fasta": {"new": str(new_sequences)}}}))
     result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
     assert result.returncode == 0, result.stderr[-5000:]
     return workdir, config, workdir / "results" / "e2e"
@@ -199,3 +201,15 @@ def test_report_regenerates_from_a_moved_results_folder(finished_run, tmp_path):
     original = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
     regenerated = pd.read_csv(moved / "report" / "comparison.tsv", sep="\t")
     pd.testing.assert_frame_equal(original, regenerated)
+
+
+def test_predict_rule_uses_the_best_checkpoint_of_each_experiment(finished_run):
+    _, _, run = finished_run
+    comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
+    for experiment in EXPERIMENTS:
+        sequences = pd.read_csv(run / "predict" / "new" / f"{experiment}.sequences.tsv", sep="\t")
+        assert list(sequences["sequence_id"]) == ["new_1", "new_2", "tiny"]
+        assert list(sequences["windows"]) == [3, 4, 0]
+        best = int(comparison[(comparison["experiment"] == experiment) & comparison["best"]]["checkpoint"].item())
+        log = (run / "logs" / experiment / "predict_new.log").read_text()
+        assert f"best checkpoint by validation accuracy: checkpoint-{best}" in log

@@ -61,7 +61,7 @@ def select_classes(
     if len(chosen) < 2:
         raise PlasmidlmError(
             f"config classes: selection leaves {len(chosen)} class(es); at least 2 are needed "
-            f"(available: {', '.join(f'{l} ({n})' for l, n in zip(counts['label'], counts['plasmids']))})"
+            f"(available: {', '.join(f'{name} ({n})' for name, n in zip(counts['label'], counts['plasmids']))})"
         )
     counts["selected"] = counts["label"].isin(chosen)
     selected = table[table["label"].isin(chosen)].reset_index(drop=True)

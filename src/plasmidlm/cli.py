@@ -11,13 +11,26 @@ import yaml
 from plasmidlm import PlasmidlmError, __version__
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _predict(args) -> None:
     from plasmidlm.predict import predict_fasta
 
     summary = predict_fasta(args.model, args.fasta, args.out, stride=args.stride, batch_size=args.batch_size,
-                            both_strands=args.both_strands, log=lambda message: print(message, file=sys.stderr))
-    print(f"{summary['sequences']} sequence(s), {summary['windows']} window(s) in {summary['seconds']:.1f} s; "
+                            both_strands=args.both_strands, window_length=args.window_length, log=_log)
+    print(f"{summary['sequences']} sequence(s) classified from {summary['windows']} window(s); "
           f"wrote {args.out}.sequences.tsv and {args.out}.windows.tsv.gz")
+
+
+def _embed(args) -> None:
+    from plasmidlm.predict import embed_fasta
+
+    summary = embed_fasta(args.model, args.fasta, args.out, stride=args.stride, batch_size=args.batch_size,
+                          window_length=args.window_length, log=_log)
+    print(f"{summary['windows']} window and {summary['sequences']} sequence embedding(s) of dimension "
+          f"{summary['dimensions']}; wrote {args.out}.windows.npy/.tsv and {args.out}.sequences.npy/.tsv")
 
 
 def _report(args) -> None:
@@ -32,19 +45,29 @@ def _report(args) -> None:
     print(f"wrote {run_dir / 'report' / 'report.html'}")
 
 
+def _add_model_arguments(parser, outputs: str) -> None:
+    parser.add_argument("--model", required=True, help="trained model directory (e.g. a checkpoint-<step>)")
+    parser.add_argument("--fasta", required=True, help="FASTA file (plain or gzip)")
+    parser.add_argument("--out", required=True, help=f"output prefix: writes {outputs}")
+    parser.add_argument("--stride", type=int, help="step between windows in nt (default: the window length)")
+    parser.add_argument("--batch-size", type=int, default=256, help="windows per inference batch")
+    parser.add_argument("--window-length", type=int,
+                        help="window length in nt, for models not trained by plasmidlm (default: from the model)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plasmidlm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"plasmidlm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", help="classify the sequences of a FASTA with a trained model")
-    predict.add_argument("--model", required=True, help="trained model directory (e.g. a checkpoint-<step>)")
-    predict.add_argument("--fasta", required=True, help="FASTA file (plain or gzip)")
-    predict.add_argument("--out", required=True, help="output prefix: PREFIX.sequences.tsv, PREFIX.windows.tsv.gz")
-    predict.add_argument("--stride", type=int, help="step between windows in nt (default: the window length)")
-    predict.add_argument("--batch-size", type=int, default=256, help="windows per inference batch")
+    _add_model_arguments(predict, "PREFIX.sequences.tsv and PREFIX.windows.tsv.gz")
     predict.add_argument("--both-strands", action="store_true", help="average predictions over both strands")
     predict.set_defaults(run=_predict)
+
+    embed = commands.add_parser("embed", help="mean-pooled embeddings of the windows and sequences of a FASTA")
+    _add_model_arguments(embed, "PREFIX.windows.npy/.tsv and PREFIX.sequences.npy/.tsv")
+    embed.set_defaults(run=_embed)
 
     report = commands.add_parser("report", help="(re)write the report of a finished run folder")
     report.add_argument("run_dir", help="results/<run> folder")

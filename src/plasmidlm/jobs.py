@@ -6,6 +6,8 @@ import contextlib
 import logging
 import sys
 
+from transformers.utils import logging as hf_logging
+
 from plasmidlm import PlasmidlmError
 
 
@@ -15,6 +17,7 @@ def run_logged(log_path, step, /, **kwargs):
     A PlasmidlmError (bad input or config) ends the process with its one-line message, in the log and
     on the real stderr, and exit status 1.
     """
+    hf_logging.disable_progress_bar()  # progress bars make unreadable log files
     real_stderr = sys.stderr
     with open(log_path, "w") as log_file, contextlib.redirect_stdout(log_file), \
             contextlib.redirect_stderr(log_file):

@@ -43,6 +43,15 @@ def probability_columns(classes: list[str]) -> list[str]:
     return [f"prob_{name}" for name in classes]
 
 
+def predictions_table(windows: pd.DataFrame, proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """`window_id`, `plasmid_id`, `label`, `predicted` and one `prob_<class>` column per class."""
+    table = windows[["window_id", "plasmid_id", "label"]].copy()
+    table["predicted"] = np.asarray(classes)[proba.argmax(axis=1)]
+    for column, values in zip(probability_columns(classes), proba.T):
+        table[column] = values
+    return table
+
+
 def per_plasmid(predictions: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     """Mean of window probabilities per plasmid, with the resulting predicted class."""
     columns = probability_columns(classes)

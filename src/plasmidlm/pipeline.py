@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from plasmidlm import PlasmidlmError, __version__, baselines, io
+from plasmidlm import __version__, baselines, io
+from plasmidlm.checkpoints import best_checkpoint
 from plasmidlm.classes import select_classes
 from plasmidlm.evaluate import evaluate_checkpoint
-from plasmidlm.metrics import evaluate_predictions, probability_columns
+from plasmidlm.metrics import evaluate_predictions, predictions_table
+from plasmidlm.predict import predict_fasta
 from plasmidlm.split import split_by_plasmid, split_summary
 from plasmidlm.train import fine_tune, log_history_table
 from plasmidlm.windows import (
@@ -132,10 +134,7 @@ def evaluate(checkpoint_dir, test_windows, batch_size: int, out_metrics, out_pre
 
 
 def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], out_metrics, out_predictions):
-    predictions = test[["window_id", "plasmid_id", "label"]].copy()
-    predictions["predicted"] = np.asarray(classes)[proba.argmax(axis=1)]
-    for column, values in zip(probability_columns(classes), proba.T):
-        predictions[column] = values
+    predictions = predictions_table(test, proba, classes)
     metrics = evaluate_predictions(predictions, classes)
     io.write_table(predictions, out_predictions)
     io.write_json(metrics, out_metrics)
@@ -167,6 +166,15 @@ def majority_baseline(split_path, test_windows, out_metrics, out_predictions, lo
     metrics = _write_baseline(test, baselines.majority_proba(train_labels, len(test), classes), classes,
                               out_metrics, out_predictions)
     log(f"majority class: window accuracy {metrics['window']['accuracy']:.4f}")
+
+
+def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, out_sequences, log=_noop):
+    """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation)."""
+    step = best_checkpoint(model_dir)
+    log(f"best checkpoint by validation accuracy: checkpoint-{step}")
+    out_prefix = str(out_sequences).removesuffix(".sequences.tsv")
+    predict_fasta(Path(model_dir) / f"checkpoint-{step}", fasta, out_prefix, stride=predict_config["stride"],
+                  batch_size=batch_size, both_strands=predict_config["both_strands"], log=log)
 
 
 def package_versions() -> dict:

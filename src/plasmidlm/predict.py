@@ -1,16 +1,20 @@
-"""Classifying new sequences with a trained model directory: tile into windows, predict, aggregate."""
+"""Using a trained model on new sequences: tile into windows, then classify (predict) or embed.
+
+Both stream the FASTA and write results as they go, so memory stays flat whatever the input size.
+"""
 
 from __future__ import annotations
 
 import csv
 import gzip
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from plasmidlm import PlasmidlmError, io
-from plasmidlm.evaluate import classes_of, default_device, predict_proba
+from plasmidlm.evaluate import classes_of, default_device, embed_windows, predict_proba
 from plasmidlm.model import load_checkpoint
 from plasmidlm.windows import reverse_complement
 
@@ -27,9 +31,57 @@ def tile_starts(sequence_length: int, length: int, stride: int) -> list[int]:
     return starts
 
 
-def _batches(fasta, length: int, stride: int, batch_size: int, short: list):
-    """Yield lists of (sequence_id, sequence_length, start, window) across records, streaming the FASTA."""
+def load_model_dir(model_dir, window_length: int | None = None):
+    """Model, tokenizer, metadata and window length of a trained classifier directory."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise PlasmidlmError(f"{model_dir}: model directory not found")
+    if not (model_dir / "config.json").is_file():
+        raise PlasmidlmError(f"{model_dir}: not a Hugging Face model directory (config.json is missing)")
+    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
+        raise PlasmidlmError(f"{model_dir}: no model weights (*.safetensors) in the directory")
+    model, tokenizer, metadata = load_checkpoint(model_dir, default_device())
+    length = window_length or metadata.get("window_length")
+    if not length:
+        raise PlasmidlmError(f"{model_dir}: the model does not record its window length (plasmidlm.window_length "
+                             f"in config.json); give it with --window-length")
+    return model, tokenizer, metadata, length
+
+
+class _SequenceMeans:
+    """Per-sequence sums of window rows, handed out as soon as a sequence's windows are all seen."""
+
+    def __init__(self):
+        self.sums: dict[str, np.ndarray] = {}
+        self.counts: dict[str, int] = {}
+        self.lengths: dict[str, int] = {}
+
+    def add(self, record_id: str, record_length: int, row: np.ndarray) -> None:
+        self.sums[record_id] = self.sums.get(record_id, 0) + row.astype(np.float64)
+        self.counts[record_id] = self.counts.get(record_id, 0) + 1
+        self.lengths[record_id] = record_length
+
+    def pop_finished(self, keep: str | None):
+        """Yield (id, length, windows, sum) of every sequence but `keep` (the one still being read)."""
+        for record_id in [name for name in self.sums if name != keep]:
+            yield record_id, self.lengths.pop(record_id), self.counts.pop(record_id), self.sums.pop(record_id)
+
+
+def _scored_windows(fasta, length: int, stride: int, batch_size: int, score, log, short: list):
+    """Yield (windows, values) per batch of (sequence_id, sequence_length, start, window) tuples."""
+    began, n_windows, last_log = time.perf_counter(), 0, 0.0
     batch = []
+
+    def flush():
+        nonlocal n_windows, last_log
+        values = score([window for *_, window in batch])
+        n_windows += len(batch)
+        seconds = time.perf_counter() - began
+        if seconds - last_log >= PROGRESS_SECONDS:
+            last_log = seconds
+            log(f"{n_windows:,} windows, {n_windows / seconds:,.0f} windows/s")
+        return values
+
     for record_id, sequence in io.iter_fasta(fasta):
         starts = tile_starts(len(sequence), length, stride)
         if not starts:
@@ -37,82 +89,158 @@ def _batches(fasta, length: int, stride: int, batch_size: int, short: list):
         for start in starts:
             batch.append((record_id, len(sequence), start, sequence[start : start + length]))
             if len(batch) == batch_size:
-                yield batch
+                yield batch, flush()
                 batch = []
     if batch:
-        yield batch
+        yield batch, flush()
+    seconds = time.perf_counter() - began
+    log(f"{n_windows:,} windows in {seconds:.1f} s, {n_windows / max(seconds, 1e-9):,.0f} windows/s")
+    if short:
+        log(f"{len(short)} sequence(s) shorter than the model's {length}-nt window were not scored "
+            f"(listed with 0 windows), e.g. {short[0][0]} ({short[0][1]} nt)")
 
 
-def _check_model_dir(model_dir: Path) -> None:
-    if not model_dir.is_dir():
-        raise PlasmidlmError(f"{model_dir}: model directory not found")
-    if not (model_dir / "config.json").is_file():
-        raise PlasmidlmError(f"{model_dir}: not a Hugging Face model directory (config.json is missing)")
-    if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
-        raise PlasmidlmError(f"{model_dir}: no model weights (*.safetensors) in the directory")
+def _mean_rows(batches, on_window):
+    """Consume scored batches, call `on_window` per window, and yield per-sequence means in input order."""
+    means = _SequenceMeans()
+    for batch, values in batches:
+        for (record_id, record_length, start, _), row in zip(batch, values):
+            on_window(record_id, start, row)
+            means.add(record_id, record_length, row)
+        last = batch[-1][0]
+        for record_id, record_length, count, total in means.pop_finished(keep=last):
+            yield record_id, record_length, count, total / count
+    for record_id, record_length, count, total in means.pop_finished(keep=None):
+        yield record_id, record_length, count, total / count
+
+
+def _format(values) -> list[str]:
+    return [f"{value:.6g}" for value in values]
 
 
 def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
-                  both_strands: bool = False, log=print) -> dict:
-    """Write `<out_prefix>.windows.tsv.gz` and `<out_prefix>.sequences.tsv` for every sequence of `fasta`.
+                  both_strands: bool = False, window_length: int | None = None, log=print) -> dict:
+    """Write `<out_prefix>.windows.tsv.gz` (per window) and `<out_prefix>.sequences.tsv` (per sequence).
 
-    The window length and class names come from the model directory. Memory stays flat whatever the
-    input size: the FASTA is streamed and windows are written as they are scored.
+    Windows have the model's training length (read from the model directory) and start every `stride`
+    nt (default: one window length). A sequence's probabilities are the mean of its windows'.
     """
-    model_dir = Path(model_dir)
-    _check_model_dir(model_dir)
-    model, tokenizer, metadata = load_checkpoint(model_dir, default_device())
-    length = metadata.get("window_length")
-    if not length:
-        raise PlasmidlmError(f"{model_dir}: config.json has no plasmidlm.window_length; pass a model trained "
-                             f"by plasmidlm")
+    model, tokenizer, metadata, length = load_model_dir(model_dir, window_length)
     classes = classes_of(model)
-    stride = stride or length
-    windows_path = Path(f"{out_prefix}.windows.tsv.gz")
-    sequences_path = Path(f"{out_prefix}.sequences.tsv")
+    probability_columns = [f"prob_{name}" for name in classes]
+
+    def score(windows):
+        proba = predict_proba(model, tokenizer, metadata, windows, batch_size)
+        if both_strands:
+            proba = (proba + predict_proba(model, tokenizer, metadata, map(reverse_complement, windows),
+                                           batch_size)) / 2
+        return proba
+
+    short: list = []
+    windows_path, sequences_path = Path(f"{out_prefix}.windows.tsv.gz"), Path(f"{out_prefix}.sequences.tsv")
     windows_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_windows = windows_path.with_name(f".{windows_path.name}.tmp")
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    lengths: dict[str, int] = {}
-    short: list = []
-    began, n_windows, last_log = time.perf_counter(), 0, 0.0
+    tmp_sequences = sequences_path.with_name(f".{sequences_path.name}.tmp")
+    n_sequences = n_windows = 0
     try:
-        with gzip.open(tmp_windows, "wt", newline="") as handle:
-            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            writer.writerow(["sequence_id", "start", *[f"prob_{name}" for name in classes]])
-            for batch in _batches(fasta, length, stride, batch_size, short):
-                windows = [window for *_, window in batch]
-                proba = predict_proba(model, tokenizer, metadata, windows, batch_size)
-                if both_strands:
-                    reverse = predict_proba(model, tokenizer, metadata, map(reverse_complement, windows), batch_size)
-                    proba = (proba + reverse) / 2
-                for (record_id, record_length, start, _), row in zip(batch, proba):
-                    writer.writerow([record_id, start, *(f"{value:.6g}" for value in row)])
-                    sums[record_id] = sums.get(record_id, 0) + row
-                    counts[record_id] = counts.get(record_id, 0) + 1
-                    lengths[record_id] = record_length
-                n_windows += len(batch)
-                seconds = time.perf_counter() - began
-                if seconds - last_log >= PROGRESS_SECONDS:
-                    last_log = seconds
-                    log(f"{n_windows:,} windows from {len(counts):,} sequences, {n_windows / seconds:,.0f} windows/s")
-        rows = []
-        for record_id, total in sums.items():
-            mean = total / counts[record_id]
-            rows.append([record_id, lengths[record_id], counts[record_id], classes[int(mean.argmax())],
-                         *(f"{value:.6g}" for value in mean)])
-        rows += [[record_id, record_length, 0, "", *([""] * len(classes))] for record_id, record_length in short]
-        header = ["sequence_id", "length", "windows", "predicted", *[f"prob_{name}" for name in classes]]
-        io.write_atomic(sequences_path, lambda tmp: Path(tmp).write_text(
-            "\n".join("\t".join(map(str, row)) for row in [header, *rows]) + "\n"))
+        with gzip.open(tmp_windows, "wt", newline="") as window_handle, \
+                open(tmp_sequences, "w", newline="") as sequence_handle:
+            window_writer = csv.writer(window_handle, delimiter="\t", lineterminator="\n")
+            sequence_writer = csv.writer(sequence_handle, delimiter="\t", lineterminator="\n")
+            window_writer.writerow(["sequence_id", "start", *probability_columns])
+            sequence_writer.writerow(["sequence_id", "length", "windows", "predicted", *probability_columns])
+
+            def on_window(record_id, start, row):
+                window_writer.writerow([record_id, start, *_format(row)])
+
+            batches = _scored_windows(fasta, length, stride or length, batch_size, score, log, short)
+            for record_id, record_length, count, mean in _mean_rows(batches, on_window):
+                sequence_writer.writerow([record_id, record_length, count, classes[int(mean.argmax())],
+                                          *_format(mean)])
+                n_sequences += 1
+                n_windows += count
+            for record_id, record_length in short:
+                sequence_writer.writerow([record_id, record_length, 0, "", *[""] * len(classes)])
         tmp_windows.replace(windows_path)
-        seconds = time.perf_counter() - began
-        log(f"{n_windows:,} windows from {len(counts):,} sequences, {n_windows / max(seconds, 1e-9):,.0f} windows/s")
+        tmp_sequences.replace(sequences_path)
     finally:
         tmp_windows.unlink(missing_ok=True)
-    if short:
-        log(f"{len(short)} sequence(s) shorter than the model's {length}-nt window were not classified "
-            f"(listed with 0 windows), e.g. {short[0][0]} ({short[0][1]} nt)")
-    return {"sequences": len(sums), "too_short": len(short), "windows": n_windows,
-            "seconds": time.perf_counter() - began}
+        tmp_sequences.unlink(missing_ok=True)
+    return {"sequences": n_sequences, "too_short": len(short), "windows": n_windows}
+
+
+class _NpyRows:
+    """Append float32 rows to a temporary raw file, then write a .npy of the right shape: flat memory."""
+
+    def __init__(self, path: Path, width: int):
+        self.path, self.width, self.rows = path, width, 0
+        self.raw = path.with_name(f".{path.name}.raw")
+        self.handle = open(self.raw, "wb")
+
+    def append(self, row: np.ndarray) -> None:
+        self.handle.write(np.asarray(row, dtype="<f4").tobytes())
+        self.rows += 1
+
+    def finish(self) -> None:
+        self.handle.close()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "wb") as out, open(self.raw, "rb") as raw:
+            np.lib.format.write_array_header_1_0(
+                out, {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.width)})
+            shutil.copyfileobj(raw, out)
+        tmp.replace(self.path)
+
+    def cleanup(self) -> None:
+        self.handle.close()
+        self.raw.unlink(missing_ok=True)
+        self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)
+
+
+def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
+                window_length: int | None = None, log=print) -> dict:
+    """Mean-pooled embeddings per window and per sequence.
+
+    Writes `<out_prefix>.windows.npy` with `<out_prefix>.windows.tsv` (sequence_id, start: one row per
+    array row) and `<out_prefix>.sequences.npy` with `<out_prefix>.sequences.tsv` (sequence_id, length,
+    windows); a sequence shorter than a window has 0 windows and a row of NaN.
+    """
+    model, tokenizer, metadata, length = load_model_dir(model_dir, window_length)
+    width = model.config.hidden_size
+    prefix = Path(out_prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    window_array = _NpyRows(Path(f"{prefix}.windows.npy"), width)
+    sequence_array = _NpyRows(Path(f"{prefix}.sequences.npy"), width)
+    window_ids, sequence_ids = Path(f"{prefix}.windows.tsv"), Path(f"{prefix}.sequences.tsv")
+    tmp_window_ids = window_ids.with_name(f".{window_ids.name}.tmp")
+    tmp_sequence_ids = sequence_ids.with_name(f".{sequence_ids.name}.tmp")
+    short: list = []
+    n_sequences = 0
+    try:
+        with open(tmp_window_ids, "w") as window_handle, open(tmp_sequence_ids, "w") as sequence_handle:
+            window_handle.write("sequence_id\tstart\n")
+            sequence_handle.write("sequence_id\tlength\twindows\n")
+
+            def on_window(record_id, start, row):
+                window_handle.write(f"{record_id}\t{start}\n")
+                window_array.append(row)
+
+            batches = _scored_windows(fasta, length, stride or length, batch_size,
+                                      lambda windows: embed_windows(model, tokenizer, metadata, windows, batch_size),
+                                      log, short)
+            for record_id, record_length, count, mean in _mean_rows(batches, on_window):
+                sequence_handle.write(f"{record_id}\t{record_length}\t{count}\n")
+                sequence_array.append(mean)
+                n_sequences += 1
+            for record_id, record_length in short:
+                sequence_handle.write(f"{record_id}\t{record_length}\t0\n")
+                sequence_array.append(np.full(width, np.nan))
+        window_array.finish()
+        sequence_array.finish()
+        tmp_window_ids.replace(window_ids)
+        tmp_sequence_ids.replace(sequence_ids)
+    finally:
+        for array in (window_array, sequence_array):
+            array.cleanup()
+        tmp_window_ids.unlink(missing_ok=True)
+        tmp_sequence_ids.unlink(missing_ok=True)
+    return {"sequences": n_sequences, "too_short": len(short), "windows": window_array.rows, "dimensions": width}

@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from plasmidlm import __version__, io  # noqa: E402
+from plasmidlm.checkpoints import best_checkpoint, validation_accuracy  # noqa: E402
 from plasmidlm.config import resolve_experiments  # noqa: E402
 from plasmidlm.metrics import HEADLINE  # noqa: E402
 
@@ -45,27 +46,23 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> p
     experiments, baselines = sorted(experiments), sorted(baselines)
     rows = []
     for experiment in experiments:
-        summary = io.read_json(run_dir / experiment / "model" / "train_summary.json")
-        log = io.read_table(run_dir / experiment / "model" / "training_log.tsv")
-        val_accuracy = dict(zip(log["step"], log.get("eval_accuracy", pd.Series(dtype=float))))
+        model_dir = run_dir / experiment / "model"
+        summary = io.read_json(model_dir / "train_summary.json")
+        val_accuracy = validation_accuracy(model_dir)
+        best = best_checkpoint(model_dir)
         for step in summary["checkpoints"]:
             metrics = io.read_json(run_dir / experiment / "eval" / f"checkpoint-{step}" / "metrics.json")
             rows.append({"experiment": experiment, "kind": "fine-tuned", "checkpoint": step,
                          "val_accuracy": val_accuracy.get(step, np.nan), **_metric_row(metrics),
                          "test_windows": metrics["window"]["n"],
-                         "windows_per_second": metrics["inference"]["windows_per_second"]})
+                         "windows_per_second": metrics["inference"]["windows_per_second"],
+                         "best": step == best})
     for baseline in baselines:
         metrics = io.read_json(run_dir / "baselines" / baseline / "metrics.json")
         rows.append({"experiment": baseline, "kind": "baseline", "checkpoint": None, "val_accuracy": np.nan,
-                     **_metric_row(metrics), "test_windows": metrics["window"]["n"]})
+                     **_metric_row(metrics), "test_windows": metrics["window"]["n"], "best": False})
     table = pd.DataFrame(rows)
     table["checkpoint"] = table["checkpoint"].astype("Int64")
-    table["best"] = False
-    for experiment in experiments:
-        rows_of = table[(table["experiment"] == experiment) & table["val_accuracy"].notna()]
-        if len(rows_of):
-            best = rows_of.sort_values(["val_accuracy", "checkpoint"], ascending=[False, True]).index[0]
-            table.loc[best, "best"] = True
     return table
 
 
@@ -178,7 +175,8 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
         for name, settings in _resolved_experiments(config, experiments).items()])
     confusion = []
     for _, row in best.iterrows():
-        metrics = io.read_json(run_dir / row["experiment"] / "eval" / f"checkpoint-{row['checkpoint']}" / "metrics.json")
+        checkpoint_eval = run_dir / row["experiment"] / "eval" / f"checkpoint-{row['checkpoint']}"
+        metrics = io.read_json(checkpoint_eval / "metrics.json")
         for level in LEVELS:
             confusion.append(confusion_plot(metrics[level]["confusion_matrix"], metrics["classes"],
                                             f"{row['experiment']} step {row['checkpoint']}: {level}"))

@@ -159,3 +159,4 @@ def log_history_table(log_history: list[dict]) -> pd.DataFrame:
     keep = [column for column in ("step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss",
                                   "eval_accuracy") if column in table.columns]
     return table[keep].groupby("step", as_index=False).first() if len(table) else table
+

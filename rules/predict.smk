@@ -1,0 +1,24 @@
+rule predict:
+    input:
+        fasta=lambda wildcards: config["predict"]["fasta"][wildcards.sample],
+        summary=f"{RUN}/{{experiment}}/model/train_summary.json",
+        training_log=f"{RUN}/{{experiment}}/model/training_log.tsv",
+    output:
+        sequences=f"{RUN}/predict/{{sample}}/{{experiment}}.sequences.tsv",
+        windows=f"{RUN}/predict/{{sample}}/{{experiment}}.windows.tsv.gz",
+    log:
+        f"{RUN}/logs/{{experiment}}/predict_{{sample}}.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        predict={
+            key: value for key, value in config["predict"].items() if key != "fasta"
+        },
+        batch_size=config["evaluate"]["batch_size"],
+        model_dir=lambda wildcards, input: os.path.dirname(input.summary),
+    script:
+        "../workflow_scripts/predict.py"
