@@ -88,10 +88,8 @@ rule training_windows:
     input:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/test_windows.tsv.gz",
     output:
-        windows=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
-        leakage=f"{RUN}/{{experiment}}/leakage.json",
+        f"{RUN}/{{experiment}}/train_windows.tsv.gz",
     log:
         f"{RUN}/logs/{{experiment}}/training_windows.log",
     conda:
@@ -106,3 +104,24 @@ rule training_windows:
         seed=config["seed"],
     script:
         "../workflow_scripts/training_windows.py"
+
+
+# Separate from drawing the windows, so that a new test window count does not redraw training windows.
+rule leakage:
+    input:
+        split=f"{RUN}/data/split.tsv",
+        train=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
+        val=f"{RUN}/data/val_windows.tsv.gz",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        f"{RUN}/{{experiment}}/leakage.json",
+    log:
+        f"{RUN}/logs/{{experiment}}/leakage.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../workflow_scripts/leakage.py"

@@ -3,6 +3,8 @@ rule evaluate_checkpoint:
         summary=f"{RUN}/{{experiment}}/model/train_summary.json",
         checkpoint=f"{RUN}/{{experiment}}/model/checkpoint-{{step}}",
         test=f"{RUN}/data/test_windows.tsv.gz",
+        # no test metrics unless the leakage check passed
+        leakage=f"{RUN}/{{experiment}}/leakage.json",
     output:
         metrics=f"{RUN}/{{experiment}}/eval/checkpoint-{{step}}/metrics.json",
         predictions=f"{RUN}/{{experiment}}/eval/checkpoint-{{step}}/predictions.tsv.gz",

@@ -6,11 +6,9 @@ run_logged(
     pipeline.training_windows,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
-    test_windows_path=snakemake.input.test,
     windows_config=snakemake.params.windows,
     length=snakemake.params.length,
     seed=snakemake.params.seed,
     experiment=snakemake.wildcards.experiment,
-    out=snakemake.output.windows,
-    out_leakage=snakemake.output.leakage,
+    out=snakemake.output[0],
 )

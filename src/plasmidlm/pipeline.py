@@ -88,31 +88,38 @@ def held_out_windows(fasta, split_path, split_name: str, length: int, count: int
     io.write_table(windows, out)
 
 
-def training_windows(fasta, split_path, test_windows_path, windows_config: dict, length: int, seed: int,
-                     experiment: str, out, out_leakage, log=_noop):
-    """An experiment's fixed training windows, with the leakage check against the test windows."""
-    split_table = io.read_table(split_path)
-    plasmids = split_table[split_table["split"] == "train"].reset_index(drop=True)
+def training_windows(fasta, split_path, windows_config: dict, length: int, seed: int, experiment: str, out,
+                     log=_noop):
+    """An experiment's fixed training windows, drawn from training plasmids only."""
+    plasmids = _split_plasmids(split_path, "train")
     sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
     windows = draw_windows(sequences, plasmids, length, windows_config["strategy"], windows_config["per_plasmid"],
                            windows_config["reverse_complement_p"], windows_config["circular"],
                            rng_for(seed, "windows", "train", experiment), prefix="train_")
-    test = io.read_table(test_windows_path)
-    val_ids = split_table.loc[split_table["split"] == "val", "id"]
-    assert_no_plasmid_leakage(test, windows, "the training windows")
-    assert_no_plasmid_leakage(test, pd.DataFrame({"plasmid_id": val_ids}), "the validation split")
-    shared = shared_window_sequences(test, windows)
-    leakage = {
+    log(f"{len(windows)} training windows from {len(plasmids)} plasmids")
+    io.write_table(windows, out)
+
+
+def leakage(split_path, train_windows, val_windows, test_windows, out, log=_noop):
+    """Fail if a test plasmid is among the training or validation plasmids; count verbatim shared windows."""
+    split_table = io.read_table(split_path)
+    test = io.read_table(test_windows)
+    train = io.read_table(train_windows)
+    assert_no_plasmid_leakage(test, train, "the training windows")
+    assert_no_plasmid_leakage(test, io.read_table(val_windows), "the validation windows")
+    assert_no_plasmid_leakage(test, split_table[split_table["split"] != "test"].rename(columns={"id": "plasmid_id"}),
+                              "the train or val split")
+    shared = shared_window_sequences(test, train)
+    report = {
         "test_plasmids_in_train": 0,
         "test_plasmids_in_val": 0,
         "test_windows": len(test),
         "test_windows_shared_with_train": shared,
         "test_windows_shared_fraction": shared / max(len(test), 1),
     }
-    log(f"{len(windows)} training windows; {shared} of {len(test)} test windows occur verbatim "
-        f"(either strand) in them")
-    io.write_json(leakage, out_leakage)
-    io.write_table(windows, out)
+    log(f"no test plasmid in training or validation; {shared} of {len(test)} test windows occur verbatim "
+        f"(either strand) among the {len(train)} training windows")
+    io.write_json(report, out)
 
 
 def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,

@@ -1,0 +1,12 @@
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+run_logged(
+    snakemake.log[0],
+    pipeline.leakage,
+    split_path=snakemake.input.split,
+    train_windows=snakemake.input.train,
+    val_windows=snakemake.input.val,
+    test_windows=snakemake.input.test,
+    out=snakemake.output[0],
+)
