@@ -17,6 +17,7 @@ rule kmer_baseline:
     params:
         kmer=config["baselines"]["kmer"],
         length=config["windows"]["length"],
+        bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:
         "../workflow_scripts/kmer_baseline.py"
@@ -37,5 +38,8 @@ rule majority_baseline:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/majority_baseline.py"

@@ -45,7 +45,11 @@ rule split:
         f"{RUN}/data/selected.tsv",
     output:
         split=f"{RUN}/data/split.tsv",
-        summary=f"{RUN}/data/split_summary.tsv",
+        summary=report(
+            f"{RUN}/data/split_summary.tsv",
+            caption="captions/split_summary.rst",
+            category="Data",
+        ),
     log:
         f"{RUN}/logs/split.log",
     conda:

@@ -3,6 +3,7 @@ rule evaluate_checkpoint:
         summary=f"{RUN}/{{experiment}}/model/train_summary.json",
         checkpoint=f"{RUN}/{{experiment}}/model/checkpoint-{{step}}",
         test=f"{RUN}/data/test_windows.tsv.gz",
+        val=f"{RUN}/data/val_windows.tsv.gz",
         # no test metrics unless the leakage check passed
         leakage=f"{RUN}/{{experiment}}/leakage.json",
     output:
@@ -17,6 +18,7 @@ rule evaluate_checkpoint:
         mem_mb=8000,
         runtime=120,
     params:
-        batch_size=config["evaluate"]["batch_size"],
+        evaluate=config["evaluate"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/evaluate_checkpoint.py"

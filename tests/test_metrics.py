@@ -10,7 +10,9 @@ from sklearn import metrics as skm
 from plasmidlm.metrics import (
     HEADLINE,
     classification_metrics,
+    confusion_metrics,
     evaluate_predictions,
+    majority_vote,
     per_plasmid,
     probability_columns,
 )
@@ -108,12 +110,12 @@ def test_evaluate_predictions_structure():
     for column, values in zip(probability_columns(classes), proba.T):
         predictions[column] = values
     result = evaluate_predictions(predictions, classes)
-    assert set(result) == {"classes", "window", "plasmid"}
+    assert set(result) == {"classes", "window", "plasmid", "plasmid_majority_vote"}
     assert result["classes"] == classes
     assert result["window"]["n"] == 36
     assert result["plasmid"]["n"] == 9
-    for level in ("window", "plasmid"):
-        assert set(HEADLINE) | {"n", "confusion_matrix"} == set(result[level])
+    for level in ("window", "plasmid", "plasmid_majority_vote"):
+        assert set(HEADLINE) | {"n", "per_class", "confusion_matrix"} == set(result[level])
         assert np.asarray(result[level]["confusion_matrix"]).shape == (3, 3)
         assert sum(map(sum, result[level]["confusion_matrix"])) == result[level]["n"]
     expected_window = classification_metrics(predictions["label"], proba, classes)
@@ -125,3 +127,65 @@ def test_evaluate_predictions_structure():
 
 def test_probability_columns_names():
     assert probability_columns(["plasmid", "chromosome"]) == ["prob_plasmid", "prob_chromosome"]
+
+
+def test_majority_vote_counts_window_predictions_per_plasmid():
+    classes = ["a", "b"]
+    predictions = pd.DataFrame({"plasmid_id": ["p1"] * 3 + ["p2"] * 2, "label": ["a"] * 3 + ["b"] * 2,
+                                "prob_a": [0.9, 0.4, 0.45, 0.2, 0.6], "prob_b": [0.1, 0.6, 0.55, 0.8, 0.4]})
+    votes = majority_vote(predictions, classes).set_index("plasmid_id")
+    assert votes.loc["p1", "prob_b"] == pytest.approx(2 / 3)
+    assert votes.loc["p1", "predicted"] == "b"  # mean probability would say "a": 0.583
+    assert votes.loc["p2", "predicted"] == "a"  # a 1:1 tie goes to the first class
+    assert per_plasmid(predictions, classes).set_index("plasmid_id").loc["p1", "predicted"] == "a"
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_confusion_metrics_agree_with_scikit_learn(n_classes):
+    rng = np.random.default_rng(n_classes)
+    y_true = rng.integers(n_classes, size=500)
+    y_pred = np.where(rng.random(500) < 0.6, y_true, rng.integers(n_classes, size=500))
+    fast = confusion_metrics(y_true, y_pred, n_classes)
+    assert fast["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    assert fast["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
+    assert fast["macro_f1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
+    assert fast["mcc"] == pytest.approx(skm.matthews_corrcoef(y_true, y_pred))
+
+
+def test_per_class_precision_and_recall_agree_with_scikit_learn():
+    classes = ["a", "b", "c"]
+    rng = np.random.default_rng(5)
+    labels = rng.choice(classes, size=200)
+    proba = rng.dirichlet(np.ones(3), size=200)
+    result = classification_metrics(labels, proba, classes)["per_class"]
+    predicted = np.asarray(classes)[proba.argmax(axis=1)]
+    for name in classes:
+        assert result[name]["precision"] == pytest.approx(skm.precision_score(labels, predicted, labels=[name],
+                                                                          average="macro", zero_division=0))
+        assert result[name]["recall"] == pytest.approx(skm.recall_score(labels, predicted, labels=[name], average="macro"))
+        assert result[name]["support"] == int((labels == name).sum())
+
+
+def test_bootstrap_intervals_resample_plasmids_and_bracket_the_estimate():
+    classes = ["a", "b"]
+    rng = np.random.default_rng(0)
+    rows = []
+    for plasmid in range(40):
+        label = classes[plasmid % 2]
+        skill = rng.uniform(0.3, 1.0)  # plasmids differ: windows of one plasmid are correlated
+        for _ in range(25):
+            correct = rng.random() < skill
+            p_a = rng.uniform(0.5, 1.0) if (label == "a") == correct else rng.uniform(0.0, 0.5)
+            rows.append({"plasmid_id": f"p{plasmid}", "label": label, "prob_a": p_a, "prob_b": 1 - p_a})
+    predictions = pd.DataFrame(rows)
+    result = evaluate_predictions(predictions, classes, n_bootstrap=300, seed=1)
+    for level in ("window", "plasmid", "plasmid_majority_vote"):
+        low, high = result[level]["ci95"]["accuracy"]
+        assert low <= result[level]["accuracy"] <= high
+        assert high - low > 0
+    # Resampling plasmids, not windows, gives a wider interval than 1000 independent windows would
+    low, high = result["window"]["ci95"]["accuracy"]
+    accuracy = result["window"]["accuracy"]
+    assert high - low > 2 * 1.96 * np.sqrt(accuracy * (1 - accuracy) / len(predictions))
+    again = evaluate_predictions(predictions, classes, n_bootstrap=300, seed=1)
+    assert again["window"]["ci95"] == result["window"]["ci95"]

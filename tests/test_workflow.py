@@ -32,6 +32,7 @@ def reduced_config() -> dict:
         "model": {"preset": "tiny", "kmer": 3},
         "train": {"max_steps": 6, "save_steps": 3, "logging_steps": 1, "batch_size": 8, "learning_rate": 1.0e-3},
         "baselines": {"kmer": {"k": 4, "windows_per_plasmid": 2}},
+        "evaluate": {"bootstrap": 50},
         "experiments": {
             "first": {"windows": {"strategy": "first", "per_plasmid": 1}},
             "random": {"windows": {"strategy": "random", "per_plasmid": 2}},
@@ -96,6 +97,12 @@ def test_every_checkpoint_is_an_hf_directory_and_is_evaluated(finished_run):
             assert metrics["plasmid"]["n"] == pd.read_csv(run / "data" / "split.tsv", sep="\t").eval(
                 "split == 'test'").sum()
             assert 0 <= metrics["window"]["accuracy"] <= 1
+            for level in ("window", "plasmid", "plasmid_majority_vote"):
+                low, high = metrics[level]["ci95"]["accuracy"]
+                assert low <= metrics[level]["accuracy"] <= high
+                assert set(metrics[level]["per_class"]) == {"chromosome", "plasmid"}
+            assert metrics["validation"]["window"]["n"] == 40
+            assert metrics["inference"]["windows"] == 200 and metrics["inference"]["seconds"] > 0
             predictions = read_gzip_table(run / experiment / "eval" / f"checkpoint-{step}" / "predictions.tsv.gz")
             assert list(predictions.columns) == ["window_id", "plasmid_id", "label", "predicted",
                                                  "prob_chromosome", "prob_plasmid"]
@@ -109,7 +116,8 @@ def test_comparison_has_one_row_per_checkpoint_and_baseline_with_one_best_each(f
     assert set(comparison.loc[comparison["kind"] == "baseline", "experiment"]) == {"kmer", "majority"}
     best = comparison[comparison["best"]]
     assert sorted(best["experiment"]) == sorted(EXPERIMENTS)
-    for column in ("window_accuracy", "plasmid_accuracy", "window_auroc", "val_accuracy"):
+    for column in ("window_accuracy", "plasmid_accuracy", "window_auroc", "val_accuracy", "window_accuracy_ci_low",
+                   "plasmid_accuracy_ci_high", "plasmid_vote_accuracy", "eval_seconds"):
         assert column in comparison.columns
     majority = comparison[comparison["experiment"] == "majority"].iloc[0]
     assert majority["window_accuracy"] == pytest.approx(0.5)
@@ -213,3 +221,10 @@ def test_predict_rule_uses_the_best_checkpoint_of_each_experiment(finished_run):
         best = int(comparison[(comparison["experiment"] == experiment) & comparison["best"]]["checkpoint"].item())
         log = (run / "logs" / experiment / "predict_new.log").read_text()
         assert f"best checkpoint by validation accuracy: checkpoint-{best}" in log
+
+
+def test_snakemake_report_collects_the_marked_outputs(finished_run):
+    workdir, config, _ = finished_run
+    snakemake("--directory", str(workdir), "--configfile", str(config), "--report", str(workdir / "sm_report.html"))
+    page = (workdir / "sm_report.html").read_text()
+    assert "comparison.tsv" in page and "report.html" in page

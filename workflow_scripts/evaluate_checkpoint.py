@@ -9,7 +9,9 @@ run_logged(
     pipeline.evaluate,
     checkpoint_dir=snakemake.input.checkpoint,
     test_windows=snakemake.input.test,
-    batch_size=snakemake.params.batch_size,
+    val_windows=snakemake.input.val,
+    evaluate_config=snakemake.params.evaluate,
+    seed=snakemake.params.seed,
     out_metrics=snakemake.output.metrics,
     out_predictions=snakemake.output.predictions,
 )

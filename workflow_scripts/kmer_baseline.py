@@ -9,6 +9,7 @@ run_logged(
     test_windows=snakemake.input.test,
     kmer_config=snakemake.params.kmer,
     length=snakemake.params.length,
+    n_bootstrap=snakemake.params.bootstrap,
     seed=snakemake.params.seed,
     out_metrics=snakemake.output.metrics,
     out_predictions=snakemake.output.predictions,

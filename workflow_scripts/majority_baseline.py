@@ -6,6 +6,8 @@ run_logged(
     pipeline.majority_baseline,
     split_path=snakemake.input.split,
     test_windows=snakemake.input.test,
+    n_bootstrap=snakemake.params.bootstrap,
+    seed=snakemake.params.seed,
     out_metrics=snakemake.output.metrics,
     out_predictions=snakemake.output.predictions,
 )

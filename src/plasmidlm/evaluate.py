@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from plasmidlm.metrics import evaluate_predictions, predictions_table
+from plasmidlm.metrics import HEADLINE, evaluate_predictions, predictions_table
 from plasmidlm.model import load_checkpoint
 from plasmidlm.tokenize import encode
+from plasmidlm.windows import reverse_complement
 
 
 def default_device() -> torch.device:
@@ -51,15 +52,38 @@ def classes_of(model) -> list[str]:
     return [model.config.id2label[i] for i in range(model.config.num_labels)]
 
 
-def evaluate_checkpoint(checkpoint_dir, windows: pd.DataFrame, batch_size: int = 256):
-    """Predictions table and metrics of one checkpoint on fixed windows, with its throughput."""
+def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, batch_size: int = 256,
+                          both_strands: bool = False) -> np.ndarray:
+    """Class probabilities, optionally averaged over each window and its reverse complement."""
+    sequences = list(sequences)
+    proba = predict_proba(model, tokenizer, metadata, sequences, batch_size)
+    if both_strands:
+        reverse = predict_proba(model, tokenizer, metadata, map(reverse_complement, sequences), batch_size)
+        proba = (proba + reverse) / 2
+    return proba
+
+
+def evaluate_checkpoint(checkpoint_dir, windows: pd.DataFrame, val_windows: pd.DataFrame | None = None,
+                        batch_size: int = 256, both_strands: bool = False, n_bootstrap: int = 0, seed: int = 0):
+    """Predictions on the test `windows` and metrics (with bootstrap intervals) of one checkpoint.
+
+    With `val_windows`, the headline metrics on the validation windows are added under `validation`.
+    The time and throughput of scoring the test windows are recorded under `inference`.
+    """
     model, tokenizer, metadata = load_checkpoint(checkpoint_dir, default_device())
     classes = classes_of(model)
     began = time.perf_counter()
-    proba = predict_proba(model, tokenizer, metadata, windows["sequence"], batch_size)
+    proba = strand_averaged_proba(model, tokenizer, metadata, windows["sequence"], batch_size, both_strands)
     seconds = time.perf_counter() - began
     predictions = predictions_table(windows, proba, classes)
-    metrics = evaluate_predictions(predictions, classes)
-    metrics["inference"] = {"seconds": seconds, "windows_per_second": len(windows) / max(seconds, 1e-9),
+    metrics = evaluate_predictions(predictions, classes, n_bootstrap, seed)
+    metrics["inference"] = {"windows": len(windows), "seconds": seconds,
+                            "windows_per_second": len(windows) / max(seconds, 1e-9), "both_strands": both_strands,
                             "device": str(next(model.parameters()).device)}
+    if val_windows is not None:
+        val_proba = strand_averaged_proba(model, tokenizer, metadata, val_windows["sequence"], batch_size,
+                                          both_strands)
+        validation = evaluate_predictions(predictions_table(val_windows, val_proba, classes), classes)
+        metrics["validation"] = {level: {key: validation[level][key] for key in ["n", *HEADLINE]}
+                                 for level in ("window", "plasmid")}
     return predictions, metrics

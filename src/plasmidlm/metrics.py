@@ -10,33 +10,99 @@ from sklearn.metrics import (
     confusion_matrix,
     f1_score,
     matthews_corrcoef,
+    precision_recall_fscore_support,
     roc_auc_score,
 )
 
 HEADLINE = ["accuracy", "balanced_accuracy", "macro_f1", "mcc", "auroc"]
+CONFIDENCE = 0.95
 
 
-def classification_metrics(labels, proba: np.ndarray, classes: list[str]) -> dict:
-    """Headline metrics and confusion matrix for true `labels` (class names) and class probabilities."""
-    y_true = np.array([classes.index(label) for label in labels])
+def auroc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float | None:
+    """Area under the ROC curve (one-vs-rest averaged for more than two classes)."""
+    if len(np.unique(y_true)) < n_classes:
+        return None  # undefined when a class has no true example
+    if n_classes == 2:
+        return float(roc_auc_score(y_true, proba[:, 1]))
+    return float(roc_auc_score(y_true, proba, multi_class="ovr", labels=list(range(n_classes))))
+
+
+def headline_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict:
+    """The headline metrics of class indices `y_true` against class probabilities."""
     y_pred = proba.argmax(axis=1)
-    indices = list(range(len(classes)))
-    present = np.unique(y_true)
-    if len(present) < len(classes):
-        auroc = None  # undefined when a class has no true example
-    elif len(classes) == 2:
-        auroc = float(roc_auc_score(y_true, proba[:, 1]))
-    else:
-        auroc = float(roc_auc_score(y_true, proba, multi_class="ovr", labels=indices))
+    indices = list(range(n_classes))
     return {
-        "n": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=indices, average="macro", zero_division=0)),
         "mcc": float(matthews_corrcoef(y_true, y_pred)),
-        "auroc": auroc,
+        "auroc": auroc(y_true, proba, n_classes),
+    }
+
+
+def class_indices(labels, classes: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes)}
+    return np.array([index[label] for label in labels], dtype=int)
+
+
+def classification_metrics(labels, proba: np.ndarray, classes: list[str]) -> dict:
+    """Headline metrics, per-class precision/recall/F1 and the confusion matrix (rows true, columns predicted)."""
+    y_true = class_indices(labels, classes)
+    y_pred = proba.argmax(axis=1)
+    indices = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=indices, zero_division=0)
+    return {
+        "n": int(len(y_true)),
+        **headline_metrics(y_true, proba, len(classes)),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(classes)
+        },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=indices).tolist(),
     }
+
+
+def confusion_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    """Accuracy, balanced accuracy, macro-F1 and MCC from one confusion matrix (numpy).
+
+    The same definitions as scikit-learn's functions (tested to agree), without their per-call
+    validation overhead, which dominates thousands of bootstrap resamples.
+    """
+    matrix = np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2).reshape(n_classes, n_classes)
+    matrix = matrix.astype(float)
+    total, correct = matrix.sum(), np.trace(matrix)
+    true_counts, predicted_counts = matrix.sum(axis=1), matrix.sum(axis=0)
+    diagonal = np.diag(matrix)
+    present = true_counts > 0
+    recall = np.divide(diagonal, true_counts, out=np.zeros(n_classes), where=present)
+    precision = np.divide(diagonal, predicted_counts, out=np.zeros(n_classes), where=predicted_counts > 0)
+    f1_denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, f1_denominator, out=np.zeros(n_classes), where=f1_denominator > 0)
+    mcc_denominator = np.sqrt((total**2 - predicted_counts @ predicted_counts) * (total**2 - true_counts @ true_counts))
+    mcc = (correct * total - true_counts @ predicted_counts) / mcc_denominator if mcc_denominator else 0.0
+    return {"accuracy": correct / total, "balanced_accuracy": recall[present].mean(), "macro_f1": f1.mean(),
+            "mcc": float(mcc)}
+
+
+def bootstrap_intervals(groups: list[np.ndarray], y_true: np.ndarray, proba: np.ndarray, n_classes: int,
+                        n_resamples: int, rng: np.random.Generator, confidence: float = CONFIDENCE) -> dict:
+    """Percentile bootstrap intervals of the headline metrics, resampling whole groups (plasmids).
+
+    `groups` lists the row indices of each plasmid: windows of one plasmid are not independent, so they
+    are drawn together.
+    """
+    samples = {name: [] for name in HEADLINE}
+    for _ in range(n_resamples):
+        rows = np.concatenate([groups[i] for i in rng.integers(len(groups), size=len(groups))])
+        resample = confusion_metrics(y_true[rows], proba[rows].argmax(axis=1), n_classes)
+        resample["auroc"] = auroc(y_true[rows], proba[rows], n_classes)
+        for name, value in resample.items():
+            if value is not None:
+                samples[name].append(value)
+    tail = (1 - confidence) / 2 * 100
+    return {name: [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+            if values else None for name, values in samples.items()}
 
 
 def probability_columns(classes: list[str]) -> list[str]:
@@ -61,12 +127,39 @@ def per_plasmid(predictions: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     return table
 
 
-def evaluate_predictions(predictions: pd.DataFrame, classes: list[str]) -> dict:
-    """Window-level and plasmid-level metrics of a predictions table (`label`, `prob_<class>` ...)."""
+def majority_vote(predictions: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Per plasmid, the share of its windows predicting each class (as `prob_<class>`), and the winner.
+
+    Ties go to the class listed first.
+    """
     columns = probability_columns(classes)
-    plasmids = per_plasmid(predictions, classes)
-    return {
-        "classes": classes,
-        "window": classification_metrics(predictions["label"], predictions[columns].to_numpy(), classes),
-        "plasmid": classification_metrics(plasmids["label"], plasmids[columns].to_numpy(), classes),
-    }
+    window_votes = predictions[columns].to_numpy().argmax(axis=1)
+    votes = pd.DataFrame(np.eye(len(classes))[window_votes], columns=columns)
+    votes[["plasmid_id", "label"]] = predictions[["plasmid_id", "label"]].to_numpy()
+    table = votes.groupby(["plasmid_id", "label"], sort=True)[columns].mean().reset_index()
+    table["predicted"] = np.asarray(classes)[table[columns].to_numpy().argmax(axis=1)]
+    return table
+
+
+def evaluate_predictions(predictions: pd.DataFrame, classes: list[str], n_bootstrap: int = 0,
+                         seed: int = 0) -> dict:
+    """Metrics of a predictions table (`plasmid_id`, `label`, `predicted`, `prob_<class>`…) at three levels.
+
+    `window`: every window; `plasmid`: mean of a plasmid's window probabilities; `plasmid_majority_vote`:
+    the class most of its windows predict. With `n_bootstrap`, each level gets `ci95` intervals from
+    resampling plasmids.
+    """
+    columns = probability_columns(classes)
+    rng = np.random.default_rng(seed)
+    levels = {"window": predictions.reset_index(drop=True),
+              "plasmid": per_plasmid(predictions, classes),
+              "plasmid_majority_vote": majority_vote(predictions, classes)}
+    result = {"classes": classes}
+    for level, table in levels.items():
+        proba = table[columns].to_numpy()
+        result[level] = classification_metrics(table["label"], proba, classes)
+        if n_bootstrap:
+            groups = [np.asarray(rows) for rows in table.groupby("plasmid_id", sort=True).indices.values()]
+            result[level]["ci95"] = bootstrap_intervals(groups, class_indices(table["label"], classes), proba,
+                                                        len(classes), n_bootstrap, rng)
+    return result

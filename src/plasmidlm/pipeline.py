@@ -131,24 +131,31 @@ def train(train_windows, val_windows, split_path, model_config: dict, train_conf
     io.write_json(summary, out_summary)
 
 
-def evaluate(checkpoint_dir, test_windows, batch_size: int, out_metrics, out_predictions, log=_noop):
-    predictions, metrics = evaluate_checkpoint(checkpoint_dir, io.read_table(test_windows), batch_size)
-    log(f"window accuracy {metrics['window']['accuracy']:.4f}, plasmid accuracy "
-        f"{metrics['plasmid']['accuracy']:.4f}; {metrics['inference']['windows_per_second']:.0f} windows/s "
-        f"on {metrics['inference']['device']}")
+def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, seed: int, out_metrics,
+             out_predictions, log=_noop):
+    predictions, metrics = evaluate_checkpoint(
+        checkpoint_dir, io.read_table(test_windows), io.read_table(val_windows), evaluate_config["batch_size"],
+        evaluate_config["both_strands"], evaluate_config["bootstrap"], seed,
+    )
+    inference = metrics["inference"]
+    log(f"test window accuracy {metrics['window']['accuracy']:.4f}, plasmid accuracy "
+        f"{metrics['plasmid']['accuracy']:.4f}; validation window accuracy "
+        f"{metrics['validation']['window']['accuracy']:.4f}; {inference['windows']} test windows in "
+        f"{inference['seconds']:.1f} s ({inference['windows_per_second']:.0f} windows/s on {inference['device']})")
     io.write_table(predictions, out_predictions)
     io.write_json(metrics, out_metrics)
 
 
-def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], out_metrics, out_predictions):
+def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], n_bootstrap: int, seed: int,
+                    out_metrics, out_predictions):
     predictions = predictions_table(test, proba, classes)
-    metrics = evaluate_predictions(predictions, classes)
+    metrics = evaluate_predictions(predictions, classes, n_bootstrap, seed)
     io.write_table(predictions, out_predictions)
     io.write_json(metrics, out_metrics)
     return metrics
 
 
-def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: int, seed: int,
+def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: int, n_bootstrap: int, seed: int,
                   out_metrics, out_predictions, log=_noop):
     """k-mer frequencies + logistic regression, trained on random windows of the training plasmids."""
     plasmids = _split_plasmids(split_path, "train")
@@ -160,18 +167,19 @@ def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: in
                                           kmer_config["C"], seed)
     test = io.read_table(test_windows)
     proba = baselines.kmer_proba(model, test["sequence"].tolist(), kmer_config["k"], classes)
-    metrics = _write_baseline(test, proba, classes, out_metrics, out_predictions)
+    metrics = _write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics, out_predictions)
     log(f"{kmer_config['k']}-mer logistic regression on {len(train)} windows: window accuracy "
         f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
 
 
-def majority_baseline(split_path, test_windows, out_metrics, out_predictions, log=_noop):
+def majority_baseline(split_path, test_windows, n_bootstrap: int, seed: int, out_metrics, out_predictions,
+                      log=_noop):
     split_table = io.read_table(split_path)
     classes = classes_of_split(split_table)
     test = io.read_table(test_windows)
     train_labels = split_table.loc[split_table["split"] == "train", "label"]
     metrics = _write_baseline(test, baselines.majority_proba(train_labels, len(test), classes), classes,
-                              out_metrics, out_predictions)
+                              n_bootstrap, seed, out_metrics, out_predictions)
     log(f"majority class: window accuracy {metrics['window']['accuracy']:.4f}")
 
 

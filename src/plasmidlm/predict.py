@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from plasmidlm import PlasmidlmError, io
-from plasmidlm.evaluate import classes_of, default_device, embed_windows, predict_proba
+from plasmidlm.evaluate import classes_of, default_device, embed_windows, strand_averaged_proba
 from plasmidlm.model import load_checkpoint
-from plasmidlm.windows import reverse_complement
 
 PROGRESS_SECONDS = 10
 
@@ -130,11 +129,7 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
     probability_columns = [f"prob_{name}" for name in classes]
 
     def score(windows):
-        proba = predict_proba(model, tokenizer, metadata, windows, batch_size)
-        if both_strands:
-            proba = (proba + predict_proba(model, tokenizer, metadata, map(reverse_complement, windows),
-                                           batch_size)) / 2
-        return proba
+        return strand_averaged_proba(model, tokenizer, metadata, windows, batch_size, both_strands)
 
     short: list = []
     windows_path, sequences_path = Path(f"{out_prefix}.windows.tsv.gz"), Path(f"{out_prefix}.sequences.tsv")

@@ -33,7 +33,27 @@ def discover_baselines(run_dir: Path) -> list[str]:
 
 
 def _metric_row(metrics: dict) -> dict:
-    return {f"{level}_{name}": metrics[level][name] for level in LEVELS for name in HEADLINE}
+    """Headline metrics at window and plasmid level, each with its bootstrap interval when there is one."""
+    row = {}
+    for level in LEVELS:
+        intervals = metrics[level].get("ci95") or {}
+        for name in HEADLINE:
+            low, high = intervals.get(name) or (np.nan, np.nan)
+            row.update({f"{level}_{name}": metrics[level][name], f"{level}_{name}_ci_low": low,
+                        f"{level}_{name}_ci_high": high})
+    row["plasmid_vote_accuracy"] = metrics["plasmid_majority_vote"]["accuracy"]
+    return row
+
+
+def _with_interval(table: pd.DataFrame, column: str) -> pd.Series:
+    """'0.736 [0.706, 0.766]' (or the bare value where there is no interval)."""
+    def text(row):
+        value, low, high = row[column], row[f"{column}_ci_low"], row[f"{column}_ci_high"]
+        if pd.isna(value):
+            return ""
+        return f"{value:.3f}" if pd.isna(low) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+    return table.apply(text, axis=1)
 
 
 def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> pd.DataFrame:
@@ -55,6 +75,7 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> p
             rows.append({"experiment": experiment, "kind": "fine-tuned", "checkpoint": step,
                          "val_accuracy": val_accuracy.get(step, np.nan), **_metric_row(metrics),
                          "test_windows": metrics["window"]["n"],
+                         "eval_seconds": metrics["inference"]["seconds"],
                          "windows_per_second": metrics["inference"]["windows_per_second"],
                          "best": step == best})
     for baseline in baselines:
@@ -82,7 +103,9 @@ def accuracy_plot(table: pd.DataFrame, metric: str = "accuracy") -> str:
     for axis, level in zip(axes, LEVELS):
         column = f"{level}_{metric}"
         for experiment, rows in fine_tuned.groupby("experiment", sort=True):
-            axis.plot(rows["checkpoint"].astype(int), rows[column], marker="o", label=experiment)
+            errors = np.vstack([rows[column] - rows[f"{column}_ci_low"], rows[f"{column}_ci_high"] - rows[column]])
+            axis.errorbar(rows["checkpoint"].astype(int), rows[column], yerr=np.nan_to_num(errors), marker="o",
+                          capsize=3, label=experiment)
             best = rows[rows["best"]]
             axis.scatter(best["checkpoint"].astype(int), best[column], s=160, facecolors="none",
                          edgecolors="black", zorder=3)
@@ -93,7 +116,7 @@ def accuracy_plot(table: pd.DataFrame, metric: str = "accuracy") -> str:
         axis.grid(alpha=0.3)
     axes[0].set_ylabel(f"test {metric.replace('_', ' ')}")
     axes[1].legend(loc="lower right", fontsize="small")
-    figure.suptitle("Circled: best checkpoint by validation accuracy")
+    figure.suptitle("Circled: best checkpoint by validation accuracy. Bars: 95% bootstrap intervals over test plasmids")
     return _figure_html(figure, f"test {metric} per checkpoint")
 
 
@@ -162,10 +185,12 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
                             for name in experiments])
     fine_tuned = table[table["kind"] == "fine-tuned"]
     best = fine_tuned[fine_tuned["best"]]
-    headline_columns = ["experiment", "kind", "checkpoint", "val_accuracy", "window_accuracy",
-                        "window_balanced_accuracy", "window_auroc", "plasmid_accuracy",
-                        "plasmid_balanced_accuracy", "plasmid_auroc"]
-    summary_table = pd.concat([best, table[table["kind"] == "baseline"]])[headline_columns]
+    chosen = pd.concat([best, table[table["kind"] == "baseline"]])
+    summary_table = chosen[["experiment", "kind", "checkpoint", "val_accuracy"]].copy()
+    for level in LEVELS:
+        for name in ("accuracy", "balanced_accuracy", "auroc"):
+            summary_table[f"{level} {name.replace('_', ' ')} [95% CI]"] = _with_interval(chosen, f"{level}_{name}")
+    summary_table["plasmid majority-vote accuracy"] = chosen["plasmid_vote_accuracy"]
     windows = config["windows"]
     experiment_rows = pd.DataFrame([
         {"experiment": name, **{f"windows.{key}": value for key, value in settings["windows"].items()
@@ -189,7 +214,9 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
         _section("Best checkpoints and baselines", _paragraph(
             "The best checkpoint of each experiment is the one with the highest validation accuracy "
             "(window level, fixed validation windows from validation plasmids); test metrics never choose it. "
-            "Plasmid level = mean of a plasmid's window probabilities.") + _table_html(summary_table)),
+            "Plasmid level = mean of a plasmid's window probabilities; majority vote = the class most of its "
+            "windows predict. Intervals: 95% percentile bootstrap over test plasmids (a plasmid's windows are "
+            "resampled together, since they are not independent).") + _table_html(summary_table)),
         _section("Test metrics per checkpoint", accuracy_plot(table, "accuracy")
                  + accuracy_plot(table, "balanced_accuracy")),
         _section("Data", _paragraph(
@@ -209,7 +236,9 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             "so a split by ID alone can still overstate accuracy.") + _table_html(leakage)),
         _section("Confusion matrices of the best checkpoints", f'<div class="grid">{"".join(confusion)}</div>'),
         _section("Training", training_plot(run_dir, experiments)),
-        _section("All checkpoints", _table_html(table)),
+        _section("All checkpoints", _paragraph(
+            "Every checkpoint on the same test windows; eval_seconds and windows_per_second are the cost of "
+            "scoring them.") + _table_html(table[[column for column in table.columns if "_ci_" not in column]])),
         _section("Provenance", "<h3>Package versions</h3>" + _table_html(
             pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"]))
             + "<h3>Inputs</h3>" + _table_html(pd.DataFrame(
