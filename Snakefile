@@ -9,13 +9,14 @@ min_version("9.0")
 # workflow_scripts/plasmidlm -> ../src/plasmidlm (Snakemake puts a script's folder on sys.path).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-from plasmidlm.config import SCHEMA_PATH, resolve_experiments
+from plasmidlm.config import SCHEMA_PATH, check_references, resolve_experiments
 
 
 configfile: "config.yaml"
 
 
 validate(config, str(SCHEMA_PATH))
+check_references(config)
 EXPERIMENTS = resolve_experiments(config)
 RUN = f"results/{config['run_name']}"
 
@@ -27,6 +28,7 @@ include: "rules/evaluate.smk"
 include: "rules/baselines.smk"
 include: "rules/report.smk"
 include: "rules/predict.smk"
+include: "rules/manifest.smk"
 
 
 rule all:
@@ -39,3 +41,5 @@ rule all:
             sample=config["predict"]["fasta"],
             experiment=EXPERIMENTS,
         ),
+        # written last: rule manifest waits for every other file listed here
+        f"{RUN}/manifest.tsv",

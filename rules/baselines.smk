@@ -43,3 +43,33 @@ rule majority_baseline:
         seed=config["seed"],
     script:
         "../workflow_scripts/majority_baseline.py"
+
+
+rule embeddings_baseline:
+    input:
+        unpack(embeddings_model_inputs),
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        logistic_metrics=f"{RUN}/baselines/embeddings_logistic/metrics.json",
+        logistic_predictions=f"{RUN}/baselines/embeddings_logistic/predictions.tsv.gz",
+        cnn_metrics=f"{RUN}/baselines/embeddings_cnn/metrics.json",
+        cnn_predictions=f"{RUN}/baselines/embeddings_cnn/predictions.tsv.gz",
+    log:
+        f"{RUN}/logs/baselines/embeddings.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=240,
+    params:
+        embeddings=config["baselines"]["embeddings"],
+        model=embeddings_model(),
+        from_experiment=config["baselines"]["embeddings"]["model"] in EXPERIMENTS,
+        length=config["windows"]["length"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/embeddings_baseline.py"

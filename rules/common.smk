@@ -28,4 +28,23 @@ def baseline_names():
     names = ["majority"]
     if config["baselines"]["kmer"]["enabled"]:
         names.append("kmer")
+    if config["baselines"]["embeddings"]["enabled"]:
+        names += ["embeddings_logistic", "embeddings_cnn"]
     return names
+
+
+def embeddings_model_inputs(wildcards):
+    """An experiment's training outputs when the embeddings come from its best checkpoint."""
+    model = config["baselines"]["embeddings"]["model"]
+    if model in EXPERIMENTS:
+        return {
+            "summary": f"{RUN}/{model}/model/train_summary.json",
+            "training_log": f"{RUN}/{model}/model/training_log.tsv",
+        }
+    return {}
+
+
+def embeddings_model():
+    """The model folder of an experiment (its best checkpoint is chosen at run time), or a directory or hub id."""
+    model = config["baselines"]["embeddings"]["model"]
+    return f"{RUN}/{model}/model" if model in EXPERIMENTS else model

@@ -31,7 +31,8 @@ def reduced_config() -> dict:
         "windows": {"length": 60, "val_count": 40, "test_count": 200},
         "model": {"preset": "tiny", "kmer": 3},
         "train": {"max_steps": 6, "save_steps": 3, "logging_steps": 1, "batch_size": 8, "learning_rate": 1.0e-3},
-        "baselines": {"kmer": {"k": 4, "windows_per_plasmid": 2}},
+        "baselines": {"kmer": {"k": 4, "windows_per_plasmid": 2},
+                      "embeddings": {"enabled": True, "model": "random", "windows_per_plasmid": 2, "cnn_epochs": 1}},
         "evaluate": {"bootstrap": 50},
         "experiments": {
             "first": {"windows": {"strategy": "first", "per_plasmid": 1}},
@@ -112,8 +113,9 @@ def test_every_checkpoint_is_an_hf_directory_and_is_evaluated(finished_run):
 def test_comparison_has_one_row_per_checkpoint_and_baseline_with_one_best_each(finished_run):
     _, _, run = finished_run
     comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
-    assert len(comparison) == 2 * len(EXPERIMENTS) + 2
-    assert set(comparison.loc[comparison["kind"] == "baseline", "experiment"]) == {"kmer", "majority"}
+    assert len(comparison) == 2 * len(EXPERIMENTS) + 4
+    assert set(comparison.loc[comparison["kind"] == "baseline", "experiment"]) == {
+        "kmer", "majority", "embeddings_logistic", "embeddings_cnn"}
     best = comparison[comparison["best"]]
     assert sorted(best["experiment"]) == sorted(EXPERIMENTS)
     for column in ("window_accuracy", "plasmid_accuracy", "window_auroc", "val_accuracy", "window_accuracy_ci_low",

@@ -11,6 +11,7 @@ _CODE = np.full(256, -1, dtype=np.int64)
 for _index, _base in enumerate(b"ACGT"):
     _CODE[_base] = _index
 
+
 def canonical_kmer_index(k: int) -> np.ndarray:
     """Map every k-mer index (base 4, A=0 … T=3) to the column of its canonical (strand-merged) k-mer."""
     kmers = np.arange(4**k)
@@ -19,6 +20,7 @@ def canonical_kmer_index(k: int) -> np.ndarray:
     canonical = np.minimum(kmers, reverse_complement)
     _, columns = np.unique(canonical, return_inverse=True)
     return columns
+
 
 def kmer_frequencies(sequences, k: int) -> np.ndarray:
     """Frequencies of canonical k-mers per sequence; k-mers containing a non-ACGT base are ignored."""
@@ -36,17 +38,18 @@ def kmer_frequencies(sequences, k: int) -> np.ndarray:
         out[row] = counts / max(counts.sum(), 1)
     return out
 
-def fit_kmer_classifier(sequences, labels, k: int, C: float, seed: int):
-    """Standardised k-mer frequencies + multinomial logistic regression."""
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
-    model.fit(kmer_frequencies(sequences, k), labels)
-    return model
 
-def kmer_proba(model, sequences, k: int, classes: list[str]) -> np.ndarray:
+def fit_logistic(features: np.ndarray, labels, C: float, seed: int):
+    """Standardised features + multinomial logistic regression."""
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+    return model.fit(features, labels)
+
+
+def logistic_proba(model, features: np.ndarray, classes: list[str]) -> np.ndarray:
     """Probabilities in the order of `classes`."""
-    proba = model.predict_proba(kmer_frequencies(sequences, k))
-    order = [list(model.classes_).index(name) for name in classes]
-    return proba[:, order]
+    proba = model.predict_proba(features)
+    return proba[:, [list(model.classes_).index(name) for name in classes]]
+
 
 def majority_proba(train_labels, n_windows: int, classes: list[str]) -> np.ndarray:
     """Always predict the most frequent training class (a line that shows what chance looks like)."""
@@ -55,3 +58,100 @@ def majority_proba(train_labels, n_windows: int, classes: list[str]) -> np.ndarr
     proba[:, classes.index(values[counts.argmax()])] = 1.0
     return proba
 
+
+def load_encoder(name_or_path, trust_remote_code: bool = False, kmer: int | None = None, kmer_stride: int = 1):
+    """The encoder (no classification head) of a model directory or hub id, its tokenizer and window metadata.
+
+    Window metadata (k-mer text) comes from a plasmidlm-trained model's config, else from `kmer`.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    from plasmidlm.evaluate import default_device
+    from plasmidlm.model import METADATA_KEY
+
+    encoder = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    encoder = encoder.to(default_device()).eval()
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    metadata = getattr(encoder.config, METADATA_KEY, None) or {"kmer": kmer, "kmer_stride": kmer_stride}
+    return encoder, tokenizer, metadata
+
+
+def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256):
+    """Last hidden state of every token (float32 [windows, tokens, hidden]) and the padding mask [windows, tokens]."""
+    import torch
+
+    from plasmidlm.tokenize import encode
+
+    device = next(encoder.parameters()).device
+    sequences = list(sequences)
+    states, masks = [], []
+    with torch.inference_mode():
+        for begin in range(0, len(sequences), batch_size):
+            batch = encode(tokenizer, sequences[begin : begin + batch_size], metadata.get("kmer"),
+                           metadata.get("kmer_stride", 1))
+            hidden = encoder(**{key: value.to(device) for key, value in batch.items()},
+                             output_hidden_states=True).hidden_states[-1]
+            states.append(hidden.float().cpu().numpy())
+            masks.append(batch["attention_mask"].numpy().astype(bool))
+    width = max(state.shape[1] for state in states)
+    pad = [(0, 0), (0, 0)]
+    states = np.concatenate([np.pad(s, [(0, 0), (0, width - s.shape[1]), (0, 0)]) for s in states])
+    masks = np.concatenate([np.pad(m, pad[:1] + [(0, width - m.shape[1])]) for m in masks])
+    return states, masks
+
+
+def mean_pool(states: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Mean over the non-padding tokens of each window (not the [CLS] token alone)."""
+    weights = masks[..., None].astype(states.dtype)
+    return (states * weights).sum(axis=1) / weights.sum(axis=1)
+
+
+def _token_cnn(hidden: int, n_classes: int, channels: int, kernel: int):
+    import torch
+
+    class TokenCNN(torch.nn.Module):
+        """Convolution over per-token embeddings, max-pooled over non-padding positions."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(hidden, channels, kernel, padding=kernel // 2)
+            self.dropout = torch.nn.Dropout(0.2)
+            self.head = torch.nn.Linear(channels, n_classes)
+
+        def forward(self, states, masks):
+            features = torch.relu(self.conv(states.transpose(1, 2)))
+            features = features.masked_fill(~masks[:, None, :], float("-inf")).amax(dim=2)
+            return self.head(self.dropout(features))
+
+    return TokenCNN()
+
+
+def fit_token_cnn(states: np.ndarray, masks: np.ndarray, labels: np.ndarray, n_classes: int, epochs: int,
+                  seed: int, channels: int = 64, kernel: int = 9, batch_size: int = 64, learning_rate: float = 1e-3):
+    """A small 1D CNN over frozen per-token embeddings (class indices `labels`), trained with AdamW."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = _token_cnn(states.shape[2], n_classes, channels, kernel)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    states_t, masks_t = torch.from_numpy(states), torch.from_numpy(masks)
+    labels_t = torch.tensor(np.array(labels, dtype=np.int64))
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for rows in torch.randperm(len(labels_t), generator=generator).split(batch_size):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(states_t[rows], masks_t[rows]), labels_t[rows])
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def token_cnn_proba(model, states: np.ndarray, masks: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        logits = [model(torch.from_numpy(states[begin : begin + batch_size]),
+                        torch.from_numpy(masks[begin : begin + batch_size]))
+                  for begin in range(0, len(states), batch_size)]
+    return torch.softmax(torch.cat(logits), dim=-1).numpy()

@@ -28,6 +28,14 @@ def deep_merge(base: dict, override: dict | None) -> dict:
     return merged
 
 
+def check_references(config: dict) -> None:
+    """Checks the schema cannot express: keys that name each other."""
+    embeddings = config["baselines"]["embeddings"]
+    if embeddings["enabled"] and not embeddings["model"]:
+        raise PlasmidlmError("config baselines.embeddings.model: required when the baseline is enabled (an "
+                             "experiment name, a local model directory or a hub id)")
+
+
 def resolve_experiments(config: dict) -> dict[str, dict]:
     """{name: {"windows": ..., "model": ..., "train": ...}}: the shared sections with each experiment's overrides.
 

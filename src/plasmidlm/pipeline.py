@@ -34,6 +34,9 @@ PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "n
             "scikit-learn", "biopython", "snakemake"]
 
 
+EMBEDDING_CHUNK = 2048  # test windows embedded at a time: bounds the memory of per-token states
+
+
 def _noop(message: str) -> None:
     pass
 
@@ -163,13 +166,55 @@ def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: in
     sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
     train = draw_windows(sequences, plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5, False,
                          rng_for(seed, "baseline", "kmer"))
-    model = baselines.fit_kmer_classifier(train["sequence"].tolist(), train["label"], kmer_config["k"],
-                                          kmer_config["C"], seed)
+    model = baselines.fit_logistic(baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"]),
+                                   train["label"], kmer_config["C"], seed)
     test = io.read_table(test_windows)
-    proba = baselines.kmer_proba(model, test["sequence"].tolist(), kmer_config["k"], classes)
+    proba = baselines.logistic_proba(model, baselines.kmer_frequencies(test["sequence"].tolist(), kmer_config["k"]),
+                                     classes)
     metrics = _write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics, out_predictions)
     log(f"{kmer_config['k']}-mer logistic regression on {len(train)} windows: window accuracy "
         f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
+
+
+def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experiment: bool, embeddings_config: dict,
+                        length: int, n_bootstrap: int, seed: int, out_logistic_metrics, out_logistic_predictions,
+                        out_cnn_metrics, out_cnn_predictions, log=_noop):
+    """A model's frozen embeddings of training windows: mean-pooled + logistic regression, per-token + 1D CNN.
+
+    `model` is an experiment's model folder (`from_experiment`: its best checkpoint by validation is used),
+    a local Hugging Face directory or a hub id.
+    """
+    if from_experiment:
+        model = Path(model) / f"checkpoint-{best_checkpoint(model)}"
+    log(f"embeddings of {model}")
+    encoder, tokenizer, metadata = baselines.load_encoder(model, embeddings_config["trust_remote_code"],
+                                                          embeddings_config["kmer"])
+    plasmids = _split_plasmids(split_path, "train")
+    classes = classes_of_split(io.read_table(split_path))
+    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
+    train = draw_windows(sequences, plasmids, length, "random", embeddings_config["windows_per_plasmid"], 0.5, False,
+                         rng_for(seed, "baseline", "embeddings"))
+    states, masks = baselines.token_states(encoder, tokenizer, metadata, train["sequence"])
+    logistic = baselines.fit_logistic(baselines.mean_pool(states, masks), train["label"], embeddings_config["C"], seed)
+    cnn = baselines.fit_token_cnn(states, masks, train["label"].map(classes.index).to_numpy(), len(classes),
+                                  embeddings_config["cnn_epochs"], seed, embeddings_config["cnn_channels"])
+    del states, masks
+    test = io.read_table(test_windows)
+    logistic_proba, cnn_proba = [], []
+    for begin in range(0, len(test), EMBEDDING_CHUNK):
+        states, masks = baselines.token_states(encoder, tokenizer, metadata,
+                                               test["sequence"].iloc[begin : begin + EMBEDDING_CHUNK])
+        logistic_proba.append(baselines.logistic_proba(logistic, baselines.mean_pool(states, masks), classes))
+        cnn_proba.append(baselines.token_cnn_proba(cnn, states, masks))
+    for name, proba, out_metrics, out_predictions in [
+        ("mean-pooled embeddings + logistic regression", logistic_proba, out_logistic_metrics,
+         out_logistic_predictions),
+        ("per-token embeddings + 1D CNN", cnn_proba, out_cnn_metrics, out_cnn_predictions),
+    ]:
+        metrics = _write_baseline(test, np.concatenate(proba), classes, n_bootstrap, seed, out_metrics,
+                                  out_predictions)
+        log(f"{name} on {len(train)} windows: window accuracy {metrics['window']['accuracy']:.4f}, plasmid "
+            f"accuracy {metrics['plasmid']['accuracy']:.4f}")
 
 
 def majority_baseline(split_path, test_windows, n_bootstrap: int, seed: int, out_metrics, out_predictions,

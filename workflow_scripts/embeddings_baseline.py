@@ -1,0 +1,23 @@
+import torch
+
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+torch.set_num_threads(snakemake.threads)
+run_logged(
+    snakemake.log[0],
+    pipeline.embeddings_baseline,
+    fasta=snakemake.input.fasta,
+    split_path=snakemake.input.split,
+    test_windows=snakemake.input.test,
+    model=snakemake.params.model,
+    from_experiment=snakemake.params.from_experiment,
+    embeddings_config=snakemake.params.embeddings,
+    length=snakemake.params.length,
+    n_bootstrap=snakemake.params.bootstrap,
+    seed=snakemake.params.seed,
+    out_logistic_metrics=snakemake.output.logistic_metrics,
+    out_logistic_predictions=snakemake.output.logistic_predictions,
+    out_cnn_metrics=snakemake.output.cnn_metrics,
+    out_cnn_predictions=snakemake.output.cnn_predictions,
+)
