@@ -103,7 +103,11 @@ rule training_windows:
         mem_mb=4000,
         runtime=60,
     params:
-        windows=lambda wildcards: EXPERIMENTS[wildcards.experiment]["windows"],
+        # only the training keys: windows.val_count/test_count must not redraw training windows
+        windows=lambda wildcards: {
+            key: EXPERIMENTS[wildcards.experiment]["windows"][key]
+            for key in ("strategy", "per_plasmid", "reverse_complement_p", "circular")
+        },
         length=config["windows"]["length"],
         seed=config["seed"],
     script:
@@ -113,6 +117,7 @@ rule training_windows:
 # Separate from drawing the windows, so that a new test window count does not redraw training windows.
 rule leakage:
     input:
+        fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
         train=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
         val=f"{RUN}/data/val_windows.tsv.gz",
@@ -127,5 +132,7 @@ rule leakage:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        kmer=config["leakage"]["kmer"],
     script:
         "../workflow_scripts/leakage.py"

@@ -11,12 +11,15 @@ from plasmidlm.windows import (
     WINDOW_COLUMNS,
     assert_no_plasmid_leakage,
     canonical,
+    canonical_kmer_codes,
     cut,
     draw_balanced_windows,
     draw_windows,
+    kmer_index,
     reverse_complement,
     rng_for,
     shared_window_sequences,
+    windows_covered_by_kmers,
 )
 
 LENGTH = 100
@@ -251,3 +254,27 @@ def test_shared_window_sequences_counts_both_strands():
     ])
     assert shared_window_sequences(test, train) == 2
     assert shared_window_sequences(test, window_frame([])) == 0
+
+
+# --- near-copy measure: test windows covered by training k-mers ----------------------------------------
+
+def test_canonical_kmer_codes_are_strand_independent():
+    sequence = "".join(np.random.default_rng(3).choice(list("ACGT"), size=300))
+    forward = canonical_kmer_codes(sequence, 31)
+    assert len(forward) == 300 - 31 + 1
+    assert sorted(forward) == sorted(canonical_kmer_codes(reverse_complement(sequence), 31))
+
+
+def test_kmers_with_ambiguous_bases_are_left_out():
+    assert len(canonical_kmer_codes("ACGTA" + "N" + "ACGTAC", 5)) == 1 + 2
+
+
+def test_window_from_a_training_plasmid_is_covered_and_a_fresh_one_is_not():
+    rng = np.random.default_rng(4)
+    training = "".join(rng.choice(list("ACGT"), size=2000))
+    near_copy = training[500:600]
+    fresh = "".join(rng.choice(list("ACGT"), size=100))
+    index = kmer_index([training], 31)
+    covered = windows_covered_by_kmers([near_copy, reverse_complement(near_copy), fresh, near_copy[:50] + fresh[:50]],
+                                       index, 31)
+    assert covered.tolist() == [True, True, False, False]

@@ -153,6 +153,8 @@ def confusion_plot(matrix, classes: list[str], title: str) -> str:
 
 
 def _table_html(table: pd.DataFrame) -> str:
+    if "checkpoint" in table:  # baselines have none; show an empty cell, not <NA>
+        table = table.assign(checkpoint=table["checkpoint"].astype(object).where(table["checkpoint"].notna(), ""))
     return table.to_html(index=False, float_format=lambda value: f"{value:.4f}", na_rep="", border=0,
                          classes="data")
 
@@ -176,12 +178,17 @@ table.data th{background:#f5f5f5} img{max-width:100%} .muted{color:#666;font-siz
 """
 
 
+def _leakage_row(experiment: str, leakage: dict) -> dict:
+    by_class = leakage.pop("kmer_covered_fraction_by_class")
+    return {"experiment": experiment, **leakage, "by_class": by_class}
+
+
 def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], config: dict) -> str:
     classes_table = io.read_table(run_dir / "data" / "classes.tsv")
     split_summary = io.read_table(run_dir / "data" / "split_summary.tsv")
     validation = io.read_json(run_dir / "data" / "validate.json")
     provenance = io.read_json(run_dir / "provenance.json")
-    leakage = pd.DataFrame([{"experiment": name, **io.read_json(run_dir / name / "leakage.json")}
+    leakage = pd.DataFrame([_leakage_row(name, io.read_json(run_dir / name / "leakage.json"))
                             for name in experiments])
     fine_tuned = table[table["kind"] == "fine-tuned"]
     best = fine_tuned[fine_tuned["best"]]
@@ -207,6 +214,15 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
                                             f"{row['experiment']} step {row['checkpoint']}: {level}"))
     shared = ", ".join(f"{row.experiment}: {row.test_windows_shared_with_train} of {row.test_windows} "
                        f"({row.test_windows_shared_fraction:.1%})" for row in leakage.itertuples())
+    first = leakage.iloc[0]
+    near_copies = (
+        f"{first['test_windows_kmer_covered_fraction']:.1%} of the test windows have every one of their "
+        f"{first['kmer']}-mers (either strand) in the training plasmids"
+        + "".join(f"; {label}: {value:.1%}" for label, value in first["by_class"].items())
+        + ". Such windows are (near-)copies of training sequence although their plasmid is not in training: "
+        "near-identical plasmids recur across isolates, so a split by ID alone overstates accuracy. Read "
+        "accuracy with this share in mind."
+    )
     body = [
         f"<h1>plasmidlm report: {html.escape(config['run_name'])}</h1>",
         f'<p class="muted">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by plasmidlm '
@@ -232,8 +248,8 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
         _section("Leakage check", _paragraph(
             "Passed: no test plasmid is in the training windows or the validation split (the pipeline "
             f"fails otherwise). Test windows whose exact sequence (either strand) also occurs among an "
-            f"experiment's training windows: {shared}. Near-identical plasmids recur across isolates, "
-            "so a split by ID alone can still overstate accuracy.") + _table_html(leakage)),
+            f"experiment's training windows: {shared}.") + _paragraph(near_copies)
+            + _table_html(leakage.drop(columns="by_class"))),
         _section("Confusion matrices of the best checkpoints", f'<div class="grid">{"".join(confusion)}</div>'),
         _section("Training", training_plot(run_dir, experiments)),
         _section("All checkpoints", _paragraph(

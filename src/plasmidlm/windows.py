@@ -126,3 +126,42 @@ def shared_window_sequences(test: pd.DataFrame, train: pd.DataFrame) -> int:
     """Number of test windows whose sequence (either strand) also occurs verbatim among training windows."""
     train_set = {canonical(sequence) for sequence in train["sequence"]}
     return int(sum(canonical(sequence) in train_set for sequence in test["sequence"]))
+
+
+_TWO_BIT = np.full(256, 255, dtype=np.uint8)
+for _code, _base in enumerate(b"ACGT"):
+    _TWO_BIT[_base] = _code
+
+
+def canonical_kmer_codes(sequence: str, k: int) -> np.ndarray:
+    """Every k-mer of `sequence` (k ≤ 31) as a 2-bit integer, the smaller of both strands; k-mers with N etc. left out."""
+    codes = _TWO_BIT[np.frombuffer(sequence.encode(), dtype=np.uint8)]
+    if len(codes) < k:
+        return np.empty(0, dtype=np.uint64)
+    windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+    valid = (windows != 255).all(axis=1)
+    weights = (4 ** np.arange(k - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
+    forward = windows[valid].astype(np.uint64) @ weights
+    reverse = (3 - windows[valid][:, ::-1]).astype(np.uint64) @ weights
+    return np.minimum(forward, reverse)
+
+
+def kmer_index(sequences, k: int) -> np.ndarray:
+    """Sorted distinct canonical k-mers of all `sequences` (an array to test membership with searchsorted)."""
+    parts = [np.unique(canonical_kmer_codes(sequence, k)) for sequence in sequences]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
+
+
+def windows_covered_by_kmers(window_sequences, index: np.ndarray, k: int) -> np.ndarray:
+    """For each window, whether every one of its k-mers (either strand) occurs in `index`.
+
+    A window whose k-mers all occur in training plasmids is (a near-copy of) training sequence, even when
+    its plasmid ID is not in training: the measure of near-duplicate leakage that ID checks miss.
+    """
+    covered = np.zeros(len(window_sequences), dtype=bool)
+    for row, sequence in enumerate(window_sequences):
+        codes = canonical_kmer_codes(sequence, k)
+        if len(codes) and len(index):
+            positions = np.minimum(np.searchsorted(index, codes), len(index) - 1)
+            covered[row] = bool((index[positions] == codes).all())
+    return covered
