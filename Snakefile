@@ -23,6 +23,7 @@ RUN = f"results/{config['run_name']}"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/pretrain.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/baselines.smk"

@@ -34,17 +34,51 @@ def baseline_names():
 
 
 def embeddings_model_inputs(wildcards):
-    """An experiment's training outputs when the embeddings come from its best checkpoint."""
+    """The training outputs of the model the embeddings come from, when this workflow trains it."""
     model = config["baselines"]["embeddings"]["model"]
     if model in EXPERIMENTS:
         return {
             "summary": f"{RUN}/{model}/model/train_summary.json",
             "training_log": f"{RUN}/{model}/model/training_log.tsv",
         }
+    if model == PRETRAINED:
+        return {"pretrained": f"{RUN}/pretrain/train_summary.json"}
     return {}
 
 
 def embeddings_model():
     """The model folder of an experiment (its best checkpoint is chosen at run time), or a directory or hub id."""
     model = config["baselines"]["embeddings"]["model"]
+    if model == PRETRAINED:
+        return PRETRAINED_MODEL
     return f"{RUN}/{model}/model" if model in EXPERIMENTS else model
+
+
+PRETRAINED = "pretrained"  # model.name_or_path of experiments that fine-tune the pretrain stage's model
+PRETRAINED_MODEL = f"{RUN}/pretrain/model"
+
+
+def uses_pretraining():
+    return config["baselines"]["embeddings"]["model"] == PRETRAINED or any(
+        settings["model"]["name_or_path"] == PRETRAINED
+        for settings in EXPERIMENTS.values()
+    )
+
+
+def experiment_model(experiment):
+    """An experiment's model config; "pretrained" becomes the pretrain stage's model and its tokenizer."""
+    model = EXPERIMENTS[experiment]["model"]
+    if model["name_or_path"] != PRETRAINED:
+        return model
+    pretrain = config["pretrain"]
+    return model | {
+        "name_or_path": PRETRAINED_MODEL,
+        "kmer": pretrain["kmer"],
+        "kmer_stride": pretrain["kmer_stride"],
+    }
+
+
+def pretrained_inputs(wildcards):
+    if EXPERIMENTS[wildcards.experiment]["model"]["name_or_path"] == PRETRAINED:
+        return {"pretrained": f"{RUN}/pretrain/train_summary.json"}
+    return {}

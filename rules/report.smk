@@ -36,6 +36,7 @@ rule report:
         classes=f"{RUN}/data/classes.tsv",
         validation=f"{RUN}/data/validate.json",
         provenance=f"{RUN}/provenance.json",
+        pretraining=[f"{RUN}/pretrain/training_log.tsv"] if uses_pretraining() else [],
     output:
         comparison=report(
             f"{RUN}/report/comparison.tsv",

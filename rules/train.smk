@@ -1,8 +1,10 @@
 # A checkpoint: which checkpoint-<step> directories training writes is known only after it ran.
 # The checkpoint directories are not declared outputs, so Snakemake leaves them in place when the job
-# fails, and a re-run with the same parameters resumes from the last one.
+# fails, and a re-run with the same parameters resumes exactly from the last complete one. SIGTERM (a Slurm
+# time limit) ends the job after the current step, as a failure, so that it is re-run or requeued.
 checkpoint train:
     input:
+        unpack(pretrained_inputs),
         windows=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
         val=f"{RUN}/data/val_windows.tsv.gz",
         split=f"{RUN}/data/split.tsv",
@@ -18,7 +20,7 @@ checkpoint train:
         mem_mb=16000,
         runtime=1440,
     params:
-        model=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"],
+        model=lambda wildcards: experiment_model(wildcards.experiment),
         train=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"],
         window_length=config["windows"]["length"],
         seed=config["seed"],

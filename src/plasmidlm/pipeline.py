@@ -150,6 +150,35 @@ def train(train_windows, val_windows, split_path, model_config: dict, train_conf
     io.write_json(summary, out_summary)
 
 
+def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window_length: int, seed: int, output_dir,
+             out_summary, out_log, log=_noop):
+    """Masked-LM pretraining on random windows of the training plasmids (and any extra unlabeled FASTA).
+
+    Validation and test plasmids never enter the corpus: the job fails if one would.
+    """
+    from plasmidlm.pretrain import pretrain_mlm
+
+    split_table = io.read_table(split_path)
+    plasmids = split_table[split_table["split"] == "train"][["id", "label"]]
+    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
+    for path in extra_fasta:
+        extra = io.read_fasta(path)
+        plasmids = pd.concat([plasmids, pd.DataFrame({"id": list(extra), "label": "unlabeled"})])
+        sequences.update(extra)
+        log(f"{len(extra)} extra unlabeled sequence(s) from {path}")
+    held_out = split_table.loc[split_table["split"] != "train", "id"]
+    assert_no_plasmid_leakage(pd.DataFrame({"plasmid_id": held_out}), plasmids.rename(columns={"id": "plasmid_id"}),
+                              "the pretraining corpus")
+    plasmids = plasmids[plasmids["id"].map(lambda name: len(sequences[name]) >= window_length)]
+    corpus = draw_windows(sequences, plasmids, window_length, "random", pretrain_config["windows_per_plasmid"], 0.5,
+                          False, rng_for(seed, "pretrain", "corpus"))
+    heldout = draw_balanced_windows(sequences, plasmids.assign(label="all"), window_length,
+                                    pretrain_config["heldout_windows"], False, rng_for(seed, "pretrain", "heldout"))
+    summary = pretrain_mlm(corpus, heldout, pretrain_config, window_length, output_dir, seed, log)
+    io.write_table(log_history_table(summary.pop("log_history")), out_log)
+    io.write_json(summary, out_summary)
+
+
 def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, seed: int, out_metrics,
              out_predictions, log=_noop):
     predictions, metrics = evaluate_checkpoint(

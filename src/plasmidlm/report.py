@@ -120,18 +120,19 @@ def accuracy_plot(table: pd.DataFrame, metric: str = "accuracy") -> str:
     return _figure_html(figure, f"test {metric} per checkpoint")
 
 
-def training_plot(run_dir: Path, experiments: list[str]) -> str:
+def training_plot(logs: dict[str, Path], accuracy_title: str = "validation accuracy (window level)") -> str:
+    """Training loss and held-out accuracy per step, one line per training log (name -> training_log.tsv)."""
     figure, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 3.6))
-    for experiment in experiments:
-        log = io.read_table(run_dir / experiment / "model" / "training_log.tsv")
+    for name, path in logs.items():
+        log = io.read_table(path)
         if "loss" in log:
             rows = log.dropna(subset=["loss"])
-            loss_axis.plot(rows["step"], rows["loss"], label=experiment)
+            loss_axis.plot(rows["step"], rows["loss"], label=name)
         if "eval_accuracy" in log:
             rows = log.dropna(subset=["eval_accuracy"])
-            val_axis.plot(rows["step"], rows["eval_accuracy"], marker="o", label=experiment)
+            val_axis.plot(rows["step"], rows["eval_accuracy"], marker="o", label=name)
     loss_axis.set(title="training loss", xlabel="step")
-    val_axis.set(title="validation accuracy (window level)", xlabel="step")
+    val_axis.set(title=accuracy_title, xlabel="step")
     for axis in (loss_axis, val_axis):
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
@@ -176,6 +177,18 @@ table.data th,table.data td{padding:.25rem .6rem;border-bottom:1px solid #eee;te
 table.data th{background:#f5f5f5} img{max-width:100%} .muted{color:#666;font-size:.9rem}
 .grid{display:flex;flex-wrap:wrap;gap:1rem} pre{background:#f7f7f7;padding:.8rem;overflow-x:auto;font-size:.8rem}
 """
+
+
+def _pretraining_section(run_dir: Path) -> list[str]:
+    log = run_dir / "pretrain" / "training_log.tsv"
+    if not log.exists():
+        return []
+    summary = io.read_json(run_dir / "pretrain" / "train_summary.json")
+    return [_section("Masked-LM pretraining", _paragraph(
+        f"The built-in model ({summary['parameters']:,} parameters) pretrained for {summary['total_steps']} steps "
+        "on random windows of the training plasmids only; accuracy = masked tokens predicted right on other "
+        "windows of the training plasmids. Experiments with model 'pretrained' fine-tune this model.")
+        + training_plot({"pretraining": log}, "masked-token accuracy (held-out training windows)"))]
 
 
 def _leakage_row(experiment: str, leakage: dict) -> dict:
@@ -251,7 +264,9 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             f"experiment's training windows: {shared}.") + _paragraph(near_copies)
             + _table_html(leakage.drop(columns="by_class"))),
         _section("Confusion matrices of the best checkpoints", f'<div class="grid">{"".join(confusion)}</div>'),
-        _section("Training", training_plot(run_dir, experiments)),
+        _section("Training", training_plot(
+            {name: run_dir / name / "model" / "training_log.tsv" for name in experiments})),
+        *_pretraining_section(run_dir),
         _section("All checkpoints", _paragraph(
             "Every checkpoint on the same test windows; eval_seconds and windows_per_second are the cost of "
             "scoring them.") + _table_html(table[[column for column in table.columns if "_ci_" not in column]])),

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, default_data_collator
+from transformers.integrations import is_tensorboard_available
 
 from plasmidlm import PlasmidlmError
 from plasmidlm.model import build_or_load
 from plasmidlm.tokenize import encode
 
 PARAMS_FILE = "plasmidlm_train_params.json"
+TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkpoint directory
+BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -54,6 +60,80 @@ def accuracy_metric(eval_prediction) -> dict:
     return {"accuracy": float((np.asarray(logits).argmax(axis=-1) == np.asarray(labels)).mean())}
 
 
+# --- class balance ------------------------------------------------------------------------------------
+
+
+def sampling_weights(labels: torch.Tensor) -> torch.Tensor:
+    """Per-window weight 1 / (windows of its class): a weighted draw picks every class equally often."""
+    return 1.0 / torch.bincount(labels)[labels].double()
+
+
+def class_loss_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Per-class loss weight n / (k * count), as scikit-learn's "balanced": 1 for every class when balanced.
+
+    A class without training windows never is a target, so its weight is irrelevant; its count is taken as 1.
+    """
+    counts = torch.bincount(labels, minlength=n_classes).clamp(min=1)
+    return len(labels) / (n_classes * counts.float())
+
+
+class EpochSeededWeightedSampler(torch.utils.data.WeightedRandomSampler):
+    """As many windows per epoch as there are, drawn with replacement in proportion to `weights`.
+
+    The draw of an epoch depends only on (seed, epoch), never on earlier epochs: the Trainer calls
+    `set_epoch`, so a run resumed in epoch e draws what an uninterrupted run draws in epoch e.
+    """
+
+    def __init__(self, weights: torch.Tensor, seed: int):
+        super().__init__(weights, num_samples=len(weights), replacement=True, generator=torch.Generator())
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]))
+        return super().__iter__()
+
+
+class WindowTrainer(Trainer):
+    """The Hugging Face Trainer for pre-tokenized windows, with `balance` (see `BALANCE_MODES`).
+
+    Windows have one length, so batches are stacked rather than padded by the tokenizer. Balance modes:
+    - `weighted_sampler`: windows are drawn with replacement, each class equally often (seeded, per epoch).
+    - `class_weights`: the training loss is cross-entropy weighted by `class_loss_weights`; the validation
+      loss stays unweighted, so it is comparable across balance modes.
+    - `none`: the Trainer's own shuffled sampler and loss.
+    """
+
+    def __init__(self, *args, balance: str = "none", **kwargs):
+        super().__init__(*args, **{"data_collator": default_data_collator, **kwargs})
+        if balance not in BALANCE_MODES:
+            raise PlasmidlmError(f"config train.balance: unknown mode {balance!r} ({', '.join(BALANCE_MODES)})")
+        self.balance = balance
+        self.class_weights = (class_loss_weights(self.train_dataset.labels, self.model.config.num_labels)
+                              if balance == "class_weights" else None)
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.balance != "weighted_sampler":
+            return super()._get_train_sampler(train_dataset)
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        return EpochSeededWeightedSampler(sampling_weights(dataset.labels), self.args.seed)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.class_weights is None or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs["labels"]
+        outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
+        loss = torch.nn.functional.cross_entropy(outputs.logits.float(), labels,
+                                                 weight=self.class_weights.to(labels.device))
+        return (loss, outputs) if return_outputs else loss
+
+
+# --- logging, signals and checkpoints ------------------------------------------------------------------
+
+
 class ProgressLog(TrainerCallback):
     """One plain log line per logging step: readable in a Snakemake/Slurm log file, unlike a tqdm bar."""
 
@@ -66,20 +146,108 @@ class ProgressLog(TrainerCallback):
         self.log(f"step {state.global_step}/{state.max_steps}: {values}")
 
 
-def _prepare_output_dir(output_dir: Path, params: dict, log) -> bool:
-    """Decide whether to resume: only when the checkpoints there came from the same parameters."""
+class StopOnSigterm(TrainerCallback):
+    """Ends training after the current step once SIGTERM (e.g. a Slurm time limit) has arrived.
+
+    While `installed()`, SIGTERM only sets `received`; a second SIGTERM acts as usual (the handler is
+    restored at the first). The step under way finishes, with its checkpoint if it is one, so the job exits
+    within about one step and the last complete checkpoint is where a re-run resumes.
+    """
+
+    def __init__(self):
+        self.received = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+            yield
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def handle(signum, frame):
+            signal.signal(signal.SIGTERM, previous)
+            self.received = True
+
+        signal.signal(signal.SIGTERM, handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received:
+            control.should_training_stop = True
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of a `checkpoint-<step>` directory."""
+    return int(path.name.split("-")[1])
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """Whether the Trainer finished writing `path`: model weights and a readable trainer_state.json (its last file)."""
+    try:
+        json.loads((path / TRAINER_STATE).read_text())
+    except (OSError, ValueError):
+        return False
+    return any(path.glob("*.safetensors"))
+
+
+def _prepare_output_dir(output_dir: Path, params: dict, log) -> Path | None:
+    """The checkpoint to resume from: the last complete one, when the checkpoints came from the same parameters.
+
+    Incomplete checkpoints (a run killed while writing one) are removed; with other parameters, all are.
+    """
     params_path = output_dir / PARAMS_FILE
-    checkpoints = list(output_dir.glob("checkpoint-*"))
-    if checkpoints and params_path.exists() and json.loads(params_path.read_text()) == params:
-        log(f"resuming from the last of {len(checkpoints)} checkpoint(s) in {output_dir}")
-        return True
+    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=checkpoint_step)
+    if params_path.exists() and json.loads(params_path.read_text()) == params:
+        for path in checkpoints:
+            if not is_complete_checkpoint(path):
+                log(f"removing {path.name}: incompletely written (the run was killed while saving it)")
+                shutil.rmtree(path)
+        complete = [path for path in checkpoints if path.exists()]
+        if complete:
+            log(f"resuming from {complete[-1].name}, the last of {len(complete)} checkpoint(s) in {output_dir}")
+            return complete[-1]
+        return None
     if checkpoints:
         log(f"removing {len(checkpoints)} checkpoint(s) of a run with other parameters")
         for path in checkpoints:
             shutil.rmtree(path)
     output_dir.mkdir(parents=True, exist_ok=True)
     params_path.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-    return False
+    return None
+
+
+# --- fine-tuning --------------------------------------------------------------------------------------
+
+
+def training_arguments(train_config: dict, output_dir: str | Path, seed: int) -> TrainingArguments:
+    """The Trainer settings of a run: bf16 (fp16 without bf16) on a GPU, fused AdamW, TensorBoard if installed."""
+    cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=train_config["batch_size"],
+        per_device_eval_batch_size=train_config["eval_batch_size"],
+        num_train_epochs=train_config["epochs"],
+        max_steps=train_config.get("max_steps") or -1,
+        learning_rate=train_config["learning_rate"],
+        weight_decay=train_config["weight_decay"],
+        warmup_steps=train_config["warmup_ratio"],  # a float below 1 is a fraction of the total steps
+        lr_scheduler_type=train_config["lr_scheduler"],
+        optim="adamw_torch_fused",
+        eval_strategy="steps",
+        eval_steps=train_config["save_steps"],
+        save_strategy="steps",
+        save_steps=train_config["save_steps"],
+        logging_steps=train_config["logging_steps"],
+        seed=seed,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        fp16=cuda and not torch.cuda.is_bf16_supported(),
+        use_cpu=not cuda,
+        report_to=["tensorboard"] if is_tensorboard_available() else "none",
+        disable_tqdm=True,
+    )
 
 
 def fine_tune(
@@ -95,8 +263,10 @@ def fine_tune(
 ) -> dict:
     """Fine-tune a classifier; every checkpoint lands in `output_dir/checkpoint-<step>` as an HF directory.
 
-    Validation on `val_windows` runs at the checkpoint cadence. Returns a summary with the schedule,
-    the checkpoint steps and the trainer's log history.
+    Validation on `val_windows` runs at the checkpoint cadence. A run with the parameters of the checkpoints
+    already in `output_dir` resumes from the last complete one, exactly: weights, optimizer, scheduler, RNG
+    and data order. SIGTERM ends the run after the current step with a PlasmidlmError. Returns a summary with
+    the schedule, the checkpoint steps and the trainer's log history.
     """
     output_dir = Path(output_dir)
     unknown = sorted(set(train_windows["label"]) - set(classes))
@@ -111,45 +281,29 @@ def fine_tune(
     log(f"{len(train_windows):,} training windows, batch {train_config['batch_size']}: "
         f"{plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps in all, "
         f"{len(plan['checkpoints'])} checkpoint(s) at steps {plan['checkpoints']}; "
-        f"{len(val_windows):,} validation windows at each checkpoint")
-    cuda = torch.cuda.is_available()
-    arguments = TrainingArguments(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=train_config["batch_size"],
-        per_device_eval_batch_size=train_config["eval_batch_size"],
-        num_train_epochs=train_config["epochs"],
-        max_steps=train_config.get("max_steps") or -1,
-        learning_rate=train_config["learning_rate"],
-        weight_decay=train_config["weight_decay"],
-        warmup_steps=train_config["warmup_ratio"],
-        lr_scheduler_type=train_config["lr_scheduler"],
-        eval_strategy="steps",
-        eval_steps=train_config["save_steps"],
-        save_strategy="steps",
-        save_steps=train_config["save_steps"],
-        logging_steps=train_config["logging_steps"],
-        seed=seed,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        fp16=cuda and not torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda,
-        report_to="none",
-        disable_tqdm=True,
-    )
+        f"{len(val_windows):,} validation windows at each checkpoint; class balance: {train_config['balance']}")
     params = {"model": model_config, "train": train_config, "window_length": window_length, "seed": seed,
               "classes": classes, "n_train_windows": len(train_windows)}
-    resume = _prepare_output_dir(output_dir, params, log)
-    trainer = Trainer(
+    resume_from = _prepare_output_dir(output_dir, params, log)
+    stop = StopOnSigterm()
+    trainer = WindowTrainer(
         model=model,
-        args=arguments,
+        args=training_arguments(train_config, output_dir, seed),
         train_dataset=make_dataset(train_windows, tokenizer, metadata, classes),
         eval_dataset=make_dataset(val_windows, tokenizer, metadata, classes),
         processing_class=tokenizer,
         compute_metrics=accuracy_metric,
-        callbacks=[ProgressLog(log)],
+        callbacks=[ProgressLog(log), stop],
+        balance=train_config["balance"],
     )
     trainer.remove_callback(PrinterCallback)
-    trainer.train(resume_from_checkpoint=resume or None)
-    steps = sorted(int(path.name.split("-")[1]) for path in output_dir.glob("checkpoint-*"))
+    with stop.installed():
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    steps = sorted(checkpoint_step(path) for path in output_dir.glob("checkpoint-*"))
+    if stop.received and trainer.state.global_step < trainer.state.max_steps:
+        restart = f"resume from checkpoint-{steps[-1]}" if steps else "start again (no checkpoint yet)"
+        raise PlasmidlmError(f"train: stopped by SIGTERM after step {trainer.state.global_step} of "
+                             f"{trainer.state.max_steps}; re-run to {restart}")
     return {**plan, "checkpoints": steps, "parameters": n_params, "log_history": trainer.state.log_history}
 
 
@@ -159,4 +313,3 @@ def log_history_table(log_history: list[dict]) -> pd.DataFrame:
     keep = [column for column in ("step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss",
                                   "eval_accuracy") if column in table.columns]
     return table[keep].groupby("step", as_index=False).first() if len(table) else table
-

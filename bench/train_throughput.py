@@ -1,0 +1,182 @@
+"""Training and evaluation throughput of the built-in model: plasmidlm's Trainer settings vs a plain Trainer.
+
+Both trainers get the same freshly initialised model, the same pre-tokenized random windows and the same
+batch sizes, in one run. "plasmidlm" uses the TrainingArguments of `plasmidlm.train.fine_tune` (bf16 or fp16
+on a GPU, fused AdamW, collation by stacking); "plain" is a `transformers.Trainer` with default
+TrainingArguments and the tokenizer as processing class (so it pads every batch with the tokenizer). Checkpoints
+and periodic validation are off in both, so only training steps are timed. Example (README.md next to this file):
+
+    PYTHONPATH=src python bench/train_throughput.py --preset base --window-length 100 --steps 60 \
+        --batch-size 256 --peak-tflops 989
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from plasmidlm.config import load_schema
+from plasmidlm.model import PRESETS, build_or_load
+from plasmidlm.tokenize import n_tokens
+from plasmidlm.train import WindowTrainer, make_dataset, training_arguments
+
+CLASSES = ["plasmid", "chromosome"]
+SEED = 1
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=list(PRESETS), default="small", help="built-in model size")
+    parser.add_argument("--window-length", type=int, default=100, help="window length in nt")
+    parser.add_argument("--kmer", type=int, default=6, help="k-mer size of the tokenizer (overlapping k-mers)")
+    parser.add_argument("--steps", type=int, default=30, help="training steps per trainer")
+    parser.add_argument("--warmup-steps", type=int, default=3, help="first steps left out of the timing")
+    parser.add_argument("--batch-size", type=int, default=32, help="training windows per step")
+    parser.add_argument("--eval-batch-size", type=int, default=256, help="windows per evaluation batch")
+    parser.add_argument("--eval-windows", type=int, default=4096, help="windows in the timed evaluation")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="measure each trainer this many times, alternating; report the best figures")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the accelerator's peak dense TFLOP/s in the training precision, for model FLOP "
+                             "utilisation (H100 SXM bf16: 989)")
+    return parser.parse_args()
+
+
+def random_windows(n: int, length: int, rng: np.random.Generator) -> pd.DataFrame:
+    """`n` random windows with random labels."""
+    letters = np.array(list("ACGT"))[rng.integers(0, 4, size=(n, length))]
+    return pd.DataFrame({"sequence": ["".join(row) for row in letters], "label": rng.choice(CLASSES, size=n)})
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class StepClock(TrainerCallback):
+    """Wall time of the training steps after the first `warmup` (CUDA work finished at both ends)."""
+
+    def __init__(self, warmup: int):
+        self.warmup = warmup
+        self.start = self.end = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step in (self.warmup, state.max_steps):
+            synchronize()
+            if state.global_step == self.warmup:
+                self.start = time.perf_counter()
+            else:
+                self.end = time.perf_counter()
+
+
+def plasmidlm_arguments(options, output_dir: str) -> TrainingArguments:
+    """`fine_tune`'s TrainingArguments for these options, without checkpoints, validation or reporting."""
+    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["train"]["properties"].items()}
+    config = defaults | {"batch_size": options.batch_size, "eval_batch_size": options.eval_batch_size,
+                         "max_steps": options.steps}
+    return dataclasses.replace(training_arguments(config, output_dir, SEED), save_strategy="no",
+                               eval_strategy="no", report_to="none")
+
+
+def plain_arguments(options, output_dir: str) -> TrainingArguments:
+    """Default TrainingArguments with the same batch sizes and steps, without checkpoints."""
+    return TrainingArguments(output_dir=output_dir, per_device_train_batch_size=options.batch_size,
+                             per_device_eval_batch_size=options.eval_batch_size, max_steps=options.steps,
+                             save_strategy="no", report_to="none", disable_tqdm=True, seed=SEED)
+
+
+def measure(name: str, options, data: dict) -> dict:
+    """Training and evaluation windows/s (and peak GPU memory) of one trainer on a fresh model."""
+    model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": options.preset, "kmer": options.kmer},
+                                     options.window_length, CLASSES, SEED)
+    metadata = model.config.plasmidlm
+    train = make_dataset(data["train"], tokenizer, metadata, CLASSES)
+    evaluation = make_dataset(data["eval"], tokenizer, metadata, CLASSES)
+    clock = StepClock(options.warmup_steps)
+    with tempfile.TemporaryDirectory() as output_dir:
+        if name == "plasmidlm":
+            trainer = WindowTrainer(model=model, args=plasmidlm_arguments(options, output_dir), train_dataset=train,
+                                    processing_class=tokenizer, callbacks=[clock])
+        else:
+            trainer = Trainer(model=model, args=plain_arguments(options, output_dir), train_dataset=train,
+                              processing_class=tokenizer, callbacks=[clock])
+        trainer.remove_callback(PrinterCallback)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        trainer.train()
+        train_memory = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+        trainer.evaluate(torch.utils.data.Subset(evaluation, range(options.eval_batch_size)))  # warm-up
+        synchronize()
+        start = time.perf_counter()
+        trainer.evaluate(evaluation)
+        synchronize()
+        eval_seconds = time.perf_counter() - start
+    timed_steps = options.steps - options.warmup_steps
+    return {
+        "parameters": sum(parameter.numel() for parameter in model.parameters()),
+        "train_windows_per_s": timed_steps * options.batch_size / (clock.end - clock.start),
+        "eval_windows_per_s": len(evaluation) / eval_seconds,
+        "train_gpu_memory_gib": train_memory / 2**30 if train_memory is not None else None,
+    }
+
+
+def best(results: list[dict]) -> dict:
+    """The highest throughputs of repeated measurements (other load only slows a run down)."""
+    return results[0] | {key: max(result[key] for result in results)
+                         for key in ("train_windows_per_s", "eval_windows_per_s")}
+
+
+def model_flop_utilisation(windows_per_s: float, tokens: int, parameters: int, flops_per_token_parameter: int,
+                           peak_tflops: float) -> float:
+    """Achieved model FLOP/s (flops_per_token_parameter * parameters * tokens/s) over the peak."""
+    return flops_per_token_parameter * parameters * tokens * windows_per_s / (peak_tflops * 1e12)
+
+
+def main() -> None:
+    options = parse_arguments()
+    if options.steps <= options.warmup_steps:
+        raise SystemExit("--steps must exceed --warmup-steps")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    rng = np.random.default_rng(SEED)
+    data = {"train": random_windows(options.steps * options.batch_size, options.window_length, rng),
+            "eval": random_windows(options.eval_windows, options.window_length, rng)}
+    tokens = n_tokens(options.window_length, options.kmer)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {device}; torch {torch.__version__}")
+    print(f"preset {options.preset}, {options.window_length} nt windows = {tokens} tokens ({options.kmer}-mers), "
+          f"batch {options.batch_size} (eval {options.eval_batch_size}), {options.steps} steps "
+          f"({options.warmup_steps} untimed), {options.eval_windows} eval windows, best of {options.repeats}")
+    runs = {"plasmidlm": [], "plain": []}
+    for _ in range(options.repeats):
+        for name, results in runs.items():
+            results.append(measure(name, options, data))
+    results = {name: best(results) for name, results in runs.items()}
+    print(f"parameters: {results['plasmidlm']['parameters']:,}")
+    for name, result in results.items():
+        line = (f"{name:>9}: train {result['train_windows_per_s']:,.0f} windows/s, "
+                f"eval {result['eval_windows_per_s']:,.0f} windows/s")
+        if result["train_gpu_memory_gib"] is not None:
+            line += f", peak GPU memory in training {result['train_gpu_memory_gib']:.1f} GiB"
+        if options.peak_tflops and torch.cuda.is_available():
+            train_mfu = model_flop_utilisation(result["train_windows_per_s"], tokens, result["parameters"], 6,
+                                               options.peak_tflops)
+            eval_mfu = model_flop_utilisation(result["eval_windows_per_s"], tokens, result["parameters"], 2,
+                                              options.peak_tflops)
+            line += f", model FLOP utilisation: train {train_mfu:.1%}, eval {eval_mfu:.1%}"
+        print(line)
+    ours, plain = results["plasmidlm"], results["plain"]
+    print(f"ratio plasmidlm / plain: train {ours['train_windows_per_s'] / plain['train_windows_per_s']:.2f}x, "
+          f"eval {ours['eval_windows_per_s'] / plain['eval_windows_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+# Masked-LM pretraining on the training split. Checkpoints and the final model (pretrain/model) are not
+# declared outputs, so that a failed job keeps them and a re-run resumes.
+rule pretrain:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        extra=config["pretrain"]["extra_fasta"],
+    output:
+        summary=f"{RUN}/pretrain/train_summary.json",
+        log_table=f"{RUN}/pretrain/training_log.tsv",
+    log:
+        f"{RUN}/logs/pretrain.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=1440,
+    params:
+        pretrain={
+            key: value
+            for key, value in config["pretrain"].items()
+            if key != "extra_fasta"
+        },
+        window_length=config["windows"]["length"],
+        seed=config["seed"],
+        output_dir=lambda wildcards, output: os.path.dirname(output.summary),
+    script:
+        "../workflow_scripts/pretrain.py"

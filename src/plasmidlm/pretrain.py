@@ -1,0 +1,129 @@
+"""Masked-language-model pretraining of the built-in model on windows of the training plasmids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, PrinterCallback, Trainer
+
+from plasmidlm import PlasmidlmError
+from plasmidlm.model import METADATA_KEY, PRESETS
+from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
+from plasmidlm.train import (
+    ProgressLog,
+    StopOnSigterm,
+    _prepare_output_dir,
+    checkpoint_step,
+    training_arguments,
+)
+
+MODEL_DIR = "model"
+
+
+@dataclass
+class KmerSpanMasking(DataCollatorForLanguageModeling):
+    """Masks spans of `span` consecutive tokens, as DNABERT does for overlapping k-mers.
+
+    With overlapping k-mers a lone masked token is spelled out by its neighbours; masking k in a row hides
+    the nucleotides. Each token starts a span with probability mlm_probability / span, so about
+    mlm_probability of the tokens are masked; masked tokens become [MASK] (80%), a random token (10%) or
+    stay (10%). Randomness comes from torch's global generator, which checkpoints save and restore.
+    """
+
+    span: int = 1
+
+    def torch_mask_tokens(self, inputs, special_tokens_mask=None, offset_mapping=None):
+        labels = inputs.clone()
+        if special_tokens_mask is None:
+            special_tokens_mask = [self.tokenizer.get_special_tokens_mask(row, already_has_special_tokens=True)
+                                   for row in labels.tolist()]
+        special = torch.as_tensor(special_tokens_mask, dtype=torch.bool)
+        starts = torch.bernoulli(torch.full(labels.shape, self.mlm_probability / self.span)).bool() & ~special
+        padded = torch.nn.functional.pad(starts.float()[:, None, :], (self.span - 1, 0))
+        masked = torch.nn.functional.max_pool1d(padded, self.span, stride=1)[:, 0, :].bool() & ~special
+        labels[~masked] = -100
+        replaced = torch.bernoulli(torch.full(labels.shape, 0.8)).bool() & masked
+        inputs[replaced] = self.tokenizer.mask_token_id
+        randomised = torch.bernoulli(torch.full(labels.shape, 0.5)).bool() & masked & ~replaced
+        inputs[randomised] = torch.randint(len(self.tokenizer), labels.shape, dtype=torch.long)[randomised]
+        return inputs, labels
+
+
+class TokenDataset(torch.utils.data.Dataset):
+    def __init__(self, encodings: dict):
+        self.encodings = encodings
+
+    def __len__(self) -> int:
+        return len(self.encodings["input_ids"])
+
+    def __getitem__(self, index: int) -> dict:
+        return {key: value[index] for key, value in self.encodings.items()}
+
+
+def masked_accuracy(eval_prediction) -> dict:
+    """Share of masked tokens predicted right (predictions are already arg-maxed)."""
+    predictions, labels = (np.asarray(part) for part in eval_prediction)
+    scored = labels != -100
+    return {"accuracy": float((predictions[scored] == labels[scored]).mean()) if scored.any() else 0.0}
+
+
+def _argmax_logits(logits, labels):
+    return logits.argmax(dim=-1)
+
+
+def build_mlm(preset: str, kmer: int, kmer_stride: int, window_length: int, seed: int):
+    """A freshly initialised BERT masked-LM of a size preset, with a k-mer tokenizer."""
+    max_positions = max(512, n_tokens(window_length, kmer, kmer_stride))
+    tokenizer = build_kmer_tokenizer(kmer, model_max_length=max_positions)
+    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=max_positions,
+                        pad_token_id=tokenizer.pad_token_id, **PRESETS[preset])
+    torch.manual_seed(seed)
+    model = BertForMaskedLM(config)
+    setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": kmer_stride})
+    return model, tokenizer
+
+
+def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pretrain_config: dict,
+                 window_length: int, output_dir, seed: int, log=print) -> dict:
+    """Pretrain a masked LM; checkpoints in `output_dir/checkpoint-<step>`, the final model in `output_dir/model`.
+
+    Masked-token accuracy on `heldout_windows` is logged at the checkpoint cadence (`eval_accuracy`).
+    Resumes, like fine-tuning, from the last complete checkpoint of a run with the same parameters.
+    """
+    output_dir = Path(output_dir)
+    kmer, stride = pretrain_config["kmer"], pretrain_config["kmer_stride"]
+    model, tokenizer = build_mlm(pretrain_config["preset"], kmer, stride, window_length, seed)
+    metadata = model.config.plasmidlm
+    n_params = sum(parameter.numel() for parameter in model.parameters())
+    log(f"masked-LM pretraining: {pretrain_config['preset']} BERT ({n_params:,} parameters), {kmer}-mer tokens, "
+        f"spans of {kmer if stride == 1 else 1} masked; {len(train_windows):,} windows, "
+        f"{len(heldout_windows):,} held out")
+    params = {"pretrain": pretrain_config, "window_length": window_length, "seed": seed,
+              "n_windows": len(train_windows)}
+    resume_from = _prepare_output_dir(output_dir, params, log)
+    stop = StopOnSigterm()
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(pretrain_config, output_dir, seed),
+        train_dataset=TokenDataset(encode(tokenizer, train_windows["sequence"], kmer, stride)),
+        eval_dataset=TokenDataset(encode(tokenizer, heldout_windows["sequence"], kmer, stride)),
+        data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=pretrain_config["mlm_probability"],
+                                      span=kmer if stride == 1 else 1),
+        processing_class=tokenizer,
+        compute_metrics=masked_accuracy,
+        preprocess_logits_for_metrics=_argmax_logits,
+        callbacks=[ProgressLog(log), stop],
+    )
+    trainer.remove_callback(PrinterCallback)
+    with stop.installed():
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if stop.received and trainer.state.global_step < trainer.state.max_steps:
+        raise PlasmidlmError(f"pretrain: stopped by SIGTERM after step {trainer.state.global_step}; re-run to resume")
+    trainer.save_model(output_dir / MODEL_DIR)
+    steps = sorted(checkpoint_step(path) for path in output_dir.glob("checkpoint-*"))
+    return {"checkpoints": steps, "parameters": n_params, "total_steps": trainer.state.max_steps,
+            "log_history": trainer.state.log_history}

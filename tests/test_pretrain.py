@@ -1,0 +1,73 @@
+"""Masked-LM pretraining: span masking, a few steps that lower the loss, plain-transformers loading, no test plasmid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from conftest import random_windows, write_fasta
+from plasmidlm import PlasmidlmError, io, pipeline
+from plasmidlm.pretrain import KmerSpanMasking, pretrain_mlm
+from plasmidlm.tokenize import build_kmer_tokenizer, encode
+
+TINY_PRETRAIN = {"preset": "tiny", "kmer": 3, "kmer_stride": 1, "windows_per_plasmid": 4, "heldout_windows": 16,
+                 "extra_fasta": [], "mlm_probability": 0.15, "batch_size": 16, "eval_batch_size": 64, "epochs": 1,
+                 "max_steps": 40, "learning_rate": 5e-3, "weight_decay": 0.0, "warmup_ratio": 0.0,
+                 "lr_scheduler": "constant", "save_steps": 20, "logging_steps": 5}
+
+
+def test_span_masking_hides_runs_of_k_tokens_and_never_special_tokens():
+    tokenizer = build_kmer_tokenizer(3, model_max_length=512)
+    batch = encode(tokenizer, random_windows(64, length=200, seed=1), kmer=3)
+    torch.manual_seed(0)
+    collator = KmerSpanMasking(tokenizer=tokenizer, mlm_probability=0.15, span=3)
+    inputs, labels = collator.torch_mask_tokens(batch["input_ids"].clone())
+    masked = labels != -100
+    assert not masked[:, 0].any() and not masked[:, -1].any()  # [CLS] and [SEP]
+    assert 0.10 < masked[:, 1:-1].float().mean() < 0.20
+    runs = []
+    for row in masked[:, 1:-1].numpy():
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+        runs += [end - start for start, end in zip(edges[::2], edges[1::2]) if end < len(row)]
+    assert min(runs) >= 3  # spans overlap into longer runs, never shorter ones (but at the [SEP] end)
+    assert (inputs[masked] == tokenizer.mask_token_id).float().mean() > 0.7
+    assert torch.equal(labels[masked], batch["input_ids"][masked])
+
+
+def _corpus(n: int, seed: int) -> pd.DataFrame:
+    # A repeated motif makes masked tokens predictable, so a few steps must lower the loss.
+    rng = np.random.default_rng(seed)
+    motif = "".join(rng.choice(list("ACGT"), size=5))
+    sequences = [(motif * 14)[offset : offset + 60] for offset in rng.integers(0, 5, size=n)]
+    return pd.DataFrame({"sequence": sequences})
+
+
+def test_a_few_steps_lower_the_loss_and_the_model_loads_with_plain_transformers(tmp_path):
+    summary = pretrain_mlm(_corpus(640, 0), _corpus(32, 1), TINY_PRETRAIN, 60, tmp_path, seed=0,
+                           log=lambda message: None)
+    losses = [entry["loss"] for entry in summary["log_history"] if "loss" in entry]
+    assert losses[-1] < losses[0] * 0.8
+    accuracies = [entry["eval_accuracy"] for entry in summary["log_history"] if "eval_accuracy" in entry]
+    assert len(accuracies) == 2 and all(0 <= accuracy <= 1 for accuracy in accuracies)  # scored at each checkpoint
+    assert summary["checkpoints"] == [20, 40]
+    model = AutoModelForMaskedLM.from_pretrained(tmp_path / "model")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
+    assert type(model).__name__ == "BertForMaskedLM"
+    assert model.config.plasmidlm == {"window_length": 60, "kmer": 3, "kmer_stride": 1}
+    assert tokenizer("ACG CGT [MASK]")["input_ids"][-2] == tokenizer.mask_token_id
+
+
+def test_a_test_plasmid_in_the_extra_corpus_fails_the_job(tmp_path):
+    split = pd.DataFrame({"id": ["a", "b", "c"], "label": ["x", "x", "x"], "split": ["train", "val", "test"],
+                          "length": 300})
+    io.write_table(split, tmp_path / "split.tsv")
+    records = [(name, random_windows(1, length=300, seed=i)[0]) for i, name in enumerate("abc")]
+    fasta = write_fasta(tmp_path / "all.fa", records)
+    extra = write_fasta(tmp_path / "extra.fa", [records[2]])
+    with pytest.raises(PlasmidlmError, match="test plasmid.*pretraining corpus"):
+        pipeline.pretrain(fasta, tmp_path / "split.tsv", [extra], TINY_PRETRAIN, 60, 0, tmp_path / "out",
+                          tmp_path / "summary.json", tmp_path / "log.tsv")
+    assert not (tmp_path / "out").exists()

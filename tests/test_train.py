@@ -1,0 +1,305 @@
+"""Fine-tuning: class balance, exact resume after SIGKILL or SIGTERM, checkpoint hygiene, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import Trainer, default_data_collator
+
+from plasmidlm import PlasmidlmError, train
+from plasmidlm.config import load_schema
+from plasmidlm.model import build_or_load
+from plasmidlm.train import (
+    PARAMS_FILE,
+    TRAINER_STATE,
+    EpochSeededWeightedSampler,
+    WindowTrainer,
+    class_loss_weights,
+    fine_tune,
+    is_complete_checkpoint,
+    make_dataset,
+    sampling_weights,
+    training_arguments,
+)
+
+from conftest import SRC, TINY, WINDOW, random_windows
+
+TRAIN_DEFAULTS = {key: spec["default"] for key, spec in load_schema()["properties"]["train"]["properties"].items()}
+# 48 windows in batches of 8: 6 steps per epoch, 12 steps = 2 epochs, checkpoints at 4, 8 and 12.
+RESUME_TRAIN = TRAIN_DEFAULTS | {"batch_size": 8, "eval_batch_size": 16, "max_steps": 12, "save_steps": 4,
+                                 "logging_steps": 2, "learning_rate": 1.0e-3}
+
+
+def windows_table(labels: list[str], seed: int) -> pd.DataFrame:
+    return pd.DataFrame({"label": labels, "sequence": random_windows(len(labels), WINDOW, seed)})
+
+
+TRAIN_WINDOWS = windows_table(["a"] * 36 + ["b"] * 12, seed=1)
+VAL_WINDOWS = windows_table(["a", "b"] * 8, seed=2)
+
+
+def run_fine_tune(output_dir, balance: str, log=lambda message: None) -> dict:
+    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), RESUME_TRAIN | {"balance": balance},
+                     WINDOW, output_dir, seed=3, log=log)
+
+
+def final_weights(output_dir) -> dict:
+    return load_file(output_dir / "checkpoint-12" / "model.safetensors")
+
+
+def assert_same_weights(actual: dict, expected: dict) -> None:
+    assert actual.keys() == expected.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(actual[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def losses(summary: dict) -> dict:
+    return {entry["step"]: entry["loss"] for entry in summary["log_history"] if "loss" in entry}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread; on a busy machine, several threads wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """One uninterrupted run per balance mode used below: {balance: (output_dir, summary)}."""
+    runs = {}
+    for balance in ("none", "weighted_sampler"):
+        output_dir = tmp_path_factory.mktemp(f"uninterrupted_{balance}")
+        runs[balance] = output_dir, run_fine_tune(output_dir, balance)
+    return runs
+
+
+# --- resume -------------------------------------------------------------------------------------------
+
+# Runs fine_tune as `run_fine_tune` does, but hangs in step 5, after checkpoint-4 is written, until killed.
+KILLED_RUN = """
+import json, sys, time
+import pandas as pd, torch
+from transformers import Trainer, default_data_collator
+from plasmidlm.train import fine_tune
+
+args = json.loads(sys.argv[1])
+torch.set_num_threads(args["threads"])
+step = Trainer.training_step
+
+def hang_after_first_checkpoint(self, *positional, **keywords):
+    if self.state.global_step >= 4:
+        time.sleep(600)
+    return step(self, *positional, **keywords)
+
+Trainer.training_step = hang_after_first_checkpoint
+fine_tune(pd.read_json(args["train"]), pd.read_json(args["val"]), ["a", "b"], args["model"], args["config"],
+          args["window"], args["output_dir"], seed=3)
+"""
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted):
+    output_dir = tmp_path / "model"
+    (tmp_path / "train.json").write_text(TRAIN_WINDOWS.to_json())
+    (tmp_path / "val.json").write_text(VAL_WINDOWS.to_json())
+    arguments = {"train": str(tmp_path / "train.json"), "val": str(tmp_path / "val.json"), "model": dict(TINY),
+                 "config": RESUME_TRAIN | {"balance": "none"}, "window": WINDOW, "output_dir": str(output_dir),
+                 "threads": torch.get_num_threads()}
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, json.dumps(arguments)],
+                               env={**os.environ, "PYTHONPATH": str(SRC)}, stderr=subprocess.PIPE, text=True)
+    state = output_dir / "checkpoint-4" / TRAINER_STATE
+    deadline = time.monotonic() + 120
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    _, stderr = process.communicate()
+    assert process.returncode == -signal.SIGKILL, stderr[-3000:]
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-4"]
+    # As if the kill had also hit the save of checkpoint-8: weights half-written, no trainer state yet.
+    (output_dir / "checkpoint-8").mkdir()
+    (output_dir / "checkpoint-8" / "model.safetensors").write_bytes(b"\0" * 100)
+
+    messages = []
+    summary = run_fine_tune(output_dir, "none", log=messages.append)
+
+    assert any("removing checkpoint-8: incompletely written" in message for message in messages)
+    assert any("resuming from checkpoint-4" in message for message in messages)
+    assert summary["checkpoints"] == [4, 8, 12]
+    reference_dir, reference = uninterrupted["none"]
+    assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
+    assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
+
+
+def test_sigterm_stops_after_the_current_step_and_the_run_resumes_exactly(tmp_path, monkeypatch, uninterrupted):
+    output_dir = tmp_path / "model"
+    step = Trainer.training_step
+
+    def sigterm_in_step_10(self, *positional, **keywords):
+        if self.state.global_step == 9:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, *positional, **keywords)
+
+    handler = signal.getsignal(signal.SIGTERM)
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "training_step", sigterm_in_step_10)
+        with pytest.raises(PlasmidlmError, match="stopped by SIGTERM after step 10 of 12; re-run to resume "
+                                                 "from checkpoint-8"):
+            run_fine_tune(output_dir, "weighted_sampler")
+    assert signal.getsignal(signal.SIGTERM) == handler
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-8"]
+
+    summary = run_fine_tune(output_dir, "weighted_sampler")  # resumes in epoch 2: tests the per-epoch draws
+
+    assert summary["checkpoints"] == [4, 8, 12]
+    reference_dir, reference = uninterrupted["weighted_sampler"]
+    assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
+    assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
+
+
+def test_rerun_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
+    reference_dir, reference = uninterrupted["none"]
+    output_dir = shutil.copytree(reference_dir, tmp_path / "model")
+    summary = run_fine_tune(output_dir, "none")
+    assert summary["checkpoints"] == [4, 8, 12]
+    assert losses(summary) == losses(reference)
+    assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
+
+
+def test_run_with_other_parameters_removes_old_checkpoints(tmp_path):
+    output_dir = tmp_path / "model"
+    old = output_dir / "checkpoint-4"
+    old.mkdir(parents=True)
+    (output_dir / PARAMS_FILE).write_text(json.dumps({"seed": 0}))
+    messages = []
+    resume_from = train._prepare_output_dir(output_dir, {"seed": 1}, messages.append)
+    assert resume_from is None and not old.exists()
+    assert json.loads((output_dir / PARAMS_FILE).read_text()) == {"seed": 1}
+    assert messages == ["removing 1 checkpoint(s) of a run with other parameters"]
+
+
+def test_is_complete_checkpoint(tmp_path):
+    checkpoint = tmp_path / "checkpoint-4"
+    checkpoint.mkdir()
+    assert not is_complete_checkpoint(checkpoint)
+    (checkpoint / "model.safetensors").write_bytes(b"weights")
+    assert not is_complete_checkpoint(checkpoint)
+    (checkpoint / TRAINER_STATE).write_text('{"global_step": 4')  # cut off while being written
+    assert not is_complete_checkpoint(checkpoint)
+    (checkpoint / TRAINER_STATE).write_text('{"global_step": 4}')
+    assert is_complete_checkpoint(checkpoint)
+    (checkpoint / "model.safetensors").unlink()
+    assert not is_complete_checkpoint(checkpoint)
+
+
+# --- class balance ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def imbalanced():
+    """A tiny model and 100 training windows, 90 of class a and 10 of class b."""
+    model, tokenizer = build_or_load(dict(TINY), WINDOW, ["a", "b"], seed=0)
+    dataset = make_dataset(windows_table(["a"] * 90 + ["b"] * 10, seed=4), tokenizer, model.config.plasmidlm,
+                           ["a", "b"])
+    return model, dataset
+
+
+def make_trainer(imbalanced, tmp_path, balance: str) -> WindowTrainer:
+    model, dataset = imbalanced
+    arguments = training_arguments(TRAIN_DEFAULTS | {"batch_size": 10}, tmp_path, seed=5)
+    return WindowTrainer(model=model, args=arguments, train_dataset=dataset, eval_dataset=dataset, balance=balance)
+
+
+def test_balance_weights():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    torch.testing.assert_close(sampling_weights(labels)[[0, -1]], torch.tensor([1 / 90, 1 / 10], dtype=torch.float64))
+    torch.testing.assert_close(class_loss_weights(labels, 2), torch.tensor([100 / (2 * 90), 100 / (2 * 10)]))
+    torch.testing.assert_close(class_loss_weights(torch.tensor([0, 1, 0, 1]), 2), torch.ones(2))
+    torch.testing.assert_close(class_loss_weights(torch.tensor([0, 0]), 3), torch.tensor([2 / 6, 2 / 3, 2 / 3]))
+
+
+def epoch_labels(trainer: WindowTrainer, epoch: int) -> torch.Tensor:
+    loader = trainer.get_train_dataloader()
+    loader.set_epoch(epoch)
+    return torch.cat([batch["labels"] for batch in loader])
+
+
+def test_weighted_sampler_draws_classes_about_equally_and_is_seeded_per_epoch(imbalanced, tmp_path):
+    trainer = make_trainer(imbalanced, tmp_path, "weighted_sampler")
+    assert isinstance(trainer._get_train_sampler(), EpochSeededWeightedSampler)
+    labels = epoch_labels(trainer, 0)
+    assert len(labels) == 100
+    assert 0.35 <= labels.float().mean() <= 0.65  # class b: 10% of the windows, about half of the draws
+    both_epochs = torch.cat([labels, epoch_labels(trainer, 1)])
+    assert 0.4 <= both_epochs.float().mean() <= 0.6
+    assert torch.equal(epoch_labels(trainer, 0), labels)
+    assert torch.equal(epoch_labels(make_trainer(imbalanced, tmp_path, "weighted_sampler"), 1), both_epochs[100:])
+
+
+def test_no_balance_keeps_the_plain_trainer(imbalanced, tmp_path):
+    trainer = make_trainer(imbalanced, tmp_path, "none")
+    plain = Trainer(model=imbalanced[0], args=trainer.args, train_dataset=imbalanced[1], eval_dataset=imbalanced[1])
+    assert type(trainer._get_train_sampler()) is type(plain._get_train_sampler())
+    assert torch.equal(epoch_labels(trainer, 0).sort().values, imbalanced[1].labels.sort().values)
+    assert trainer.class_weights is None
+    assert trainer.data_collator is default_data_collator  # one window length: batches are stacked, not padded
+    batch = imbalanced[1][:10]
+    torch.manual_seed(0)
+    loss = trainer.compute_loss(trainer.model.train(), dict(batch))
+    torch.manual_seed(0)
+    assert torch.equal(loss, trainer.model(**batch).loss)
+
+
+def test_class_weights_loss_is_weighted_cross_entropy(imbalanced, tmp_path):
+    trainer = make_trainer(imbalanced, tmp_path, "class_weights")
+    dataset = imbalanced[1]
+    rows = list(range(85, 95))  # 5 windows of class a, 5 of class b
+    batch = {key: value[rows] for key, value in dataset.encodings.items()} | {"labels": dataset.labels[rows]}
+    model = trainer.model.train()
+    torch.manual_seed(0)  # the same dropout in both forward passes
+    loss = trainer.compute_loss(model, dict(batch))
+    torch.manual_seed(0)
+    logits = model(**{key: value for key, value in batch.items() if key != "labels"}).logits
+    weights = torch.tensor([100 / (2 * 90), 100 / (2 * 10)])[batch["labels"]]
+    log_p = torch.log_softmax(logits, dim=-1)[torch.arange(10), batch["labels"]]
+    torch.testing.assert_close(loss, -(weights * log_p).sum() / weights.sum())
+    with torch.no_grad():
+        model.eval()
+        plain = trainer.compute_loss(model, dict(batch))
+        torch.testing.assert_close(plain, model(**batch).loss)  # the validation loss stays unweighted
+    model.train()
+
+
+def test_unknown_balance_mode_is_an_error(imbalanced, tmp_path):
+    with pytest.raises(PlasmidlmError, match="train.balance: unknown mode 'oversample'"):
+        make_trainer(imbalanced, tmp_path, "oversample")
+
+
+# --- settings -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("installed, report_to", [(True, ["tensorboard"]), (False, [])])
+def test_tensorboard_only_when_installed(tmp_path, monkeypatch, installed, report_to):
+    monkeypatch.setattr(train, "is_tensorboard_available", lambda: installed)
+    assert training_arguments(TRAIN_DEFAULTS, tmp_path, seed=0).report_to == report_to
+
+
+def test_training_arguments_follow_the_config(tmp_path):
+    config = TRAIN_DEFAULTS | {"max_steps": 30, "save_steps": 10, "warmup_ratio": 0.2, "lr_scheduler": "cosine"}
+    arguments = training_arguments(config, tmp_path, seed=7)
+    assert arguments.max_steps == 30 and arguments.save_steps == arguments.eval_steps == 10
+    assert arguments.get_warmup_steps(30) == 6
+    assert arguments.lr_scheduler_type == "cosine" and arguments.optim == "adamw_torch_fused"
+    assert arguments.seed == 7 and arguments.save_total_limit is None and not arguments.ignore_data_skip
+    assert arguments.bf16 + arguments.fp16 == torch.cuda.is_available()  # one of them on a GPU, neither on a CPU

@@ -1,0 +1,19 @@
+import torch
+
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+torch.set_num_threads(snakemake.threads)
+run_logged(
+    snakemake.log[0],
+    pipeline.pretrain,
+    fasta=snakemake.input.fasta,
+    split_path=snakemake.input.split,
+    extra_fasta=list(snakemake.input.extra),
+    pretrain_config=snakemake.params.pretrain,
+    window_length=snakemake.params.window_length,
+    seed=snakemake.params.seed,
+    output_dir=snakemake.params.output_dir,
+    out_summary=snakemake.output.summary,
+    out_log=snakemake.output.log_table,
+)
