@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SRC = REPO_ROOT / "src"
@@ -129,3 +132,51 @@ def tiny_checkpoint(tmp_path_factory):
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory, model.eval(), tokenizer
+
+
+# --- one finished run of the whole workflow, shared by the tests that only read it ---------------------
+
+def snakemake(*args, cwd=REPO_ROOT, check=True):
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), *args],
+                          cwd=cwd, capture_output=True, text=True, check=check)
+
+
+def reduced_config() -> dict:
+    """The demo data with a tiny model, few windows and a few steps: the whole pipeline in about a minute."""
+    return {
+        "run_name": "e2e",
+        "data": {"fasta": str(DEMO_DIR / "sequences.fasta.gz"), "labels": str(DEMO_DIR / "labels.tsv")},
+        "windows": {"length": 60, "val_count": 40, "test_count": 200},
+        "model": {"preset": "tiny", "kmer": 3},
+        "train": {"max_steps": 6, "save_steps": 3, "logging_steps": 1, "batch_size": 8, "learning_rate": 1.0e-3},
+        "baselines": {"kmer": {"k": 4, "windows_per_plasmid": 2},
+                      "embeddings": {"enabled": True, "model": "random", "windows_per_plasmid": 2, "cnn_epochs": 1}},
+        "evaluate": {"bootstrap": 50},
+        "experiments": {
+            "first": {"windows": {"strategy": "first", "per_plasmid": 1}},
+            "random": {"windows": {"strategy": "random", "per_plasmid": 2}},
+        },
+    }
+
+
+
+class FinishedRun(NamedTuple):
+    workdir: Path  # the snakemake --directory
+    config: Path  # its --configfile
+    run: Path  # workdir/results/<run_name>
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> FinishedRun:
+    """The reduced demo workflow (`reduced_config`, plus a FASTA to predict), run once for the whole session.
+
+    Tests must not change it: copy it, or run snakemake on it in dry-run mode only.
+    """
+    workdir = tmp_path_factory.mktemp("finished_run")
+    new_sequences = write_fasta(workdir / "new.fasta", [("new_1", "ACGT" * 40), ("new_2", "GATTACA" * 30),
+                                                         ("tiny", "ACGT")])
+    config = workdir / "reduced.yaml"
+    config.write_text(yaml.safe_dump(reduced_config() | {"predict": {"fasta": {"new": str(new_sequences)}}}))
+    result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return FinishedRun(workdir, config, workdir / "results" / reduced_config()["run_name"])

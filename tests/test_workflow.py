@@ -12,45 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import DEMO_DIR, REPO_ROOT, write_fasta
+from conftest import REPO_ROOT, reduced_config, snakemake
 
 WINDOW_COLUMNS = ["window_id", "plasmid_id", "label", "start", "strand", "sequence"]
 EXPERIMENTS = ("first", "random")
-
-
-def snakemake(*args, cwd=REPO_ROOT, check=True):
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), *args],
-                          cwd=cwd, capture_output=True, text=True, check=check)
-
-
-def reduced_config() -> dict:
-    """The demo data with a tiny model, few windows and a few steps: the whole pipeline in about a minute."""
-    return {
-        "run_name": "e2e",
-        "data": {"fasta": str(DEMO_DIR / "sequences.fasta.gz"), "labels": str(DEMO_DIR / "labels.tsv")},
-        "windows": {"length": 60, "val_count": 40, "test_count": 200},
-        "model": {"preset": "tiny", "kmer": 3},
-        "train": {"max_steps": 6, "save_steps": 3, "logging_steps": 1, "batch_size": 8, "learning_rate": 1.0e-3},
-        "baselines": {"kmer": {"k": 4, "windows_per_plasmid": 2},
-                      "embeddings": {"enabled": True, "model": "random", "windows_per_plasmid": 2, "cnn_epochs": 1}},
-        "evaluate": {"bootstrap": 50},
-        "experiments": {
-            "first": {"windows": {"strategy": "first", "per_plasmid": 1}},
-            "random": {"windows": {"strategy": "random", "per_plasmid": 2}},
-        },
-    }
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    new_sequences = write_fasta(workdir / "new.fasta", [("new_1", "ACGT" * 40), ("new_2", "GATTACA" * 30),
-                                                         ("tiny", "ACGT")])
-    config = workdir / "reduced.yaml"
-    config.write_text(yaml.safe_dump(reduced_config() | {"predict": {"fasta": {"new": str(new_sequences)}}}))
-    result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workdir, config, workdir / "results" / "e2e"
 
 
 def read_gzip_table(path):

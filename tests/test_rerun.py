@@ -1,0 +1,140 @@
+"""Re-planning after config edits: a dry run (`snakemake -n`) on a finished run, with one config key changed,
+plans exactly the jobs that depend on that key, with Snakemake's default rerun triggers.
+
+Two jobs follow any config edit, by design: `provenance` (it records the resolved config in
+results/<run>/config.yaml, so its params are the whole config) and, through it, `report`; `manifest` follows
+any change in the folder. `train` is a checkpoint: the evaluation jobs of its checkpoints join the plan only
+once it has run, so a dry run that re-trains lists no `evaluate_checkpoint` jobs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+import yaml
+
+from conftest import snakemake
+
+DATA_RULES = {"validate", "select_classes", "split", "held_out_windows", "training_windows", "leakage"}
+ALWAYS = {"provenance", "report", "manifest", "all"}
+JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
+
+
+def planned_jobs(output: str) -> list[dict]:
+    """The jobs of a dry run's output: {"rule", "wildcards" (dict), "reason"} each."""
+    jobs = []
+    for line in output.splitlines():
+        header = JOB_HEADER.match(line)
+        if header:
+            jobs.append({"rule": header.group(1), "wildcards": {}, "reason": ""})
+        elif jobs and line.startswith("    wildcards: "):
+            jobs[-1]["wildcards"] = dict(item.split("=", 1) for item in line.split(": ", 1)[1].split(", "))
+        elif jobs and line.startswith("    reason: "):
+            jobs[-1]["reason"] = line.split(": ", 1)[1]
+    return jobs
+
+
+def dry_run(finished_run, tmp_path, edit=None) -> tuple[list[dict], str]:
+    """Dry-run the finished run with `edit(config)` applied to a copy of its config."""
+    config = yaml.safe_load(finished_run.config.read_text())
+    if edit is not None:
+        edit(config)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--directory", str(finished_run.workdir), "--configfile", str(path), "-n", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    return planned_jobs(result.stdout), output
+
+
+def rules(jobs) -> Counter:
+    return Counter(job["rule"] for job in jobs)
+
+
+class Run:
+    """What the finished run's config runs: its experiments, predict samples, baselines."""
+
+    def __init__(self, finished_run):
+        self.config = yaml.safe_load(finished_run.config.read_text())
+        self.experiments = sorted(self.config["experiments"])
+        self.samples = len(self.config.get("predict", {}).get("fasta", {}))
+        self.checkpoints = len(list(finished_run.run.glob("*/eval/checkpoint-*/metrics.json")))
+        baselines = self.config.get("baselines", {})
+        self.baseline_rules = {"majority_baseline"}
+        if baselines.get("kmer", {}).get("enabled", True):
+            self.baseline_rules.add("kmer_baseline")
+        embeddings = baselines.get("embeddings", {})
+        # the embeddings baseline may use an experiment's best checkpoint, and then follows its training
+        self.embeddings_experiment = None
+        if embeddings.get("enabled", False):
+            self.baseline_rules.add("embeddings_baseline")
+            if embeddings.get("model") in self.experiments:
+                self.embeddings_experiment = embeddings["model"]
+
+    def retrained(self, experiments) -> Counter:
+        """The jobs that re-training `experiments` plans (and ALWAYS)."""
+        jobs = Counter({"train": len(experiments), "predict": len(experiments) * self.samples})
+        if self.embeddings_experiment in experiments:
+            jobs["embeddings_baseline"] = 1
+        return +jobs + Counter(dict.fromkeys(ALWAYS, 1))
+
+
+@pytest.fixture
+def run(finished_run):
+    return Run(finished_run)
+
+
+def test_no_change_plans_nothing(finished_run, tmp_path):
+    jobs, output = dry_run(finished_run, tmp_path)
+    assert jobs == []
+    assert "Nothing to be done" in output
+
+
+def test_learning_rate_retrains_and_reports_but_keeps_data_and_baselines(finished_run, run, tmp_path):
+    def edit(config):
+        config["train"]["learning_rate"] *= 2
+
+    jobs, output = dry_run(finished_run, tmp_path, edit)
+    assert rules(jobs) == run.retrained(run.experiments)
+    assert not DATA_RULES & set(rules(jobs))
+    trained = [job for job in jobs if job["rule"] == "train"]
+    assert sorted(job["wildcards"]["experiment"] for job in trained) == run.experiments
+    assert all(job["reason"].startswith("Params have changed") for job in trained)
+    # train is a checkpoint: the evaluation of its new checkpoints joins the plan once it has run
+    assert "DAG of jobs will be updated after completion" in output
+
+
+def test_test_window_count_redraws_test_windows_and_reevaluates_without_training(finished_run, run, tmp_path):
+    def edit(config):
+        config["windows"]["test_count"] //= 2
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    expected = Counter({"held_out_windows": 1, "leakage": len(run.experiments),
+                        "evaluate_checkpoint": run.checkpoints})
+    assert rules(jobs) == expected + Counter(dict.fromkeys(run.baseline_rules | ALWAYS, 1))
+    [windows] = [job for job in jobs if job["rule"] == "held_out_windows"]
+    assert windows["wildcards"] == {"held_out": "test"}
+    assert windows["reason"].startswith("Params have changed")
+    # the evaluations are re-planned because their input, the test windows, will be new; not for a param
+    for job in jobs:
+        if job["rule"] in {"evaluate_checkpoint", "leakage", *run.baseline_rules}:
+            assert job["reason"].startswith("Input files updated by another job"), job
+
+
+@pytest.mark.parametrize("experiment, section, key, value", [
+    ("first", "windows", "per_plasmid", 3),
+    ("random", "train", "learning_rate", 0.01),
+])
+def test_changing_one_experiment_leaves_the_others_untouched(finished_run, run, tmp_path, experiment, section,
+                                                             key, value):
+    def edit(config):
+        config["experiments"][experiment].setdefault(section, {})[key] = value
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    assert {job["wildcards"]["experiment"] for job in jobs if "experiment" in job["wildcards"]} == {experiment}
+    expected = run.retrained([experiment])
+    if section == "windows":
+        expected += Counter({"training_windows": 1, "leakage": 1})
+    assert rules(jobs) == expected
