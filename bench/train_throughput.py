@@ -4,7 +4,8 @@ Both trainers get the same freshly initialised model, the same pre-tokenized ran
 batch sizes, in one run. "plasmidlm" uses the TrainingArguments of `plasmidlm.train.fine_tune` (bf16 or fp16
 on a GPU, fused AdamW, collation by stacking); "plain" is a `transformers.Trainer` with default
 TrainingArguments and the tokenizer as processing class (so it pads every batch with the tokenizer). Checkpoints
-and periodic validation are off in both, so only training steps are timed. Example (README.md next to this file):
+and periodic validation are off in both, so only training steps are timed. Last, the masked-LM pretraining
+throughput (windows/s and tokens/s) of `plasmidlm.pretrain.pretrain_mlm`'s setup. Example (README.md next to this file):
 
     PYTHONPATH=src python bench/train_throughput.py --preset base --window-length 100 --steps 60 \
         --batch-size 256 --peak-tflops 989
@@ -24,7 +25,8 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from plasmidlm.config import load_schema
 from plasmidlm.model import PRESETS, build_or_load
-from plasmidlm.tokenize import n_tokens
+from plasmidlm.pretrain import KmerSpanMasking, TokenDataset, build_mlm
+from plasmidlm.tokenize import encode, n_tokens
 from plasmidlm.train import WindowTrainer, make_dataset, training_arguments
 
 CLASSES = ["plasmid", "chromosome"]
@@ -77,9 +79,10 @@ class StepClock(TrainerCallback):
                 self.end = time.perf_counter()
 
 
-def plasmidlm_arguments(options, output_dir: str) -> TrainingArguments:
-    """`fine_tune`'s TrainingArguments for these options, without checkpoints, validation or reporting."""
-    defaults = {key: spec["default"] for key, spec in load_schema()["properties"]["train"]["properties"].items()}
+def plasmidlm_arguments(options, output_dir: str, section: str = "train") -> TrainingArguments:
+    """`fine_tune`'s (or, with section "pretrain", `pretrain_mlm`'s) TrainingArguments for these options,
+    without checkpoints, validation or reporting."""
+    defaults = {key: spec["default"] for key, spec in load_schema()["properties"][section]["properties"].items()}
     config = defaults | {"batch_size": options.batch_size, "eval_batch_size": options.eval_batch_size,
                          "max_steps": options.steps}
     return dataclasses.replace(training_arguments(config, output_dir, SEED), save_strategy="no",
@@ -126,6 +129,20 @@ def measure(name: str, options, data: dict) -> dict:
         "eval_windows_per_s": len(evaluation) / eval_seconds,
         "train_gpu_memory_gib": train_memory / 2**30 if train_memory is not None else None,
     }
+
+
+def measure_pretraining(options, data: dict) -> float:
+    """Masked-LM pretraining windows/s of `pretrain_mlm`'s setup (span masking, its Trainer arguments)."""
+    model, tokenizer = build_mlm(options.preset, options.kmer, 1, options.window_length, SEED)
+    train = TokenDataset(encode(tokenizer, data["train"]["sequence"], options.kmer))
+    clock = StepClock(options.warmup_steps)
+    with tempfile.TemporaryDirectory() as output_dir:
+        trainer = Trainer(model=model, args=plasmidlm_arguments(options, output_dir, "pretrain"), train_dataset=train,
+                          data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=0.15, span=options.kmer),
+                          processing_class=tokenizer, callbacks=[clock])
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    return (options.steps - options.warmup_steps) * options.batch_size / (clock.end - clock.start)
 
 
 def best(results: list[dict]) -> dict:
@@ -176,6 +193,8 @@ def main() -> None:
     ours, plain = results["plasmidlm"], results["plain"]
     print(f"ratio plasmidlm / plain: train {ours['train_windows_per_s'] / plain['train_windows_per_s']:.2f}x, "
           f"eval {ours['eval_windows_per_s'] / plain['eval_windows_per_s']:.2f}x")
+    pretraining = max(measure_pretraining(options, data) for _ in range(options.repeats))
+    print(f"masked-LM pretraining: {pretraining:,.0f} windows/s = {pretraining * tokens:,.0f} tokens/s")
 
 
 if __name__ == "__main__":
