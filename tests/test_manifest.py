@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from plasmidlm import PlasmidlmError
+from plasmidlm.io import sha256sum
 from plasmidlm.manifest import (
     COLUMNS,
     MANIFEST_NAME,
     read_manifest,
     run_files,
-    sha256_file,
     verify_manifest,
     write_manifest,
 )
@@ -68,7 +68,7 @@ def test_manifest_is_not_listed_in_itself_when_rewritten(run_dir):
 def test_sha256_reads_in_chunks(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(os.urandom(10_000))
-    assert sha256_file(path, chunk_bytes=64) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sha256sum(path, chunk_bytes=64) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_moved_folder_verifies(run_dir, tmp_path):

@@ -226,3 +226,13 @@ def test_evaluate_checkpoint_returns_predictions_and_metrics(tiny_checkpoint):
     assert 0.0 <= metrics["window"]["accuracy"] <= 1.0
     assert metrics["inference"]["windows_per_second"] > 0
     assert metrics["inference"]["device"] in ("cpu", "cuda:0")
+
+
+def test_a_pretrained_directory_gets_the_same_new_head_for_the_same_seed(short_position_model):
+    config = {"name_or_path": short_position_model, "kmer": 3, "kmer_stride": 1}
+    three_classes = ["a", "b", "c"]  # the saved head has two outputs: a new head is initialised
+    first, _ = build_or_load(dict(config), 30, three_classes, seed=3)
+    torch.manual_seed(12345)  # whatever state the process's generator is in
+    second, _ = build_or_load(dict(config), 30, three_classes, seed=3)
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(tensor, second.state_dict()[name]), name

@@ -183,7 +183,7 @@ def test_run_with_other_parameters_removes_old_checkpoints(tmp_path):
     old.mkdir(parents=True)
     (output_dir / PARAMS_FILE).write_text(json.dumps({"seed": 0}))
     messages = []
-    resume_from = train._prepare_output_dir(output_dir, {"seed": 1}, messages.append)
+    resume_from = train.prepare_output_dir(output_dir, {"seed": 1}, messages.append)
     assert resume_from is None and not old.exists()
     assert json.loads((output_dir / PARAMS_FILE).read_text()) == {"seed": 1}
     assert messages == ["removing 1 checkpoint(s) of a run with other parameters"]

@@ -135,10 +135,11 @@ def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
 
 
-def sha256sum(path: str | Path) -> str:
+def sha256sum(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file, read in chunks (memory stays flat for large checkpoints)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(chunk_bytes), b""):
             digest.update(block)
     return digest.hexdigest()
 

@@ -8,12 +8,12 @@ paths relative to the folder, with `/`). A copied, moved or shared folder is the
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from plasmidlm import PlasmidlmError
+from plasmidlm.io import sha256sum
 
 MANIFEST_NAME = "manifest.tsv"
 # The log of the job that writes the manifest (rule manifest) is still being written while the files are
@@ -43,20 +43,11 @@ def run_files(run_dir) -> list[PurePosixPath]:
     return sorted(found)
 
 
-def sha256_file(path, chunk_bytes: int = 1 << 20) -> str:
-    """The SHA-256 hex digest of a file, read in chunks (memory stays flat for large checkpoints)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_manifest(run_dir) -> list[dict]:
     """One row (path, bytes, sha256) per listed file of `run_dir`, sorted by path."""
     run_dir = Path(run_dir)
     return [{"path": str(relative), "bytes": (run_dir / relative).stat().st_size,
-             "sha256": sha256_file(run_dir / relative)}
+             "sha256": sha256sum(run_dir / relative)}
             for relative in run_files(run_dir)]
 
 
@@ -101,7 +92,7 @@ def verify_manifest(run_dir, manifest=None) -> list[str]:
             problems.append(f"missing: {row['path']}")
         elif path.stat().st_size != row["bytes"]:
             problems.append(f"size differs: {row['path']} ({path.stat().st_size} bytes, listed {row['bytes']})")
-        elif sha256_file(path) != row["sha256"]:
+        elif sha256sum(path) != row["sha256"]:
             problems.append(f"checksum differs: {row['path']}")
     known = {row["path"] for row in listed}
     problems.extend(f"not in manifest: {relative}" for relative in run_files(run_dir)

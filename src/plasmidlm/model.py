@@ -80,6 +80,7 @@ def build_or_load(model_config: dict, window_length: int, classes: list[str], se
         kmer = kmer or 6
         model, tokenizer = build_builtin(model_config["preset"], kmer, stride, window_length, classes, seed)
     else:
+        torch.manual_seed(seed)  # the new classification head is initialised at random
         model, tokenizer = load_pretrained(model_config["name_or_path"], classes,
                                            model_config.get("trust_remote_code", False))
     sample = ("ACGT" * window_length)[:window_length]

@@ -20,6 +20,7 @@ from plasmidlm.classes import select_classes
 from plasmidlm.evaluate import evaluate_checkpoint
 from plasmidlm.metrics import evaluate_predictions, predictions_table
 from plasmidlm.predict import predict_fasta
+from plasmidlm.pretrain import pretrain_mlm
 from plasmidlm.split import split_by_plasmid, split_summary
 from plasmidlm.train import fine_tune, log_history_table
 from plasmidlm.windows import (
@@ -156,8 +157,6 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
 
     Validation and test plasmids never enter the corpus: the job fails if one would.
     """
-    from plasmidlm.pretrain import pretrain_mlm
-
     split_table = io.read_table(split_path)
     plasmids = split_table[split_table["split"] == "train"][["id", "label"]]
     sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))

@@ -16,8 +16,8 @@ from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
 from plasmidlm.train import (
     ProgressLog,
     StopOnSigterm,
-    _prepare_output_dir,
     checkpoint_step,
+    prepare_output_dir,
     training_arguments,
 )
 
@@ -97,14 +97,13 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     output_dir = Path(output_dir)
     kmer, stride = pretrain_config["kmer"], pretrain_config["kmer_stride"]
     model, tokenizer = build_mlm(pretrain_config["preset"], kmer, stride, window_length, seed)
-    metadata = model.config.plasmidlm
     n_params = sum(parameter.numel() for parameter in model.parameters())
     log(f"masked-LM pretraining: {pretrain_config['preset']} BERT ({n_params:,} parameters), {kmer}-mer tokens, "
         f"spans of {kmer if stride == 1 else 1} masked; {len(train_windows):,} windows, "
         f"{len(heldout_windows):,} held out")
     params = {"pretrain": pretrain_config, "window_length": window_length, "seed": seed,
               "n_windows": len(train_windows)}
-    resume_from = _prepare_output_dir(output_dir, params, log)
+    resume_from = prepare_output_dir(output_dir, params, log)
     stop = StopOnSigterm()
     trainer = Trainer(
         model=model,

@@ -193,7 +193,7 @@ def is_complete_checkpoint(path: Path) -> bool:
     return any(path.glob("*.safetensors"))
 
 
-def _prepare_output_dir(output_dir: Path, params: dict, log) -> Path | None:
+def prepare_output_dir(output_dir: Path, params: dict, log) -> Path | None:
     """The checkpoint to resume from: the last complete one, when the checkpoints came from the same parameters.
 
     Incomplete checkpoints (a run killed while writing one) are removed; with other parameters, all are.
@@ -284,7 +284,7 @@ def fine_tune(
         f"{len(val_windows):,} validation windows at each checkpoint; class balance: {train_config['balance']}")
     params = {"model": model_config, "train": train_config, "window_length": window_length, "seed": seed,
               "classes": classes, "n_train_windows": len(train_windows)}
-    resume_from = _prepare_output_dir(output_dir, params, log)
+    resume_from = prepare_output_dir(output_dir, params, log)
     stop = StopOnSigterm()
     trainer = WindowTrainer(
         model=model,
