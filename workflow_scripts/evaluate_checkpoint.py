@@ -1,12 +1,10 @@
-import torch
-
 from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
 
-torch.set_num_threads(snakemake.threads)
 run_logged(
     snakemake.log[0],
     pipeline.evaluate,
+    threads=snakemake.threads,
     checkpoint_dir=snakemake.input.checkpoint,
     test_windows=snakemake.input.test,
     val_windows=snakemake.input.val,

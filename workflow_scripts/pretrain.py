@@ -1,12 +1,10 @@
-import torch
-
 from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
 
-torch.set_num_threads(snakemake.threads)
 run_logged(
     snakemake.log[0],
     pipeline.pretrain,
+    threads=snakemake.threads,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
     extra_fasta=list(snakemake.input.extra),

@@ -1,12 +1,10 @@
-import torch
-
 from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
 
-torch.set_num_threads(snakemake.threads)
 run_logged(
     snakemake.log[0],
     pipeline.train,
+    threads=snakemake.threads,
     train_windows=snakemake.input.windows,
     val_windows=snakemake.input.val,
     split_path=snakemake.input.split,

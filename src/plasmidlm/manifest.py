@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.io import sha256sum
+from plasmidlm.io import sha256sum, write_atomic
 
 MANIFEST_NAME = "manifest.tsv"
 # The log of the job that writes the manifest (rule manifest) is still being written while the files are
@@ -55,12 +55,14 @@ def write_manifest(run_dir, log: Callable[[str], None] = print) -> Path:
     """Write `run_dir/manifest.tsv` and return its path."""
     out = Path(run_dir, MANIFEST_NAME)
     rows = build_manifest(run_dir)
-    partial = out.with_name(f".{out.name}.partial")  # hidden, so never listed itself
-    with open(partial, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    partial.replace(out)
+
+    def write(tmp):  # io.write_atomic's temporary name is hidden, so never listed itself
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, delimiter="\t", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(out, write)
     log(f"manifest: {len(rows)} files, {sum(row['bytes'] for row in rows)} bytes -> {out}")
     return out
 
