@@ -9,6 +9,22 @@ wildcard_constraints:
     sample="|".join(map(re.escape, config["predict"]["fasta"])) or "no-samples",
 
 
+def split_inputs(wildcards):
+    inputs = {"selected": f"{RUN}/data/selected.tsv"}
+    if config["split"]["near_duplicates"]["enabled"]:
+        inputs["near_duplicates"] = f"{RUN}/data/near_duplicates.tsv"
+    return inputs
+
+
+def epoch_schedule(experiment):
+    settings = EXPERIMENTS[experiment]
+    if not settings["windows"]["resample_each_epoch"]:
+        return None
+    return {
+        key: settings["train"][key] for key in ("batch_size", "epochs", "max_steps")
+    }
+
+
 def checkpoint_steps(experiment):
     """Steps of the checkpoints an experiment's training produced (known once training has run)."""
     summary = checkpoints.train.get(experiment=experiment).output.summary

@@ -40,9 +40,51 @@ rule select_classes:
         "../workflow_scripts/select_classes.py"
 
 
+rule sketch:
+    input:
+        fasta=config["data"]["fasta"],
+        validated=f"{RUN}/data/validated.tsv",
+    output:
+        f"{RUN}/data/sketches.npz",
+    log:
+        f"{RUN}/logs/sketch.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        ksize=config["split"]["near_duplicates"]["ksize"],
+        scaled=config["split"]["near_duplicates"]["scaled"],
+    script:
+        "../workflow_scripts/sketch.py"
+
+
+rule near_duplicates:
+    input:
+        sketches=f"{RUN}/data/sketches.npz",
+        selected=f"{RUN}/data/selected.tsv",
+    output:
+        f"{RUN}/data/near_duplicates.tsv",
+    log:
+        f"{RUN}/logs/near_duplicates.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        measure=config["split"]["near_duplicates"]["measure"],
+        threshold=config["split"]["near_duplicates"]["threshold"],
+    script:
+        "../workflow_scripts/near_duplicates.py"
+
+
 rule split:
     input:
-        f"{RUN}/data/selected.tsv",
+        unpack(split_inputs),
     output:
         split=f"{RUN}/data/split.tsv",
         summary=report(
@@ -50,6 +92,7 @@ rule split:
             caption="captions/split_summary.rst",
             category="Data",
         ),
+        json=f"{RUN}/data/split.json",
     log:
         f"{RUN}/logs/split.log",
     conda:
@@ -59,7 +102,8 @@ rule split:
         mem_mb=2000,
         runtime=10,
     params:
-        split=config["split"],
+        split={key: config["split"][key] for key in ("val_fraction", "test_fraction")}
+        | {"group_near_duplicates": config["split"]["near_duplicates"]["enabled"]},
         seed=config["seed"],
     script:
         "../workflow_scripts/split.py"
@@ -80,9 +124,11 @@ rule held_out_windows:
         mem_mb=4000,
         runtime=60,
     params:
-        length=config["windows"]["length"],
+        windows={
+            key: config["windows"][key]
+            for key in ("length", "circular", "ambiguous", "max_n_fraction")
+        },
         n_windows=lambda wildcards: config["windows"][f"{wildcards.held_out}_count"],
-        circular=config["windows"]["circular"],
         seed=config["seed"],
     script:
         "../workflow_scripts/held_out_windows.py"
@@ -106,8 +152,18 @@ rule training_windows:
         # only the training keys: windows.val_count/test_count must not redraw training windows
         windows=lambda wildcards: {
             key: EXPERIMENTS[wildcards.experiment]["windows"][key]
-            for key in ("strategy", "per_plasmid", "reverse_complement_p", "circular")
+            for key in (
+                "strategy",
+                "per_plasmid",
+                "reverse_complement_p",
+                "circular",
+                "ambiguous",
+                "max_n_fraction",
+                "resample_each_epoch",
+            )
         },
+        # with fresh windows every epoch, how many epochs training will run
+        epoch_schedule=lambda wildcards: epoch_schedule(wildcards.experiment),
         length=config["windows"]["length"],
         seed=config["seed"],
     script:

@@ -33,6 +33,7 @@ rule report:
             f"{RUN}/baselines/{{baseline}}/metrics.json", baseline=baseline_names()
         ),
         split_summary=f"{RUN}/data/split_summary.tsv",
+        split=f"{RUN}/data/split.json",
         classes=f"{RUN}/data/classes.tsv",
         validation=f"{RUN}/data/validate.json",
         provenance=f"{RUN}/provenance.json",

@@ -17,7 +17,8 @@ import yaml
 
 from conftest import snakemake
 
-DATA_RULES = {"validate", "select_classes", "split", "held_out_windows", "training_windows", "leakage"}
+DATA_RULES = {"validate", "select_classes", "sketch", "near_duplicates", "split", "held_out_windows",
+              "training_windows", "leakage"}
 ALWAYS = {"provenance", "report", "manifest", "all"}
 JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 
@@ -138,3 +139,30 @@ def test_changing_one_experiment_leaves_the_others_untouched(finished_run, run, 
     if section == "windows":
         expected += Counter({"training_windows": 1, "leakage": 1})
     assert rules(jobs) == expected
+
+
+def test_near_duplicate_threshold_regroups_without_sketching_again(finished_run, tmp_path):
+    def edit(config):
+        config.setdefault("split", {})["near_duplicates"] = {"threshold": 0.5}
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    planned = rules(jobs)
+    assert planned["near_duplicates"] == 1 and planned["split"] == 1
+    assert not {"validate", "select_classes", "sketch"} & set(planned)
+    [grouping] = [job for job in jobs if job["rule"] == "near_duplicates"]
+    assert grouping["reason"].startswith("Params have changed")
+
+
+def test_batch_size_redraws_training_windows_only_when_they_are_fresh_every_epoch(finished_run, tmp_path):
+    def edit(config):
+        config["train"]["batch_size"] *= 2
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    assert "training_windows" not in rules(jobs)
+
+    def edit_fresh(config):
+        edit(config)
+        config["windows"]["resample_each_epoch"] = True
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit_fresh)
+    assert rules(jobs)["training_windows"] == len(yaml.safe_load(finished_run.config.read_text())["experiments"])

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from plasmidlm import PlasmidlmError
 from plasmidlm.io import read_table, write_table
-from plasmidlm.split import SPLITS, assert_disjoint, split_by_plasmid, split_summary, stable_uniform
+from plasmidlm.split import (
+    SPLITS,
+    assert_disjoint,
+    split_by_plasmid,
+    split_summary,
+    stable_uniform,
+    stratification,
+)
 
 
 def class_table(counts: dict[str, int], suffix: str = "") -> pd.DataFrame:
@@ -46,23 +54,28 @@ def test_every_class_in_every_split(table):
     assert summary.sum(axis=1).to_dict() == {"alpha": 12, "beta": 9, "delta": 5, "gamma": 7}
 
 
-def test_split_sizes_follow_the_documented_rounding(table):
-    split = split_by_plasmid(table, 0.2, 0.2, seed=0)
-    summary = split_summary(split).set_index("label")
-    # n_test = n_val = max(1, round(0.2 n)); train gets the rest.
-    expected = {"alpha": (8, 2, 2), "beta": (5, 2, 2), "gamma": (5, 1, 1), "delta": (3, 1, 1)}
-    for label, (train, val, test) in expected.items():
-        assert tuple(summary.loc[label, ["train", "val", "test"]]) == (train, val, test)
+def test_split_follows_the_seeded_hash_of_each_group():
+    """Outside rescues, a group goes to test below test_fraction, to val below test + val, else to train."""
+    table = class_table({"a": 200, "b": 200})
+    split = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=4)
+    hashes = stable_uniform(split["group"], 4)
+    expected = np.where(hashes < 0.2, "test", np.where(hashes < 0.3, "val", "train"))
+    assert (split["split"].to_numpy() == expected).all()
 
 
 def test_per_class_fractions_close_to_requested():
-    counts = {"big": 100, "mid": 60, "small": 40, "tiny": 20}
+    counts = {"big": 1000, "mid": 600, "small": 400}
     split = split_by_plasmid(class_table(counts), val_fraction=0.1, test_fraction=0.2, seed=3)
     summary = split_summary(split).set_index("label")
     for label, n in counts.items():
-        assert abs(summary.loc[label, "test"] / n - 0.2) <= 0.5 / n
-        assert abs(summary.loc[label, "val"] / n - 0.1) <= 0.5 / n
         assert summary.loc[label].sum() == n
+        assert abs(summary.loc[label, "test"] / n - 0.2) <= 0.05
+        assert abs(summary.loc[label, "val"] / n - 0.1) <= 0.05
+    report = stratification(split, 0.1, 0.2)
+    shares = summary.div(summary.sum(axis=1), axis=0)
+    expected = (shares - pd.Series({"train": 0.7, "val": 0.1, "test": 0.2})).abs().to_numpy().max()
+    assert report["max_deviation"] == pytest.approx(expected, abs=1e-4)
+    assert report["by_class"]["big"]["test"] == pytest.approx(shares.loc["big", "test"], abs=1e-4)
 
 
 def test_output_sorted_by_split_then_label_then_id(table):
@@ -97,31 +110,49 @@ def test_input_row_order_does_not_matter(table):
 
 def test_extra_columns_are_carried_along(synthetic):
     split = split_by_plasmid(synthetic.table, 0.2, 0.2, seed=0)
-    assert set(split.columns) == {"id", "label", "length", "split"}
+    assert set(split.columns) == {"id", "label", "length", "split", "group"}
     assert split.set_index("id")["length"].to_dict() == synthetic.table.set_index("id")["length"].to_dict()
 
 
-def test_adding_plasmids_keeps_most_existing_assignments():
+def test_adding_plasmids_never_moves_existing_ones():
     counts = {"a": 50, "b": 50, "c": 50, "d": 50}
     old = class_table(counts)
-    new = class_table({label: 5 for label in counts}, suffix="new")  # 10% more plasmids per class
+    new = class_table({"a": 30, "b": 5, "e": 40}, suffix="new")  # new plasmids and a new class
     before = split_by_plasmid(old, 0.15, 0.15, seed=0).set_index("id")["split"]
     after = split_by_plasmid(pd.concat([old, new]), 0.15, 0.15, seed=0).set_index("id")["split"]
-    stable = (before == after.loc[before.index]).mean()
-    # Plasmids keep their hash order; only those near a boundary (which shifts with n) can move.
-    assert stable >= 0.9
+    assert (before == after.loc[before.index]).all()
 
 
-def test_existing_plasmids_keep_their_relative_hash_order_across_splits():
-    """Within a class, test < val < train in hash order, whatever else is added."""
-    old = class_table({"a": 30, "b": 30})
-    grown = pd.concat([old, class_table({"a": 7, "b": 3}, suffix="new")])
-    for table in (old, grown):
-        split = split_by_plasmid(table, 0.2, 0.2, seed=5)
-        split["key"] = stable_uniform(split["id"], 5)
-        for _, group in split.groupby("label"):
-            ranks = group.sort_values("key")["split"].map({"test": 0, "val": 1, "train": 2})
-            assert ranks.is_monotonic_increasing
+def test_near_duplicate_groups_stay_in_one_split():
+    table = class_table({"a": 60, "b": 60})
+    table["group"] = [f"g{i // 4:03d}" for i in range(len(table))]  # groups of four, some spanning classes
+    split = split_by_plasmid(table, 0.2, 0.2, seed=1)
+    assert (split.groupby("group")["split"].nunique() == 1).all()
+    assert set(split["split"]) == set(SPLITS)
+
+
+def test_class_without_plasmids_in_a_split_gets_the_nearest_group_and_logs_it():
+    messages = []
+    split = split_by_plasmid(class_table({"a": 40, "tiny": 3}), 0.1, 0.1, seed=0, log=messages.append)
+    tiny = split[split["label"] == "tiny"]
+    assert sorted(tiny["split"]) == ["test", "train", "val"]
+    hashes = dict(zip(split["id"], stable_uniform(split["id"], 0)))
+    natural = {record_id: "test" if hashes[record_id] < 0.1 else "val" if hashes[record_id] < 0.2 else "train"
+               for record_id in tiny["id"]}
+    moved = [record_id for record_id, name in zip(tiny["id"], tiny["split"]) if natural[record_id] != name]
+    assert len(moved) == len(messages) >= 1
+    assert all("class 'tiny' had no plasmid in" in message for message in messages)
+    untouched = split[split["label"] == "a"]
+    assert all(natural_split == name for natural_split, name in zip(
+        ["test" if hashes[i] < 0.1 else "val" if hashes[i] < 0.2 else "train" for i in untouched["id"]],
+        untouched["split"]))
+
+
+def test_error_when_a_class_is_one_near_duplicate_group():
+    table = pd.concat([class_table({"a": 20}), class_table({"b": 5})])
+    table["group"] = table["id"].where(table["label"] == "a", "b_family")
+    with pytest.raises(PlasmidlmError, match="class 'b' has 5 plasmid\\(s\\) in 1 near-duplicate group\\(s\\)"):
+        split_by_plasmid(table, 0.2, 0.2, seed=0)
 
 
 def test_stable_uniform_depends_only_on_id_and_seed():
@@ -133,7 +164,7 @@ def test_stable_uniform_depends_only_on_id_and_seed():
 
 def test_error_for_class_too_small(table):
     small = pd.concat([table, pd.DataFrame({"id": ["e1", "e2"], "label": ["epsilon"] * 2})])
-    with pytest.raises(PlasmidlmError, match="class 'epsilon' has 2 plasmid\\(s\\), too few"):
+    with pytest.raises(PlasmidlmError, match="class 'epsilon' has 2 plasmid\\(s\\) in 2 near-duplicate group"):
         split_by_plasmid(small, 0.2, 0.2, seed=0)
 
 
@@ -150,4 +181,10 @@ def test_error_when_fractions_leave_no_training_data(table):
 def test_assert_disjoint_detects_plasmid_in_two_splits():
     split = pd.DataFrame({"id": ["p1", "p2", "p1"], "label": ["x", "x", "x"], "split": ["train", "val", "test"]})
     with pytest.raises(PlasmidlmError, match="plasmid p1 is in more than one split"):
+        assert_disjoint(split)
+
+
+def test_assert_disjoint_detects_group_in_two_splits():
+    split = pd.DataFrame({"id": ["p1", "p2"], "label": ["x", "x"], "split": ["train", "test"], "group": ["g", "g"]})
+    with pytest.raises(PlasmidlmError, match="near-duplicate group g is in more than one split"):
         assert_disjoint(split)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -22,7 +23,7 @@ from plasmidlm.model import build_or_load
 from plasmidlm.train import (
     PARAMS_FILE,
     TRAINER_STATE,
-    EpochSeededWeightedSampler,
+    EpochSampler,
     WindowTrainer,
     class_loss_weights,
     fine_tune,
@@ -237,7 +238,7 @@ def epoch_labels(trainer: WindowTrainer, epoch: int) -> torch.Tensor:
 
 def test_weighted_sampler_draws_classes_about_equally_and_is_seeded_per_epoch(imbalanced, tmp_path):
     trainer = make_trainer(imbalanced, tmp_path, "weighted_sampler")
-    assert isinstance(trainer._get_train_sampler(), EpochSeededWeightedSampler)
+    assert isinstance(trainer._get_train_sampler(), EpochSampler)
     labels = epoch_labels(trainer, 0)
     assert len(labels) == 100
     assert 0.35 <= labels.float().mean() <= 0.65  # class b: 10% of the windows, about half of the draws
@@ -303,3 +304,42 @@ def test_training_arguments_follow_the_config(tmp_path):
     assert arguments.lr_scheduler_type == "cosine" and arguments.optim == "adamw_torch_fused"
     assert arguments.seed == 7 and arguments.save_total_limit is None and not arguments.ignore_data_skip
     assert arguments.bf16 + arguments.fp16 == torch.cuda.is_available()  # one of them on a GPU, neither on a CPU
+
+
+# --- fresh windows every epoch ---------------------------------------------------------------------------
+
+
+def test_epoch_sampler_uses_each_epochs_block_seeded_by_epoch_alone():
+    labels = torch.tensor([0, 1] * 15)
+    blocks = np.repeat([0, 1, 2], 10)
+    sampler = EpochSampler(labels, seed=7, blocks=blocks)
+    assert len(sampler) == 10
+    drawn = {}
+    for epoch in (0, 1, 2, 3):
+        sampler.set_epoch(epoch)
+        drawn[epoch] = list(sampler)
+        assert sorted(drawn[epoch]) == list(range(10 * (epoch % 3), 10 * (epoch % 3) + 10))
+    assert drawn[0] != sorted(drawn[0]) or drawn[1] != sorted(drawn[1])  # shuffled
+    fresh = EpochSampler(labels, seed=7, blocks=blocks)
+    fresh.set_epoch(2)
+    assert list(fresh) == drawn[2]
+
+
+def test_epoch_sampler_weighted_draws_balance_classes_within_a_block():
+    labels = torch.tensor(([0] * 18 + [1] * 2) * 2)
+    sampler = EpochSampler(labels, seed=0, blocks=np.repeat([0, 1], 20), weighted=True)
+    sampler.set_epoch(1)
+    indices = list(sampler)
+    assert len(indices) == 20 and all(20 <= index < 40 for index in indices)
+    assert 0.25 <= labels[indices].float().mean() <= 0.75
+
+
+def test_fine_tune_with_fresh_windows_trains_each_epoch_on_its_own_block(tmp_path):
+    blocks = pd.concat([TRAIN_WINDOWS.assign(epoch=0), windows_table(["a"] * 36 + ["b"] * 12, seed=9).assign(epoch=1)],
+                       ignore_index=True)
+    messages = []
+    summary = fine_tune(blocks, VAL_WINDOWS, ["a", "b"], dict(TINY),
+                        RESUME_TRAIN | {"max_steps": None, "epochs": 2, "save_steps": 6}, WINDOW, tmp_path, seed=3,
+                        log=messages.append)
+    assert summary["steps_per_epoch"] == 6 and summary["total_steps"] == 12 and summary["checkpoints"] == [6, 12]
+    assert any("fresh training windows every epoch: 48 windows in each of 2 epoch(s)" in m for m in messages)

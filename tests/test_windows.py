@@ -15,7 +15,6 @@ from plasmidlm.windows import (
     cut,
     draw_balanced_windows,
     draw_windows,
-    kmer_index,
     reverse_complement,
     rng_for,
     shared_window_sequences,
@@ -83,7 +82,7 @@ def test_cut_circular_inside_sequence_does_not_wrap():
 @pytest.mark.parametrize("circular", [False, True])
 def test_windows_have_requested_length_and_match_their_source(synthetic, strategy, circular):
     windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, strategy, per_plasmid=4,
-                           reverse_complement_p=0.5, circular=circular, rng=rng_for(0, "windows"))
+                           reverse_complement_p=0.5, circular=circular, seed=(0, "windows"))
     assert list(windows.columns) == WINDOW_COLUMNS
     assert len(windows) == 4 * len(synthetic.table)
     assert windows["window_id"].is_unique
@@ -98,7 +97,7 @@ def test_windows_have_requested_length_and_match_their_source(synthetic, strateg
 
 def test_minus_strand_window_is_reverse_complement_of_forward_slice(synthetic):
     windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=3,
-                           reverse_complement_p=1.0, circular=False, rng=rng_for(1, "windows"))
+                           reverse_complement_p=1.0, circular=False, seed=(1, "windows"))
     assert (windows["strand"] == "-").all()
     for row in windows.itertuples():
         forward = synthetic.sequences[row.plasmid_id][row.start : row.start + LENGTH]
@@ -107,7 +106,7 @@ def test_minus_strand_window_is_reverse_complement_of_forward_slice(synthetic):
 
 def test_first_strategy_always_starts_at_zero(synthetic):
     windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "first", per_plasmid=3,
-                           reverse_complement_p=0.0, circular=False, rng=rng_for(0, "windows"))
+                           reverse_complement_p=0.0, circular=False, seed=(0, "windows"))
     assert (windows["start"] == 0).all()
     assert (windows["strand"] == "+").all()
     for row in windows.itertuples():
@@ -116,7 +115,7 @@ def test_first_strategy_always_starts_at_zero(synthetic):
 
 def test_random_strategy_starts_within_valid_range_linear(synthetic):
     windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=20,
-                           reverse_complement_p=0.5, circular=False, rng=rng_for(0, "windows"))
+                           reverse_complement_p=0.5, circular=False, seed=(0, "windows"))
     sizes = windows["plasmid_id"].map({k: len(v) for k, v in synthetic.sequences.items()})
     assert (windows["start"] >= 0).all()
     assert (windows["start"] <= sizes - LENGTH).all()
@@ -125,7 +124,7 @@ def test_random_strategy_starts_within_valid_range_linear(synthetic):
 
 def test_random_strategy_circular_can_start_anywhere_and_wraps(synthetic):
     windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=20,
-                           reverse_complement_p=0.0, circular=True, rng=rng_for(0, "windows"))
+                           reverse_complement_p=0.0, circular=True, seed=(0, "windows"))
     sizes = windows["plasmid_id"].map({k: len(v) for k, v in synthetic.sequences.items()})
     assert (windows["start"] < sizes).all()
     wrapped = windows[windows["start"] > sizes - LENGTH]
@@ -138,7 +137,7 @@ def test_random_strategy_circular_can_start_anywhere_and_wraps(synthetic):
 def test_same_seed_gives_identical_windows(synthetic):
     def draw(seed):
         return draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=5,
-                            reverse_complement_p=0.5, circular=True, rng=rng_for(seed, "windows"))
+                            reverse_complement_p=0.5, circular=True, seed=(seed, "windows"))
 
     pd.testing.assert_frame_equal(draw(0), draw(0))
     assert not draw(0)["start"].equals(draw(1)["start"])
@@ -155,7 +154,7 @@ def test_rng_for_is_independent_per_purpose():
 
 def test_reverse_complement_probability_is_about_one_half(synthetic):
     windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=120,
-                           reverse_complement_p=0.5, circular=False, rng=rng_for(0, "windows"))
+                           reverse_complement_p=0.5, circular=False, seed=(0, "windows"))
     fraction = (windows["strand"] == "-").mean()
     assert len(windows) == 3960
     assert 0.45 < fraction < 0.55  # binomial sd ~0.008
@@ -164,7 +163,7 @@ def test_reverse_complement_probability_is_about_one_half(synthetic):
 @pytest.mark.parametrize("probability, strand", [(0.0, "+"), (1.0, "-")])
 def test_reverse_complement_probability_extremes(synthetic, probability, strand):
     windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=5,
-                           reverse_complement_p=probability, circular=False, rng=rng_for(0, "windows"))
+                           reverse_complement_p=probability, circular=False, seed=(0, "windows"))
     assert (windows["strand"] == strand).all()
 
 
@@ -172,17 +171,17 @@ def test_window_longer_than_sequence_is_an_error():
     sequences = {"p1": "ACGT" * 10}
     plasmids = pd.DataFrame({"id": ["p1"], "label": ["x"]})
     with pytest.raises(PlasmidlmError, match="record p1: sequence of 40 nt is shorter than the window length 100"):
-        draw_windows(sequences, plasmids, 100, "first", 1, 0.5, circular=False, rng=rng_for(0, "w"))
+        draw_windows(sequences, plasmids, 100, "first", 1, 0.5, circular=False, seed=(0, "w"))
 
 
 def test_unknown_strategy_is_an_error(synthetic):
     with pytest.raises(PlasmidlmError, match="unknown value 'middle'"):
-        draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "middle", 1, 0.5, False, rng_for(0, "w"))
+        draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "middle", 1, 0.5, False, (0, "w"))
 
 
 def test_window_ids_use_prefix_and_are_sequential(synthetic):
     windows = draw_windows(synthetic.sequences, plasmids_of(synthetic).head(2), LENGTH, "first", 2, 0.5, False,
-                           rng_for(0, "w"), prefix="train")
+                           (0, "w"), prefix="train")
     assert list(windows["window_id"]) == ["train0000000", "train0000001", "train0000002", "train0000003"]
 
 
@@ -191,7 +190,7 @@ def test_window_ids_use_prefix_and_are_sequential(synthetic):
 
 def test_balanced_windows_equal_per_class_and_per_plasmid(synthetic):
     windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=200,
-                                    circular=False, rng=rng_for(0, "test"))
+                                    circular=False, seed=(0, "test"))
     assert len(windows) == 200
     assert windows["label"].value_counts().to_dict() == {"alpha": 50, "beta": 50, "gamma": 50, "delta": 50}
     per_plasmid = windows.groupby(["label", "plasmid_id"]).size()
@@ -206,14 +205,14 @@ def test_balanced_windows_equal_per_class_and_per_plasmid(synthetic):
 
 def test_balanced_windows_fewer_than_plasmids_uses_each_at_most_once(synthetic):
     windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=20,
-                                    circular=False, rng=rng_for(0, "test"))
+                                    circular=False, seed=(0, "test"))
     assert (windows["label"].value_counts() == 5).all()
     assert windows["plasmid_id"].is_unique
 
 
 def test_balanced_windows_remainder_goes_to_first_classes_by_name(synthetic):
     windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=42,
-                                    circular=False, rng=rng_for(0, "test"))
+                                    circular=False, seed=(0, "test"))
     # sorted labels: alpha, beta, delta, gamma -> the two extra windows go to alpha and beta
     assert windows["label"].value_counts().to_dict() == {"alpha": 11, "beta": 11, "delta": 10, "gamma": 10}
 
@@ -221,7 +220,7 @@ def test_balanced_windows_remainder_goes_to_first_classes_by_name(synthetic):
 def test_balanced_windows_are_deterministic(synthetic):
     def draw():
         return draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=60,
-                                     circular=True, rng=rng_for(3, "val"), prefix="v")
+                                     circular=True, seed=(3, "val"), prefix="v")
 
     pd.testing.assert_frame_equal(draw(), draw())
 
@@ -274,7 +273,73 @@ def test_window_from_a_training_plasmid_is_covered_and_a_fresh_one_is_not():
     training = "".join(rng.choice(list("ACGT"), size=2000))
     near_copy = training[500:600]
     fresh = "".join(rng.choice(list("ACGT"), size=100))
-    index = kmer_index([training], 31)
     covered = windows_covered_by_kmers([near_copy, reverse_complement(near_copy), fresh, near_copy[:50] + fresh[:50]],
-                                       index, 31)
+                                       iter([fresh[:20], training]), 31)
     assert covered.tolist() == [True, True, False, False]
+
+
+# --- streaming and ambiguity policy ------------------------------------------------------------------
+
+def test_streamed_records_in_any_order_give_the_same_windows_as_a_mapping(synthetic):
+    plasmids = plasmids_of(synthetic)
+    expected = draw_windows(synthetic.sequences, plasmids, LENGTH, "random", 3, 0.5, False, (0, "w"))
+    reversed_stream = iter(list(synthetic.sequences.items())[::-1])
+    pd.testing.assert_frame_equal(draw_windows(reversed_stream, plasmids, LENGTH, "random", 3, 0.5, False, (0, "w")),
+                                  expected)
+
+
+def test_a_plasmids_windows_do_not_depend_on_the_other_plasmids(synthetic):
+    plasmids = plasmids_of(synthetic)
+    everyone = draw_windows(synthetic.sequences, plasmids, LENGTH, "random", 3, 0.5, False, (0, "w"))
+    alone = draw_windows(synthetic.sequences, plasmids.iloc[[4]], LENGTH, "random", 3, 0.5, False, (0, "w"))
+    columns = ["plasmid_id", "start", "strand", "sequence"]
+    pd.testing.assert_frame_equal(alone[columns],
+                                  everyone.loc[everyone["plasmid_id"] == plasmids["id"].iloc[4], columns]
+                                  .reset_index(drop=True))
+
+
+def test_missing_record_is_an_error_naming_it(synthetic):
+    plasmids = pd.concat([plasmids_of(synthetic), pd.DataFrame({"id": ["ghost"], "label": ["alpha"]})])
+    with pytest.raises(PlasmidlmError, match="windows: record ghost: no sequence"):
+        draw_windows(synthetic.sequences, plasmids, LENGTH, "random", 1, 0.5, False, (0, "w"))
+
+
+def n_rich_plasmid() -> dict[str, str]:
+    """600 nt: clean, then 200 nt of N, then clean with one R every 10 nt."""
+    rng = np.random.default_rng(0)
+    clean = "".join(rng.choice(list("ACGT"), size=200))
+    with_r = "".join(base if i % 10 else "R" for i, base in enumerate(rng.choice(list("ACGT"), size=200)))
+    return {"p": clean + "N" * 200 + with_r}
+
+
+@pytest.mark.parametrize("ambiguous, max_n_fraction, allowed", [
+    ("keep", 0.1, set("ACGTNR")),      # up to 10 ambiguous bases per 100 window: the N run's edges, R-rich windows
+    ("replace_n", 0.1, set("ACGTN")),  # the same, with R written as N
+    ("drop", 0.1, set("ACGT")),        # no ambiguous base at all
+])
+def test_ambiguity_policy(ambiguous, max_n_fraction, allowed):
+    plasmids = pd.DataFrame({"id": ["p"], "label": ["x"]})
+    windows = draw_windows(n_rich_plasmid(), plasmids, LENGTH, "random", 30, 0.0, False, (1, "w"),
+                           ambiguous=ambiguous, max_n_fraction=max_n_fraction)
+    assert len(windows) == 30
+    for sequence in windows["sequence"]:
+        assert set(sequence) <= allowed
+        assert len(sequence) - sum(sequence.count(base) for base in "ACGT") <= 10
+    if ambiguous != "drop":
+        assert any(set(sequence) - set("ACGT") for sequence in windows["sequence"])
+
+
+def test_plasmid_without_acceptable_windows_gives_fewer_and_counts_them():
+    plasmids = pd.DataFrame({"id": ["good", "bad"], "label": ["x", "x"]})
+    sequences = {"good": "ACGT" * 50, "bad": "ACGT" * 5 + "N" * 180}
+    windows = draw_windows(sequences, plasmids, LENGTH, "random", 4, 0.5, False, (0, "w"), max_n_fraction=0.1)
+    assert windows["plasmid_id"].tolist() == ["good"] * 4
+    assert windows.attrs["missing"] == 4
+    first = draw_windows(sequences, plasmids, LENGTH, "first", 2, 0.5, False, (0, "w"), ambiguous="drop")
+    assert first["plasmid_id"].tolist() == ["good"] * 2 and first.attrs["missing"] == 2
+
+
+def test_unknown_ambiguity_policy_is_an_error(synthetic):
+    with pytest.raises(PlasmidlmError, match="windows.ambiguous: unknown value 'ignore'"):
+        draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", 1, 0.5, False, (0, "w"),
+                     ambiguous="ignore")

@@ -7,9 +7,8 @@ run_logged(
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
     split_name=snakemake.wildcards.held_out,
-    length=snakemake.params.length,
+    windows_config=snakemake.params.windows,
     count=snakemake.params.n_windows,
-    circular=snakemake.params.circular,
     seed=snakemake.params.seed,
     out=snakemake.output[0],
 )

@@ -11,4 +11,5 @@ run_logged(
     seed=snakemake.params.seed,
     experiment=snakemake.wildcards.experiment,
     out=snakemake.output[0],
+    epoch_schedule=snakemake.params.epoch_schedule,
 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import sys
+
 import torch
 from transformers import (
     AutoConfig,
@@ -22,6 +25,8 @@ PRESETS = {
 }
 # Stored in every saved config.json so that evaluation and `predict` know how windows were fed.
 METADATA_KEY = "plasmidlm"
+# peft's name for every linear layer except the output layer: the LoRA targets where peft has no default.
+ALL_LINEAR = "all-linear"
 
 
 def label_maps(classes: list[str]) -> dict:
@@ -73,7 +78,10 @@ def load_pretrained(name_or_path: str, classes: list[str], trust_remote_code: bo
 
 
 def build_or_load(model_config: dict, window_length: int, classes: list[str], seed: int):
-    """Model and tokenizer ready for fine-tuning, with the window metadata stored in the config."""
+    """Model and tokenizer ready for fine-tuning, with the window metadata stored in the config.
+
+    With `lora.enabled`, the model is a peft model with LoRA adapters (see `add_lora`).
+    """
     kmer = model_config.get("kmer")
     stride = model_config.get("kmer_stride", 1)
     if model_config["name_or_path"] == BUILTIN:
@@ -92,7 +100,79 @@ def build_or_load(model_config: dict, window_length: int, classes: list[str], se
             f"maximum of {limit}"
         )
     setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": stride})
+    lora = model_config.get("lora") or {}
+    if lora.get("enabled"):
+        model = add_lora(model, lora)
     return model, tokenizer
+
+
+# --- LoRA ---------------------------------------------------------------------------------------------
+
+
+def import_peft():
+    """peft, needed only with LoRA, so it is imported only then."""
+    try:
+        import peft
+    except ImportError:
+        raise PlasmidlmError("config model.lora.enabled: LoRA needs the peft package: pip install peft") from None
+    return peft
+
+
+def default_lora_targets(model) -> list[str] | str:
+    """peft's LoRA modules for the architecture where the model has them, else every linear layer but the head.
+
+    Models with custom code can share a model type with a built-in one but name their layers otherwise
+    (DNABERT-2 is "bert" with a fused `Wqkv`).
+    """
+    defaults = import_peft().utils.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+    targets = defaults.get(model.config.model_type, [])
+    module_names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    return list(targets) if targets and set(targets) <= module_names else ALL_LINEAR
+
+
+def add_lora(model, lora: dict):
+    """`model` with LoRA adapters; only they and the classification head (peft's SEQ_CLS `modules_to_save`) train."""
+    peft = import_peft()
+    config = peft.LoraConfig(
+        task_type=peft.TaskType.SEQ_CLS,
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"] or default_lora_targets(model),
+    )
+    try:
+        return peft.get_peft_model(model, config)
+    except ValueError as error:
+        raise PlasmidlmError(f"config model.lora.target_modules: {error}") from None
+
+
+def lora_description(lora_model) -> str:
+    """The adapters' settings and layers, for the log."""
+    config = lora_model.peft_config[lora_model.active_adapter]
+    targets = config.target_modules  # peft resolves a list or "all-linear" to a set of names; a regex stays as is
+    layers = targets if isinstance(targets, str) else ", ".join(sorted(targets))
+    return f"LoRA (r={config.r}, alpha={config.lora_alpha}) on {layers} and the classification head"
+
+
+def is_lora_model(model) -> bool:
+    """Whether `model` is a peft model. peft need not be imported for the check: without it, no model is one."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
+
+
+def merged_model(lora_model):
+    """A plain transformers model with the adapters merged into the weights; `lora_model` stays as it is.
+
+    A copy rather than merging in place and unmerging, which would change the frozen weights by rounding
+    and so break exact resuming. It briefly holds the weights twice.
+    """
+    return copy.deepcopy(lora_model).merge_and_unload()
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameters."""
+    parameters = list(model.parameters())
+    return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
 
 
 def load_checkpoint(path, device: str | torch.device = "cpu"):

@@ -5,6 +5,7 @@ Workflow scripts and the command line call these; they never import Snakemake.
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -14,21 +15,19 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from plasmidlm import __version__, baselines, io
+from plasmidlm import __version__, baselines, io, neardup
 from plasmidlm.checkpoints import best_checkpoint
 from plasmidlm.classes import select_classes
 from plasmidlm.evaluate import evaluate_checkpoint
 from plasmidlm.metrics import evaluate_predictions, predictions_table
 from plasmidlm.predict import predict_fasta
 from plasmidlm.pretrain import pretrain_mlm
-from plasmidlm.split import split_by_plasmid, split_summary
-from plasmidlm.train import fine_tune, log_history_table
+from plasmidlm.split import split_by_plasmid, split_summary, stratification
+from plasmidlm.train import fine_tune, log_history_table, schedule
 from plasmidlm.windows import (
     assert_no_plasmid_leakage,
     draw_balanced_windows,
     draw_windows,
-    kmer_index,
-    rng_for,
     shared_window_sequences,
     windows_covered_by_kmers,
 )
@@ -74,34 +73,104 @@ def select(validated, classes_config: dict, out_selected, out_classes, log=_noop
     io.write_table(selected, out_selected)
 
 
-def split(selected, split_config: dict, seed: int, out_split, out_summary, log=_noop):
-    table = split_by_plasmid(io.read_table(selected), split_config["val_fraction"],
-                             split_config["test_fraction"], seed)
+def sketch(fasta, validated, ksize: int, scaled: int, out, log=_noop):
+    """FracMinHash sketches of every usable sequence, for finding near-duplicates."""
+    usable = set(io.read_table(validated)["id"])
+    ids, sketches = neardup.sketch_records(
+        ((record_id, sequence) for record_id, sequence in io.iter_fasta(fasta) if record_id in usable), ksize, scaled)
+    log(f"sketched {len(ids)} sequences (k={ksize}, scaled={scaled}): {sum(map(len, sketches)):,} hashes")
+    neardup.write_sketches(out, ids, sketches, ksize, scaled)
+
+
+def near_duplicates(sketches, selected, measure: str, threshold: float, out, log=_noop):
+    """Pairs of selected plasmids whose sketches are similar at or above the threshold."""
+    chosen = set(io.read_table(selected)["id"])
+    ids, hashes = neardup.read_sketches(sketches)
+    keep = [index for index, record_id in enumerate(ids) if record_id in chosen]
+    pairs = neardup.similar_pairs([ids[i] for i in keep], [hashes[i] for i in keep], threshold, measure)
+    log(f"{len(pairs)} pair(s) of the {len(keep)} selected plasmids with {measure} >= {threshold}")
+    io.write_table(pairs, out)
+
+
+def split(selected, near_duplicate_pairs, split_config: dict, seed: int, out_split, out_summary, out_json,
+          log=_noop):
+    """Split by plasmid; with `near_duplicate_pairs` (a table or None), near-duplicate groups stay together."""
+    table = io.read_table(selected)
+    if near_duplicate_pairs is not None:
+        table["group"] = neardup.group_ids(table["id"].tolist(), io.read_table(near_duplicate_pairs)).to_numpy()
+    val_fraction, test_fraction = split_config["val_fraction"], split_config["test_fraction"]
+    table = split_by_plasmid(table, val_fraction, test_fraction, seed, log=log)
+    group_sizes = table["group"].value_counts()
+    groups = {
+        "near_duplicate_grouping": near_duplicate_pairs is not None,
+        "plasmids": len(table),
+        "groups": len(group_sizes),
+        "merged_groups": int((group_sizes > 1).sum()),
+        "plasmids_in_merged_groups": int(group_sizes[group_sizes > 1].sum()),
+        "largest_group": int(group_sizes.max()),
+        "groups_with_several_classes": int((table.groupby("group")["label"].nunique() > 1).sum()),
+    }
+    strata = stratification(table, val_fraction, test_fraction)
     summary = split_summary(table)
+    log(f"{groups['plasmids']} plasmids in {groups['groups']} groups: {groups['merged_groups']} near-duplicate "
+        f"group(s) merge {groups['plasmids_in_merged_groups']} plasmids (largest {groups['largest_group']}; "
+        f"{groups['groups_with_several_classes']} span several classes)")
     log(summary.to_string(index=False))
+    log(f"largest deviation of a class's share from the requested fractions: {strata['max_deviation']:.3f} "
+        f"(class {strata['max_deviation_class']})")
     io.write_table(summary, out_summary)
-    io.write_table(table[["id", "label", "split", "length"]], out_split)
+    io.write_json(groups | {"stratification": strata}, out_json)
+    io.write_table(table[["id", "label", "split", "length", "group"]], out_split)
 
 
-def held_out_windows(fasta, split_path, split_name: str, length: int, count: int, circular: bool, seed: int,
-                     out, log=_noop):
+def _log_missing(windows: pd.DataFrame, what: str, log) -> None:
+    if windows.attrs["missing"]:
+        log(f"warning: {windows.attrs['missing']} {what} window(s) could not be drawn: their plasmids had too few "
+            f"windows that pass windows.ambiguous / windows.max_n_fraction")
+
+
+def held_out_windows(fasta, split_path, split_name: str, windows_config: dict, count: int, seed: int, out,
+                     log=_noop):
     """The fixed validation or test windows: drawn once, balanced across classes and plasmids."""
     plasmids = _split_plasmids(split_path, split_name)
-    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
-    windows = draw_balanced_windows(sequences, plasmids, length, count, circular,
-                                    rng_for(seed, "windows", split_name), prefix=f"{split_name}_")
+    windows = draw_balanced_windows(io.iter_fasta(fasta), plasmids, windows_config["length"], count,
+                                    windows_config["circular"], (seed, "windows", split_name),
+                                    prefix=f"{split_name}_", ambiguous=windows_config["ambiguous"],
+                                    max_n_fraction=windows_config["max_n_fraction"])
+    _log_missing(windows, split_name, log)
     log(f"{len(windows)} {split_name} windows from {windows['plasmid_id'].nunique()} plasmids")
     io.write_table(windows, out)
 
 
 def training_windows(fasta, split_path, windows_config: dict, length: int, seed: int, experiment: str, out,
-                     log=_noop):
-    """An experiment's fixed training windows, drawn from training plasmids only."""
+                     epoch_schedule: dict | None = None, log=_noop):
+    """An experiment's training windows, drawn from training plasmids only.
+
+    With `windows_config["resample_each_epoch"]`, fresh windows for every epoch that `epoch_schedule`
+    (batch_size, epochs, max_steps) will train: the table gets an `epoch` column, and epoch 0's windows
+    are those of a fixed table.
+    """
     plasmids = _split_plasmids(split_path, "train")
-    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
-    windows = draw_windows(sequences, plasmids, length, windows_config["strategy"], windows_config["per_plasmid"],
-                           windows_config["reverse_complement_p"], windows_config["circular"],
-                           rng_for(seed, "windows", "train", experiment), prefix="train_")
+
+    def draw(*purpose):
+        windows = draw_windows(io.iter_fasta(fasta), plasmids, length, windows_config["strategy"],
+                               windows_config["per_plasmid"], windows_config["reverse_complement_p"],
+                               windows_config["circular"], (seed, "windows", "train", experiment, *purpose),
+                               prefix="train_", ambiguous=windows_config["ambiguous"],
+                               max_n_fraction=windows_config["max_n_fraction"])
+        _log_missing(windows, "training", log)
+        return windows
+
+    windows = draw()
+    if windows_config["resample_each_epoch"]:
+        plan = schedule(len(windows), epoch_schedule["batch_size"], epoch_schedule["epochs"],
+                        epoch_schedule["max_steps"], save_steps=1)
+        n_epochs = math.ceil(plan["total_steps"] / plan["steps_per_epoch"])
+        windows = pd.concat([windows.assign(epoch=0)]
+                            + [draw(f"epoch{epoch}").assign(epoch=epoch) for epoch in range(1, n_epochs)],
+                            ignore_index=True)
+        windows["window_id"] = [f"train_{index:07d}" for index in range(len(windows))]
+        log(f"fresh windows for each of {n_epochs} epoch(s)")
     log(f"{len(windows)} training windows from {len(plasmids)} plasmids")
     io.write_table(windows, out)
 
@@ -122,8 +191,8 @@ def leakage(fasta, split_path, train_windows, val_windows, test_windows, kmer: i
                               "the train or val split")
     shared = shared_window_sequences(test, train)
     train_ids = set(split_table.loc[split_table["split"] == "train", "id"])
-    index = kmer_index(io.read_fasta(fasta, ids=train_ids).values(), kmer)
-    covered = windows_covered_by_kmers(test["sequence"].tolist(), index, kmer)
+    training_sequences = (sequence for record_id, sequence in io.iter_fasta(fasta) if record_id in train_ids)
+    covered = windows_covered_by_kmers(test["sequence"].tolist(), training_sequences, kmer)
     report = {
         "test_plasmids_in_train": 0,
         "test_plasmids_in_val": 0,
@@ -170,9 +239,9 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
                               "the pretraining corpus")
     plasmids = plasmids[plasmids["id"].map(lambda name: len(sequences[name]) >= window_length)]
     corpus = draw_windows(sequences, plasmids, window_length, "random", pretrain_config["windows_per_plasmid"], 0.5,
-                          False, rng_for(seed, "pretrain", "corpus"))
+                          False, (seed, "pretrain", "corpus"))
     heldout = draw_balanced_windows(sequences, plasmids.assign(label="all"), window_length,
-                                    pretrain_config["heldout_windows"], False, rng_for(seed, "pretrain", "heldout"))
+                                    pretrain_config["heldout_windows"], False, (seed, "pretrain", "heldout"))
     summary = pretrain_mlm(corpus, heldout, pretrain_config, window_length, output_dir, seed, log)
     io.write_table(log_history_table(summary.pop("log_history")), out_log)
     io.write_json(summary, out_summary)
@@ -209,7 +278,7 @@ def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: in
     classes = classes_of_split(io.read_table(split_path))
     sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
     train = draw_windows(sequences, plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5, False,
-                         rng_for(seed, "baseline", "kmer"))
+                         (seed, "baseline", "kmer"))
     model = baselines.fit_logistic(baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"]),
                                    train["label"], kmer_config["C"], seed)
     test = io.read_table(test_windows)
@@ -237,7 +306,7 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
     classes = classes_of_split(io.read_table(split_path))
     sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
     train = draw_windows(sequences, plasmids, length, "random", embeddings_config["windows_per_plasmid"], 0.5, False,
-                         rng_for(seed, "baseline", "embeddings"))
+                         (seed, "baseline", "embeddings"))
     states, masks = baselines.token_states(encoder, tokenizer, metadata, train["sequence"])
     logistic = baselines.fit_logistic(baselines.mean_pool(states, masks), train["label"], embeddings_config["C"], seed)
     cnn = baselines.fit_token_cnn(states, masks, train["label"].map(classes.index).to_numpy(), len(classes),

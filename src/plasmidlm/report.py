@@ -196,9 +196,29 @@ def _leakage_row(experiment: str, leakage: dict) -> dict:
     return {"experiment": experiment, **leakage, "by_class": by_class}
 
 
+def _split_text(split_info: dict) -> str:
+    strata = split_info["stratification"]
+    if split_info["near_duplicate_grouping"]:
+        grouping = (
+            f"Near-identical plasmids are kept in one split: {split_info['plasmids_in_merged_groups']} of "
+            f"{split_info['plasmids']} plasmids fall in {split_info['merged_groups']} near-duplicate groups "
+            f"(largest {split_info['largest_group']}; {split_info['groups_with_several_classes']} span several "
+            f"classes; pairs in data/near_duplicates.tsv)."
+        )
+    else:
+        grouping = "Near-duplicate grouping is off: near-identical plasmids can straddle splits."
+    return (
+        f"{grouping} Each group's split comes from a seeded hash of its name, so the split of a plasmid does "
+        f"not change when plasmids are added. Classes are stratified in expectation: the largest deviation of "
+        f"a class's share from the requested fractions is {strata['max_deviation']:.3f} "
+        f"(class {strata['max_deviation_class']})."
+    )
+
+
 def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], config: dict) -> str:
     classes_table = io.read_table(run_dir / "data" / "classes.tsv")
     split_summary = io.read_table(run_dir / "data" / "split_summary.tsv")
+    split_info = io.read_json(run_dir / "data" / "split.json")
     validation = io.read_json(run_dir / "data" / "validate.json")
     provenance = io.read_json(run_dir / "provenance.json")
     leakage = pd.DataFrame([_leakage_row(name, io.read_json(run_dir / name / "leakage.json"))
@@ -252,7 +272,7 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             f"{validation['usable']} usable sequences ({validation['total_length']:,} nt) from "
             f"{validation['fasta']}; {validation['skipped_short']} skipped as shorter than a window.")
             + "<h3>Classes</h3>" + _table_html(classes_table)
-            + "<h3>Plasmids per split</h3>" + _table_html(split_summary)
+            + "<h3>Plasmids per split</h3>" + _paragraph(_split_text(split_info)) + _table_html(split_summary)
             + "<h3>Windows</h3>" + _paragraph(
                 f"Window length {windows['length']} nt; {windows['val_count']} validation and "
                 f"{windows['test_count']} test windows, fixed and shared by every experiment and checkpoint, "

@@ -17,11 +17,12 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from transformers.integrations import is_tensorboard_available
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.model import build_or_load
+from plasmidlm.model import build_or_load, is_lora_model, lora_description, merged_model, parameter_counts
 from plasmidlm.tokenize import encode
 
 PARAMS_FILE = "plasmidlm_train_params.json"
 TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkpoint directory
+LORA_ADAPTER_DIR = "lora_adapter"  # inside a checkpoint of a LoRA run: the adapters and head that resuming loads
 BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
 
 
@@ -77,24 +78,39 @@ def class_loss_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
     return len(labels) / (n_classes * counts.float())
 
 
-class EpochSeededWeightedSampler(torch.utils.data.WeightedRandomSampler):
-    """As many windows per epoch as there are, drawn with replacement in proportion to `weights`.
+class EpochSampler(torch.utils.data.Sampler):
+    """The windows of one epoch, drawn from (seed, epoch) alone: a run resumed in epoch e draws what an
+    uninterrupted run draws in epoch e (the Trainer calls `set_epoch`).
 
-    The draw of an epoch depends only on (seed, epoch), never on earlier epochs: the Trainer calls
-    `set_epoch`, so a run resumed in epoch e draws what an uninterrupted run draws in epoch e.
+    `blocks` gives the epoch each window was drawn for (fresh windows every epoch): epoch e uses block
+    e mod (number of blocks), every epoch as many windows as the smallest block. Without `blocks`, every
+    epoch uses all windows. `weighted`: drawn with replacement in proportion to `sampling_weights` within
+    the block (every class equally often); otherwise shuffled.
     """
 
-    def __init__(self, weights: torch.Tensor, seed: int):
-        super().__init__(weights, num_samples=len(weights), replacement=True, generator=torch.Generator())
-        self.seed = seed
+    def __init__(self, labels: torch.Tensor, seed: int, blocks: np.ndarray | None = None, weighted: bool = False):
+        blocks = np.zeros(len(labels), dtype=int) if blocks is None else np.asarray(blocks)
+        self.members = [torch.from_numpy(np.flatnonzero(blocks == block)) for block in np.unique(blocks)]
+        self.length = min(len(members) for members in self.members)
+        self.labels, self.seed, self.weighted = labels, seed, weighted
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def __len__(self) -> int:
+        return self.length
+
     def __iter__(self):
-        self.generator.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]))
-        return super().__iter__()
+        generator = torch.Generator()
+        generator.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]))
+        members = self.members[self.epoch % len(self.members)]
+        if self.weighted:
+            order = torch.multinomial(sampling_weights(self.labels[members]), self.length, replacement=True,
+                                      generator=generator)
+        else:
+            order = torch.randperm(len(members), generator=generator)[: self.length]
+        return iter(members[order].tolist())
 
 
 class WindowTrainer(Trainer):
@@ -105,21 +121,47 @@ class WindowTrainer(Trainer):
     - `class_weights`: the training loss is cross-entropy weighted by `class_loss_weights`; the validation
       loss stays unweighted, so it is comparable across balance modes.
     - `none`: the Trainer's own shuffled sampler and loss.
+
+    A LoRA (peft) model's checkpoints hold the merged model and, for resuming, the adapters (see `_save`).
     """
 
-    def __init__(self, *args, balance: str = "none", **kwargs):
+    def __init__(self, *args, balance: str = "none", epoch_blocks: np.ndarray | None = None, **kwargs):
         super().__init__(*args, **{"data_collator": default_data_collator, **kwargs})
         if balance not in BALANCE_MODES:
             raise PlasmidlmError(f"config train.balance: unknown mode {balance!r} ({', '.join(BALANCE_MODES)})")
         self.balance = balance
+        self.epoch_blocks = epoch_blocks
         self.class_weights = (class_loss_weights(self.train_dataset.labels, self.model.config.num_labels)
                               if balance == "class_weights" else None)
 
     def _get_train_sampler(self, train_dataset=None):
-        if self.balance != "weighted_sampler":
+        if self.balance != "weighted_sampler" and self.epoch_blocks is None:
             return super()._get_train_sampler(train_dataset)
         dataset = self.train_dataset if train_dataset is None else train_dataset
-        return EpochSeededWeightedSampler(sampling_weights(dataset.labels), self.args.seed)
+        return EpochSampler(dataset.labels, self.args.seed, self.epoch_blocks,
+                            weighted=self.balance == "weighted_sampler")
+
+    def _save(self, output_dir=None, state_dict=None):
+        """With LoRA: the merged model and the tokenizer, loadable without peft, and the adapters for resuming.
+
+        The adapters go to a subdirectory: with peft installed, transformers would apply an adapter_config.json
+        found beside config.json on top of the already merged weights.
+        """
+        if not is_lora_model(self.model):
+            return super()._save(output_dir, state_dict)
+        output_dir = Path(output_dir or self.args.output_dir)
+        # The vocabulary is never resized: no embedding layers to save, and no hub look-up to find that out.
+        self.model.save_pretrained(output_dir / LORA_ADAPTER_DIR, save_embedding_layers=False)
+        merged_model(self.model).save_pretrained(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """With LoRA: the adapters and head; the frozen weights are those the model was built with."""
+        if not is_lora_model(self.model):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        self.model.load_adapter(str(Path(resume_from_checkpoint) / LORA_ADAPTER_DIR), self.model.active_adapter,
+                                is_trainable=True)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.class_weights is None or not model.training:
@@ -274,11 +316,19 @@ def fine_tune(
         raise PlasmidlmError(f"train: training windows have label(s) outside the classes: {unknown}")
     model, tokenizer = build_or_load(model_config, window_length, classes, seed)
     metadata = model.config.plasmidlm
-    plan = schedule(len(train_windows), train_config["batch_size"], train_config["epochs"],
+    epoch_blocks = train_windows["epoch"].to_numpy() if "epoch" in train_windows.columns else None
+    windows_per_epoch = len(train_windows) if epoch_blocks is None else int(np.bincount(epoch_blocks).min())
+    plan = schedule(windows_per_epoch, train_config["batch_size"], train_config["epochs"],
                     train_config.get("max_steps"), train_config["save_steps"])
-    n_params = sum(parameter.numel() for parameter in model.parameters())
+    trainable, n_params = parameter_counts(model)
     log(f"model: {model_config['name_or_path']} ({n_params:,} parameters); classes: {', '.join(classes)}")
-    log(f"{len(train_windows):,} training windows, batch {train_config['batch_size']}: "
+    if is_lora_model(model):
+        log(f"{lora_description(model)}: {trainable:,} of {n_params:,} parameters trainable "
+            f"({trainable / n_params:.2%})")
+    if epoch_blocks is not None:
+        log(f"fresh training windows every epoch: {windows_per_epoch:,} windows in each of "
+            f"{epoch_blocks.max() + 1} epoch(s) drawn")
+    log(f"{windows_per_epoch:,} training windows per epoch, batch {train_config['batch_size']}: "
         f"{plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps in all, "
         f"{len(plan['checkpoints'])} checkpoint(s) at steps {plan['checkpoints']}; "
         f"{len(val_windows):,} validation windows at each checkpoint; class balance: {train_config['balance']}")
@@ -295,6 +345,7 @@ def fine_tune(
         compute_metrics=accuracy_metric,
         callbacks=[ProgressLog(log), stop],
         balance=train_config["balance"],
+        epoch_blocks=epoch_blocks,
     )
     trainer.remove_callback(PrinterCallback)
     with stop.installed():
@@ -304,7 +355,8 @@ def fine_tune(
         restart = f"resume from checkpoint-{steps[-1]}" if steps else "start again (no checkpoint yet)"
         raise PlasmidlmError(f"train: stopped by SIGTERM after step {trainer.state.global_step} of "
                              f"{trainer.state.max_steps}; re-run to {restart}")
-    return {**plan, "checkpoints": steps, "parameters": n_params, "log_history": trainer.state.log_history}
+    return {**plan, "checkpoints": steps, "parameters": n_params, "trainable_parameters": trainable,
+            "log_history": trainer.state.log_history}
 
 
 def log_history_table(log_history: list[dict]) -> pd.DataFrame:

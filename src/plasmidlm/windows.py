@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -35,77 +36,145 @@ def _max_start(sequence_length: int, length: int, circular: bool) -> int:
     return sequence_length if circular else sequence_length - length + 1
 
 
-def _make_windows(sequences, picks, length, reverse_complement_p, circular, rng, prefix):
-    rows = []
-    for index, (plasmid_id, label, start) in enumerate(picks):
-        sequence = sequences[plasmid_id]
+AMBIGUITY_POLICIES = ("keep", "replace_n", "drop")
+_TO_N = str.maketrans({code: "N" for code in "RYSWKMBDHV"})
+MAX_TRIES_PER_WINDOW = 20  # random draws per wanted window before a plasmid is given fewer windows
+
+
+def ambiguous_count(window: str) -> int:
+    """Bases other than A, C, G and T."""
+    return len(window) - sum(window.count(base) for base in "ACGT")
+
+
+def acceptable(window: str, ambiguous: str, max_n_fraction: float) -> bool:
+    """Whether a window passes the ambiguity policy: `drop` allows no ambiguous base, the others up to
+    `max_n_fraction` of them."""
+    limit = 0 if ambiguous == "drop" else max_n_fraction * len(window)
+    return ambiguous_count(window) <= limit
+
+
+def plasmid_windows(sequence: str, n_windows: int, length: int, strategy: str, reverse_complement_p: float,
+                    circular: bool, rng: np.random.Generator, ambiguous: str = "keep",
+                    max_n_fraction: float = 1.0) -> list[tuple[int, str, str]]:
+    """Up to `n_windows` (start, strand, window) of one sequence.
+
+    `first` repeats the first `length` nt (only the strand is drawn) and gives none when they fail the
+    ambiguity policy; `random` draws uniform starts, redrawing windows that fail it (up to
+    MAX_TRIES_PER_WINDOW draws per window). `replace_n` turns IUPAC ambiguity codes into N.
+    """
+    if len(sequence) < length:
+        raise PlasmidlmError(f"sequence of {len(sequence)} nt is shorter than the window length {length}")
+    n_starts = _max_start(len(sequence), length, circular)
+    windows = []
+    for _ in range(n_windows * (1 if strategy == "first" else MAX_TRIES_PER_WINDOW)):
+        if len(windows) == n_windows:
+            break
+        start = 0 if strategy == "first" else int(rng.integers(n_starts))
         window = cut(sequence, start, length, circular)
-        if len(window) < length:
-            raise PlasmidlmError(
-                f"windows: record {plasmid_id}: sequence of {len(sequence)} nt is shorter than "
-                f"the window length {length}"
-            )
+        if ambiguous == "replace_n":
+            window = window.translate(_TO_N)
+        if not acceptable(window, ambiguous, max_n_fraction):
+            continue
         minus = rng.random() < reverse_complement_p
-        rows.append(
-            (f"{prefix}{index:07d}", plasmid_id, label, start, "-" if minus else "+",
-             reverse_complement(window) if minus else window)
-        )
-    return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
+        windows.append((start, "-" if minus else "+", reverse_complement(window) if minus else window))
+    return windows
+
+
+def _records(sequences) -> Iterable[tuple[str, str]]:
+    return sequences.items() if isinstance(sequences, Mapping) else sequences
+
+
+def windows_from_counts(sequences, plasmids: pd.DataFrame, counts: dict[str, int], length: int, strategy: str,
+                        reverse_complement_p: float, circular: bool, seed: tuple, prefix: str,
+                        ambiguous: str = "keep", max_n_fraction: float = 1.0) -> pd.DataFrame:
+    """`counts[id]` windows from each plasmid, read from `sequences` (a mapping, or (id, sequence) pairs
+    streamed from a FASTA: only one sequence is held at a time).
+
+    Each plasmid's windows come from its own generator, `rng_for(*seed, id)`, so they depend neither on
+    the order of the records nor on which other plasmids take part. Rows are in the order of `plasmids`.
+    The table's `attrs["missing"]` counts windows that could not be drawn (ambiguity policy).
+    """
+    if strategy not in ("first", "random"):
+        raise PlasmidlmError(f"config windows.strategy: unknown value {strategy!r} (first or random)")
+    if ambiguous not in AMBIGUITY_POLICIES:
+        raise PlasmidlmError(f"config windows.ambiguous: unknown value {ambiguous!r} ({', '.join(AMBIGUITY_POLICIES)})")
+    label_of = dict(zip(plasmids["id"], plasmids["label"]))
+    drawn = {}
+    for plasmid_id, sequence in _records(sequences):
+        if counts.get(plasmid_id, 0) == 0 or plasmid_id in drawn:
+            continue
+        try:
+            drawn[plasmid_id] = plasmid_windows(sequence, counts[plasmid_id], length, strategy, reverse_complement_p,
+                                                circular, rng_for(*seed, plasmid_id), ambiguous, max_n_fraction)
+        except PlasmidlmError as error:
+            raise PlasmidlmError(f"windows: record {plasmid_id}: {error}") from None
+    absent = [plasmid_id for plasmid_id, n in counts.items() if n and plasmid_id not in drawn]
+    if absent:
+        raise PlasmidlmError(f"windows: record {absent[0]}: no sequence ({len(absent)} plasmid(s) without one)")
+    rows = [(plasmid_id, label_of[plasmid_id], start, strand, window)
+            for plasmid_id in plasmids["id"] for start, strand, window in drawn.get(plasmid_id, [])]
+    table = pd.DataFrame(rows, columns=WINDOW_COLUMNS[1:])
+    table.insert(0, "window_id", [f"{prefix}{index:07d}" for index in range(len(table))])
+    table.attrs["missing"] = sum(counts.values()) - len(table)
+    return table
 
 
 def draw_windows(
-    sequences: dict[str, str],
+    sequences,
     plasmids: pd.DataFrame,
     length: int,
     strategy: str,
     per_plasmid: int,
     reverse_complement_p: float,
     circular: bool,
-    rng: np.random.Generator,
+    seed: tuple,
     prefix: str = "w",
+    ambiguous: str = "keep",
+    max_n_fraction: float = 1.0,
 ) -> pd.DataFrame:
     """`per_plasmid` windows from every plasmid (`plasmids` has `id`, `label`).
 
     `first`: the first `length` nt each time (only the strand is drawn); `random`: uniform starts.
     """
-    if strategy not in ("first", "random"):
-        raise PlasmidlmError(f"config windows.strategy: unknown value {strategy!r} (first or random)")
-    picks = []
-    for plasmid_id, label in zip(plasmids["id"], plasmids["label"]):
-        n_starts = _max_start(len(sequences[plasmid_id]), length, circular)
-        for _ in range(per_plasmid):
-            start = 0 if strategy == "first" else int(rng.integers(max(n_starts, 1)))
-            picks.append((plasmid_id, label, start))
-    return _make_windows(sequences, picks, length, reverse_complement_p, circular, rng, prefix)
+    counts = dict.fromkeys(plasmids["id"], per_plasmid)
+    return windows_from_counts(sequences, plasmids, counts, length, strategy, reverse_complement_p, circular, seed,
+                               prefix, ambiguous, max_n_fraction)
+
+
+def balanced_counts(plasmids: pd.DataFrame, count: int, rng: np.random.Generator) -> dict[str, int]:
+    """`count` windows split evenly across classes and, within a class, across its plasmids (±1)."""
+    labels = sorted(plasmids["label"].unique())
+    per_class = np.full(len(labels), count // len(labels))
+    per_class[: count % len(labels)] += 1
+    counts = dict.fromkeys(plasmids["id"], 0)
+    for label, n_windows in zip(labels, per_class):
+        ids = plasmids.loc[plasmids["label"] == label, "id"].to_numpy()
+        order = rng.permutation(len(ids))
+        for i in range(n_windows):
+            counts[ids[order[i % len(ids)]]] += 1
+    return counts
 
 
 def draw_balanced_windows(
-    sequences: dict[str, str],
+    sequences,
     plasmids: pd.DataFrame,
     length: int,
     count: int,
     circular: bool,
-    rng: np.random.Generator,
+    seed: tuple,
     prefix: str = "w",
     reverse_complement_p: float = 0.5,
+    ambiguous: str = "keep",
+    max_n_fraction: float = 1.0,
 ) -> pd.DataFrame:
     """`count` random windows, split evenly across classes and, within a class, across plasmids.
 
     Every plasmid of a class gets the same number of windows (±1), so that one long plasmid cannot
     dominate a class; used for the fixed validation and test windows.
     """
-    labels = sorted(plasmids["label"].unique())
-    per_class = np.full(len(labels), count // len(labels))
-    per_class[: count % len(labels)] += 1
-    picks = []
-    for label, n_windows in zip(labels, per_class):
-        ids = plasmids.loc[plasmids["label"] == label, "id"].to_numpy()
-        order = rng.permutation(len(ids))
-        for i in range(n_windows):
-            plasmid_id = ids[order[i % len(ids)]]
-            n_starts = _max_start(len(sequences[plasmid_id]), length, circular)
-            picks.append((plasmid_id, label, int(rng.integers(max(n_starts, 1)))))
-    return _make_windows(sequences, picks, length, reverse_complement_p, circular, rng, prefix)
+    counts = balanced_counts(plasmids, count, rng_for(*seed))
+    return windows_from_counts(sequences, plasmids, counts, length, "random", reverse_complement_p, circular, seed,
+                               prefix, ambiguous, max_n_fraction)
 
 
 def canonical(sequence: str) -> str:
@@ -146,22 +215,20 @@ def canonical_kmer_codes(sequence: str, k: int) -> np.ndarray:
     return np.minimum(forward, reverse)
 
 
-def kmer_index(sequences, k: int) -> np.ndarray:
-    """Sorted distinct canonical k-mers of all `sequences` (an array to test membership with searchsorted)."""
-    parts = [np.unique(canonical_kmer_codes(sequence, k)) for sequence in sequences]
-    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
-
-
-def windows_covered_by_kmers(window_sequences, index: np.ndarray, k: int) -> np.ndarray:
-    """For each window, whether every one of its k-mers (either strand) occurs in `index`.
+def windows_covered_by_kmers(window_sequences, reference_sequences: Iterable[str], k: int) -> np.ndarray:
+    """For each window, whether every one of its k-mers (either strand) occurs in a reference sequence.
 
     A window whose k-mers all occur in training plasmids is (a near-copy of) training sequence, even when
-    its plasmid ID is not in training: the measure of near-duplicate leakage that ID checks miss.
+    its plasmid ID is not in training: the measure of near-duplicate leakage that ID checks miss. Only the
+    windows' k-mers are held in memory; the references are streamed one at a time.
     """
-    covered = np.zeros(len(window_sequences), dtype=bool)
-    for row, sequence in enumerate(window_sequences):
+    window_codes = [canonical_kmer_codes(sequence, k) for sequence in window_sequences]
+    wanted = np.unique(np.concatenate(window_codes)) if window_codes else np.empty(0, dtype=np.uint64)
+    found = np.zeros(len(wanted), dtype=bool)
+    for sequence in reference_sequences:
         codes = canonical_kmer_codes(sequence, k)
-        if len(codes) and len(index):
-            positions = np.minimum(np.searchsorted(index, codes), len(index) - 1)
-            covered[row] = bool((index[positions] == codes).all())
-    return covered
+        if len(wanted) and len(codes):
+            positions = np.minimum(np.searchsorted(wanted, codes), len(wanted) - 1)
+            found[positions[wanted[positions] == codes]] = True
+    return np.array([len(codes) > 0 and bool(found[np.searchsorted(wanted, codes)].all()) for codes in window_codes],
+                    dtype=bool)

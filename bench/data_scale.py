@@ -1,0 +1,166 @@
+"""Throughput and peak memory of the data stage on a synthetic plasmid database of a given size.
+
+Generates a FASTA + label table shaped like PLSDB (lengths log-normal around 50 kbp, mean ~85 kbp; a third
+of the plasmids are near-copies of earlier ones with 0.05% substitutions; mobile elements shared across
+plasmids; soft-masked runs and a few N runs), then runs each data step of the workflow with the default
+config, every one in its own process, and prints its wall time, throughput (Mbp/s of the input) and peak
+memory (max RSS), next to a plain Biopython `SeqIO.parse` pass over the same file in the same run.
+Example (README.md next to this file):
+
+    PYTHONPATH=src python bench/data_scale.py --gbp 0.6 --workdir /tmp/plasmidlm-scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from plasmidlm.config import load_schema
+
+BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
+LINE = 80
+CLASSES = ["IncF", "IncI1", "ColRNAI", "IncX", "rep_cluster_1"]
+MOBILE_ELEMENTS = 300  # shared insertion sequences, ~1.5 kbp each
+
+
+def default(section: str, key: str, sub: str | None = None):
+    properties = load_schema()["properties"][section]["properties"]
+    return properties[key]["properties"][sub]["default"] if sub else properties[key]["default"]
+
+
+def fasta_lines(sequence: np.ndarray) -> bytes:
+    """A sequence (uint8 codes) as FASTA lines of LINE bases."""
+    full, tail = divmod(len(sequence), LINE)
+    lines = np.empty((full + 1, LINE + 1), dtype=np.uint8)
+    lines[:full, :LINE] = sequence[: full * LINE].reshape(full, LINE)
+    lines[:, LINE] = ord("\n")
+    lines[full, :tail] = sequence[full * LINE :]
+    lines[full, tail] = ord("\n")
+    return lines.reshape(-1)[: full * (LINE + 1) + (tail + 1 if tail else 0)].tobytes()
+
+
+def generate(fasta: Path, labels: Path, gbp: float, seed: int) -> tuple[int, int]:
+    """Write the synthetic database; return (plasmids, bases)."""
+    rng = np.random.default_rng(seed)
+    mobile = [BASES[rng.integers(0, 4, int(rng.integers(800, 2500)))] for _ in range(MOBILE_ELEMENTS)]
+    founders: list[tuple[np.ndarray, str]] = []
+    target, total, count = int(gbp * 1e9), 0, 0
+    with open(fasta, "wb") as out, open(labels, "w") as table:
+        table.write("id\tlabel\n")
+        while total < target:
+            if founders and rng.random() < 1 / 3:  # a near-copy of an earlier plasmid
+                parent, label = founders[int(rng.integers(len(founders)))]
+                sequence = parent.copy()
+                mutated = np.flatnonzero(rng.random(len(sequence)) < 0.0005)
+                sequence[mutated] = BASES[rng.integers(0, 4, len(mutated))]
+            else:
+                length = int(min(max(rng.lognormal(np.log(50_000), 1.0), 1_500), 2_500_000))
+                parts = [BASES[rng.integers(0, 4, length)]]
+                for _ in range(rng.poisson(3)):
+                    parts.append(mobile[int(rng.integers(MOBILE_ELEMENTS))])
+                    parts.append(BASES[rng.integers(0, 4, int(rng.integers(100, 5_000)))])
+                sequence = np.concatenate(parts)
+                if rng.random() < 0.05:  # an assembly gap
+                    gap = int(rng.integers(0, len(sequence) - 100))
+                    sequence[gap : gap + 100] = ord("N")
+                label = CLASSES[int(rng.integers(len(CLASSES)))]
+                if len(founders) < 2_000 and len(sequence) < 400_000:
+                    founders.append((sequence, label))
+            if rng.random() < 0.1:  # soft-masked repeats
+                masked = int(rng.integers(0, len(sequence) - 200))
+                sequence = sequence.copy()
+                sequence[masked : masked + 200] |= 0x20
+            out.write(f">synthetic_{count:07d} synthetic plasmid {count}\n".encode())
+            out.write(fasta_lines(sequence))
+            table.write(f"synthetic_{count:07d}\t{label}\n")
+            total += len(sequence)
+            count += 1
+    return count, total
+
+
+def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
+    """Each data step as the Python statement the workflow script runs (via plasmidlm.pipeline)."""
+    data = workdir / "data"
+    near = {key: default("split", "near_duplicates", key) for key in ("measure", "threshold", "ksize", "scaled")}
+    windows = {key: default("windows", key) for key in ("length", "circular", "ambiguous", "max_n_fraction")}
+    training = windows | {key: default("windows", key) for key in ("strategy", "per_plasmid", "reverse_complement_p")}
+    split = {"val_fraction": default("split", "val_fraction"), "test_fraction": default("split", "test_fraction")}
+    data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
+                   "labels_without_sequence": "error"}
+    classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
+    return {
+        "biopython SeqIO.parse (reference)":
+            f"from Bio import SeqIO; sum(len(r.seq) for r in SeqIO.parse({str(fasta)!r}, 'fasta'))",
+        "validate": f"pipeline.validate({str(fasta)!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, "
+                    f"{str(data / 'validated.tsv')!r}, {str(data / 'validate.json')!r})",
+        "select_classes": f"pipeline.select({str(data / 'validated.tsv')!r}, {classes!r}, "
+                          f"{str(data / 'selected.tsv')!r}, {str(data / 'classes.tsv')!r})",
+        "sketch": f"pipeline.sketch({str(fasta)!r}, {str(data / 'validated.tsv')!r}, {near['ksize']}, "
+                  f"{near['scaled']}, {str(data / 'sketches.npz')!r})",
+        "near_duplicates": f"pipeline.near_duplicates({str(data / 'sketches.npz')!r}, {str(data / 'selected.tsv')!r}, "
+                           f"{near['measure']!r}, {near['threshold']}, {str(data / 'near_duplicates.tsv')!r})",
+        "split": f"pipeline.split({str(data / 'selected.tsv')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
+                 f"{str(data / 'split.tsv')!r}, {str(data / 'split_summary.tsv')!r}, {str(data / 'split.json')!r}, "
+                 f"log=print)",
+        "val_windows": f"pipeline.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'val', {windows!r}, "
+                       f"{default('windows', 'val_count')}, 1, {str(data / 'val_windows.tsv.gz')!r})",
+        "test_windows": f"pipeline.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'test', {windows!r}, "
+                        f"{default('windows', 'test_count')}, 1, {str(data / 'test_windows.tsv.gz')!r})",
+        "training_windows": f"pipeline.training_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, {training!r}, "
+                            f"{windows['length']}, 1, 'random8', {str(workdir / 'train_windows.tsv.gz')!r})",
+    }
+
+
+def run_stage(statement: str) -> tuple[float, float, str]:
+    """Run one step in a fresh process; return (seconds, peak RSS in GiB, its output)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", f"from plasmidlm import pipeline; {statement}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status:
+        raise SystemExit(f"step failed:\n{statement}\n{output}")
+    return seconds, usage.ru_maxrss / 2**20, output  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gbp", type=float, default=0.1, help="size of the synthetic database in Gbp")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-scale"), help="where the data and outputs go")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="keep the generated FASTA (deleted by default)")
+    arguments = parser.parse_args()
+    workdir = arguments.workdir / f"{arguments.gbp:g}gbp"
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    fasta, labels = workdir / "plasmids.fasta", workdir / "labels.tsv"
+    started = time.perf_counter()
+    plasmids, bases = generate(fasta, labels, arguments.gbp, arguments.seed)
+    print(f"generated {plasmids:,} plasmids, {bases / 1e9:.2f} Gbp ({fasta.stat().st_size / 2**30:.2f} GiB FASTA) "
+          f"in {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPU cores")
+    print(f"{'step':<36} {'seconds':>8} {'Mbp/s':>8} {'peak GiB':>9}")
+    data_seconds, data_peak = 0.0, 0.0
+    for name, statement in stage_commands(workdir, fasta, labels).items():
+        seconds, peak, output = run_stage(statement)
+        print(f"{name:<36} {seconds:>8.1f} {bases / 1e6 / seconds:>8.1f} {peak:>9.2f}", flush=True)
+        if name == "split":
+            print("    " + output.splitlines()[0])
+        if not name.startswith("biopython"):
+            data_seconds += seconds
+            data_peak = max(data_peak, peak)
+    print(f"{'whole data stage, one step after another':<36} {data_seconds:>8.1f} "
+          f"{bases / 1e6 / data_seconds:>8.1f} {data_peak:>9.2f}")
+    if not arguments.keep:
+        fasta.unlink()
+    print(f"peak memory of this driver: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()

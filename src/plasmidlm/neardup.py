@@ -1,0 +1,109 @@
+"""Finding near-identical plasmids with FracMinHash sketches, so that a split can keep them together.
+
+Near-identical plasmids recur across isolates: split by ID alone, a test plasmid can be a near-copy of a
+training one. Each sequence is sketched (sourmash FracMinHash: the canonical k-mers whose hash falls below
+2^64 / scaled), pairs whose sketches overlap above a threshold are linked, and connected components become
+groups that a split keeps together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from plasmidlm import io
+
+MEASURES = ("containment", "jaccard")
+PAIR_COLUMNS = ["id_a", "id_b", "shared_hashes", "jaccard", "containment"]
+
+
+def sketch(sequence: str, ksize: int, scaled: int) -> np.ndarray:
+    """The sorted FracMinHash hashes of a sequence (both strands; k-mers with non-ACGT codes skipped)."""
+    import sourmash  # imported here: only the sketch step needs it
+
+    minhash = sourmash.MinHash(n=0, ksize=ksize, scaled=scaled)
+    minhash.add_sequence(sequence, force=True)
+    return np.fromiter(minhash.hashes, dtype=np.uint64, count=len(minhash))
+
+
+def sketch_records(records: Iterable[tuple[str, str]], ksize: int, scaled: int) -> tuple[list[str], list[np.ndarray]]:
+    ids, sketches = [], []
+    for record_id, sequence in records:
+        ids.append(record_id)
+        sketches.append(sketch(sequence, ksize, scaled))
+    return ids, sketches
+
+
+def write_sketches(path: str | Path, ids: list[str], sketches: list[np.ndarray], ksize: int, scaled: int) -> None:
+    sizes = np.array([len(hashes) for hashes in sketches], dtype=np.int64)
+    hashes = np.concatenate(sketches) if sketches else np.empty(0, dtype=np.uint64)
+
+    def write(tmp):
+        with open(tmp, "wb") as handle:  # a handle, so that numpy does not append .npz to the name
+            np.savez(handle, ids=np.array(ids, dtype=str), sizes=sizes, hashes=hashes,
+                     ksize=ksize, scaled=scaled)
+
+    io.write_atomic(path, write)
+
+
+def read_sketches(path: str | Path) -> tuple[list[str], list[np.ndarray]]:
+    with np.load(path) as data:
+        offsets = np.cumsum(data["sizes"])[:-1]
+        return data["ids"].tolist(), np.split(data["hashes"], offsets)
+
+
+def sketch_matrix(sketches: list[np.ndarray]) -> sparse.csr_matrix:
+    """Sequences × distinct hashes, 1 where a sequence's sketch holds the hash."""
+    sizes = [len(hashes) for hashes in sketches]
+    if not sum(sizes):
+        return sparse.csr_matrix((len(sketches), 0), dtype=np.int32)
+    _, columns = np.unique(np.concatenate(sketches), return_inverse=True)
+    rows = np.repeat(np.arange(len(sketches)), sizes)
+    return sparse.csr_matrix((np.ones(len(columns), dtype=np.int32), (rows, columns)),
+                             shape=(len(sketches), columns.max() + 1))
+
+
+def similar_pairs(ids: list[str], sketches: list[np.ndarray], threshold: float, measure: str = "containment",
+                  block_rows: int = 2048) -> pd.DataFrame:
+    """Pairs of sequences whose sketches are similar at or above `threshold`.
+
+    jaccard = shared / union; containment = shared / size of the smaller sketch (a small plasmid that sits
+    inside a large one has containment 1). Shared hashes are counted by a sparse matrix product, a block of
+    rows at a time, so that memory stays bounded.
+    """
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}, not {measure!r}")
+    matrix = sketch_matrix(sketches)
+    transposed = matrix.T.tocsr()
+    sizes = np.array([len(hashes) for hashes in sketches], dtype=np.int64)
+    found = []
+    for begin in range(0, len(ids), block_rows):
+        shared = (matrix[begin : begin + block_rows] @ transposed).tocoo()
+        a, b, count = shared.row + begin, shared.col, shared.data.astype(np.int64)
+        upper = a < b
+        a, b, count = a[upper], b[upper], count[upper]
+        jaccard = count / (sizes[a] + sizes[b] - count)
+        containment = count / np.minimum(sizes[a], sizes[b])
+        keep = (jaccard if measure == "jaccard" else containment) >= threshold
+        found.append((a[keep], b[keep], count[keep], jaccard[keep], containment[keep]))
+    a, b, count, jaccard, containment = (np.concatenate(parts) for parts in zip(*found)) if found else [[]] * 5
+    names = np.asarray(ids, dtype=object)
+    return pd.DataFrame({"id_a": names[np.asarray(a, dtype=int)], "id_b": names[np.asarray(b, dtype=int)],
+                         "shared_hashes": count, "jaccard": jaccard, "containment": containment},
+                        columns=PAIR_COLUMNS)
+
+
+def group_ids(ids: list[str], pairs: pd.DataFrame) -> pd.Series:
+    """Connected components of the pair graph; each ID's group is named after its smallest member ID."""
+    position = {record_id: index for index, record_id in enumerate(ids)}
+    rows = pairs["id_a"].map(position).to_numpy(dtype=int)
+    columns = pairs["id_b"].map(position).to_numpy(dtype=int)
+    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(ids), len(ids)))
+    _, component = connected_components(graph, directed=False)
+    members = pd.Series(ids, index=ids)
+    return members.groupby(component).transform("min").rename("group")

@@ -1,0 +1,115 @@
+"""The data steps as the workflow runs them (plasmidlm.pipeline): files in, files out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plasmidlm import io, pipeline
+from plasmidlm.config import load_schema
+
+from conftest import make_dataset, random_sequence, write_fasta
+
+WINDOW_DEFAULTS = {key: spec["default"] for key, spec in load_schema()["properties"]["windows"]["properties"].items()}
+
+
+@pytest.fixture
+def split_run(tmp_path):
+    """A synthetic data set (two families of near-copies among unrelated plasmids), validated, sketched, split."""
+    rng = np.random.default_rng(5)
+    founders = {label: random_sequence(rng, 4_000) for label in ("alpha", "beta")}
+    records, labels = [], []
+    for label in ("alpha", "beta"):
+        for i in range(4):  # copies of the founder with a few substitutions
+            copy = list(founders[label])
+            for position in rng.integers(0, len(copy), 2):
+                copy[position] = "ACGT"[(("ACGT".index(copy[position])) + 1) % 4]
+            records.append((f"{label}_copy{i}", "".join(copy)))
+            labels.append(label)
+        for i in range(16):
+            records.append((f"{label}_{i:02d}", random_sequence(rng, int(rng.integers(1_000, 3_000)))))
+            labels.append(label)
+    fasta = write_fasta(tmp_path / "plasmids.fasta", records)
+    label_path = tmp_path / "labels.tsv"
+    pd.DataFrame({"id": [record_id for record_id, _ in records], "label": labels}).to_csv(label_path, sep="\t",
+                                                                                       index=False)
+    data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
+                   "labels_without_sequence": "error"}
+    pipeline.validate(fasta, label_path, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
+    pipeline.sketch(fasta, tmp_path / "validated.tsv", 21, 10, tmp_path / "sketches.npz")
+    pipeline.near_duplicates(tmp_path / "sketches.npz", tmp_path / "validated.tsv", "containment", 0.95,
+                             tmp_path / "pairs.tsv")
+    messages = []
+    pipeline.split(tmp_path / "validated.tsv", tmp_path / "pairs.tsv", {"val_fraction": 0.2, "test_fraction": 0.2},
+                   1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv", tmp_path / "split.json",
+                   log=messages.append)
+    return tmp_path, fasta, messages
+
+
+def test_near_copies_share_a_group_and_a_split(split_run):
+    directory, _, messages = split_run
+    split = io.read_table(directory / "split.tsv")
+    assert list(split.columns) == ["id", "label", "split", "length", "group"]
+    for label in ("alpha", "beta"):
+        family = split[split["id"].str.startswith(f"{label}_copy")]
+        assert family["group"].nunique() == 1 and family["split"].nunique() == 1
+        assert family["group"].iloc[0] == f"{label}_copy0"
+    summary = io.read_json(directory / "split.json")
+    assert summary["merged_groups"] == 2 and summary["plasmids_in_merged_groups"] == 8
+    assert summary["largest_group"] == 4 and summary["groups"] == 40 - 6
+    assert 0 <= summary["stratification"]["max_deviation"] <= 1
+    assert "2 near-duplicate group(s) merge 8 plasmids" in messages[0]
+    pairs = io.read_table(directory / "pairs.tsv")
+    assert len(pairs) == 2 * 6 and (pairs["containment"] >= 0.95).all()
+
+
+def test_split_without_grouping_keeps_every_plasmid_alone(split_run):
+    directory, _, _ = split_run
+    pipeline.split(directory / "validated.tsv", None, {"val_fraction": 0.2, "test_fraction": 0.2}, 1,
+                   directory / "s.tsv", directory / "s_summary.tsv", directory / "s.json")
+    split = io.read_table(directory / "s.tsv")
+    assert (split["group"] == split["id"]).all()
+    assert io.read_json(directory / "s.json")["near_duplicate_grouping"] is False
+
+
+def test_fresh_windows_every_epoch(split_run):
+    directory, fasta, _ = split_run
+    settings = WINDOW_DEFAULTS | {"per_plasmid": 2}
+    fixed, fresh = directory / "fixed.tsv.gz", directory / "fresh.tsv.gz"
+    pipeline.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", fixed)
+    # batch 4: steps per epoch = ceil(windows / 4); 2.5 epochs need 3 blocks of windows
+    pipeline.training_windows(fasta, directory / "split.tsv", settings | {"resample_each_epoch": True}, 100, 1, "exp",
+                              fresh, epoch_schedule={"batch_size": 4, "epochs": 2.5, "max_steps": None})
+    fixed, fresh = io.read_table(fixed), io.read_table(fresh)
+    assert sorted(fresh["epoch"].unique()) == [0, 1, 2]
+    assert (fresh.groupby("epoch").size() == len(fixed)).all()
+    columns = ["plasmid_id", "label", "start", "strand", "sequence"]
+    pd.testing.assert_frame_equal(fresh.loc[fresh["epoch"] == 0, columns].reset_index(drop=True), fixed[columns])
+    assert set(fresh.loc[fresh["epoch"] == 1, "sequence"]) != set(fixed["sequence"])
+    assert fresh["window_id"].is_unique
+
+
+def test_epochs_follow_max_steps(split_run):
+    directory, fasta, _ = split_run
+    settings = WINDOW_DEFAULTS | {"per_plasmid": 2, "resample_each_epoch": True}
+    out = directory / "fresh.tsv.gz"
+    train_plasmids = (io.read_table(directory / "split.tsv")["split"] == "train").sum()
+    steps_per_epoch = -(-2 * train_plasmids // 8)
+    pipeline.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", out,
+                              epoch_schedule={"batch_size": 8, "epochs": 1, "max_steps": 2 * steps_per_epoch + 1})
+    assert io.read_table(out)["epoch"].nunique() == 3
+
+
+def test_held_out_windows_respect_the_ambiguity_policy(tmp_path):
+    dataset = make_dataset(tmp_path, counts={"a": 3, "b": 3}, min_length=400, max_length=400)
+    sequences = {record_id: sequence[:150] + "N" * 100 + sequence[250:]
+                 for record_id, sequence in dataset.sequences.items()}
+    fasta = write_fasta(tmp_path / "with_n.fasta", sequences.items())
+    split = dataset.table.assign(split="test", group=dataset.table["id"])
+    io.write_table(split, tmp_path / "split.tsv")
+    out = tmp_path / "test_windows.tsv.gz"
+    pipeline.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS | {"ambiguous": "drop"}, 60, 0,
+                              out)
+    windows = io.read_table(out)
+    assert len(windows) == 60 and not windows["sequence"].str.contains("N").any()

@@ -1,0 +1,89 @@
+"""Near-duplicate detection: FracMinHash sketches, similar pairs, connected groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import random_sequence
+
+from plasmidlm.neardup import group_ids, read_sketches, similar_pairs, sketch, write_sketches
+from plasmidlm.windows import reverse_complement
+
+
+def mutate(rng: np.random.Generator, sequence: str, rate: float) -> str:
+    bases = np.array(list(sequence))
+    positions = rng.random(len(bases)) < rate
+    bases[positions] = [{"A": "C", "C": "G", "G": "T", "T": "A"}[base] for base in bases[positions]]
+    return "".join(bases)
+
+
+@pytest.fixture(scope="module")
+def family():
+    """A 20 kbp plasmid, a copy with 1 SNP per 2 kbp, a 4 kbp piece of it, and two unrelated plasmids."""
+    rng = np.random.default_rng(0)
+    original = random_sequence(rng, 20_000)
+    return {
+        "original": original,
+        "snp_copy": mutate(rng, original, 0.0005),
+        "fragment": original[5_000:9_000],
+        "unrelated": random_sequence(rng, 20_000),
+        "other": random_sequence(rng, 6_000),
+    }
+
+
+def sketches_of(records: dict[str, str], ksize=21, scaled=20):
+    return list(records), [sketch(sequence, ksize, scaled) for sequence in records.values()]
+
+
+def test_sketch_is_sorted_strand_independent_and_skips_ambiguous_kmers(family):
+    hashes = sketch(family["original"], 21, 20)
+    assert len(hashes) > 500 and (np.diff(hashes.astype(np.float64)) > 0).all()
+    assert np.array_equal(sketch(reverse_complement(family["original"]), 21, 20), hashes)
+    with_n = family["original"][:10_000] + "N" + family["original"][10_000:]
+    assert set(sketch(with_n, 21, 20)) <= set(hashes)
+
+
+def test_containment_links_copies_and_fragments_not_unrelated_plasmids(family):
+    ids, sketches = sketches_of(family)
+    pairs = similar_pairs(ids, sketches, threshold=0.95, measure="containment")
+    linked = {frozenset(pair) for pair in zip(pairs["id_a"], pairs["id_b"])}
+    assert linked == {frozenset(pair) for pair in
+                      [("original", "snp_copy"), ("original", "fragment"), ("snp_copy", "fragment")]}
+    fragment = pairs[(pairs["id_a"] == "original") & (pairs["id_b"] == "fragment")].iloc[0]
+    assert fragment["containment"] >= 0.95 and fragment["jaccard"] < 0.3
+
+
+def test_jaccard_links_copies_but_not_fragments(family):
+    ids, sketches = sketches_of(family)
+    pairs = similar_pairs(ids, sketches, threshold=0.9, measure="jaccard")
+    assert list(zip(pairs["id_a"], pairs["id_b"])) == [("original", "snp_copy")]
+
+
+def test_pairs_do_not_depend_on_the_block_size(family):
+    ids, sketches = sketches_of(family)
+    whole = similar_pairs(ids, sketches, threshold=0.1)
+    pd.testing.assert_frame_equal(similar_pairs(ids, sketches, threshold=0.1, block_rows=2), whole)
+
+
+def test_empty_sketches_and_no_pairs():
+    pairs = similar_pairs(["a", "b"], [np.empty(0, dtype=np.uint64)] * 2, threshold=0.95)
+    assert pairs.empty and list(pairs.columns) == ["id_a", "id_b", "shared_hashes", "jaccard", "containment"]
+    assert group_ids(["a", "b"], pairs).tolist() == ["a", "b"]
+
+
+def test_groups_are_connected_components_named_after_their_smallest_id():
+    pairs = pd.DataFrame({"id_a": ["p3", "p2"], "id_b": ["p2", "p5"]})
+    groups = group_ids(["p5", "p1", "p2", "p3", "p4"], pairs)
+    assert groups.to_dict() == {"p5": "p2", "p1": "p1", "p2": "p2", "p3": "p2", "p4": "p4"}
+
+
+def test_sketch_file_round_trip(tmp_path, family):
+    ids, sketches = sketches_of(family)
+    ids.append("too_short")
+    sketches.append(np.empty(0, dtype=np.uint64))
+    write_sketches(tmp_path / "sketches.npz", ids, sketches, 21, 20)
+    read_ids, read_hashes = read_sketches(tmp_path / "sketches.npz")
+    assert read_ids == ids
+    assert all(np.array_equal(a, b) for a, b in zip(read_hashes, sketches))
+    assert [path.name for path in tmp_path.iterdir()] == ["sketches.npz"]

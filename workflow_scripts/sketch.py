@@ -1,0 +1,12 @@
+from plasmidlm import pipeline
+from plasmidlm.jobs import run_logged
+
+run_logged(
+    snakemake.log[0],
+    pipeline.sketch,
+    fasta=snakemake.input.fasta,
+    validated=snakemake.input.validated,
+    ksize=snakemake.params.ksize,
+    scaled=snakemake.params.scaled,
+    out=snakemake.output[0],
+)
