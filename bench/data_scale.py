@@ -5,6 +5,8 @@ of the plasmids are near-copies of earlier ones with 0.05% substitutions; mobile
 plasmids; soft-masked runs and a few N runs), then runs each data step of the workflow with the default
 config, every one in its own process, and prints its wall time, throughput (Mbp/s of the input) and peak
 memory (max RSS), next to a plain Biopython `SeqIO.parse` pass over the same file in the same run.
+"seconds" and "Mbp/s" time the step's own call; "job s" is the whole process, Python start-up and imports
+(torch among them, a few seconds) included.
 Example (README.md next to this file):
 
     PYTHONPATH=src python bench/data_scale.py --gbp 0.6 --workdir /tmp/plasmidlm-scale
@@ -90,20 +92,20 @@ def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
     data = workdir / "data"
     near = {key: default("split", "near_duplicates", key) for key in ("measure", "threshold", "ksize", "scaled")}
     windows = {key: default("windows", key) for key in ("length", "circular", "ambiguous", "max_n_fraction")}
-    training = windows | {key: default("windows", key) for key in ("strategy", "per_plasmid", "reverse_complement_p")}
+    training = windows | {key: default("windows", key)
+                          for key in ("strategy", "per_plasmid", "reverse_complement_p", "resample_each_epoch")}
     split = {"val_fraction": default("split", "val_fraction"), "test_fraction": default("split", "test_fraction")}
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
     classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
     return {
-        "biopython SeqIO.parse (reference)":
-            f"from Bio import SeqIO; sum(len(r.seq) for r in SeqIO.parse({str(fasta)!r}, 'fasta'))",
+        "biopython SeqIO.parse (reference)": f"sum(len(r.seq) for r in SeqIO.parse({str(fasta)!r}, 'fasta'))",
         "validate": f"pipeline.validate({str(fasta)!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, "
                     f"{str(data / 'validated.tsv')!r}, {str(data / 'validate.json')!r})",
         "select_classes": f"pipeline.select({str(data / 'validated.tsv')!r}, {classes!r}, "
                           f"{str(data / 'selected.tsv')!r}, {str(data / 'classes.tsv')!r})",
         "sketch": f"pipeline.sketch({str(fasta)!r}, {str(data / 'validated.tsv')!r}, {near['ksize']}, "
-                  f"{near['scaled']}, {str(data / 'sketches.npz')!r})",
+                  f"{near['scaled']}, {str(data / 'sketches.npz')!r}, threads=os.cpu_count())",
         "near_duplicates": f"pipeline.near_duplicates({str(data / 'sketches.npz')!r}, {str(data / 'selected.tsv')!r}, "
                            f"{near['measure']!r}, {near['threshold']}, {str(data / 'near_duplicates.tsv')!r})",
         "split": f"pipeline.split({str(data / 'selected.tsv')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
@@ -118,17 +120,24 @@ def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
     }
 
 
-def run_stage(statement: str) -> tuple[float, float, str]:
-    """Run one step in a fresh process; return (seconds, peak RSS in GiB, its output)."""
+def run_stage(statement: str) -> tuple[float, float, float, str]:
+    """Run one step in a fresh process, as a workflow job does.
+
+    Returns (seconds of the step itself, seconds of the whole process including Python start-up and imports,
+    peak RSS in GiB, the step's output).
+    """
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", f"from plasmidlm import pipeline; {statement}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    program = (f"import os, time; from Bio import SeqIO; from plasmidlm import pipeline; started = time.perf_counter(); "
+               f"{statement}; print('step seconds', time.perf_counter() - started)")
+    process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
+    wall = time.perf_counter() - started
     if status:
         raise SystemExit(f"step failed:\n{statement}\n{output}")
-    return seconds, usage.ru_maxrss / 2**20, output  # ru_maxrss is in KiB on Linux
+    lines = output.splitlines()
+    return float(lines[-1].split()[-1]), wall, usage.ru_maxrss / 2**20, "\n".join(lines[:-1])  # ru_maxrss: KiB
 
 
 def main() -> None:
@@ -145,18 +154,18 @@ def main() -> None:
     plasmids, bases = generate(fasta, labels, arguments.gbp, arguments.seed)
     print(f"generated {plasmids:,} plasmids, {bases / 1e9:.2f} Gbp ({fasta.stat().st_size / 2**30:.2f} GiB FASTA) "
           f"in {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPU cores")
-    print(f"{'step':<36} {'seconds':>8} {'Mbp/s':>8} {'peak GiB':>9}")
-    data_seconds, data_peak = 0.0, 0.0
+    print(f"{'step':<36} {'seconds':>8} {'Mbp/s':>8} {'job s':>7} {'peak GiB':>9}")
+    step_total, job_total, data_peak = 0.0, 0.0, 0.0
     for name, statement in stage_commands(workdir, fasta, labels).items():
-        seconds, peak, output = run_stage(statement)
-        print(f"{name:<36} {seconds:>8.1f} {bases / 1e6 / seconds:>8.1f} {peak:>9.2f}", flush=True)
+        seconds, job_seconds, peak, output = run_stage(statement)
+        print(f"{name:<36} {seconds:>8.1f} {bases / 1e6 / seconds:>8.1f} {job_seconds:>7.1f} {peak:>9.2f}",
+              flush=True)
         if name == "split":
             print("    " + output.splitlines()[0])
         if not name.startswith("biopython"):
-            data_seconds += seconds
-            data_peak = max(data_peak, peak)
-    print(f"{'whole data stage, one step after another':<36} {data_seconds:>8.1f} "
-          f"{bases / 1e6 / data_seconds:>8.1f} {data_peak:>9.2f}")
+            step_total, job_total, data_peak = step_total + seconds, job_total + job_seconds, max(data_peak, peak)
+    print(f"{'data stage, one step after another':<36} {step_total:>8.1f} {bases / 1e6 / step_total:>8.1f} "
+          f"{job_total:>7.1f} {data_peak:>9.2f}")
     if not arguments.keep:
         fasta.unlink()
     print(f"peak memory of this driver: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")

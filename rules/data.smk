@@ -50,7 +50,7 @@ rule sketch:
         f"{RUN}/logs/sketch.log",
     conda:
         "../envs/plasmidlm.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,

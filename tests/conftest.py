@@ -134,6 +134,31 @@ def tiny_checkpoint(tmp_path_factory):
     return directory, model.eval(), tokenizer
 
 
+# --- training runs -----------------------------------------------------------------------------------
+
+def assert_same_weights(actual: dict, expected: dict) -> None:
+    import torch
+
+    assert actual.keys() == expected.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(actual[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def losses(summary: dict) -> dict:
+    return {entry["step"]: entry["loss"] for entry in summary["log_history"] if "loss" in entry}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models train fastest on one thread; on a busy machine, several threads wait on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --- one finished run of the whole workflow, shared by the tests that only read it ---------------------
 
 def snakemake(*args, cwd=REPO_ROOT, check=True):

@@ -25,7 +25,9 @@ from plasmidlm.train import (
     training_arguments,
 )
 
-from conftest import CLASSES, TINY, WINDOW, random_windows
+from conftest import CLASSES, TINY, WINDOW, assert_same_weights, losses, random_windows
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SCHEMA = load_schema()["properties"]
 LORA_DEFAULTS = {key: spec["default"] for key, spec in SCHEMA["model"]["properties"]["lora"]["properties"].items()}
@@ -40,25 +42,6 @@ VAL_WINDOWS = pd.DataFrame({"label": ["a", "b"] * 4, "sequence": random_windows(
 
 def run_fine_tune(output_dir, log=lambda message: None) -> dict:
     return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, CLASSES, LORA_MODEL, LORA_TRAIN, WINDOW, output_dir, seed=3, log=log)
-
-
-def assert_same_weights(actual: dict, expected: dict) -> None:
-    assert actual.keys() == expected.keys()
-    for name, tensor in expected.items():
-        torch.testing.assert_close(actual[name], tensor, rtol=0, atol=1e-6, msg=name)
-
-
-def losses(summary: dict) -> dict:
-    return {entry["step"]: entry["loss"] for entry in summary["log_history"] if "loss" in entry}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; on a busy machine, several threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

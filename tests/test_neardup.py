@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 from conftest import random_sequence
 
-from plasmidlm.neardup import group_ids, read_sketches, similar_pairs, sketch, write_sketches
+from plasmidlm.neardup import (
+    batches,
+    group_ids,
+    read_sketches,
+    similar_pairs,
+    sketch,
+    sketch_records,
+    write_sketches,
+)
 from plasmidlm.windows import reverse_complement
 
 
@@ -87,3 +95,15 @@ def test_sketch_file_round_trip(tmp_path, family):
     assert read_ids == ids
     assert all(np.array_equal(a, b) for a, b in zip(read_hashes, sketches))
     assert [path.name for path in tmp_path.iterdir()] == ["sketches.npz"]
+
+
+def test_sketching_in_threads_and_batches_gives_the_same_sketches(family):
+    ids, sketches = sketches_of(family)
+    threaded_ids, threaded = sketch_records(iter(family.items()), 21, 20, threads=2, batch_bases=10_000)
+    assert threaded_ids == ids
+    assert all(np.array_equal(a, b) for a, b in zip(threaded, sketches))
+
+
+def test_batches_hold_at_most_max_bases_unless_one_record_is_longer():
+    records = [("a", "A" * 5), ("b", "A" * 5), ("c", "A" * 12), ("d", "A" * 1)]
+    assert [[name for name, _ in batch] for batch in batches(iter(records), 10)] == [["a", "b"], ["c"], ["d"]]

@@ -33,7 +33,9 @@ from plasmidlm.train import (
     training_arguments,
 )
 
-from conftest import SRC, TINY, WINDOW, random_windows
+from conftest import SRC, TINY, WINDOW, assert_same_weights, losses, random_windows
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TRAIN_DEFAULTS = {key: spec["default"] for key, spec in load_schema()["properties"]["train"]["properties"].items()}
 # 48 windows in batches of 8: 6 steps per epoch, 12 steps = 2 epochs, checkpoints at 4, 8 and 12.
@@ -56,25 +58,6 @@ def run_fine_tune(output_dir, balance: str, log=lambda message: None) -> dict:
 
 def final_weights(output_dir) -> dict:
     return load_file(output_dir / "checkpoint-12" / "model.safetensors")
-
-
-def assert_same_weights(actual: dict, expected: dict) -> None:
-    assert actual.keys() == expected.keys()
-    for name, tensor in expected.items():
-        torch.testing.assert_close(actual[name], tensor, rtol=0, atol=1e-6, msg=name)
-
-
-def losses(summary: dict) -> dict:
-    return {entry["step"]: entry["loss"] for entry in summary["log_history"] if "loss" in entry}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; on a busy machine, several threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -9,4 +9,5 @@ run_logged(
     ksize=snakemake.params.ksize,
     scaled=snakemake.params.scaled,
     out=snakemake.output[0],
+    threads=snakemake.threads,
 )

@@ -8,8 +8,9 @@ groups that a split keeps together.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,11 +32,30 @@ def sketch(sequence: str, ksize: int, scaled: int) -> np.ndarray:
     return np.fromiter(minhash.hashes, dtype=np.uint64, count=len(minhash))
 
 
-def sketch_records(records: Iterable[tuple[str, str]], ksize: int, scaled: int) -> tuple[list[str], list[np.ndarray]]:
+def batches(records: Iterable[tuple[str, str]], max_bases: int) -> Iterator[list[tuple[str, str]]]:
+    """Consecutive records in lists of at most `max_bases` nt (or one record, if it is longer)."""
+    batch, bases = [], 0
+    for record in records:
+        if batch and bases + len(record[1]) > max_bases:
+            yield batch
+            batch, bases = [], 0
+        batch.append(record)
+        bases += len(record[1])
+    if batch:
+        yield batch
+
+
+def sketch_records(records: Iterable[tuple[str, str]], ksize: int, scaled: int, threads: int = 1,
+                   batch_bases: int = 50_000_000) -> tuple[list[str], list[np.ndarray]]:
+    """Sketches of streamed records, `threads` at a time (sourmash releases the GIL while it hashes).
+
+    Records are read in batches of about `batch_bases` nt, so memory holds one batch, not the file.
+    """
     ids, sketches = [], []
-    for record_id, sequence in records:
-        ids.append(record_id)
-        sketches.append(sketch(sequence, ksize, scaled))
+    with ThreadPoolExecutor(threads) as pool:
+        for batch in batches(records, batch_bases):
+            ids += [record_id for record_id, _ in batch]
+            sketches += pool.map(lambda record: sketch(record[1], ksize, scaled), batch)
     return ids, sketches
 
 
@@ -58,14 +78,20 @@ def read_sketches(path: str | Path) -> tuple[list[str], list[np.ndarray]]:
 
 
 def sketch_matrix(sketches: list[np.ndarray]) -> sparse.csr_matrix:
-    """Sequences × distinct hashes, 1 where a sequence's sketch holds the hash."""
-    sizes = [len(hashes) for hashes in sketches]
-    if not sum(sizes):
-        return sparse.csr_matrix((len(sketches), 0), dtype=np.int32)
-    _, columns = np.unique(np.concatenate(sketches), return_inverse=True)
-    rows = np.repeat(np.arange(len(sketches)), sizes)
-    return sparse.csr_matrix((np.ones(len(columns), dtype=np.int32), (rows, columns)),
-                             shape=(len(sketches), columns.max() + 1))
+    """Sequences × the hashes found in more than one sketch, 1 where a sequence's sketch holds the hash.
+
+    Hashes of a single sketch cannot be shared, and leaving them out keeps the matrix small: at PLSDB's
+    size most hashes are unique to one plasmid.
+    """
+    hashes = np.concatenate(sketches) if sketches else np.empty(0, dtype=np.uint64)
+    ordered = np.sort(hashes)
+    shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    del ordered
+    columns = np.minimum(np.searchsorted(shared, hashes), max(len(shared) - 1, 0))
+    present = shared[columns] == hashes if len(shared) else np.zeros(len(hashes), dtype=bool)
+    rows = np.repeat(np.arange(len(sketches)), [len(sketch) for sketch in sketches])
+    return sparse.csr_matrix((np.ones(int(present.sum()), dtype=np.int32), (rows[present], columns[present])),
+                             shape=(len(sketches), len(shared)))
 
 
 def similar_pairs(ids: list[str], sketches: list[np.ndarray], threshold: float, measure: str = "containment",

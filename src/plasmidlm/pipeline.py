@@ -30,6 +30,7 @@ from plasmidlm.windows import (
     draw_windows,
     shared_window_sequences,
     windows_covered_by_kmers,
+    windows_from_counts,
 )
 
 PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "numpy", "pandas",
@@ -73,11 +74,12 @@ def select(validated, classes_config: dict, out_selected, out_classes, log=_noop
     io.write_table(selected, out_selected)
 
 
-def sketch(fasta, validated, ksize: int, scaled: int, out, log=_noop):
+def sketch(fasta, validated, ksize: int, scaled: int, out, threads: int = 1, log=_noop):
     """FracMinHash sketches of every usable sequence, for finding near-duplicates."""
     usable = set(io.read_table(validated)["id"])
     ids, sketches = neardup.sketch_records(
-        ((record_id, sequence) for record_id, sequence in io.iter_fasta(fasta) if record_id in usable), ksize, scaled)
+        ((record_id, sequence) for record_id, sequence in io.iter_fasta(fasta) if record_id in usable), ksize, scaled,
+        threads)
     log(f"sketched {len(ids)} sequences (k={ksize}, scaled={scaled}): {sum(map(len, sketches)):,} hashes")
     neardup.write_sketches(out, ids, sketches, ksize, scaled)
 
@@ -151,26 +153,27 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
     are those of a fixed table.
     """
     plasmids = _split_plasmids(split_path, "train")
-
-    def draw(*purpose):
-        windows = draw_windows(io.iter_fasta(fasta), plasmids, length, windows_config["strategy"],
-                               windows_config["per_plasmid"], windows_config["reverse_complement_p"],
-                               windows_config["circular"], (seed, "windows", "train", experiment, *purpose),
-                               prefix="train_", ambiguous=windows_config["ambiguous"],
-                               max_n_fraction=windows_config["max_n_fraction"])
-        _log_missing(windows, "training", log)
-        return windows
-
-    windows = draw()
+    seed_of_epoch = [(seed, "windows", "train", experiment)]
     if windows_config["resample_each_epoch"]:
-        plan = schedule(len(windows), epoch_schedule["batch_size"], epoch_schedule["epochs"],
+        # as many epochs as training will run; the number of windows per epoch is known before drawing
+        # them unless the ambiguity policy drops some, and then a last epoch reuses the first's windows
+        n_windows = len(plasmids) * windows_config["per_plasmid"]
+        plan = schedule(n_windows, epoch_schedule["batch_size"], epoch_schedule["epochs"],
                         epoch_schedule["max_steps"], save_steps=1)
         n_epochs = math.ceil(plan["total_steps"] / plan["steps_per_epoch"])
-        windows = pd.concat([windows.assign(epoch=0)]
-                            + [draw(f"epoch{epoch}").assign(epoch=epoch) for epoch in range(1, n_epochs)],
-                            ignore_index=True)
+        seed_of_epoch += [(seed, "windows", "train", experiment, f"epoch{epoch}") for epoch in range(1, n_epochs)]
+    tables = windows_from_counts(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"],
+                                 windows_config["per_plasmid"]), length, windows_config["strategy"],
+                                 windows_config["reverse_complement_p"], windows_config["circular"], seed_of_epoch,
+                                 "train_", windows_config["ambiguous"], windows_config["max_n_fraction"])
+    for table in tables:
+        _log_missing(table, "training", log)
+    if windows_config["resample_each_epoch"]:
+        windows = pd.concat([table.assign(epoch=epoch) for epoch, table in enumerate(tables)], ignore_index=True)
         windows["window_id"] = [f"train_{index:07d}" for index in range(len(windows))]
-        log(f"fresh windows for each of {n_epochs} epoch(s)")
+        log(f"fresh windows for each of {len(tables)} epoch(s)")
+    else:
+        [windows] = tables
     log(f"{len(windows)} training windows from {len(plasmids)} plasmids")
     io.write_table(windows, out)
 

@@ -85,14 +85,14 @@ def _records(sequences) -> Iterable[tuple[str, str]]:
 
 
 def windows_from_counts(sequences, plasmids: pd.DataFrame, counts: dict[str, int], length: int, strategy: str,
-                        reverse_complement_p: float, circular: bool, seed: tuple, prefix: str,
-                        ambiguous: str = "keep", max_n_fraction: float = 1.0) -> pd.DataFrame:
-    """`counts[id]` windows from each plasmid, read from `sequences` (a mapping, or (id, sequence) pairs
-    streamed from a FASTA: only one sequence is held at a time).
+                        reverse_complement_p: float, circular: bool, seeds: list[tuple], prefix: str,
+                        ambiguous: str = "keep", max_n_fraction: float = 1.0) -> list[pd.DataFrame]:
+    """One window table per seed, each with `counts[id]` windows of every plasmid, in one pass over
+    `sequences` (a mapping, or (id, sequence) pairs streamed from a FASTA: one sequence is held at a time).
 
-    Each plasmid's windows come from its own generator, `rng_for(*seed, id)`, so they depend neither on
-    the order of the records nor on which other plasmids take part. Rows are in the order of `plasmids`.
-    The table's `attrs["missing"]` counts windows that could not be drawn (ambiguity policy).
+    A plasmid's windows for a seed come from their own generator, `rng_for(*seed, id)`, so they depend
+    neither on the order of the records nor on which other plasmids take part. Rows are in the order of
+    `plasmids`. A table's `attrs["missing"]` counts windows that could not be drawn (ambiguity policy).
     """
     if strategy not in ("first", "random"):
         raise PlasmidlmError(f"config windows.strategy: unknown value {strategy!r} (first or random)")
@@ -104,19 +104,26 @@ def windows_from_counts(sequences, plasmids: pd.DataFrame, counts: dict[str, int
         if counts.get(plasmid_id, 0) == 0 or plasmid_id in drawn:
             continue
         try:
-            drawn[plasmid_id] = plasmid_windows(sequence, counts[plasmid_id], length, strategy, reverse_complement_p,
-                                                circular, rng_for(*seed, plasmid_id), ambiguous, max_n_fraction)
+            drawn[plasmid_id] = [
+                plasmid_windows(sequence, counts[plasmid_id], length, strategy, reverse_complement_p, circular,
+                                rng_for(*seed, plasmid_id), ambiguous, max_n_fraction)
+                for seed in seeds
+            ]
         except PlasmidlmError as error:
             raise PlasmidlmError(f"windows: record {plasmid_id}: {error}") from None
     absent = [plasmid_id for plasmid_id, n in counts.items() if n and plasmid_id not in drawn]
     if absent:
         raise PlasmidlmError(f"windows: record {absent[0]}: no sequence ({len(absent)} plasmid(s) without one)")
-    rows = [(plasmid_id, label_of[plasmid_id], start, strand, window)
-            for plasmid_id in plasmids["id"] for start, strand, window in drawn.get(plasmid_id, [])]
-    table = pd.DataFrame(rows, columns=WINDOW_COLUMNS[1:])
-    table.insert(0, "window_id", [f"{prefix}{index:07d}" for index in range(len(table))])
-    table.attrs["missing"] = sum(counts.values()) - len(table)
-    return table
+    tables = []
+    for index in range(len(seeds)):
+        rows = [(plasmid_id, label_of[plasmid_id], start, strand, window)
+                for plasmid_id in plasmids["id"] if plasmid_id in drawn
+                for start, strand, window in drawn[plasmid_id][index]]
+        table = pd.DataFrame(rows, columns=WINDOW_COLUMNS[1:])
+        table.insert(0, "window_id", [f"{prefix}{number:07d}" for number in range(len(table))])
+        table.attrs["missing"] = sum(counts.values()) - len(table)
+        tables.append(table)
+    return tables
 
 
 def draw_windows(
@@ -137,8 +144,9 @@ def draw_windows(
     `first`: the first `length` nt each time (only the strand is drawn); `random`: uniform starts.
     """
     counts = dict.fromkeys(plasmids["id"], per_plasmid)
-    return windows_from_counts(sequences, plasmids, counts, length, strategy, reverse_complement_p, circular, seed,
-                               prefix, ambiguous, max_n_fraction)
+    [windows] = windows_from_counts(sequences, plasmids, counts, length, strategy, reverse_complement_p, circular,
+                                    [seed], prefix, ambiguous, max_n_fraction)
+    return windows
 
 
 def balanced_counts(plasmids: pd.DataFrame, count: int, rng: np.random.Generator) -> dict[str, int]:
@@ -173,8 +181,9 @@ def draw_balanced_windows(
     dominate a class; used for the fixed validation and test windows.
     """
     counts = balanced_counts(plasmids, count, rng_for(*seed))
-    return windows_from_counts(sequences, plasmids, counts, length, "random", reverse_complement_p, circular, seed,
-                               prefix, ambiguous, max_n_fraction)
+    [windows] = windows_from_counts(sequences, plasmids, counts, length, "random", reverse_complement_p, circular,
+                                    [seed], prefix, ambiguous, max_n_fraction)
+    return windows
 
 
 def canonical(sequence: str) -> str:
