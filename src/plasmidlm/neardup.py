@@ -83,14 +83,21 @@ def sketch_matrix(sketches: list[np.ndarray]) -> sparse.csr_matrix:
     Hashes of a single sketch cannot be shared, and leaving them out keeps the matrix small: at PLSDB's
     size most hashes are unique to one plasmid.
     """
-    hashes = np.concatenate(sketches) if sketches else np.empty(0, dtype=np.uint64)
-    ordered = np.sort(hashes)
+    ordered = np.concatenate(sketches) if sketches else np.empty(0, dtype=np.uint64)
+    ordered.sort()
     shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
-    columns = np.minimum(np.searchsorted(shared, hashes), max(len(shared) - 1, 0))
-    present = shared[columns] == hashes if len(shared) else np.zeros(len(hashes), dtype=bool)
-    rows = np.repeat(np.arange(len(sketches)), [len(sketch) for sketch in sketches])
-    return sparse.csr_matrix((np.ones(int(present.sum()), dtype=np.int32), (rows[present], columns[present])),
+    rows, columns = [], []
+    for row, hashes in enumerate(sketches):  # one sketch at a time: no index array as long as all hashes
+        if not len(shared):
+            break
+        positions = np.minimum(np.searchsorted(shared, hashes), len(shared) - 1)
+        positions = positions[shared[positions] == hashes]
+        rows.append(np.full(len(positions), row, dtype=np.int64))
+        columns.append(positions)
+    rows = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    columns = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
+    return sparse.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, columns)),
                              shape=(len(sketches), len(shared)))
 
 
