@@ -279,9 +279,8 @@ def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: in
     """k-mer frequencies + logistic regression, trained on random windows of the training plasmids."""
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
-    train = draw_windows(sequences, plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5, False,
-                         (seed, "baseline", "kmer"))
+    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5,
+                         False, (seed, "baseline", "kmer"))
     model = baselines.fit_logistic(baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"]),
                                    train["label"], kmer_config["C"], seed)
     test = io.read_table(test_windows)
@@ -307,9 +306,8 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
                                                           embeddings_config["kmer"])
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
-    train = draw_windows(sequences, plasmids, length, "random", embeddings_config["windows_per_plasmid"], 0.5, False,
-                         (seed, "baseline", "embeddings"))
+    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", embeddings_config["windows_per_plasmid"],
+                         0.5, False, (seed, "baseline", "embeddings"))
     states, masks = baselines.token_states(encoder, tokenizer, metadata, train["sequence"])
     logistic = baselines.fit_logistic(baselines.mean_pool(states, masks), train["label"], embeddings_config["C"], seed)
     cnn = baselines.fit_token_cnn(states, masks, train["label"].map(classes.index).to_numpy(), len(classes),

@@ -8,16 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, PrinterCallback, Trainer
+from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer
 
-from plasmidlm import PlasmidlmError
 from plasmidlm.model import METADATA_KEY, PRESETS
 from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
 from plasmidlm.train import (
     ProgressLog,
     StopOnSigterm,
-    checkpoint_step,
     prepare_output_dir,
+    run_until_done_or_sigterm,
     training_arguments,
 )
 
@@ -117,12 +116,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=[ProgressLog(log), stop],
     )
-    trainer.remove_callback(PrinterCallback)
-    with stop.installed():
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    if stop.received and trainer.state.global_step < trainer.state.max_steps:
-        raise PlasmidlmError(f"pretrain: stopped by SIGTERM after step {trainer.state.global_step}; re-run to resume")
+    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "pretrain")
     trainer.save_model(output_dir / MODEL_DIR)
-    steps = sorted(checkpoint_step(path) for path in output_dir.glob("checkpoint-*"))
     return {"checkpoints": steps, "parameters": n_params, "total_steps": trainer.state.max_steps,
             "log_history": trainer.state.log_history}

@@ -261,6 +261,23 @@ def prepare_output_dir(output_dir: Path, params: dict, log) -> Path | None:
     return None
 
 
+def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from: Path | None, step_name: str
+                              ) -> list[int]:
+    """Train (from `resume_from` when given) until the last step or a SIGTERM; return the checkpoint steps written.
+
+    SIGTERM ends the run after the current step, as a PlasmidlmError that says where a re-run resumes.
+    """
+    trainer.remove_callback(PrinterCallback)
+    with stop.installed():
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    steps = sorted(checkpoint_step(path) for path in Path(trainer.args.output_dir).glob("checkpoint-*"))
+    if stop.received and trainer.state.global_step < trainer.state.max_steps:
+        restart = f"resume from checkpoint-{steps[-1]}" if steps else "start again (no checkpoint yet)"
+        raise PlasmidlmError(f"{step_name}: stopped by SIGTERM after step {trainer.state.global_step} of "
+                             f"{trainer.state.max_steps}; re-run to {restart}")
+    return steps
+
+
 # --- fine-tuning --------------------------------------------------------------------------------------
 
 
@@ -347,14 +364,7 @@ def fine_tune(
         balance=train_config["balance"],
         epoch_blocks=epoch_blocks,
     )
-    trainer.remove_callback(PrinterCallback)
-    with stop.installed():
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    steps = sorted(checkpoint_step(path) for path in output_dir.glob("checkpoint-*"))
-    if stop.received and trainer.state.global_step < trainer.state.max_steps:
-        restart = f"resume from checkpoint-{steps[-1]}" if steps else "start again (no checkpoint yet)"
-        raise PlasmidlmError(f"train: stopped by SIGTERM after step {trainer.state.global_step} of "
-                             f"{trainer.state.max_steps}; re-run to {restart}")
+    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "train")
     return {**plan, "checkpoints": steps, "parameters": n_params, "trainable_parameters": trainable,
             "log_history": trainer.state.log_history}
 
