@@ -24,7 +24,7 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from plasmidlm.config import load_schema
-from plasmidlm.model import PRESETS, build_or_load
+from plasmidlm.model import PRESETS, build_or_load, parameter_counts
 from plasmidlm.pretrain import KmerSpanMasking, TokenDataset, build_mlm
 from plasmidlm.tokenize import encode, n_tokens
 from plasmidlm.train import WindowTrainer, make_dataset, training_arguments
@@ -116,7 +116,8 @@ def measure(name: str, options, data: dict) -> dict:
             torch.cuda.reset_peak_memory_stats()
         trainer.train()
         train_memory = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
-        trainer.evaluate(torch.utils.data.Subset(evaluation, range(options.eval_batch_size)))  # warm-up
+        warm_up = range(min(options.eval_batch_size, len(evaluation)))
+        trainer.evaluate(torch.utils.data.Subset(evaluation, warm_up))
         synchronize()
         start = time.perf_counter()
         trainer.evaluate(evaluation)
@@ -124,7 +125,7 @@ def measure(name: str, options, data: dict) -> dict:
         eval_seconds = time.perf_counter() - start
     timed_steps = options.steps - options.warmup_steps
     return {
-        "parameters": sum(parameter.numel() for parameter in model.parameters()),
+        "parameters": parameter_counts(model)[1],
         "train_windows_per_s": timed_steps * options.batch_size / (clock.end - clock.start),
         "eval_windows_per_s": len(evaluation) / eval_seconds,
         "train_gpu_memory_gib": train_memory / 2**30 if train_memory is not None else None,
