@@ -41,10 +41,11 @@ def open_text(path: str | Path):
     return open(path, "rt", newline=None)
 
 
-def iter_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
-    """Yield (id, sequence) from a FASTA file, sequences upper-cased and U read as T.
+def iter_fasta(path: str | Path, ids: set[str] | None = None) -> Iterator[tuple[str, str]]:
+    """Yield (id, sequence) from a FASTA file, sequences upper-cased and U read as T; with `ids`, only those.
 
-    Raises PlasmidlmError naming the file and record for records that are not nucleotide FASTA.
+    Raises PlasmidlmError naming the file and record for records that are not nucleotide FASTA (every
+    record is checked, also those left out by `ids`).
     """
     path = Path(path)
     with open_text(path) as handle:
@@ -66,15 +67,14 @@ def iter_fasta(path: str | Path) -> Iterator[tuple[str, str]]:
                     f"{path}: record {record.id}: character {bad.group()!r} at position "
                     f"{bad.start() + 1} is not an IUPAC nucleotide code"
                 )
-            yield record.id, sequence
+            if ids is None or record.id in ids:
+                yield record.id, sequence
 
 
 def read_fasta(path: str | Path, ids: set[str] | None = None) -> dict[str, str]:
     """Read a FASTA into {id: sequence}; with `ids`, keep only those records."""
     sequences: dict[str, str] = {}
-    for record_id, sequence in iter_fasta(path):
-        if ids is not None and record_id not in ids:
-            continue
+    for record_id, sequence in iter_fasta(path, ids):
         if record_id in sequences:
             raise PlasmidlmError(f"{path}: record {record_id}: duplicate sequence ID")
         sequences[record_id] = sequence

@@ -77,9 +77,7 @@ def select(validated, classes_config: dict, out_selected, out_classes, log=_noop
 def sketch(fasta, validated, ksize: int, scaled: int, out, threads: int = 1, log=_noop):
     """FracMinHash sketches of every usable sequence, for finding near-duplicates."""
     usable = set(io.read_table(validated)["id"])
-    ids, sketches = neardup.sketch_records(
-        ((record_id, sequence) for record_id, sequence in io.iter_fasta(fasta) if record_id in usable), ksize, scaled,
-        threads)
+    ids, sketches = neardup.sketch_records(io.iter_fasta(fasta, usable), ksize, scaled, threads)
     log(f"sketched {len(ids)} sequences (k={ksize}, scaled={scaled}): {sum(map(len, sketches)):,} hashes")
     neardup.write_sketches(out, ids, sketches, ksize, scaled)
 
@@ -194,7 +192,7 @@ def leakage(fasta, split_path, train_windows, val_windows, test_windows, kmer: i
                               "the train or val split")
     shared = shared_window_sequences(test, train)
     train_ids = set(split_table.loc[split_table["split"] == "train", "id"])
-    training_sequences = (sequence for record_id, sequence in io.iter_fasta(fasta) if record_id in train_ids)
+    training_sequences = (sequence for _, sequence in io.iter_fasta(fasta, train_ids))
     covered = windows_covered_by_kmers(test["sequence"].tolist(), training_sequences, kmer)
     report = {
         "test_plasmids_in_train": 0,

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer
 
-from plasmidlm.model import METADATA_KEY, PRESETS
+from plasmidlm.model import METADATA_KEY, PRESETS, parameter_counts
 from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
 from plasmidlm.train import (
     ProgressLog,
@@ -96,7 +96,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     output_dir = Path(output_dir)
     kmer, stride = pretrain_config["kmer"], pretrain_config["kmer_stride"]
     model, tokenizer = build_mlm(pretrain_config["preset"], kmer, stride, window_length, seed)
-    n_params = sum(parameter.numel() for parameter in model.parameters())
+    _, n_params = parameter_counts(model)
     log(f"masked-LM pretraining: {pretrain_config['preset']} BERT ({n_params:,} parameters), {kmer}-mer tokens, "
         f"spans of {kmer if stride == 1 else 1} masked; {len(train_windows):,} windows, "
         f"{len(heldout_windows):,} held out")

@@ -81,7 +81,7 @@ def _rescue_empty_splits(table: pd.DataFrame, group_hash: pd.Series, intervals: 
             table.loc[table["group"] == donor, "split"] = target
             if log:
                 log(f"class {label!r} had no plasmid in {target}: moved group {donor} from {source}")
-    counts = table.groupby(["label", "split"]).size().unstack(fill_value=0).reindex(columns=list(SPLITS), fill_value=0)
+    counts = split_summary(table).set_index("label")
     empty = counts[(counts == 0).any(axis=1)]
     if len(empty):
         raise PlasmidlmError(f"split: class {empty.index[0]!r} cannot be given plasmids in every split "
