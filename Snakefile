@@ -9,7 +9,12 @@ min_version("9.0")
 # workflow_scripts/plasmidlm -> ../src/plasmidlm (Snakemake puts a script's folder on sys.path).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-from plasmidlm.config import SCHEMA_PATH, check_references, resolve_experiments
+from plasmidlm.config import (
+    SCHEMA_PATH,
+    check_references,
+    embeddings_trust_remote_code,
+    resolve_experiments,
+)
 
 
 configfile: "config.yaml"

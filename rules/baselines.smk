@@ -68,6 +68,7 @@ rule embeddings_baseline:
         embeddings=config["baselines"]["embeddings"],
         model=embeddings_model(),
         from_experiment=config["baselines"]["embeddings"]["model"] in EXPERIMENTS,
+        trust_remote_code=embeddings_trust_remote_code(config, EXPERIMENTS),
         length=config["windows"]["length"],
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],

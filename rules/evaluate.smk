@@ -20,5 +20,8 @@ rule evaluate_checkpoint:
     params:
         evaluate=config["evaluate"],
         seed=config["seed"],
+        trust_remote_code=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"][
+            "trust_remote_code"
+        ],
     script:
         "../workflow_scripts/evaluate_checkpoint.py"

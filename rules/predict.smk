@@ -19,6 +19,9 @@ rule predict:
             key: value for key, value in config["predict"].items() if key != "fasta"
         },
         batch_size=config["evaluate"]["batch_size"],
+        trust_remote_code=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"][
+            "trust_remote_code"
+        ],
         model_dir=lambda wildcards, input: os.path.dirname(input.summary),
     script:
         "../workflow_scripts/predict.py"

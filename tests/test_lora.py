@@ -91,7 +91,8 @@ def test_checkpoint_loads_with_plain_transformers_and_matches_the_lora_model(tra
     assert (checkpoint / LORA_ADAPTER_DIR / "adapter_config.json").exists()
     reloaded = AutoModelForSequenceClassification.from_pretrained(checkpoint).eval()
     assert type(reloaded) is BertForSequenceClassification
-    assert getattr(reloaded.config, METADATA_KEY) == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1}
+    assert getattr(reloaded.config, METADATA_KEY) == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1,
+                                                      "custom_code": False}
     assert reloaded.config.id2label == {0: "a", 1: "b"}
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     inputs = tokenizer([kmer_text(sequence, 3) for sequence in random_windows(6, seed=4)], return_tensors="pt")

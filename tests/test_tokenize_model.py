@@ -94,7 +94,8 @@ def test_build_or_load_builtin_configures_model(tiny_checkpoint):
     assert config.label2id == {"a": 0, "b": 1}
     assert config.vocab_size == len(tokenizer) == 5 + 64
     assert config.hidden_size == 32 and config.num_hidden_layers == 1
-    assert getattr(config, METADATA_KEY) == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1}
+    assert getattr(config, METADATA_KEY) == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1,
+                                             "custom_code": False}
 
 
 def test_build_or_load_is_seeded():
@@ -141,7 +142,7 @@ def test_saved_checkpoint_reloads_with_plain_transformers(tiny_checkpoint):
 def test_load_checkpoint_returns_window_metadata(tiny_checkpoint):
     directory, _, _ = tiny_checkpoint
     model, tokenizer, metadata = load_checkpoint(directory)
-    assert metadata == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1}
+    assert metadata == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1, "custom_code": False}
     assert not model.training
     assert classes_of(model) == CLASSES
     assert len(tokenizer) == 69
@@ -163,7 +164,8 @@ def short_position_model(tmp_path_factory):
 
 def test_window_longer_than_max_positions_is_an_error(short_position_model):
     # 60 nt in overlapping 3-mers = 58 k-mers + 2 special tokens = 60 tokens > 32 positions.
-    with pytest.raises(PlasmidlmError, match="60 nt gives 60 tokens, above the model's maximum of 32"):
+    with pytest.raises(PlasmidlmError, match=r"60-nt windows need up to 60 tokens .* above the model's limit of 32 "
+                                             r"\(max_position_embeddings 32\)"):
         build_or_load({"name_or_path": short_position_model, "kmer": 3}, 60, CLASSES, seed=0)
 
 
@@ -172,7 +174,8 @@ def test_pretrained_window_within_max_positions_loads_with_new_head(short_positi
     assert model.config.num_labels == 3
     assert model.classifier.out_features == 3
     assert model.config.id2label == {0: "x", 1: "y", 2: "z"}
-    assert getattr(model.config, METADATA_KEY) == {"window_length": 30, "kmer": 3, "kmer_stride": 1}
+    assert getattr(model.config, METADATA_KEY) == {"window_length": 30, "kmer": 3, "kmer_stride": 1,
+                                                   "custom_code": False}
 
 
 def test_missing_pretrained_model_is_an_error(tmp_path):

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import Trainer, default_data_collator
+from transformers import Trainer
 
 from plasmidlm import PlasmidlmError, train
 from plasmidlm.config import load_schema
@@ -76,7 +76,7 @@ def uninterrupted(tmp_path_factory):
 KILLED_RUN = """
 import json, sys, time
 import pandas as pd, torch
-from transformers import Trainer, default_data_collator
+from transformers import Trainer
 from plasmidlm.train import fine_tune
 
 args = json.loads(sys.argv[1])
@@ -196,13 +196,14 @@ def imbalanced():
     model, tokenizer = build_or_load(dict(TINY), WINDOW, ["a", "b"], seed=0)
     dataset = make_dataset(windows_table(["a"] * 90 + ["b"] * 10, seed=4), tokenizer, model.config.plasmidlm,
                            ["a", "b"])
-    return model, dataset
+    return model, tokenizer, dataset
 
 
 def make_trainer(imbalanced, tmp_path, balance: str) -> WindowTrainer:
-    model, dataset = imbalanced
+    model, tokenizer, dataset = imbalanced
     arguments = training_arguments(TRAIN_DEFAULTS | {"batch_size": 10}, tmp_path, seed=5)
-    return WindowTrainer(model=model, args=arguments, train_dataset=dataset, eval_dataset=dataset, balance=balance)
+    return WindowTrainer(model=model, args=arguments, train_dataset=dataset, eval_dataset=dataset,
+                         processing_class=tokenizer, balance=balance)
 
 
 def test_balance_weights():
@@ -233,12 +234,12 @@ def test_weighted_sampler_draws_classes_about_equally_and_is_seeded_per_epoch(im
 
 def test_no_balance_keeps_the_plain_trainer(imbalanced, tmp_path):
     trainer = make_trainer(imbalanced, tmp_path, "none")
-    plain = Trainer(model=imbalanced[0], args=trainer.args, train_dataset=imbalanced[1], eval_dataset=imbalanced[1])
+    _, _, dataset = imbalanced
+    plain = Trainer(model=imbalanced[0], args=trainer.args, train_dataset=dataset, eval_dataset=dataset)
     assert type(trainer._get_train_sampler()) is type(plain._get_train_sampler())
-    assert torch.equal(epoch_labels(trainer, 0).sort().values, imbalanced[1].labels.sort().values)
+    assert torch.equal(epoch_labels(trainer, 0).sort().values, dataset.labels.sort().values)
     assert trainer.class_weights is None
-    assert trainer.data_collator is default_data_collator  # one window length: batches are stacked, not padded
-    batch = imbalanced[1][:10]
+    batch = trainer.data_collator([dataset[index] for index in range(10)])
     torch.manual_seed(0)
     loss = trainer.compute_loss(trainer.model.train(), dict(batch))
     torch.manual_seed(0)
@@ -247,9 +248,9 @@ def test_no_balance_keeps_the_plain_trainer(imbalanced, tmp_path):
 
 def test_class_weights_loss_is_weighted_cross_entropy(imbalanced, tmp_path):
     trainer = make_trainer(imbalanced, tmp_path, "class_weights")
-    dataset = imbalanced[1]
+    dataset = imbalanced[2]
     rows = list(range(85, 95))  # 5 windows of class a, 5 of class b
-    batch = {key: value[rows] for key, value in dataset.encodings.items()} | {"labels": dataset.labels[rows]}
+    batch = trainer.data_collator([dataset[index] for index in rows])
     model = trainer.model.train()
     torch.manual_seed(0)  # the same dropout in both forward passes
     loss = trainer.compute_loss(model, dict(batch))

@@ -11,6 +11,7 @@ run_logged(
     model=snakemake.params.model,
     from_experiment=snakemake.params.from_experiment,
     embeddings_config=snakemake.params.embeddings,
+    trust_remote_code=snakemake.params.trust_remote_code,
     length=snakemake.params.length,
     n_bootstrap=snakemake.params.bootstrap,
     seed=snakemake.params.seed,

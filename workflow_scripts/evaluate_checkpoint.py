@@ -10,6 +10,7 @@ run_logged(
     val_windows=snakemake.input.val,
     evaluate_config=snakemake.params.evaluate,
     seed=snakemake.params.seed,
+    trust_remote_code=snakemake.params.trust_remote_code,
     out_metrics=snakemake.output.metrics,
     out_predictions=snakemake.output.predictions,
 )

@@ -9,5 +9,6 @@ run_logged(
     fasta=snakemake.input.fasta,
     predict_config=snakemake.params.predict,
     batch_size=snakemake.params.batch_size,
+    trust_remote_code=snakemake.params.trust_remote_code,
     out_sequences=snakemake.output.sequences,
 )

@@ -60,18 +60,22 @@ def majority_proba(train_labels, n_windows: int, classes: list[str]) -> np.ndarr
 
 
 def load_encoder(name_or_path, trust_remote_code: bool = False, kmer: int | None = None, kmer_stride: int = 1):
-    """The encoder (no classification head) of a model directory or hub id, its tokenizer and window metadata.
+    """The body of a model directory or hub id (no head), its tokenizer and window metadata.
 
-    Window metadata (k-mer text) comes from a plasmidlm-trained model's config, else from `kmer`.
+    Window metadata (k-mer text) comes from a plasmidlm-trained model's config, else from `kmer`. A model
+    with its own code loads only with `trust_remote_code`.
     """
     from transformers import AutoModel, AutoTokenizer
 
     from plasmidlm.evaluate import default_device
-    from plasmidlm.model import METADATA_KEY
+    from plasmidlm.model import METADATA_KEY, ensure_pad_token, load_config
 
-    encoder = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    config = load_config(name_or_path, trust_remote_code, "set model.trust_remote_code (of the experiment) or "
+                                                          "baselines.embeddings.trust_remote_code: true")
+    encoder = AutoModel.from_pretrained(name_or_path, config=config, trust_remote_code=trust_remote_code)
     encoder = encoder.to(default_device()).eval()
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    ensure_pad_token(encoder, tokenizer, log=lambda message: None)
     metadata = getattr(encoder.config, METADATA_KEY, None) or {"kmer": kmer, "kmer_stride": kmer_stride}
     return encoder, tokenizer, metadata
 
@@ -80,17 +84,21 @@ def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int 
     """Last hidden state of every token (float32 [windows, tokens, hidden]) and the padding mask [windows, tokens]."""
     import torch
 
+    from plasmidlm.evaluate import check_token_counts
+    from plasmidlm.model import forward_input_names, last_hidden_state, token_limit
     from plasmidlm.tokenize import encode
 
     device = next(encoder.parameters()).device
+    names = forward_input_names(encoder)
+    limit, source = token_limit(encoder.config, tokenizer)
     sequences = list(sequences)
     states, masks = [], []
     with torch.inference_mode():
         for begin in range(0, len(sequences), batch_size):
             batch = encode(tokenizer, sequences[begin : begin + batch_size], metadata.get("kmer"),
                            metadata.get("kmer_stride", 1))
-            hidden = encoder(**{key: value.to(device) for key, value in batch.items()},
-                             output_hidden_states=True).hidden_states[-1]
+            check_token_counts(batch["attention_mask"], limit, source, begin)
+            hidden = last_hidden_state(encoder, {name: batch[name].to(device) for name in names})
             states.append(hidden.float().cpu().numpy())
             masks.append(batch["attention_mask"].numpy().astype(bool))
     width = max(state.shape[1] for state in states)

@@ -19,7 +19,8 @@ def _predict(args) -> None:
     from plasmidlm.predict import predict_fasta
 
     summary = predict_fasta(args.model, args.fasta, args.out, stride=args.stride, batch_size=args.batch_size,
-                            both_strands=args.both_strands, window_length=args.window_length, log=_log)
+                            both_strands=args.both_strands, window_length=args.window_length,
+                            trust_remote_code=args.trust_remote_code, log=_log)
     print(f"{summary['sequences']} sequence(s) classified from {summary['windows']} window(s); "
           f"wrote {args.out}.sequences.tsv and {args.out}.windows.tsv.gz")
 
@@ -28,7 +29,7 @@ def _embed(args) -> None:
     from plasmidlm.predict import embed_fasta
 
     summary = embed_fasta(args.model, args.fasta, args.out, stride=args.stride, batch_size=args.batch_size,
-                          window_length=args.window_length, log=_log)
+                          window_length=args.window_length, trust_remote_code=args.trust_remote_code, log=_log)
     print(f"{summary['windows']} window and {summary['sequences']} sequence embedding(s) of dimension "
           f"{summary['dimensions']}; wrote {args.out}.windows.npy/.tsv and {args.out}.sequences.npy/.tsv")
 
@@ -53,6 +54,9 @@ def _add_model_arguments(parser, outputs: str) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="windows per inference batch")
     parser.add_argument("--window-length", type=int,
                         help="window length in nt, for models not trained by plasmidlm (default: from the model)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the code that a model ships in its directory (e.g. DNABERT-2); only for models "
+                             "you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,3 +59,12 @@ def resolve_experiments(config: dict) -> dict[str, dict]:
                 ) from None
             resolved[name][section] = merged
     return resolved
+
+
+def embeddings_trust_remote_code(config: dict, experiments: dict[str, dict]) -> bool:
+    """Whether the embeddings baseline may run its model's own code: an experiment's model as that experiment
+    says (`model.trust_remote_code`), any other model as `baselines.embeddings.trust_remote_code` says."""
+    embeddings = config["baselines"]["embeddings"]
+    if embeddings["model"] in experiments:
+        return experiments[embeddings["model"]]["model"]["trust_remote_code"]
+    return embeddings["trust_remote_code"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import inspect
+import math
 import sys
 
+import numpy as np
 import torch
 from transformers import (
     AutoConfig,
@@ -15,7 +18,7 @@ from transformers import (
 )
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.tokenize import build_kmer_tokenizer, model_text, n_tokens
+from plasmidlm.tokenize import build_kmer_tokenizer, model_text, n_tokens, token_ids
 
 BUILTIN = "builtin"
 PRESETS = {
@@ -27,6 +30,14 @@ PRESETS = {
 METADATA_KEY = "plasmidlm"
 # peft's name for every linear layer except the output layer: the LoRA targets where peft has no default.
 ALL_LINEAR = "all-linear"
+# Model types whose position ids start after the padding index (RoBERTa-style): usable positions are fewer.
+POSITIONS_AFTER_PADDING = {"esm", "roberta", "xlm-roberta", "camembert"}
+# Inputs the pipeline can feed; a model gets those its forward accepts (token_type_ids are never needed).
+MODEL_INPUTS = ("input_ids", "attention_mask")
+# Training windows tokenized to check the input format and the length limit before training.
+CHECK_SAMPLE = 2000
+# Headroom above the longest sampled window when token counts vary (BPE): unsampled windows may be longer.
+LENGTH_MARGIN = 0.05
 
 
 def label_maps(classes: list[str]) -> dict:
@@ -54,19 +65,30 @@ def build_builtin(preset: str, kmer: int, stride: int, window_length: int, class
     return BertForSequenceClassification(config), tokenizer
 
 
-def load_pretrained(name_or_path: str, classes: list[str], trust_remote_code: bool):
-    """A hub id or local HF directory, with a fresh classification head for `classes`."""
+def load_config(name_or_path, trust_remote_code: bool, how_to_trust: str):
+    """A model's config; a model with its own code (`auto_map`) needs `trust_remote_code`, never silently.
+
+    Without it transformers would load a custom-code model whose config names a known `model_type` (DNABERT-2
+    says "bert") with its own native classes: different layers, randomly initialised weights, no error.
+    `how_to_trust` tells the user how to allow the code (a config key or a command-line option).
+    """
     try:
         config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except ValueError as error:
-        if "trust_remote_code" in str(error):
-            raise PlasmidlmError(
-                f"config model.name_or_path: {name_or_path} needs custom code; set "
-                f"model.trust_remote_code: true if you trust it"
-            ) from None
-        raise
+        if "trust_remote_code" not in str(error):
+            raise
+        config = None
     except OSError as error:
-        raise PlasmidlmError(f"config model.name_or_path: cannot load {name_or_path}: {error}") from None
+        raise PlasmidlmError(f"{name_or_path}: cannot load the model: {error}") from None
+    if config is None or (getattr(config, "auto_map", None) and not trust_remote_code):
+        raise PlasmidlmError(f"{name_or_path}: the model ships its own code (auto_map in its config.json); "
+                             f"{how_to_trust} if you trust it")
+    return config
+
+
+def load_pretrained(name_or_path: str, classes: list[str], trust_remote_code: bool):
+    """A hub id or local HF directory, with a fresh classification head for `classes`."""
+    config = load_config(name_or_path, trust_remote_code, "set model.trust_remote_code: true")
     config.num_labels = len(classes)
     for key, value in label_maps(classes).items():
         setattr(config, key, value)
@@ -77,29 +99,121 @@ def load_pretrained(name_or_path: str, classes: list[str], trust_remote_code: bo
     return model, tokenizer
 
 
-def build_or_load(model_config: dict, window_length: int, classes: list[str], seed: int):
+def ensure_pad_token(model, tokenizer, log=print) -> None:
+    """Give a tokenizer without a pad token one (its end-of-sequence, else unknown, else a new token) and make
+    the model's `pad_token_id` agree: batches are padded, and decoders find each sequence's last token by it."""
+    if tokenizer.pad_token is None:
+        chosen = tokenizer.eos_token or tokenizer.unk_token
+        if chosen is not None:
+            tokenizer.pad_token = chosen
+        else:
+            tokenizer.add_special_tokens({"pad_token": "[PAD]"})
+            model.resize_token_embeddings(len(tokenizer))
+        log(f"the tokenizer has no pad token: padding with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id})")
+    if model.config.pad_token_id != tokenizer.pad_token_id:
+        if model.config.pad_token_id is not None:
+            log(f"the model's pad_token_id {model.config.pad_token_id} differs from the tokenizer's; using "
+                f"{tokenizer.pad_token_id}")
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def token_limit(config, tokenizer) -> tuple[int | None, str]:
+    """The most tokens one input may have, and where that limit comes from.
+
+    Position embeddings (less the padding offset of RoBERTa-style models such as ESM), else the tokenizer's
+    `model_max_length` (models without position embeddings, e.g. ALiBi), else no limit.
+    """
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        if config.model_type in POSITIONS_AFTER_PADDING and config.pad_token_id is not None:
+            return positions - config.pad_token_id - 1, (f"max_position_embeddings {positions}, positions starting "
+                                                         f"after padding index {config.pad_token_id}")
+        return positions, f"max_position_embeddings {positions}"
+    if tokenizer.model_max_length < 1_000_000:  # transformers' "no limit" is a huge sentinel
+        return tokenizer.model_max_length, f"the tokenizer's model_max_length {tokenizer.model_max_length}"
+    return None, "none"
+
+
+def forward_input_names(model) -> list[str]:
+    """The inputs of `MODEL_INPUTS` that the model's forward takes (HyenaDNA's takes no attention mask)."""
+    if is_lora_model(model):
+        model = model.get_base_model()
+    parameters = inspect.signature(model.forward).parameters
+    return [name for name in MODEL_INPUTS if name in parameters]
+
+
+def input_format(model_config: dict, recorded: dict) -> tuple[int | None, int]:
+    """(k, stride) of the k-mer text a model is fed, or (None, 1) for the raw sequence.
+
+    `model.kmer` when set; else 6 for the built-in model, what a plasmidlm-trained model directory recorded,
+    or the raw sequence (hub models).
+    """
+    kmer, stride = model_config.get("kmer"), model_config.get("kmer_stride", 1)
+    if kmer:
+        return kmer, stride
+    if model_config["name_or_path"] == BUILTIN:
+        return 6, stride
+    if recorded.get("kmer"):
+        return recorded["kmer"], recorded.get("kmer_stride", 1)
+    return None, 1
+
+
+def check_input_format(tokenizer, ids: list[np.ndarray], kmer: int | None) -> None:
+    """Stop when most tokens of sampled windows are the unknown token: the model expects another input format."""
+    if tokenizer.unk_token_id is None or not ids:
+        return
+    tokens = np.concatenate(ids)
+    tokens = tokens[~np.isin(tokens, [i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id])]
+    unknown = float((tokens == tokenizer.unk_token_id).mean()) if len(tokens) else 0.0
+    if unknown <= 0.5:
+        return
+    given = f"k-mer text (model.kmer: {kmer})" if kmer else "the raw sequence (model.kmer: null)"
+    fix = ("set model.kmer: null if the tokenizer reads the raw sequence" if kmer
+           else "set model.kmer to the k of its k-mer vocabulary (DNABERT: 6)")
+    raise PlasmidlmError(f"config model.kmer: {unknown:.0%} of the tokens of {len(ids)} sampled training windows "
+                         f"are the unknown token {tokenizer.unk_token!r} when the model is fed {given}; {fix}")
+
+
+def check_window_tokens(lengths: np.ndarray, window_length: int, limit: int | None, source: str) -> None:
+    """Stop before training when windows would not fit the model: the longest sampled window, plus a margin
+    where token counts vary between windows (BPE), must be within the model's limit."""
+    longest = int(lengths.max())
+    needed = longest if lengths.min() == longest else math.ceil(longest * (1 + LENGTH_MARGIN))
+    if limit is None or needed <= limit:
+        return
+    fitting = int(window_length * limit / needed)
+    raise PlasmidlmError(
+        f"config windows.length: {window_length}-nt windows need up to {longest} tokens ({len(lengths)} sampled "
+        f"training windows{'' if needed == longest else f'; {needed} with a margin for the others'}), above the "
+        f"model's limit of {limit} ({source}); use windows of about {fitting} nt or less")
+
+
+def build_or_load(model_config: dict, window_length: int, classes: list[str], seed: int,
+                  sample_windows: list[str] | None = None, log=print):
     """Model and tokenizer ready for fine-tuning, with the window metadata stored in the config.
 
-    With `lora.enabled`, the model is a peft model with LoRA adapters (see `add_lora`).
+    The input format (k-mer text or raw sequence) is resolved by `input_format` and recorded with the window
+    length and whether the model needs its own code. With `sample_windows` (training windows), the input format
+    and the length limit are checked on their real tokens before any training. A tokenizer without a pad token
+    gets one (`ensure_pad_token`). With `lora.enabled`, the model is a peft model with LoRA adapters.
     """
-    kmer = model_config.get("kmer")
-    stride = model_config.get("kmer_stride", 1)
+    trust_remote_code = model_config.get("trust_remote_code", False)
     if model_config["name_or_path"] == BUILTIN:
-        kmer = kmer or 6
+        kmer, stride = input_format(model_config, {})
         model, tokenizer = build_builtin(model_config["preset"], kmer, stride, window_length, classes, seed)
     else:
         torch.manual_seed(seed)  # the new classification head is initialised at random
-        model, tokenizer = load_pretrained(model_config["name_or_path"], classes,
-                                           model_config.get("trust_remote_code", False))
-    sample = ("ACGT" * window_length)[:window_length]
-    tokens = len(tokenizer(model_text(sample, kmer, stride))["input_ids"])
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit and tokens > limit:
-        raise PlasmidlmError(
-            f"config windows.length: {window_length} nt gives {tokens} tokens, above the model's "
-            f"maximum of {limit}"
-        )
-    setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": stride})
+        model, tokenizer = load_pretrained(model_config["name_or_path"], classes, trust_remote_code)
+        kmer, stride = input_format(model_config, getattr(model.config, METADATA_KEY, None) or {})
+    ensure_pad_token(model, tokenizer, log)
+    if sample_windows is None:
+        sample_windows = [("ACGT" * window_length)[:window_length]]
+    ids = token_ids(tokenizer, sample_windows[:CHECK_SAMPLE], kmer, stride)
+    check_input_format(tokenizer, ids, kmer)
+    limit, source = token_limit(model.config, tokenizer)
+    check_window_tokens(np.array([len(row) for row in ids]), window_length, limit, source)
+    setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": stride,
+                                         "custom_code": bool(getattr(model.config, "auto_map", None))})
     lora = model_config.get("lora") or {}
     if lora.get("enabled"):
         model = add_lora(model, lora)
@@ -175,9 +289,26 @@ def parameter_counts(model) -> tuple[int, int]:
     return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
 
 
-def load_checkpoint(path, device: str | torch.device = "cpu"):
-    """A trained classifier directory (checkpoint or copy): model in eval mode, tokenizer, metadata."""
-    model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+def load_checkpoint(path, device: str | torch.device = "cpu", trust_remote_code: bool = False,
+                    how_to_trust: str = "pass --trust-remote-code"):
+    """A trained classifier directory (checkpoint or copy): model in eval mode, tokenizer, metadata.
+
+    A model with its own code loads with exactly those classes, and only with `trust_remote_code`.
+    """
+    config = load_config(path, trust_remote_code, how_to_trust)
+    model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
+                                                               trust_remote_code=trust_remote_code)
+    model = model.to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    ensure_pad_token(model, tokenizer, log=lambda message: None)
     metadata = getattr(model.config, METADATA_KEY, None) or {}
     return model, tokenizer, metadata
+
+
+def last_hidden_state(model, inputs: dict) -> torch.Tensor:
+    """The last hidden state [windows, tokens, hidden] of a model's body, skipping any head.
+
+    Bodies return a ModelOutput, a plain tuple (DNABERT-2) or a bare tensor; the hidden states come first.
+    """
+    outputs = model.base_model(**inputs)
+    return outputs if torch.is_tensor(outputs) else outputs[0]

@@ -248,11 +248,11 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
     io.write_json(summary, out_summary)
 
 
-def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, seed: int, out_metrics,
-             out_predictions, log=_noop):
+def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, seed: int, trust_remote_code: bool,
+             out_metrics, out_predictions, log=_noop):
     predictions, metrics = evaluate_checkpoint(
         checkpoint_dir, io.read_table(test_windows), io.read_table(val_windows), evaluate_config["batch_size"],
-        evaluate_config["both_strands"], evaluate_config["bootstrap"], seed,
+        evaluate_config["both_strands"], evaluate_config["bootstrap"], seed, trust_remote_code,
     )
     inference = metrics["inference"]
     log(f"test window accuracy {metrics['window']['accuracy']:.4f}, plasmid accuracy "
@@ -290,18 +290,17 @@ def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: in
 
 
 def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experiment: bool, embeddings_config: dict,
-                        length: int, n_bootstrap: int, seed: int, out_logistic_metrics, out_logistic_predictions,
-                        out_cnn_metrics, out_cnn_predictions, log=_noop):
+                        trust_remote_code: bool, length: int, n_bootstrap: int, seed: int, out_logistic_metrics,
+                        out_logistic_predictions, out_cnn_metrics, out_cnn_predictions, log=_noop):
     """A model's frozen embeddings of training windows: mean-pooled + logistic regression, per-token + 1D CNN.
 
     `model` is an experiment's model folder (`from_experiment`: its best checkpoint by validation is used),
-    a local Hugging Face directory or a hub id.
+    a local Hugging Face directory or a hub id. `trust_remote_code` allows a model that ships its own code.
     """
     if from_experiment:
         model = Path(model) / f"checkpoint-{best_checkpoint(model)}"
     log(f"embeddings of {model}")
-    encoder, tokenizer, metadata = baselines.load_encoder(model, embeddings_config["trust_remote_code"],
-                                                          embeddings_config["kmer"])
+    encoder, tokenizer, metadata = baselines.load_encoder(model, trust_remote_code, embeddings_config["kmer"])
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
     train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", embeddings_config["windows_per_plasmid"],
@@ -340,13 +339,15 @@ def majority_baseline(split_path, test_windows, n_bootstrap: int, seed: int, out
     log(f"majority class: window accuracy {metrics['window']['accuracy']:.4f}")
 
 
-def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, out_sequences, log=_noop):
+def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, trust_remote_code: bool, out_sequences,
+                      log=_noop):
     """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation)."""
     step = best_checkpoint(model_dir)
     log(f"best checkpoint by validation accuracy: checkpoint-{step}")
     out_prefix = str(out_sequences).removesuffix(".sequences.tsv")
     predict_fasta(Path(model_dir) / f"checkpoint-{step}", fasta, out_prefix, stride=predict_config["stride"],
-                  batch_size=batch_size, both_strands=predict_config["both_strands"], log=log)
+                  batch_size=batch_size, both_strands=predict_config["both_strands"],
+                  trust_remote_code=trust_remote_code, log=log)
 
 
 def package_versions() -> dict:

@@ -30,8 +30,11 @@ def tile_starts(sequence_length: int, length: int, stride: int) -> list[int]:
     return starts
 
 
-def load_model_dir(model_dir, window_length: int | None = None):
-    """Model, tokenizer, metadata and window length of a trained classifier directory."""
+def load_model_dir(model_dir, window_length: int | None = None, trust_remote_code: bool = False):
+    """Model, tokenizer, metadata and window length of a trained classifier directory.
+
+    A model with its own code loads only with `trust_remote_code` (`--trust-remote-code`).
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise PlasmidlmError(f"{model_dir}: model directory not found")
@@ -39,7 +42,7 @@ def load_model_dir(model_dir, window_length: int | None = None):
         raise PlasmidlmError(f"{model_dir}: not a Hugging Face model directory (config.json is missing)")
     if not any(model_dir.glob("*.safetensors")) and not any(model_dir.glob("*.bin")):
         raise PlasmidlmError(f"{model_dir}: no model weights (*.safetensors) in the directory")
-    model, tokenizer, metadata = load_checkpoint(model_dir, default_device())
+    model, tokenizer, metadata = load_checkpoint(model_dir, default_device(), trust_remote_code)
     length = window_length or metadata.get("window_length")
     if not length:
         raise PlasmidlmError(f"{model_dir}: the model does not record its window length (plasmidlm.window_length "
@@ -118,13 +121,14 @@ def _format(values) -> list[str]:
 
 
 def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
-                  both_strands: bool = False, window_length: int | None = None, log=print) -> dict:
+                  both_strands: bool = False, window_length: int | None = None, trust_remote_code: bool = False,
+                  log=print) -> dict:
     """Write `<out_prefix>.windows.tsv.gz` (per window) and `<out_prefix>.sequences.tsv` (per sequence).
 
     Windows have the model's training length (read from the model directory) and start every `stride`
     nt (default: one window length). A sequence's probabilities are the mean of its windows'.
     """
-    model, tokenizer, metadata, length = load_model_dir(model_dir, window_length)
+    model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
     classes = classes_of(model)
     probability_columns = [f"prob_{name}" for name in classes]
 
@@ -192,14 +196,14 @@ class _NpyRows:
 
 
 def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
-                window_length: int | None = None, log=print) -> dict:
+                window_length: int | None = None, trust_remote_code: bool = False, log=print) -> dict:
     """Mean-pooled embeddings per window and per sequence.
 
     Writes `<out_prefix>.windows.npy` with `<out_prefix>.windows.tsv` (sequence_id, start: one row per
     array row) and `<out_prefix>.sequences.npy` with `<out_prefix>.sequences.tsv` (sequence_id, length,
     windows); a sequence shorter than a window has 0 windows and a row of NaN.
     """
-    model, tokenizer, metadata, length = load_model_dir(model_dir, window_length)
+    model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
     width = model.config.hidden_size
     prefix = Path(out_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
@@ -49,9 +51,25 @@ def build_kmer_tokenizer(k: int, model_max_length: int) -> PreTrainedTokenizerFa
     )
 
 
-def encode(tokenizer, sequences, kmer: int | None, stride: int = 1) -> dict:
-    """Tokenize DNA windows into padded `input_ids` and `attention_mask` tensors."""
+TOKENIZE_CHUNK = 4096  # windows tokenized per call: bounds the tokenizer's temporary Python lists
+
+
+def token_ids(tokenizer, sequences, kmer: int | None, stride: int = 1) -> list[np.ndarray]:
+    """Token ids of each DNA window, special tokens included, unpadded (int32 arrays)."""
+    sequences = list(sequences)
+    ids = []
+    for begin in range(0, len(sequences), TOKENIZE_CHUNK):
+        texts = [model_text(sequence, kmer, stride) for sequence in sequences[begin : begin + TOKENIZE_CHUNK]]
+        encoded = tokenizer(texts, truncation=False, return_attention_mask=False, return_token_type_ids=False,
+                            verbose=False)["input_ids"]
+        ids.extend(np.asarray(row, dtype=np.int32) for row in encoded)
+    return ids
+
+
+def encode(tokenizer, sequences, kmer: int | None, stride: int = 1, input_names=("input_ids", "attention_mask")
+           ) -> dict:
+    """Tokenize DNA windows into `input_names` tensors (of `input_ids`, `attention_mask`), padded to the longest."""
     texts = [model_text(sequence, kmer, stride) for sequence in sequences]
-    encoded = tokenizer(texts, padding=True, truncation=False, return_tensors="pt",
-                        return_token_type_ids=False)
-    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    encoded = tokenizer(texts, padding=True, truncation=False, return_tensors="pt", return_token_type_ids=False,
+                        verbose=False)
+    return {name: encoded[name] for name in input_names}

@@ -8,17 +8,26 @@ import math
 import shutil
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, default_data_collator
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import is_tensorboard_available
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.model import build_or_load, is_lora_model, lora_description, merged_model, parameter_counts
-from plasmidlm.tokenize import encode
+from plasmidlm.model import (
+    CHECK_SAMPLE,
+    build_or_load,
+    forward_input_names,
+    is_lora_model,
+    lora_description,
+    merged_model,
+    parameter_counts,
+)
+from plasmidlm.tokenize import token_ids
 
 PARAMS_FILE = "plasmidlm_train_params.json"
 TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkpoint directory
@@ -27,25 +36,54 @@ BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    """Pre-tokenized windows as tensors, so the data loader only indexes."""
+    """Token ids of every window, unpadded, in one flat int32 array, and their class indices."""
 
-    def __init__(self, encodings: dict, labels: np.ndarray):
-        self.encodings = encodings
+    def __init__(self, ids: list[np.ndarray], labels: np.ndarray):
+        self.offsets = np.concatenate([[0], np.cumsum([len(row) for row in ids])])
+        self.tokens = np.concatenate(ids) if ids else np.empty(0, dtype=np.int32)
         self.labels = torch.tensor(np.asarray(labels, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict:
-        item = {key: value[index] for key, value in self.encodings.items()}
-        item["labels"] = self.labels[index]
-        return item
+        return {"input_ids": self.tokens[self.offsets[index] : self.offsets[index + 1]], "labels": self.labels[index]}
+
+
+@dataclass
+class PadToLongest:
+    """Collates windows into a batch padded to its own longest window (on the tokenizer's padding side), with
+    the inputs the model's forward takes (`input_names`)."""
+
+    pad_token_id: int
+    input_names: list[str]
+    padding_side: str = "right"
+
+    def __call__(self, items: list[dict]) -> dict:
+        lengths = np.array([len(item["input_ids"]) for item in items])
+        width = int(lengths.max())
+        ids = np.full((len(items), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(items), width), dtype=np.int64)
+        for row, (item, length) in enumerate(zip(items, lengths)):
+            columns = slice(width - length, width) if self.padding_side == "left" else slice(0, length)
+            ids[row, columns] = item["input_ids"]
+            mask[row, columns] = 1
+        inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        return {**{name: inputs[name] for name in self.input_names},
+                "labels": torch.stack([item["labels"] for item in items])}
 
 
 def make_dataset(windows: pd.DataFrame, tokenizer, metadata: dict, classes: list[str]) -> WindowDataset:
     label_ids = windows["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
-    encodings = encode(tokenizer, windows["sequence"], metadata["kmer"], metadata["kmer_stride"])
-    return WindowDataset(encodings, label_ids)
+    return WindowDataset(token_ids(tokenizer, windows["sequence"], metadata["kmer"], metadata["kmer_stride"]),
+                         label_ids)
+
+
+def sample_for_checks(sequences: pd.Series, seed: int) -> list[str]:
+    """A seeded sample of training windows, whose tokens the model checks before training (`CHECK_SAMPLE`)."""
+    if len(sequences) <= CHECK_SAMPLE:
+        return sequences.tolist()
+    return sequences.sample(CHECK_SAMPLE, random_state=seed).tolist()
 
 
 def schedule(n_windows: int, batch_size: int, epochs: float, max_steps: int | None, save_steps: int) -> dict:
@@ -116,7 +154,7 @@ class EpochSampler(torch.utils.data.Sampler):
 class WindowTrainer(Trainer):
     """The Hugging Face Trainer for pre-tokenized windows, with `balance` (see `BALANCE_MODES`).
 
-    Windows have one length, so batches are stacked rather than padded by the tokenizer. Balance modes:
+    Batches are padded to their longest window (`PadToLongest`) with the inputs the model takes. Balance modes:
     - `weighted_sampler`: windows are drawn with replacement, each class equally often (seeded, per epoch).
     - `class_weights`: the training loss is cross-entropy weighted by `class_loss_weights`; the validation
       loss stays unweighted, so it is comparable across balance modes.
@@ -126,7 +164,9 @@ class WindowTrainer(Trainer):
     """
 
     def __init__(self, *args, balance: str = "none", epoch_blocks: np.ndarray | None = None, **kwargs):
-        super().__init__(*args, **{"data_collator": default_data_collator, **kwargs})
+        model, tokenizer = kwargs["model"], kwargs["processing_class"]
+        collator = PadToLongest(tokenizer.pad_token_id, forward_input_names(model), tokenizer.padding_side)
+        super().__init__(*args, **{"data_collator": collator, **kwargs})
         if balance not in BALANCE_MODES:
             raise PlasmidlmError(f"config train.balance: unknown mode {balance!r} ({', '.join(BALANCE_MODES)})")
         self.balance = balance
@@ -331,7 +371,8 @@ def fine_tune(
     unknown = sorted(set(train_windows["label"]) - set(classes))
     if unknown:
         raise PlasmidlmError(f"train: training windows have label(s) outside the classes: {unknown}")
-    model, tokenizer = build_or_load(model_config, window_length, classes, seed)
+    model, tokenizer = build_or_load(model_config, window_length, classes, seed,
+                                     sample_windows=sample_for_checks(train_windows["sequence"], seed), log=log)
     metadata = model.config.plasmidlm
     epoch_blocks = train_windows["epoch"].to_numpy() if "epoch" in train_windows.columns else None
     windows_per_epoch = len(train_windows) if epoch_blocks is None else int(np.bincount(epoch_blocks).min())
