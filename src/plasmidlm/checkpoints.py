@@ -1,11 +1,21 @@
-"""The checkpoints a training run left, and which one is best (chosen on validation, never on test)."""
+"""The checkpoints a training run will write and has left, and which one is best (chosen on validation, never on
+test)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
+
+
+def schedule(n_windows: int, batch_size: int, epochs: float, max_steps: int | None, save_steps: int) -> dict:
+    """Steps per epoch, total steps and checkpoints that a run will produce."""
+    steps_per_epoch = math.ceil(n_windows / batch_size)
+    total = max_steps if max_steps else math.ceil(steps_per_epoch * epochs)
+    checkpoints = sorted(set(range(save_steps, total + 1, save_steps)) | {total})
+    return {"steps_per_epoch": steps_per_epoch, "total_steps": total, "checkpoints": checkpoints}
 
 
 def validation_accuracy(model_dir) -> dict[int, float]:

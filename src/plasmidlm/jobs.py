@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 
-import torch
-from transformers.utils import logging as hf_logging
-
 from plasmidlm import PlasmidlmError
+
+
+def limit_threads(threads: int) -> None:
+    """Use `threads` CPU threads in torch and the numerical libraries, whether torch is imported yet or not.
+
+    Setting the variables instead of importing torch here keeps steps that never need it quick to start.
+    """
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def run_logged(log_path, step, /, threads: int | None = None, **kwargs):
@@ -21,8 +30,8 @@ def run_logged(log_path, step, /, threads: int | None = None, **kwargs):
     on the real stderr, and exit status 1.
     """
     if threads:
-        torch.set_num_threads(threads)
-    hf_logging.disable_progress_bar()  # progress bars make unreadable log files
+        limit_threads(threads)
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # transformers follows it too: bars make unreadable log files
     real_stderr = sys.stderr
     with open(log_path, "w") as log_file, contextlib.redirect_stdout(log_file), \
             contextlib.redirect_stderr(log_file):

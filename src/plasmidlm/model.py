@@ -158,20 +158,36 @@ def input_format(model_config: dict, recorded: dict) -> tuple[int | None, int]:
     return None, 1
 
 
-def check_input_format(tokenizer, ids: list[np.ndarray], kmer: int | None) -> None:
-    """Stop when most tokens of sampled windows are the unknown token: the model expects another input format."""
+def unknown_share(tokenizer, ids: list[np.ndarray]) -> float:
+    """Share of the unknown token among the non-special tokens of `ids` (0 for a tokenizer without one)."""
     if tokenizer.unk_token_id is None or not ids:
-        return
+        return 0.0
     tokens = np.concatenate(ids)
     tokens = tokens[~np.isin(tokens, [i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id])]
-    unknown = float((tokens == tokenizer.unk_token_id).mean()) if len(tokens) else 0.0
-    if unknown <= 0.5:
-        return
-    given = f"k-mer text (model.kmer: {kmer})" if kmer else "the raw sequence (model.kmer: null)"
-    fix = ("set model.kmer: null if the tokenizer reads the raw sequence" if kmer
-           else "set model.kmer to the k of its k-mer vocabulary (DNABERT: 6)")
-    raise PlasmidlmError(f"config model.kmer: {unknown:.0%} of the tokens of {len(ids)} sampled training windows "
-                         f"are the unknown token {tokenizer.unk_token!r} when the model is fed {given}; {fix}")
+    return float((tokens == tokenizer.unk_token_id).mean()) if len(tokens) else 0.0
+
+
+def checked_token_ids(tokenizer, sample: list[str], kmer: int | None, stride: int) -> list[np.ndarray]:
+    """Token ids of the sampled windows in the chosen input format, after checking that the format fits the
+    tokenizer: most tokens must not be unknown, and k-mer text is wrong for a tokenizer that reads the raw
+    sequence (Nucleotide Transformer would get overlapping 6-mers, ~5 times the tokens it was trained on)."""
+    ids = token_ids(tokenizer, sample, kmer, stride)
+    unknown = unknown_share(tokenizer, ids)
+    if unknown > 0.5:
+        given = f"k-mer text (model.kmer: {kmer})" if kmer else "the raw sequence (model.kmer: null)"
+        fix = ("set model.kmer: null if the tokenizer reads the raw sequence" if kmer
+               else "set model.kmer to the k of its k-mer vocabulary (DNABERT: 6)")
+        raise PlasmidlmError(f"config model.kmer: {unknown:.0%} of the tokens of {len(ids)} sampled training windows "
+                             f"are the unknown token {tokenizer.unk_token!r} when the model is fed {given}; {fix}")
+    if kmer:
+        raw = token_ids(tokenizer, sample, None)
+        if unknown_share(tokenizer, raw) <= 0.5:
+            per_window = np.mean([len(row) for row in ids]), np.mean([len(row) for row in raw])
+            raise PlasmidlmError(
+                f"config model.kmer: the tokenizer reads the raw sequence ({per_window[1]:.0f} tokens per window), "
+                f"so k-mer text (model.kmer: {kmer}) would feed it {per_window[0]:.0f} tokens of another kind; set "
+                f"model.kmer: null")
+    return ids
 
 
 def check_window_tokens(lengths: np.ndarray, window_length: int, limit: int | None, source: str) -> None:
@@ -208,8 +224,7 @@ def build_or_load(model_config: dict, window_length: int, classes: list[str], se
     ensure_pad_token(model, tokenizer, log)
     if sample_windows is None:
         sample_windows = [("ACGT" * window_length)[:window_length]]
-    ids = token_ids(tokenizer, sample_windows[:CHECK_SAMPLE], kmer, stride)
-    check_input_format(tokenizer, ids, kmer)
+    ids = checked_token_ids(tokenizer, sample_windows[:CHECK_SAMPLE], kmer, stride)
     limit, source = token_limit(model.config, tokenizer)
     check_window_tokens(np.array([len(row) for row in ids]), window_length, limit, source)
     setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": stride,

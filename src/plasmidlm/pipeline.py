@@ -1,6 +1,7 @@
 """One function per pipeline step: read the step's input files, call the library, write its outputs.
 
-Workflow scripts and the command line call these; they never import Snakemake.
+Workflow scripts and the command line call these; they never import Snakemake. The model-side modules (torch,
+transformers, scikit-learn) are imported by the steps that use them, so that data steps start in a second.
 """
 
 from __future__ import annotations
@@ -15,15 +16,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from plasmidlm import __version__, baselines, io, neardup
-from plasmidlm.checkpoints import best_checkpoint
+from plasmidlm import __version__, io, neardup
+from plasmidlm.checkpoints import best_checkpoint, schedule
 from plasmidlm.classes import select_classes
-from plasmidlm.evaluate import evaluate_checkpoint
-from plasmidlm.metrics import evaluate_predictions, predictions_table
-from plasmidlm.predict import predict_fasta
-from plasmidlm.pretrain import pretrain_mlm
 from plasmidlm.split import split_by_plasmid, split_summary, stratification
-from plasmidlm.train import fine_tune, log_history_table, schedule
 from plasmidlm.windows import (
     assert_no_plasmid_leakage,
     draw_balanced_windows,
@@ -214,6 +210,8 @@ def leakage(fasta, split_path, train_windows, val_windows, test_windows, kmer: i
 
 def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
           seed: int, model_dir, out_summary, out_log, log=_noop):
+    from plasmidlm.train import fine_tune, log_history_table
+
     classes = classes_of_split(io.read_table(split_path))
     summary = fine_tune(io.read_table(train_windows), io.read_table(val_windows), classes, model_config,
                         train_config, window_length, model_dir, seed, log)
@@ -227,6 +225,9 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
 
     Validation and test plasmids never enter the corpus: the job fails if one would.
     """
+    from plasmidlm.pretrain import pretrain_mlm
+    from plasmidlm.train import log_history_table
+
     split_table = io.read_table(split_path)
     plasmids = split_table[split_table["split"] == "train"][["id", "label"]]
     sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
@@ -250,6 +251,8 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
 
 def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, seed: int, trust_remote_code: bool,
              out_metrics, out_predictions, log=_noop):
+    from plasmidlm.evaluate import evaluate_checkpoint
+
     predictions, metrics = evaluate_checkpoint(
         checkpoint_dir, io.read_table(test_windows), io.read_table(val_windows), evaluate_config["batch_size"],
         evaluate_config["both_strands"], evaluate_config["bootstrap"], seed, trust_remote_code,
@@ -265,6 +268,8 @@ def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, s
 
 def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], n_bootstrap: int, seed: int,
                     out_metrics, out_predictions):
+    from plasmidlm.metrics import evaluate_predictions, predictions_table
+
     predictions = predictions_table(test, proba, classes)
     metrics = evaluate_predictions(predictions, classes, n_bootstrap, seed)
     io.write_table(predictions, out_predictions)
@@ -275,6 +280,8 @@ def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], n
 def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: int, n_bootstrap: int, seed: int,
                   out_metrics, out_predictions, log=_noop):
     """k-mer frequencies + logistic regression, trained on random windows of the training plasmids."""
+    from plasmidlm import baselines
+
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
     train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5,
@@ -297,6 +304,8 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
     `model` is an experiment's model folder (`from_experiment`: its best checkpoint by validation is used),
     a local Hugging Face directory or a hub id. `trust_remote_code` allows a model that ships its own code.
     """
+    from plasmidlm import baselines
+
     if from_experiment:
         model = Path(model) / f"checkpoint-{best_checkpoint(model)}"
     log(f"embeddings of {model}")
@@ -330,6 +339,8 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
 
 def majority_baseline(split_path, test_windows, n_bootstrap: int, seed: int, out_metrics, out_predictions,
                       log=_noop):
+    from plasmidlm import baselines
+
     split_table = io.read_table(split_path)
     classes = classes_of_split(split_table)
     test = io.read_table(test_windows)
@@ -342,6 +353,8 @@ def majority_baseline(split_path, test_windows, n_bootstrap: int, seed: int, out
 def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, trust_remote_code: bool, out_sequences,
                       log=_noop):
     """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation)."""
+    from plasmidlm.predict import predict_fasta
+
     step = best_checkpoint(model_dir)
     log(f"best checkpoint by validation accuracy: checkpoint-{step}")
     out_prefix = str(out_sequences).removesuffix(".sequences.tsv")

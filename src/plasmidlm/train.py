@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import shutil
 import signal
 import threading
@@ -18,6 +17,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from transformers.integrations import is_tensorboard_available
 
 from plasmidlm import PlasmidlmError
+from plasmidlm.checkpoints import schedule
 from plasmidlm.model import (
     CHECK_SAMPLE,
     build_or_load,
@@ -84,14 +84,6 @@ def sample_for_checks(sequences: pd.Series, seed: int) -> list[str]:
     if len(sequences) <= CHECK_SAMPLE:
         return sequences.tolist()
     return sequences.sample(CHECK_SAMPLE, random_state=seed).tolist()
-
-
-def schedule(n_windows: int, batch_size: int, epochs: float, max_steps: int | None, save_steps: int) -> dict:
-    """Steps per epoch, total steps and checkpoints that a run will produce."""
-    steps_per_epoch = math.ceil(n_windows / batch_size)
-    total = max_steps if max_steps else math.ceil(steps_per_epoch * epochs)
-    checkpoints = sorted(set(range(save_steps, total + 1, save_steps)) | {total})
-    return {"steps_per_epoch": steps_per_epoch, "total_steps": total, "checkpoints": checkpoints}
 
 
 def accuracy_metric(eval_prediction) -> dict:
