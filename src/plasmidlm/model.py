@@ -226,7 +226,11 @@ def build_or_load(model_config: dict, window_length: int, classes: list[str], se
         sample_windows = [("ACGT" * window_length)[:window_length]]
     ids = checked_token_ids(tokenizer, sample_windows[:CHECK_SAMPLE], kmer, stride)
     limit, source = token_limit(model.config, tokenizer)
-    check_window_tokens(np.array([len(row) for row in ids]), window_length, limit, source)
+    lengths = np.array([len(row) for row in ids])
+    check_window_tokens(lengths, window_length, limit, source)
+    log(f"input: {f'{kmer}-mer text (stride {stride})' if kmer else 'the raw sequence'}; {len(ids)} sampled "
+        f"windows have {lengths.min()}-{lengths.max()} tokens; the model's limit: "
+        f"{f'{limit} ({source})' if limit else 'none'}")
     setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": stride,
                                          "custom_code": bool(getattr(model.config, "auto_map", None))})
     lora = model_config.get("lora") or {}
