@@ -90,11 +90,13 @@ def generate(fasta: Path, labels: Path, gbp: float, seed: int) -> tuple[int, int
 def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
     """Each data step as the Python statement the workflow script runs (via plasmidlm.pipeline)."""
     data = workdir / "data"
-    near = {key: default("split", "near_duplicates", key) for key in ("measure", "threshold", "ksize", "scaled")}
+    near = {key: default("split", "near_duplicates", key)
+            for key in ("measure", "threshold", "ksize", "scaled", "linkage")}
     windows = {key: default("windows", key) for key in ("length", "circular", "ambiguous", "max_n_fraction")}
     training = windows | {key: default("windows", key)
                           for key in ("strategy", "per_plasmid", "reverse_complement_p", "resample_each_epoch")}
-    split = {"val_fraction": default("split", "val_fraction"), "test_fraction": default("split", "test_fraction")}
+    split = {key: default("split", key) for key in ("val_fraction", "test_fraction", "assignment", "max_deviation",
+                                                     "accept_deviation", "cross_class_groups")}
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
     classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
@@ -108,7 +110,12 @@ def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
                   f"{near['scaled']}, {str(data / 'sketches.npz')!r}, threads=os.cpu_count())",
         "near_duplicates": f"pipeline.near_duplicates({str(data / 'sketches.npz')!r}, {str(data / 'selected.tsv')!r}, "
                            f"{near['measure']!r}, {near['threshold']}, {str(data / 'near_duplicates.tsv')!r})",
-        "split": f"pipeline.split({str(data / 'selected.tsv')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
+        "near_duplicate_groups": f"pipeline.near_duplicate_groups({str(data / 'sketches.npz')!r}, "
+                                 f"{str(data / 'selected.tsv')!r}, {str(data / 'near_duplicates.tsv')!r}, "
+                                 f"{near['linkage']!r}, {near['measure']!r}, {str(data / 'groups.tsv')!r}, "
+                                 f"{str(data / 'groups.json')!r})",
+        "split": f"pipeline.split({str(data / 'selected.tsv')!r}, {str(data / 'groups.tsv')!r}, "
+                 f"{str(data / 'groups.json')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
                  f"{str(data / 'split.tsv')!r}, {str(data / 'split_summary.tsv')!r}, {str(data / 'split.json')!r}, "
                  f"log=print)",
         "val_windows": f"pipeline.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'val', {windows!r}, "

@@ -12,6 +12,8 @@ from plasmidlm.config import load_schema
 from conftest import make_dataset, random_sequence, write_fasta
 
 WINDOW_DEFAULTS = {key: spec["default"] for key, spec in load_schema()["properties"]["windows"]["properties"].items()}
+SPLIT_CONFIG = {key: spec["default"] for key, spec in load_schema()["properties"]["split"]["properties"].items()
+                if key != "near_duplicates"} | {"val_fraction": 0.2, "test_fraction": 0.2}
 
 
 @pytest.fixture
@@ -40,9 +42,11 @@ def split_run(tmp_path):
     pipeline.sketch(fasta, tmp_path / "validated.tsv", 21, 10, tmp_path / "sketches.npz")
     pipeline.near_duplicates(tmp_path / "sketches.npz", tmp_path / "validated.tsv", "containment", 0.95,
                              tmp_path / "pairs.tsv")
+    pipeline.near_duplicate_groups(tmp_path / "sketches.npz", tmp_path / "validated.tsv", tmp_path / "pairs.tsv",
+                                   "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
     messages = []
-    pipeline.split(tmp_path / "validated.tsv", tmp_path / "pairs.tsv", {"val_fraction": 0.2, "test_fraction": 0.2},
-                   1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv", tmp_path / "split.json",
+    pipeline.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json", tmp_path / "pairs.tsv",
+                   SPLIT_CONFIG, 1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv", tmp_path / "split.json",
                    log=messages.append)
     return tmp_path, fasta, messages
 
@@ -66,7 +70,7 @@ def test_near_copies_share_a_group_and_a_split(split_run):
 
 def test_split_without_grouping_keeps_every_plasmid_alone(split_run):
     directory, _, _ = split_run
-    pipeline.split(directory / "validated.tsv", None, {"val_fraction": 0.2, "test_fraction": 0.2}, 1,
+    pipeline.split(directory / "validated.tsv", None, None, None, SPLIT_CONFIG, 1,
                    directory / "s.tsv", directory / "s_summary.tsv", directory / "s.json")
     split = io.read_table(directory / "s.tsv")
     assert (split["group"] == split["id"]).all()
