@@ -48,20 +48,35 @@ def fasta_lines(sequence: np.ndarray) -> bytes:
     return lines.reshape(-1)[: full * (LINE + 1) + (tail + 1 if tail else 0)].tobytes()
 
 
-def generate(fasta: Path, labels: Path, gbp: float, seed: int) -> tuple[int, int]:
-    """Write the synthetic database; return (plasmids, bases)."""
+def generate(fasta: Path, labels: Path, gbp: float, seed: int, lineages: bool = False) -> tuple[int, int]:
+    """Write the synthetic database; return (plasmids, bases).
+
+    With `lineages`, half of the plasmids are near-copies of any earlier plasmid, copies included, and each
+    copy also swaps 1-4% of its parent for new sequence (module gain and loss), so families drift into chains
+    whose ends are no longer near-copies of each other; 5% of the copies carry another label (the same
+    plasmid in another host).
+    """
     rng = np.random.default_rng(seed)
     mobile = [BASES[rng.integers(0, 4, int(rng.integers(800, 2500)))] for _ in range(MOBILE_ELEMENTS)]
     founders: list[tuple[np.ndarray, str]] = []
     target, total, count = int(gbp * 1e9), 0, 0
+    copy_probability = 1 / 2 if lineages else 1 / 3
     with open(fasta, "wb") as out, open(labels, "w") as table:
         table.write("id\tlabel\n")
         while total < target:
-            if founders and rng.random() < 1 / 3:  # a near-copy of an earlier plasmid
+            if founders and rng.random() < copy_probability:  # a near-copy of an earlier plasmid
                 parent, label = founders[int(rng.integers(len(founders)))]
                 sequence = parent.copy()
                 mutated = np.flatnonzero(rng.random(len(sequence)) < 0.0005)
                 sequence[mutated] = BASES[rng.integers(0, 4, len(mutated))]
+                if lineages:
+                    swapped = int(len(sequence) * rng.uniform(0.01, 0.04))
+                    start = int(rng.integers(0, len(sequence) - swapped + 1))
+                    sequence[start : start + swapped] = BASES[rng.integers(0, 4, swapped)]
+                    if rng.random() < 0.05:
+                        label = CLASSES[int(rng.integers(len(CLASSES)))]
+                    if len(founders) < 2_000:
+                        founders.append((sequence, label))
             else:
                 length = int(min(max(rng.lognormal(np.log(50_000), 1.0), 1_500), 2_500_000))
                 parts = [BASES[rng.integers(0, 4, length)]]
