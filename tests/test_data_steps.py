@@ -45,9 +45,9 @@ def split_run(tmp_path):
     pipeline.near_duplicate_groups(tmp_path / "sketches.npz", tmp_path / "validated.tsv", tmp_path / "pairs.tsv",
                                    "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
     messages = []
-    pipeline.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json", tmp_path / "pairs.tsv",
-                   SPLIT_CONFIG, 1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv", tmp_path / "split.json",
-                   log=messages.append)
+    pipeline.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json",
+                   tmp_path / "pairs.tsv", SPLIT_CONFIG, 1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv",
+                   tmp_path / "split.json", log=messages.append)
     return tmp_path, fasta, messages
 
 

@@ -154,6 +154,16 @@ def test_near_duplicate_threshold_regroups_without_sketching_again(finished_run,
     assert grouping["reason"].startswith("Params have changed")
 
 
+def test_linkage_regroups_without_searching_pairs_again(finished_run, tmp_path):
+    def edit(config):
+        config.setdefault("split", {})["near_duplicates"] = {"linkage": "centroid"}
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    planned = rules(jobs)
+    assert planned["near_duplicate_groups"] == 1 and planned["split"] == 1
+    assert not {"validate", "select_classes", "sketch", "near_duplicates"} & set(planned)
+
+
 def test_batch_size_redraws_training_windows_only_when_they_are_fresh_every_epoch(finished_run, tmp_path):
     def edit(config):
         config["train"]["batch_size"] *= 2

@@ -2,10 +2,10 @@
 
 Near-identical plasmids recur across isolates: split by ID alone, a test plasmid can be a near-copy of a
 training one. Each sequence is sketched (sourmash FracMinHash: the canonical k-mers whose hash falls below
-2^64 / scaled), pairs whose sketches overlap above a threshold are linked, and the linked plasmids form groups that a split
-keeps together: connected components (no linked pair is ever split, but chains of near-copies can merge into
-one giant group) or centroid clusters (each plasmid joins a representative it is linked to, so a group never
-chains, but a linked pair can straddle splits).
+2^64 / scaled), pairs whose sketches overlap above a threshold are linked, and the linked plasmids form groups
+that a split keeps together: connected components (no linked pair is ever split, but chains of near-copies
+can merge into one giant group) or centroid clusters (each plasmid joins a representative it is linked to, so
+a group never chains, but a linked pair can straddle splits).
 """
 
 from __future__ import annotations

@@ -117,8 +117,9 @@ def near_duplicate_groups(sketches, selected, pairs, linkage: str, measure: str,
     log(f"{linkage}: {summary['plasmids_in_merged_groups']} of {len(table)} plasmids in {summary['merged_groups']} "
         f"near-duplicate group(s) of two or more")
     for row in largest:
-        log(f"group {row['group']}: {row['size']} plasmids ({', '.join(f'{k} {v}' for k, v in row['classes'].items())}), "
-            f"lowest containment {row['min_containment']:.3f}, lowest jaccard {row['min_jaccard']:.3f}")
+        mix = ", ".join(f"{label} {n}" for label, n in row["classes"].items())
+        log(f"group {row['group']}: {row['size']} plasmids ({mix}), lowest containment {row['min_containment']:.3f}, "
+            f"lowest jaccard {row['min_jaccard']:.3f}")
     io.write_json(summary, out_json)
     io.write_table(table[["id", "group"]], out_groups)
 

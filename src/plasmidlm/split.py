@@ -196,7 +196,8 @@ def largest_groups(split: pd.DataFrame, count: int = 10) -> list[dict]:
     for name in names:
         members = split[split["group"] == name]
         rows.append({"group": name, "size": int(sizes[name]),
-                     "classes": {str(label): int(n) for label, n in members["label"].value_counts().sort_index().items()}}
+                     "classes": {str(label): int(n)
+                                 for label, n in members["label"].value_counts().sort_index().items()}}
                     | ({"split": members["split"].iloc[0]} if "split" in members.columns else {}))
     return rows
 
@@ -226,6 +227,6 @@ def check_deviation(split: pd.DataFrame, val_fraction: float, test_fraction: flo
         f"{'/'.join(f'{requested[name]:g}' for name in SPLITS)} (train/val/test) by up to {over.iloc[0]:.3f}, "
         f"above split.max_deviation {max_deviation:g}: {classes}. Largest near-duplicate groups: "
         f"{groups or 'none'}. Options: raise split.near_duplicates.threshold (fewer links), use "
-        f"split.near_duplicates.linkage: centroid (no chaining), or accept it with split.accept_deviation: true (or a higher "
-        f"split.max_deviation)"
+        f"split.near_duplicates.linkage: centroid (no chaining), or accept it with split.accept_deviation: true "
+        f"(or a higher split.max_deviation)"
     )
