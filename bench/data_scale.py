@@ -48,20 +48,35 @@ def fasta_lines(sequence: np.ndarray) -> bytes:
     return lines.reshape(-1)[: full * (LINE + 1) + (tail + 1 if tail else 0)].tobytes()
 
 
-def generate(fasta: Path, labels: Path, gbp: float, seed: int) -> tuple[int, int]:
-    """Write the synthetic database; return (plasmids, bases)."""
+def generate(fasta: Path, labels: Path, gbp: float, seed: int, lineages: bool = False) -> tuple[int, int]:
+    """Write the synthetic database; return (plasmids, bases).
+
+    With `lineages`, half of the plasmids are near-copies of any earlier plasmid, copies included, and each
+    copy also swaps 1-4% of its parent for new sequence (module gain and loss), so families drift into chains
+    whose ends are no longer near-copies of each other; 5% of the copies carry another label (the same
+    plasmid in another host).
+    """
     rng = np.random.default_rng(seed)
     mobile = [BASES[rng.integers(0, 4, int(rng.integers(800, 2500)))] for _ in range(MOBILE_ELEMENTS)]
     founders: list[tuple[np.ndarray, str]] = []
     target, total, count = int(gbp * 1e9), 0, 0
+    copy_probability = 1 / 2 if lineages else 1 / 3
     with open(fasta, "wb") as out, open(labels, "w") as table:
         table.write("id\tlabel\n")
         while total < target:
-            if founders and rng.random() < 1 / 3:  # a near-copy of an earlier plasmid
+            if founders and rng.random() < copy_probability:  # a near-copy of an earlier plasmid
                 parent, label = founders[int(rng.integers(len(founders)))]
                 sequence = parent.copy()
                 mutated = np.flatnonzero(rng.random(len(sequence)) < 0.0005)
                 sequence[mutated] = BASES[rng.integers(0, 4, len(mutated))]
+                if lineages:
+                    swapped = int(len(sequence) * rng.uniform(0.01, 0.04))
+                    start = int(rng.integers(0, len(sequence) - swapped + 1))
+                    sequence[start : start + swapped] = BASES[rng.integers(0, 4, swapped)]
+                    if rng.random() < 0.05:
+                        label = CLASSES[int(rng.integers(len(CLASSES)))]
+                    if len(founders) < 2_000:
+                        founders.append((sequence, label))
             else:
                 length = int(min(max(rng.lognormal(np.log(50_000), 1.0), 1_500), 2_500_000))
                 parts = [BASES[rng.integers(0, 4, length)]]
@@ -90,11 +105,13 @@ def generate(fasta: Path, labels: Path, gbp: float, seed: int) -> tuple[int, int
 def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
     """Each data step as the Python statement the workflow script runs (via plasmidlm.pipeline)."""
     data = workdir / "data"
-    near = {key: default("split", "near_duplicates", key) for key in ("measure", "threshold", "ksize", "scaled")}
+    near = {key: default("split", "near_duplicates", key)
+            for key in ("measure", "threshold", "ksize", "scaled", "linkage")}
     windows = {key: default("windows", key) for key in ("length", "circular", "ambiguous", "max_n_fraction")}
     training = windows | {key: default("windows", key)
                           for key in ("strategy", "per_plasmid", "reverse_complement_p", "resample_each_epoch")}
-    split = {"val_fraction": default("split", "val_fraction"), "test_fraction": default("split", "test_fraction")}
+    split = {key: default("split", key) for key in ("val_fraction", "test_fraction", "assignment", "max_deviation",
+                                                     "accept_deviation", "cross_class_groups")}
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
     classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
@@ -108,7 +125,12 @@ def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
                   f"{near['scaled']}, {str(data / 'sketches.npz')!r}, threads=os.cpu_count())",
         "near_duplicates": f"pipeline.near_duplicates({str(data / 'sketches.npz')!r}, {str(data / 'selected.tsv')!r}, "
                            f"{near['measure']!r}, {near['threshold']}, {str(data / 'near_duplicates.tsv')!r})",
-        "split": f"pipeline.split({str(data / 'selected.tsv')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
+        "near_duplicate_groups": f"pipeline.near_duplicate_groups({str(data / 'sketches.npz')!r}, "
+                                 f"{str(data / 'selected.tsv')!r}, {str(data / 'near_duplicates.tsv')!r}, "
+                                 f"{near['linkage']!r}, {near['measure']!r}, {str(data / 'groups.tsv')!r}, "
+                                 f"{str(data / 'groups.json')!r})",
+        "split": f"pipeline.split({str(data / 'selected.tsv')!r}, {str(data / 'groups.tsv')!r}, "
+                 f"{str(data / 'groups.json')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
                  f"{str(data / 'split.tsv')!r}, {str(data / 'split_summary.tsv')!r}, {str(data / 'split.json')!r}, "
                  f"log=print)",
         "val_windows": f"pipeline.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'val', {windows!r}, "

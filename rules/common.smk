@@ -12,7 +12,9 @@ wildcard_constraints:
 def split_inputs(wildcards):
     inputs = {"selected": f"{RUN}/data/selected.tsv"}
     if config["split"]["near_duplicates"]["enabled"]:
-        inputs["near_duplicates"] = f"{RUN}/data/near_duplicates.tsv"
+        inputs["groups"] = f"{RUN}/data/near_duplicate_groups.tsv"
+        inputs["group_summary"] = f"{RUN}/data/near_duplicate_groups.json"
+        inputs["pairs"] = f"{RUN}/data/near_duplicates.tsv"
     return inputs
 
 

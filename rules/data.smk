@@ -82,6 +82,29 @@ rule near_duplicates:
         "../workflow_scripts/near_duplicates.py"
 
 
+rule near_duplicate_groups:
+    input:
+        sketches=f"{RUN}/data/sketches.npz",
+        selected=f"{RUN}/data/selected.tsv",
+        pairs=f"{RUN}/data/near_duplicates.tsv",
+    output:
+        groups=f"{RUN}/data/near_duplicate_groups.tsv",
+        json=f"{RUN}/data/near_duplicate_groups.json",
+    log:
+        f"{RUN}/logs/near_duplicate_groups.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        linkage=config["split"]["near_duplicates"]["linkage"],
+        measure=config["split"]["near_duplicates"]["measure"],
+    script:
+        "../workflow_scripts/near_duplicate_groups.py"
+
+
 rule split:
     input:
         unpack(split_inputs),
@@ -102,8 +125,17 @@ rule split:
         mem_mb=2000,
         runtime=10,
     params:
-        split={key: config["split"][key] for key in ("val_fraction", "test_fraction")}
-        | {"group_near_duplicates": config["split"]["near_duplicates"]["enabled"]},
+        split={
+            key: config["split"][key]
+            for key in (
+                "val_fraction",
+                "test_fraction",
+                "assignment",
+                "max_deviation",
+                "accept_deviation",
+                "cross_class_groups",
+            )
+        },
         seed=config["seed"],
     script:
         "../workflow_scripts/split.py"

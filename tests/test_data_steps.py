@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plasmidlm import io, pipeline
+from plasmidlm import PlasmidlmError, io, pipeline
 from plasmidlm.config import load_schema
 
 from conftest import make_dataset, random_sequence, write_fasta
 
 WINDOW_DEFAULTS = {key: spec["default"] for key, spec in load_schema()["properties"]["windows"]["properties"].items()}
+SPLIT_CONFIG = {key: spec["default"] for key, spec in load_schema()["properties"]["split"]["properties"].items()
+                if key != "near_duplicates"} | {"val_fraction": 0.2, "test_fraction": 0.2}
 
 
 @pytest.fixture
@@ -40,10 +42,12 @@ def split_run(tmp_path):
     pipeline.sketch(fasta, tmp_path / "validated.tsv", 21, 10, tmp_path / "sketches.npz")
     pipeline.near_duplicates(tmp_path / "sketches.npz", tmp_path / "validated.tsv", "containment", 0.95,
                              tmp_path / "pairs.tsv")
+    pipeline.near_duplicate_groups(tmp_path / "sketches.npz", tmp_path / "validated.tsv", tmp_path / "pairs.tsv",
+                                   "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
     messages = []
-    pipeline.split(tmp_path / "validated.tsv", tmp_path / "pairs.tsv", {"val_fraction": 0.2, "test_fraction": 0.2},
-                   1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv", tmp_path / "split.json",
-                   log=messages.append)
+    pipeline.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json",
+                   tmp_path / "pairs.tsv", SPLIT_CONFIG, 1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv",
+                   tmp_path / "split.json", log=messages.append)
     return tmp_path, fasta, messages
 
 
@@ -64,9 +68,67 @@ def test_near_copies_share_a_group_and_a_split(split_run):
     assert len(pairs) == 2 * 6 and (pairs["containment"] >= 0.95).all()
 
 
+def test_group_summary_lists_the_largest_groups_with_their_diameter(split_run):
+    directory, _, _ = split_run
+    groups = io.read_json(directory / "groups.json")
+    assert groups["linkage"] == "components" and groups["merged_groups"] == 2
+    assert [(row["group"], row["size"], row["classes"]) for row in groups["largest_groups"]] == [
+        ("alpha_copy0", 4, {"alpha": 4}), ("beta_copy0", 4, {"beta": 4})]
+    assert all(0.95 <= row["min_containment"] <= 1 for row in groups["largest_groups"])
+    summary = io.read_json(directory / "split.json")
+    assert summary["linkage"] == "components" and summary["assignment"] == "stratified"
+    assert summary["linked_pairs_across_splits"] == 0
+    assert [row["min_containment"] for row in summary["largest_groups"]] == [
+        row["min_containment"] for row in groups["largest_groups"]]
+
+
+def split_with(directory, groups, **settings):
+    outputs = [directory / name for name in ("s.tsv", "s_summary.tsv", "s.json")]
+    messages = []
+    pipeline.split(directory / "validated.tsv", groups, None, directory / "pairs.tsv", SPLIT_CONFIG | settings, 1,
+                   *outputs, log=messages.append)
+    return io.read_table(outputs[0]), io.read_json(outputs[2]), messages
+
+
+def test_deviation_above_the_maximum_stops_the_split_unless_accepted(split_run):
+    directory, _, _ = split_run
+    uneven = {"test_fraction": 0.33, "max_deviation": 0.001}  # 20 plasmids per class: 6.6 cannot be met
+    with pytest.raises(PlasmidlmError, match="above split.max_deviation 0.001: .*Options: "):
+        split_with(directory, directory / "groups.tsv", **uneven)
+    assert not {"s.tsv", "s_summary.tsv", "s.json"} & {path.name for path in directory.iterdir()}
+    _, summary, messages = split_with(directory, directory / "groups.tsv", **uneven, accept_deviation=True)
+    assert summary["stratification"]["max_deviation"] > 0.001
+    assert any(message.startswith("warning: deviation") and "accepted" in message for message in messages)
+
+
+@pytest.fixture
+def spanning_groups(split_run):
+    """The groups of split_run, with both families of near-copies merged into one group across classes."""
+    directory, _, _ = split_run
+    groups = io.read_table(directory / "groups.tsv")
+    groups.loc[groups["group"] == "beta_copy0", "group"] = "alpha_copy0"
+    io.write_table(groups, directory / "spanning.tsv")
+    return directory, directory / "spanning.tsv"
+
+
+@pytest.mark.parametrize("handling", ["keep", "train", "drop"])
+def test_groups_spanning_classes_are_listed_and_can_be_kept_out_of_evaluation(spanning_groups, handling):
+    directory, groups = spanning_groups
+    split, summary, messages = split_with(directory, groups, cross_class_groups=handling)
+    assert summary["groups_with_several_classes"] == 1
+    assert summary["cross_class_groups"] == {"handling": handling, "plasmids": 8, "groups": [
+        {"group": "alpha_copy0", "size": 8, "classes": {"alpha": 4, "beta": 4}}]}
+    assert "1 near-duplicate group(s) span several classes: alpha_copy0 (alpha 4, beta 4)" in messages[0]
+    family = split[split["group"] == "alpha_copy0"]
+    assert len(family) == (0 if handling == "drop" else 8)
+    if handling == "train":
+        assert (family["split"] == "train").all()
+    assert len(split) == 40 - (8 if handling == "drop" else 0)
+
+
 def test_split_without_grouping_keeps_every_plasmid_alone(split_run):
     directory, _, _ = split_run
-    pipeline.split(directory / "validated.tsv", None, {"val_fraction": 0.2, "test_fraction": 0.2}, 1,
+    pipeline.split(directory / "validated.tsv", None, None, None, SPLIT_CONFIG, 1,
                    directory / "s.tsv", directory / "s_summary.tsv", directory / "s.json")
     split = io.read_table(directory / "s.tsv")
     assert (split["group"] == split["id"]).all()

@@ -9,6 +9,7 @@ from conftest import random_sequence
 
 from plasmidlm.neardup import (
     batches,
+    group_diameters,
     group_ids,
     read_sketches,
     similar_pairs,
@@ -107,3 +108,47 @@ def test_sketching_in_threads_and_batches_gives_the_same_sketches(family):
 def test_batches_hold_at_most_max_bases_unless_one_record_is_longer():
     records = [("a", "A" * 5), ("b", "A" * 5), ("c", "A" * 12), ("d", "A" * 1)]
     assert [[name for name, _ in batch] for batch in batches(iter(records), 10)] == [["a", "b"], ["c"], ["d"]]
+
+
+def chain(rng: np.random.Generator, links: int, length: int = 20_000, turnover: float = 0.03) -> dict[str, str]:
+    """Plasmids each derived from the previous one by replacing `turnover` of it: a chain of near-copies."""
+    sequences = {"c0": random_sequence(rng, length)}
+    for i in range(1, links + 1):
+        previous = sequences[f"c{i - 1}"]
+        start = int(rng.integers(0, length - int(turnover * length)))
+        end = start + int(turnover * length)
+        sequences[f"c{i}"] = previous[:start] + random_sequence(rng, end - start) + previous[end:]
+    return sequences
+
+
+def test_components_chain_near_copies_and_centroid_clusters_do_not():
+    ids, sketches = sketches_of(chain(np.random.default_rng(3), 6))
+    pairs = similar_pairs(ids, sketches, threshold=0.95)
+    linked = set(zip(pairs["id_a"], pairs["id_b"]))
+    assert {(f"c{i}", f"c{i + 1}") for i in range(6)} <= linked and ("c0", "c6") not in linked
+    components = group_ids(ids, pairs)
+    assert components.nunique() == 1
+    [diameter] = group_diameters(ids, sketches, components, ["c0"]).to_dict("records")
+    assert diameter["size"] == 7 and diameter["min_containment"] < 0.9 and diameter["min_jaccard"] < 0.9
+    centroid = group_ids(ids, pairs, "centroid", lengths=[1] * len(ids))  # equal lengths: taken in ID order
+    assert centroid.nunique() > 1
+    for name, members in centroid.groupby(centroid).groups.items():
+        for member in members:  # every member is linked to the group's representative, the first in order
+            assert member == name or (name, member) in linked or (member, name) in linked
+
+
+def test_centroid_representatives_are_the_longest_and_members_join_the_most_similar():
+    pairs = pd.DataFrame({"id_a": ["a", "b", "a"], "id_b": ["b", "c", "c"], "containment": [0.96, 0.99, 0.97]})
+    # b is longest: it represents; a and c are both linked to it
+    assert group_ids(["a", "b", "c"], pairs, "centroid", lengths=[1, 3, 2]).to_dict() == {"a": "a", "b": "a", "c": "a"}
+    # a, then c, then b: a represents, c joins a; b is linked only to c, a member, so it represents itself
+    pairs = pd.DataFrame({"id_a": ["a", "b"], "id_b": ["c", "c"], "containment": [0.97, 0.99]})
+    assert group_ids(["a", "b", "c"], pairs, "centroid", lengths=[3, 1, 2]).to_dict() == {"a": "a", "b": "b", "c": "a"}
+
+
+def test_group_diameters_do_not_depend_on_the_block_size(family):
+    ids, sketches = sketches_of(family)
+    groups = pd.Series(["g", "g", "g", "u", "o"], index=ids)
+    whole = group_diameters(ids, sketches, groups, ["g"])
+    pd.testing.assert_frame_equal(group_diameters(ids, sketches, groups, ["g"], block_rows=1), whole)
+    assert whole["min_containment"].iloc[0] >= 0.95 and whole["min_jaccard"].iloc[0] < 0.3  # the fragment

@@ -17,7 +17,8 @@ import yaml
 
 from conftest import snakemake
 
-DATA_RULES = {"validate", "select_classes", "sketch", "near_duplicates", "split", "held_out_windows",
+DATA_RULES = {"validate", "select_classes", "sketch", "near_duplicates", "near_duplicate_groups", "split",
+              "held_out_windows",
               "training_windows", "leakage"}
 ALWAYS = {"provenance", "report", "manifest", "all"}
 JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
@@ -147,10 +148,20 @@ def test_near_duplicate_threshold_regroups_without_sketching_again(finished_run,
 
     jobs, _ = dry_run(finished_run, tmp_path, edit)
     planned = rules(jobs)
-    assert planned["near_duplicates"] == 1 and planned["split"] == 1
+    assert planned["near_duplicates"] == 1 and planned["near_duplicate_groups"] == 1 and planned["split"] == 1
     assert not {"validate", "select_classes", "sketch"} & set(planned)
     [grouping] = [job for job in jobs if job["rule"] == "near_duplicates"]
     assert grouping["reason"].startswith("Params have changed")
+
+
+def test_linkage_regroups_without_searching_pairs_again(finished_run, tmp_path):
+    def edit(config):
+        config.setdefault("split", {})["near_duplicates"] = {"linkage": "centroid"}
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    planned = rules(jobs)
+    assert planned["near_duplicate_groups"] == 1 and planned["split"] == 1
+    assert not {"validate", "select_classes", "sketch", "near_duplicates"} & set(planned)
 
 
 def test_batch_size_redraws_training_windows_only_when_they_are_fresh_every_epoch(finished_run, tmp_path):

@@ -2,8 +2,10 @@
 
 Near-identical plasmids recur across isolates: split by ID alone, a test plasmid can be a near-copy of a
 training one. Each sequence is sketched (sourmash FracMinHash: the canonical k-mers whose hash falls below
-2^64 / scaled), pairs whose sketches overlap above a threshold are linked, and connected components become
-groups that a split keeps together.
+2^64 / scaled), pairs whose sketches overlap above a threshold are linked, and the linked plasmids form groups
+that a split keeps together: connected components (no linked pair is ever split, but chains of near-copies
+can merge into one giant group) or centroid clusters (each plasmid joins a representative it is linked to, so
+a group never chains, but a linked pair can straddle splits).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from plasmidlm import io
 
 MEASURES = ("containment", "jaccard")
+LINKAGES = ("components", "centroid")
 PAIR_COLUMNS = ["id_a", "id_b", "shared_hashes", "jaccard", "containment"]
 
 
@@ -131,12 +134,77 @@ def similar_pairs(ids: list[str], sketches: list[np.ndarray], threshold: float, 
                         columns=PAIR_COLUMNS)
 
 
-def group_ids(ids: list[str], pairs: pd.DataFrame) -> pd.Series:
-    """Connected components of the pair graph; each ID's group is named after its smallest member ID."""
+def group_ids(ids: list[str], pairs: pd.DataFrame, linkage: str = "components", lengths=None,
+              measure: str = "containment") -> pd.Series:
+    """Each ID's near-duplicate group, named after its smallest member ID.
+
+    linkage "components": connected components of the pair graph. linkage "centroid" (greedy, as CD-HIT
+    does): plasmids are taken longest first (`lengths`, same order as `ids`; ties by ID); each joins the
+    representative it is most similar to (by `measure`) among the earlier representatives it is linked
+    to, or else becomes a representative itself.
+    """
+    if linkage not in LINKAGES:
+        raise ValueError(f"linkage must be one of {LINKAGES}, not {linkage!r}")
     position = {record_id: index for index, record_id in enumerate(ids)}
     rows = pairs["id_a"].map(position).to_numpy(dtype=int)
     columns = pairs["id_b"].map(position).to_numpy(dtype=int)
-    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(ids), len(ids)))
-    _, component = connected_components(graph, directed=False)
+    if linkage == "components":
+        graph = sparse.coo_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(ids), len(ids)))
+        _, label = connected_components(graph, directed=False)
+    else:
+        label = _centroid_clusters(ids, rows, columns, pairs[measure].to_numpy(dtype=float), lengths)
     members = pd.Series(ids, index=ids)
-    return members.groupby(component).transform("min").rename("group")
+    return members.groupby(label).transform("min").rename("group")
+
+
+def _centroid_clusters(ids, rows, columns, similarity, lengths) -> np.ndarray:
+    lengths = np.zeros(len(ids)) if lengths is None else np.asarray(lengths, dtype=float)
+    order = sorted(range(len(ids)), key=lambda index: (-lengths[index], ids[index]))
+    rank = np.empty(len(ids), dtype=int)
+    rank[order] = np.arange(len(ids))
+    # every pair once, as (later, earlier) in the processing order, so each plasmid sees its earlier neighbours
+    later = np.where(rank[rows] > rank[columns], rows, columns)
+    earlier = np.where(rank[rows] > rank[columns], columns, rows)
+    graph = sparse.csr_matrix((similarity + 1.0, (later, earlier)), shape=(len(ids), len(ids)))  # +1: keep zeros
+    representative = np.full(len(ids), -1)
+    for index in order:
+        start, end = graph.indptr[index], graph.indptr[index + 1]
+        neighbours, values = graph.indices[start:end], graph.data[start:end]
+        is_representative = representative[neighbours] == neighbours
+        if is_representative.any():
+            candidates, values = neighbours[is_representative], values[is_representative]
+            best = max(range(len(candidates)), key=lambda i: (values[i], -rank[candidates[i]]))
+            representative[index] = candidates[best]
+        else:
+            representative[index] = index
+    return representative
+
+
+def group_diameters(ids: list[str], sketches: list[np.ndarray], groups: pd.Series, names,
+                    block_rows: int = 1024) -> pd.DataFrame:
+    """For each group in `names`: the lowest containment and the lowest jaccard between two of its members.
+
+    A diameter far below the linking threshold means that chains of near-copies merged plasmids that are
+    not near-copies of each other. Member pairs are compared a block of rows at a time, so memory stays
+    bounded for groups of thousands.
+    """
+    position = {record_id: index for index, record_id in enumerate(ids)}
+    rows = []
+    for name in names:
+        members = [position[record_id] for record_id in groups.index[groups == name]]
+        sizes = np.array([len(sketches[index]) for index in members], dtype=np.int64)
+        matrix = sketch_matrix([sketches[index] for index in members]).astype(np.int64)
+        transposed = matrix.T.tocsc()
+        lowest = {"min_containment": 1.0, "min_jaccard": 1.0}
+        for begin in range(0, len(members) - 1, block_rows):
+            shared = (matrix[begin : begin + block_rows] @ transposed).toarray()
+            a, b = np.nonzero(np.arange(len(members))[None, :] > np.arange(begin, begin + len(shared))[:, None])
+            count, a = shared[a, b], a + begin
+            smaller, union = np.minimum(sizes[a], sizes[b]), sizes[a] + sizes[b] - count
+            lowest["min_containment"] = min(lowest["min_containment"],
+                                            float(np.min(np.divide(count, smaller, out=np.zeros(len(a)),
+                                                                   where=smaller > 0))))
+            lowest["min_jaccard"] = min(lowest["min_jaccard"],
+                                        float(np.min(np.divide(count, union, out=np.zeros(len(a)), where=union > 0))))
+        rows.append({"group": name, "size": len(members)} | lowest)
+    return pd.DataFrame(rows, columns=["group", "size", "min_containment", "min_jaccard"])

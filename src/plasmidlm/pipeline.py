@@ -19,7 +19,14 @@ import yaml
 from plasmidlm import __version__, io, neardup
 from plasmidlm.checkpoints import best_checkpoint, schedule
 from plasmidlm.classes import select_classes
-from plasmidlm.split import split_by_plasmid, split_summary, stratification
+from plasmidlm.split import (
+    check_deviation,
+    cross_class_groups,
+    largest_groups,
+    split_by_plasmid,
+    split_summary,
+    stratification,
+)
 from plasmidlm.windows import (
     assert_no_plasmid_leakage,
     draw_balanced_windows,
@@ -33,6 +40,7 @@ PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "n
             "scikit-learn", "biopython", "snakemake"]
 
 
+LARGEST_GROUPS = 10  # groups listed, with their diameter, in near_duplicate_groups.json and split.json
 EMBEDDING_CHUNK = 2048  # test windows embedded at a time: bounds the memory of per-token states
 
 
@@ -88,34 +96,96 @@ def near_duplicates(sketches, selected, measure: str, threshold: float, out, log
     io.write_table(pairs, out)
 
 
-def split(selected, near_duplicate_pairs, split_config: dict, seed: int, out_split, out_summary, out_json,
-          log=_noop):
-    """Split by plasmid; with `near_duplicate_pairs` (a table or None), near-duplicate groups stay together."""
+def near_duplicate_groups(sketches, selected, pairs, linkage: str, measure: str, out_groups, out_json, log=_noop):
+    """Group the selected plasmids by their near-duplicate pairs; describe the largest groups and their diameter."""
     table = io.read_table(selected)
-    if near_duplicate_pairs is not None:
-        table["group"] = neardup.group_ids(table["id"].tolist(), io.read_table(near_duplicate_pairs)).to_numpy()
+    table["group"] = neardup.group_ids(table["id"].tolist(), io.read_table(pairs), linkage,
+                                       table["length"].tolist(), measure).to_numpy()
+    largest = largest_groups(table, LARGEST_GROUPS)
+    ids, hashes = neardup.read_sketches(sketches)
+    diameters = neardup.group_diameters(ids, hashes, table.set_index("id")["group"], [row["group"] for row in largest])
+    for row, diameter in zip(largest, diameters.itertuples()):
+        row.update(min_containment=round(diameter.min_containment, 4), min_jaccard=round(diameter.min_jaccard, 4))
+    sizes = table["group"].value_counts()
+    summary = {"linkage": linkage, "measure": measure, "plasmids": len(table), "groups": len(sizes),
+               "merged_groups": int((sizes > 1).sum()), "plasmids_in_merged_groups": int(sizes[sizes > 1].sum()),
+               "largest_groups": largest}
+    log(f"{linkage}: {summary['plasmids_in_merged_groups']} of {len(table)} plasmids in {summary['merged_groups']} "
+        f"near-duplicate group(s) of two or more")
+    for row in largest:
+        mix = ", ".join(f"{label} {n}" for label, n in row["classes"].items())
+        log(f"group {row['group']}: {row['size']} plasmids ({mix}), lowest containment {row['min_containment']:.3f}, "
+            f"lowest jaccard {row['min_jaccard']:.3f}")
+    io.write_json(summary, out_json)
+    io.write_table(table[["id", "group"]], out_groups)
+
+
+def split(selected, groups, group_summary, pairs, split_config: dict, seed: int, out_split, out_summary, out_json,
+          log=_noop):
+    """Split by plasmid; with `groups` (a table of id → group, or None), near-duplicate groups stay together.
+
+    `group_summary` (near_duplicate_groups.json) gives the diameters of the largest groups, and `pairs` the
+    linked pairs, of which those that straddle splits are counted.
+    """
+    table = io.read_table(selected)
+    if groups is not None:
+        table["group"] = table["id"].map(io.read_table(groups).set_index("id")["group"])
+    else:
+        table["group"] = table["id"]
     val_fraction, test_fraction = split_config["val_fraction"], split_config["test_fraction"]
-    table = split_by_plasmid(table, val_fraction, test_fraction, seed, log=log)
+    spanning = cross_class_groups(table)
+    handling = split_config["cross_class_groups"]
+    spanning_rows = largest_groups(table[table["group"].isin(spanning)], len(spanning))
+    if spanning:
+        log(f"{len(spanning)} near-duplicate group(s) span several classes: "
+            + "; ".join(f"{row['group']} ({', '.join(f'{k} {v}' for k, v in row['classes'].items())})"
+                        for row in spanning_rows[:LARGEST_GROUPS])
+            + {"keep": "", "train": " (split.cross_class_groups: train, so they are never evaluated)",
+               "drop": " (split.cross_class_groups: drop, so they are left out)"}[handling])
+    if handling == "drop":
+        table = table[~table["group"].isin(spanning)]
+    table = split_by_plasmid(table, val_fraction, test_fraction, seed, split_config["assignment"],
+                             train_only=spanning if handling == "train" else (), log=log)
+    strata = stratification(table, val_fraction, test_fraction)
+    if strata["max_deviation"] > split_config["max_deviation"]:
+        if not split_config["accept_deviation"]:
+            check_deviation(table, val_fraction, test_fraction, split_config["max_deviation"])
+        log(f"warning: deviation {strata['max_deviation']:.3f} above split.max_deviation "
+            f"{split_config['max_deviation']:g}, accepted (split.accept_deviation: true)")
     group_sizes = table["group"].value_counts()
-    groups = {
-        "near_duplicate_grouping": near_duplicate_pairs is not None,
+    diameters = {row["group"]: row for row in io.read_json(group_summary)["largest_groups"]} if group_summary else {}
+    largest = largest_groups(table, LARGEST_GROUPS)
+    for row in largest:
+        row.update({key: diameters[row["group"]][key] for key in ("min_containment", "min_jaccard")
+                    if row["group"] in diameters})
+    split_of = table.set_index("id")["split"]
+    linked = io.read_table(pairs) if pairs is not None else pd.DataFrame(columns=["id_a", "id_b"])
+    linked = linked[linked["id_a"].isin(split_of.index) & linked["id_b"].isin(split_of.index)]
+    info = {
+        "near_duplicate_grouping": groups is not None,
+        "linkage": io.read_json(group_summary)["linkage"] if group_summary else None,
+        "assignment": split_config["assignment"],
         "plasmids": len(table),
         "groups": len(group_sizes),
         "merged_groups": int((group_sizes > 1).sum()),
         "plasmids_in_merged_groups": int(group_sizes[group_sizes > 1].sum()),
         "largest_group": int(group_sizes.max()),
-        "groups_with_several_classes": int((table.groupby("group")["label"].nunique() > 1).sum()),
+        "largest_groups": largest,
+        "linked_pairs_across_splits": int((linked["id_a"].map(split_of) != linked["id_b"].map(split_of)).sum()),
+        "groups_with_several_classes": len(spanning),
+        "cross_class_groups": {"handling": handling, "plasmids": int(sum(row["size"] for row in spanning_rows)),
+                               "groups": spanning_rows},
     }
-    strata = stratification(table, val_fraction, test_fraction)
     summary = split_summary(table)
-    log(f"{groups['plasmids']} plasmids in {groups['groups']} groups: {groups['merged_groups']} near-duplicate "
-        f"group(s) merge {groups['plasmids_in_merged_groups']} plasmids (largest {groups['largest_group']}; "
-        f"{groups['groups_with_several_classes']} span several classes)")
+    log(f"{info['plasmids']} plasmids in {info['groups']} groups: {info['merged_groups']} near-duplicate "
+        f"group(s) merge {info['plasmids_in_merged_groups']} plasmids (largest {info['largest_group']}; "
+        f"{info['groups_with_several_classes']} span several classes); {info['linked_pairs_across_splits']} "
+        f"linked pair(s) straddle splits")
     log(summary.to_string(index=False))
     log(f"largest deviation of a class's share from the requested fractions: {strata['max_deviation']:.3f} "
         f"(class {strata['max_deviation_class']})")
     io.write_table(summary, out_summary)
-    io.write_json(groups | {"stratification": strata}, out_json)
+    io.write_json(info | {"stratification": strata}, out_json)
     io.write_table(table[["id", "label", "split", "length", "group"]], out_split)
 
 

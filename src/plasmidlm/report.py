@@ -202,16 +202,34 @@ def _split_text(split_info: dict) -> str:
         grouping = (
             f"Near-identical plasmids are kept in one split: {split_info['plasmids_in_merged_groups']} of "
             f"{split_info['plasmids']} plasmids fall in {split_info['merged_groups']} near-duplicate groups "
-            f"(largest {split_info['largest_group']}; {split_info['groups_with_several_classes']} span several "
-            f"classes; pairs in data/near_duplicates.tsv)."
+            f"({split_info['linkage']} linkage; {split_info['linked_pairs_across_splits']} linked pairs straddle "
+            f"splits; pairs in data/near_duplicates.tsv). Largest groups: "
+            + "; ".join(f"{row['group']}: {row['size']} plasmids ("
+                        + ", ".join(f"{label} {n}" for label, n in row["classes"].items())
+                        + f") in {row['split']}"
+                        + (f", lowest containment inside {row['min_containment']:.2f}" if "min_containment" in row
+                           else "")
+                        for row in split_info["largest_groups"][:5])
+            + ". A lowest containment far below the linking threshold means that chains of near-copies merged "
+            "plasmids that are not near-copies of each other."
         )
+        spanning = split_info["cross_class_groups"]
+        if spanning["groups"]:
+            grouping += (f" {len(spanning['groups'])} group(s) ({spanning['plasmids']} plasmids) span several "
+                         f"classes: " + ", ".join(row["group"] for row in spanning["groups"][:10])
+                         + {"keep": " (split like any group).", "train": " (kept in train, never evaluated).",
+                            "drop": " (left out of the split)."}[spanning["handling"]])
     else:
         grouping = "Near-duplicate grouping is off: near-identical plasmids can straddle splits."
+    assignment = {
+        "stratified": "Groups are assigned largest first, each to the split its seeded hash prefers unless that "
+                      "would take a class's share away from the requested fractions.",
+        "hash": "Each group's split comes from a seeded hash of its name alone, so classes are stratified only "
+                "in expectation.",
+    }[split_info["assignment"]]
     return (
-        f"{grouping} Each group's split comes from a seeded hash of its name, so the split of a plasmid does "
-        f"not change when plasmids are added. Classes are stratified in expectation: the largest deviation of "
-        f"a class's share from the requested fractions is {strata['max_deviation']:.3f} "
-        f"(class {strata['max_deviation_class']})."
+        f"{grouping} {assignment} The largest deviation of a class's share from the requested fractions is "
+        f"{strata['max_deviation']:.3f} (class {strata['max_deviation_class']})."
     )
 
 
