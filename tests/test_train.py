@@ -161,6 +161,20 @@ def test_rerun_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
     assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
 
 
+def test_rerun_of_a_run_finished_mid_epoch_trains_nothing(tmp_path):
+    config = RESUME_TRAIN | {"balance": "none", "max_steps": 10}  # 6 steps per epoch: ends in the second
+    first = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3,
+                      log=lambda message: None)
+    weights = load_file(tmp_path / "checkpoint-10" / "model.safetensors")
+    again = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3,
+                      log=lambda message: None)
+    assert first["checkpoints"] == again["checkpoints"] == [4, 8, 10]
+    assert losses(again) == losses(first)
+    assert [entry for entry in again["log_history"] if "eval_accuracy" in entry] == [
+        entry for entry in first["log_history"] if "eval_accuracy" in entry]
+    assert_same_weights(load_file(tmp_path / "checkpoint-10" / "model.safetensors"), weights)
+
+
 def checkpoint_files(directory) -> dict:
     """{relative path: (inode, mtime)} of every file of every checkpoint: equal only if none was rewritten."""
     return {str(path.relative_to(directory)): (path.stat().st_ino, path.stat().st_mtime_ns)

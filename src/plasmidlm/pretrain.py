@@ -120,7 +120,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=[ProgressLog(log), stop],
     )
-    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "pretrain")
+    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "pretrain", total_steps)
     trainer.save_model(output_dir / MODEL_DIR)
     return {"checkpoints": steps, "parameters": n_params, "total_steps": trainer.state.max_steps,
             "log_history": trainer.state.log_history}

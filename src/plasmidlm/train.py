@@ -11,11 +11,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, default_data_collator
+from transformers import (
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainerState,
+    TrainingArguments,
+    default_data_collator,
+)
 from transformers.integrations import is_tensorboard_available
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.checkpoints import checkpoint_dirs, checkpoint_step, prepare_output_dir, run_record, windows_sha256
+from plasmidlm.checkpoints import (
+    TRAINER_STATE,
+    checkpoint_dirs,
+    checkpoint_step,
+    prepare_output_dir,
+    run_record,
+    windows_sha256,
+)
 from plasmidlm.model import build_or_load, is_lora_model, lora_description, merged_model, parameter_counts
 from plasmidlm.tokenize import encode
 
@@ -222,15 +236,21 @@ class StopOnSigterm(TrainerCallback):
             control.should_training_stop = True
 
 
-def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from: Path | None, step_name: str
-                              ) -> list[int]:
+def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from: Path | None, step_name: str,
+                              total_steps: int) -> list[int]:
     """Train (from `resume_from` when given) until the last step or a SIGTERM; return the checkpoint steps written.
 
+    From a checkpoint at `total_steps`, nothing is trained: the trainer gets its weights and state. (The Trainer
+    itself would take one more step from a last checkpoint that is not at the end of an epoch.)
     SIGTERM ends the run after the current step, as a PlasmidlmError that says where a re-run resumes.
     """
     trainer.remove_callback(PrinterCallback)
-    with stop.installed():
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if resume_from is not None and checkpoint_step(resume_from) >= total_steps:
+        trainer._load_from_checkpoint(str(resume_from))
+        trainer.state = TrainerState.load_from_json(str(Path(resume_from) / TRAINER_STATE))
+    else:
+        with stop.installed():
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     steps = [checkpoint_step(path) for path in checkpoint_dirs(trainer.args.output_dir)]
     if stop.received and trainer.state.global_step < trainer.state.max_steps:
         restart = f"resume from checkpoint-{steps[-1]}" if steps else "start again (no checkpoint yet)"
@@ -328,7 +348,7 @@ def fine_tune(
         balance=train_config["balance"],
         epoch_blocks=epoch_blocks,
     )
-    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "train")
+    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "train", plan["total_steps"])
     return {**plan, "checkpoints": steps, "parameters": n_params, "trainable_parameters": trainable,
             "log_history": trainer.state.log_history}
 
