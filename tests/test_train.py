@@ -251,11 +251,13 @@ def test_longer_run_with_a_linear_schedule_continues_only_when_asked(tmp_path, u
     output_dir = shutil.copytree(reference_dir, tmp_path / "asked" / "model")
     before = checkpoint_files(output_dir)
     messages = []
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), longer | {"continue_from_last": True},
-                        WINDOW, output_dir, seed=3, log=messages.append)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
+                        longer | {"continue_from_last": True, "logging_steps": 1}, WINDOW, output_dir, seed=3,
+                        log=messages.append)
     assert any("train.continue_from_last is set, so the run continues from checkpoint-12" in message
                for message in messages)
     assert summary["checkpoints"] == [4, 8, 12, 16]
+    assert list(losses(summary)) == [2, 4, 6, 8, 10, 12, 13, 14, 15, 16]  # the new logging_steps after resuming
     assert {path: stat for path, stat in checkpoint_files(output_dir).items() if path in before} == before
 
     output_dir = shutil.copytree(reference_dir, tmp_path / "not_asked" / "model")
