@@ -1,6 +1,8 @@
+# Only the checkpoint directory ties an evaluation to training, not train_summary.json: a train job re-run
+# for a key that leaves the checkpoints valid (e.g. logging_steps) rewrites the summary but not them, and
+# their evaluations stay. A checkpoint trained anew is a new directory, so its evaluation runs again.
 rule evaluate_checkpoint:
     input:
-        summary=f"{RUN}/{{experiment}}/model/train_summary.json",
         checkpoint=f"{RUN}/{{experiment}}/model/checkpoint-{{step}}",
         test=f"{RUN}/data/test_windows.tsv.gz",
         val=f"{RUN}/data/val_windows.tsv.gz",

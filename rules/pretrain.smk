@@ -1,5 +1,5 @@
 # Masked-LM pretraining on the training split. Checkpoints and the final model (pretrain/model) are not
-# declared outputs, so that a failed job keeps them and a re-run resumes.
+# declared outputs, so that Snakemake never deletes them and a re-run resumes (see rules/train.smk).
 rule pretrain:
     input:
         fasta=config["data"]["fasta"],

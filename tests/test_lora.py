@@ -12,15 +12,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from plasmidlm import PlasmidlmError
+from plasmidlm.checkpoints import PARAMS_FILE, is_complete_checkpoint
 from plasmidlm.config import load_schema
 from plasmidlm.model import ALL_LINEAR, METADATA_KEY, build_or_load, default_lora_targets, load_checkpoint
 from plasmidlm.tokenize import kmer_text
 from plasmidlm.train import (
     LORA_ADAPTER_DIR,
-    PARAMS_FILE,
     WindowTrainer,
     fine_tune,
-    is_complete_checkpoint,
     make_dataset,
     training_arguments,
 )

@@ -10,6 +10,7 @@ once it has run, so a dry run that re-trains lists no `evaluate_checkpoint` jobs
 from __future__ import annotations
 
 import re
+import shutil
 from collections import Counter
 
 import pytest
@@ -177,3 +178,32 @@ def test_batch_size_redraws_training_windows_only_when_they_are_fresh_every_epoc
 
     jobs, _ = dry_run(finished_run, tmp_path, edit_fresh)
     assert rules(jobs)["training_windows"] == len(yaml.safe_load(finished_run.config.read_text())["experiments"])
+
+
+def test_other_logging_steps_rerun_training_which_keeps_its_checkpoints_and_their_evaluations(finished_run, run,
+                                                                                              tmp_path):
+    """Snakemake re-runs `train` for any changed train key (its params hold them all) and first removes its
+    declared outputs, never the checkpoints; the job keeps them, trains nothing, and no evaluation re-runs."""
+    workdir = shutil.copytree(finished_run.workdir, tmp_path / "copy")
+    results = workdir / finished_run.run.relative_to(finished_run.workdir)
+
+    def files(pattern):
+        return {str(path.relative_to(results)): path.stat().st_mtime_ns for path in sorted(results.glob(pattern))
+                if path.is_file()}
+
+    checkpoints, evaluations = files("*/model/checkpoint-*/**/*"), files("*/eval/checkpoint-*/*")
+    config = yaml.safe_load(finished_run.config.read_text())
+    config["train"]["logging_steps"] += 1
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(config))
+    result = snakemake("--directory", str(workdir), "--configfile", str(edited), "--cores", "2", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    ran = rules(planned_jobs(result.stderr))
+    assert ran["train"] == len(run.experiments) and "evaluate_checkpoint" not in ran, ran
+    assert files("*/model/checkpoint-*/**/*") == checkpoints
+    assert files("*/eval/checkpoint-*/*") == evaluations
+    for experiment in run.experiments:
+        log = (results / "logs" / experiment / "train.log").read_text()
+        assert "resuming from checkpoint-6" in log and "set aside" not in log
+        assert not (results / experiment / "model" / "set_aside").exists()

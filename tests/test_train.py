@@ -18,16 +18,14 @@ from safetensors.torch import load_file
 from transformers import Trainer
 
 from plasmidlm import PlasmidlmError, train
+from plasmidlm.checkpoints import SET_ASIDE_DIR, TRAINER_STATE
 from plasmidlm.config import load_schema
 from plasmidlm.model import build_or_load
 from plasmidlm.train import (
-    PARAMS_FILE,
-    TRAINER_STATE,
     EpochSampler,
     WindowTrainer,
     class_loss_weights,
     fine_tune,
-    is_complete_checkpoint,
     make_dataset,
     sampling_weights,
     training_arguments,
@@ -118,8 +116,10 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted)
     messages = []
     summary = run_fine_tune(output_dir, "none", log=messages.append)
 
-    assert any("removing checkpoint-8: incompletely written" in message for message in messages)
+    assert any("set aside checkpoint-8: half-written" in message for message in messages)
     assert any("resuming from checkpoint-4" in message for message in messages)
+    [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
+    assert (aside / "checkpoint-8" / "model.safetensors").read_bytes() == b"\0" * 100
     assert summary["checkpoints"] == [4, 8, 12]
     reference_dir, reference = uninterrupted["none"]
     assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
@@ -161,30 +161,114 @@ def test_rerun_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
     assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
 
 
-def test_run_with_other_parameters_removes_old_checkpoints(tmp_path):
-    output_dir = tmp_path / "model"
-    old = output_dir / "checkpoint-4"
-    old.mkdir(parents=True)
-    (output_dir / PARAMS_FILE).write_text(json.dumps({"seed": 0}))
+def test_rerun_of_a_run_finished_mid_epoch_trains_nothing(tmp_path):
+    config = RESUME_TRAIN | {"balance": "none", "max_steps": 10}  # 6 steps per epoch: ends in the second
+    first = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3,
+                      log=lambda message: None)
+    weights = load_file(tmp_path / "checkpoint-10" / "model.safetensors")
+    again = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3,
+                      log=lambda message: None)
+    assert first["checkpoints"] == again["checkpoints"] == [4, 8, 10]
+    assert losses(again) == losses(first)
+    assert [entry for entry in again["log_history"] if "eval_accuracy" in entry] == [
+        entry for entry in first["log_history"] if "eval_accuracy" in entry]
+    assert_same_weights(load_file(tmp_path / "checkpoint-10" / "model.safetensors"), weights)
+
+
+def checkpoint_files(directory) -> dict:
+    """{relative path: (inode, mtime)} of every file of every checkpoint: equal only if none was rewritten."""
+    return {str(path.relative_to(directory)): (path.stat().st_ino, path.stat().st_mtime_ns)
+            for path in sorted(directory.glob("checkpoint-*/**/*")) if path.is_file()}
+
+
+def test_keys_that_do_not_change_the_trajectory_give_the_same_weights(tmp_path, uninterrupted):
+    """Why logging_steps and eval_batch_size are in checkpoints.NEUTRAL_KEYS (save_steps is not: see there)."""
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
+                        RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
+                        tmp_path, seed=3, log=lambda message: None)
+    reference_dir, reference = uninterrupted["none"]
+    assert_same_weights(final_weights(tmp_path), final_weights(reference_dir))
+    assert summary["checkpoints"] == reference["checkpoints"]
+
+
+def test_rerun_with_other_logging_steps_keeps_every_checkpoint_and_trains_nothing(tmp_path, uninterrupted):
+    reference_dir, reference = uninterrupted["none"]
+    output_dir = shutil.copytree(reference_dir, tmp_path / "model")
+    before = checkpoint_files(output_dir)
     messages = []
-    resume_from = train.prepare_output_dir(output_dir, {"seed": 1}, messages.append)
-    assert resume_from is None and not old.exists()
-    assert json.loads((output_dir / PARAMS_FILE).read_text()) == {"seed": 1}
-    assert messages == ["removing 1 checkpoint(s) of a run with other parameters"]
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
+                        RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
+                        output_dir, seed=3, log=messages.append)
+    assert checkpoint_files(output_dir) == before
+    assert not (output_dir / SET_ASIDE_DIR).exists()
+    assert any("resuming from checkpoint-12" in message for message in messages)
+    assert summary["checkpoints"] == [4, 8, 12] and losses(summary) == losses(reference)
 
 
-def test_is_complete_checkpoint(tmp_path):
-    checkpoint = tmp_path / "checkpoint-4"
-    checkpoint.mkdir()
-    assert not is_complete_checkpoint(checkpoint)
-    (checkpoint / "model.safetensors").write_bytes(b"weights")
-    assert not is_complete_checkpoint(checkpoint)
-    (checkpoint / TRAINER_STATE).write_text('{"global_step": 4')  # cut off while being written
-    assert not is_complete_checkpoint(checkpoint)
-    (checkpoint / TRAINER_STATE).write_text('{"global_step": 4}')
-    assert is_complete_checkpoint(checkpoint)
-    (checkpoint / "model.safetensors").unlink()
-    assert not is_complete_checkpoint(checkpoint)
+def test_run_with_another_learning_rate_sets_the_old_checkpoints_aside(tmp_path, uninterrupted):
+    reference_dir, _ = uninterrupted["none"]
+    output_dir = shutil.copytree(reference_dir, tmp_path / "model")
+    messages = []
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
+                        RESUME_TRAIN | {"balance": "none", "learning_rate": 2.0e-3}, WINDOW, output_dir, seed=3,
+                        log=messages.append)
+    [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
+    assert sorted(path.name for path in aside.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-4",
+                                                                         "checkpoint-8"]
+    assert_same_weights(final_weights(aside), final_weights(reference_dir))
+    assert any("train.learning_rate: 0.001 -> 0.002" in message for message in messages)
+    assert summary["checkpoints"] == [4, 8, 12]  # trained anew; the set-aside ones are not this run's
+    assert (final_weights(output_dir)["classifier.weight"] != final_weights(aside)["classifier.weight"]).any()
+
+
+# 48 windows in batches of 8 with a constant learning rate: 8 steps, then extended to 12.
+CONSTANT = RESUME_TRAIN | {"balance": "none", "lr_scheduler": "constant"}
+
+
+def test_longer_run_with_a_constant_schedule_continues_exactly(tmp_path):
+    reference_dir = tmp_path / "reference"
+    reference = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, reference_dir,
+                          seed=3, log=lambda message: None)
+    output_dir = tmp_path / "model"
+    fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT | {"max_steps": 8}, WINDOW, output_dir,
+              seed=3, log=lambda message: None)
+    before = checkpoint_files(output_dir)
+    messages = []
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, output_dir, seed=3,
+                        log=messages.append)
+    assert any("the total steps changed from 8 to 12; the constant learning-rate schedule does not depend on it"
+               in message for message in messages)
+    assert any("resuming from checkpoint-8" in message for message in messages)
+    assert summary["checkpoints"] == [4, 8, 12]
+    assert {path: stat for path, stat in checkpoint_files(output_dir).items() if path in before} == before
+    assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
+    assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
+
+
+def test_longer_run_with_a_linear_schedule_continues_only_when_asked(tmp_path, uninterrupted):
+    reference_dir, _ = uninterrupted["none"]
+    longer = RESUME_TRAIN | {"balance": "none", "max_steps": 16}
+    output_dir = shutil.copytree(reference_dir, tmp_path / "asked" / "model")
+    before = checkpoint_files(output_dir)
+    messages = []
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
+                        longer | {"continue_from_last": True, "logging_steps": 1}, WINDOW, output_dir, seed=3,
+                        log=messages.append)
+    assert any("train.continue_from_last is set, so the run continues from checkpoint-12" in message
+               for message in messages)
+    assert summary["checkpoints"] == [4, 8, 12, 16]
+    assert list(losses(summary)) == [2, 4, 6, 8, 10, 12, 13, 14, 15, 16]  # the new logging_steps after resuming
+    assert {path: stat for path, stat in checkpoint_files(output_dir).items() if path in before} == before
+
+    output_dir = shutil.copytree(reference_dir, tmp_path / "not_asked" / "model")
+    messages = []
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), longer, WINDOW, output_dir, seed=3,
+                        log=messages.append)
+    assert any("the total steps changed from 12 to 16 and the learning rate of the linear schedule at every step "
+               "depends on the total steps; set train.continue_from_last: true" in message for message in messages)
+    [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
+    assert_same_weights(final_weights(aside), final_weights(reference_dir))
+    assert summary["checkpoints"] == [4, 8, 12, 16]
 
 
 # --- class balance ------------------------------------------------------------------------------------

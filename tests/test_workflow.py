@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -176,6 +177,23 @@ def test_report_regenerates_from_a_moved_results_folder(finished_run, tmp_path):
     original = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
     regenerated = pd.read_csv(moved / "report" / "comparison.tsv", sep="\t")
     pd.testing.assert_frame_equal(original, regenerated)
+    assert "No checkpoint was set aside." in (moved / "report" / "report.html").read_text()
+
+
+def test_report_lists_checkpoints_set_aside(finished_run, tmp_path):
+    from plasmidlm.checkpoints import set_aside
+    from plasmidlm.cli import main
+
+    _, _, run = finished_run
+    copy = shutil.copytree(run, tmp_path / "e2e")
+    folder = set_aside(copy / "first" / "model", {"checkpoint-3": "trained with other parameters (seed: 1 -> 2)"},
+                       delete=False, log=lambda message: None)
+    shutil.copytree(run / "first" / "model" / "checkpoint-3", copy / "first" / "model" / "checkpoint-3")
+    assert main(["report", str(copy)]) == 0
+    page = (copy / "report" / "report.html").read_text()
+    relative = folder.relative_to(copy).as_posix()
+    assert re.search(rf"<td>{relative}</td>\s*<td>[^<]+</td>\s*<td>checkpoint-3</td>\s*<td>trained with other "
+                     rf"parameters \(seed: 1 -&gt; 2\)</td>", page), page[page.index("set aside"):][:2000]
 
 
 def test_predict_rule_uses_the_best_checkpoint_of_each_experiment(finished_run):

@@ -10,13 +10,14 @@ import pandas as pd
 import torch
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer
 
+from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
 from plasmidlm.model import METADATA_KEY, PRESETS, parameter_counts
 from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
 from plasmidlm.train import (
     ProgressLog,
     StopOnSigterm,
-    prepare_output_dir,
     run_until_done_or_sigterm,
+    schedule,
     training_arguments,
 )
 
@@ -91,7 +92,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     """Pretrain a masked LM; checkpoints in `output_dir/checkpoint-<step>`, the final model in `output_dir/model`.
 
     Masked-token accuracy on `heldout_windows` is logged at the checkpoint cadence (`eval_accuracy`).
-    Resumes, like fine-tuning, from the last complete checkpoint of a run with the same parameters.
+    Resumes, like fine-tuning, from the last usable checkpoint (`checkpoints.prepare_output_dir`).
     """
     output_dir = Path(output_dir)
     kmer, stride = pretrain_config["kmer"], pretrain_config["kmer_stride"]
@@ -100,9 +101,12 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     log(f"masked-LM pretraining: {pretrain_config['preset']} BERT ({n_params:,} parameters), {kmer}-mer tokens, "
         f"spans of {kmer if stride == 1 else 1} masked; {len(train_windows):,} windows, "
         f"{len(heldout_windows):,} held out")
-    params = {"pretrain": pretrain_config, "window_length": window_length, "seed": seed,
-              "n_windows": len(train_windows)}
-    resume_from = prepare_output_dir(output_dir, params, log)
+    total_steps = schedule(len(train_windows), pretrain_config["batch_size"], pretrain_config["epochs"],
+                           pretrain_config["max_steps"], pretrain_config["save_steps"])["total_steps"]
+    record = run_record("pretrain", pretrain_config, total_steps, window_length=window_length, seed=seed,
+                        train_windows_sha256=windows_sha256(train_windows),
+                        val_windows_sha256=windows_sha256(heldout_windows))
+    resume_from = prepare_output_dir(output_dir, record, pretrain_config, log, section="pretrain")
     stop = StopOnSigterm()
     trainer = Trainer(
         model=model,
@@ -116,7 +120,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
         preprocess_logits_for_metrics=_argmax_logits,
         callbacks=[ProgressLog(log), stop],
     )
-    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "pretrain")
+    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "pretrain", total_steps)
     trainer.save_model(output_dir / MODEL_DIR)
     return {"checkpoints": steps, "parameters": n_params, "total_steps": trainer.state.max_steps,
             "log_history": trainer.state.log_history}

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from plasmidlm import __version__, io  # noqa: E402
-from plasmidlm.checkpoints import best_checkpoint, validation_accuracy  # noqa: E402
+from plasmidlm.checkpoints import best_checkpoint, set_aside_records, validation_accuracy  # noqa: E402
 from plasmidlm.config import resolve_experiments  # noqa: E402
 from plasmidlm.metrics import HEADLINE  # noqa: E402
 
@@ -312,11 +312,20 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"]))
             + "<h3>Inputs</h3>" + _table_html(pd.DataFrame(
                 [{"input": name, **value} for name, value in provenance["inputs"].items()]))
-            + "<h3>Configuration</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>"),
+            + "<h3>Configuration</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>"
+            + _set_aside_html(run_dir)),
     ]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plasmidlm report: '
             f"{html.escape(config['run_name'])}</title><style>{STYLE}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")
+
+
+def _set_aside_html(run_dir: Path) -> str:
+    """The checkpoints that re-runs set aside (train.old_checkpoints: move_aside), and why."""
+    rows = set_aside_records(run_dir)
+    text = ("Checkpoints that a re-run with other parameters could not use were moved to these folders (paths "
+            "relative to the run folder), not deleted." if rows else "No checkpoint was set aside.")
+    return "<h3>Checkpoints set aside</h3>" + _paragraph(text) + (_table_html(pd.DataFrame(rows)) if rows else "")
 
 
 def _resolved_experiments(config: dict, experiments: list[str]) -> dict:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import shutil
 import signal
 import threading
 from dataclasses import dataclass
@@ -13,11 +11,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.integrations import is_tensorboard_available
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.checkpoints import schedule
+from plasmidlm.checkpoints import (
+    TRAINER_STATE,
+    checkpoint_dirs,
+    checkpoint_step,
+    prepare_output_dir,
+    run_record,
+    schedule,
+    windows_sha256,
+)
 from plasmidlm.model import (
     CHECK_SAMPLE,
     build_or_load,
@@ -29,8 +35,6 @@ from plasmidlm.model import (
 )
 from plasmidlm.tokenize import token_ids
 
-PARAMS_FILE = "plasmidlm_train_params.json"
-TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last into a checkpoint directory
 LORA_ADAPTER_DIR = "lora_adapter"  # inside a checkpoint of a LoRA run: the adapters and head that resuming loads
 BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
 
@@ -214,6 +218,10 @@ class ProgressLog(TrainerCallback):
     def __init__(self, log):
         self.log = log
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A resumed state keeps the logging cadence of its checkpoint; logging_steps may have changed since.
+        state.logging_steps = args.logging_steps
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         values = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
                            for key, value in (logs or {}).items())
@@ -253,56 +261,22 @@ class StopOnSigterm(TrainerCallback):
             control.should_training_stop = True
 
 
-def checkpoint_step(path: Path) -> int:
-    """The step of a `checkpoint-<step>` directory."""
-    return int(path.name.split("-")[1])
-
-
-def is_complete_checkpoint(path: Path) -> bool:
-    """Whether the Trainer finished writing `path`: model weights and a readable trainer_state.json (its last file)."""
-    try:
-        json.loads((path / TRAINER_STATE).read_text())
-    except (OSError, ValueError):
-        return False
-    return any(path.glob("*.safetensors"))
-
-
-def prepare_output_dir(output_dir: Path, params: dict, log) -> Path | None:
-    """The checkpoint to resume from: the last complete one, when the checkpoints came from the same parameters.
-
-    Incomplete checkpoints (a run killed while writing one) are removed; with other parameters, all are.
-    """
-    params_path = output_dir / PARAMS_FILE
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=checkpoint_step)
-    if params_path.exists() and json.loads(params_path.read_text()) == params:
-        for path in checkpoints:
-            if not is_complete_checkpoint(path):
-                log(f"removing {path.name}: incompletely written (the run was killed while saving it)")
-                shutil.rmtree(path)
-        complete = [path for path in checkpoints if path.exists()]
-        if complete:
-            log(f"resuming from {complete[-1].name}, the last of {len(complete)} checkpoint(s) in {output_dir}")
-            return complete[-1]
-        return None
-    if checkpoints:
-        log(f"removing {len(checkpoints)} checkpoint(s) of a run with other parameters")
-        for path in checkpoints:
-            shutil.rmtree(path)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    params_path.write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-    return None
-
-
-def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from: Path | None, step_name: str
-                              ) -> list[int]:
+def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from: Path | None, step_name: str,
+                              total_steps: int) -> list[int]:
     """Train (from `resume_from` when given) until the last step or a SIGTERM; return the checkpoint steps written.
 
+    From a checkpoint at `total_steps`, nothing is trained: the trainer gets its weights and state. (The Trainer
+    itself would take one more step from a last checkpoint that is not at the end of an epoch.)
     SIGTERM ends the run after the current step, as a PlasmidlmError that says where a re-run resumes.
     """
     trainer.remove_callback(PrinterCallback)
-    with stop.installed():
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    steps = sorted(checkpoint_step(path) for path in Path(trainer.args.output_dir).glob("checkpoint-*"))
+    if resume_from is not None and checkpoint_step(resume_from) >= total_steps:
+        trainer._load_from_checkpoint(str(resume_from))
+        trainer.state = TrainerState.load_from_json(str(Path(resume_from) / TRAINER_STATE))
+    else:
+        with stop.installed():
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    steps = [checkpoint_step(path) for path in checkpoint_dirs(trainer.args.output_dir)]
     if stop.received and trainer.state.global_step < trainer.state.max_steps:
         restart = f"resume from checkpoint-{steps[-1]}" if steps else "start again (no checkpoint yet)"
         raise PlasmidlmError(f"{step_name}: stopped by SIGTERM after step {trainer.state.global_step} of "
@@ -354,9 +328,10 @@ def fine_tune(
 ) -> dict:
     """Fine-tune a classifier; every checkpoint lands in `output_dir/checkpoint-<step>` as an HF directory.
 
-    Validation on `val_windows` runs at the checkpoint cadence. A run with the parameters of the checkpoints
-    already in `output_dir` resumes from the last complete one, exactly: weights, optimizer, scheduler, RNG
-    and data order. SIGTERM ends the run after the current step with a PlasmidlmError. Returns a summary with
+    Validation on `val_windows` runs at the checkpoint cadence. Checkpoints already in `output_dir` that this
+    run can use (`checkpoints.prepare_output_dir`: same trajectory, or a length the schedule allows to continue)
+    are kept and the run resumes from the last one, exactly: weights, optimizer, scheduler, RNG and data order;
+    the others are set aside. SIGTERM ends the run after the current step with a PlasmidlmError. Returns a summary with
     the schedule, the checkpoint steps and the trainer's log history.
     """
     output_dir = Path(output_dir)
@@ -382,9 +357,11 @@ def fine_tune(
         f"{plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps in all, "
         f"{len(plan['checkpoints'])} checkpoint(s) at steps {plan['checkpoints']}; "
         f"{len(val_windows):,} validation windows at each checkpoint; class balance: {train_config['balance']}")
-    params = {"model": model_config, "train": train_config, "window_length": window_length, "seed": seed,
-              "classes": classes, "n_train_windows": len(train_windows)}
-    resume_from = prepare_output_dir(output_dir, params, log)
+    record = run_record("train", train_config, plan["total_steps"], model=model_config, window_length=window_length,
+                        seed=seed, classes=classes, steps_per_epoch=plan["steps_per_epoch"],
+                        train_windows_sha256=windows_sha256(train_windows),
+                        val_windows_sha256=windows_sha256(val_windows))
+    resume_from = prepare_output_dir(output_dir, record, train_config, log)
     stop = StopOnSigterm()
     trainer = WindowTrainer(
         model=model,
@@ -397,7 +374,7 @@ def fine_tune(
         balance=train_config["balance"],
         epoch_blocks=epoch_blocks,
     )
-    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "train")
+    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "train", plan["total_steps"])
     return {**plan, "checkpoints": steps, "parameters": n_params, "trainable_parameters": trainable,
             "log_history": trainer.state.log_history}
 
