@@ -2,7 +2,7 @@
 
 Both trainers get the same freshly initialised model, the same pre-tokenized random windows and the same
 batch sizes, in one run. "plasmidlm" uses the TrainingArguments of `plasmidlm.train.fine_tune` (bf16 or fp16
-on a GPU, fused AdamW, collation by stacking); "plain" is a `transformers.Trainer` with default
+on a GPU, fused AdamW, padding each batch to its longest window); "plain" is a `transformers.Trainer` with default
 TrainingArguments and the tokenizer as processing class (so it pads every batch with the tokenizer). Checkpoints
 and periodic validation are off in both, so only training steps are timed. Last, the masked-LM pretraining
 throughput (windows/s and tokens/s) of `plasmidlm.pretrain.pretrain_mlm`'s setup. Example (README.md next to this file):
@@ -99,7 +99,7 @@ def plain_arguments(options, output_dir: str) -> TrainingArguments:
 def measure(name: str, options, data: dict) -> dict:
     """Training and evaluation windows/s (and peak GPU memory) of one trainer on a fresh model."""
     model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": options.preset, "kmer": options.kmer},
-                                     options.window_length, CLASSES, SEED)
+                                     options.window_length, CLASSES, SEED, log=lambda message: None)
     metadata = model.config.plasmidlm
     train = make_dataset(data["train"], tokenizer, metadata, CLASSES)
     evaluation = make_dataset(data["eval"], tokenizer, metadata, CLASSES)

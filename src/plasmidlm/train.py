@@ -66,12 +66,16 @@ class PadToLongest:
     def __call__(self, items: list[dict]) -> dict:
         lengths = np.array([len(item["input_ids"]) for item in items])
         width = int(lengths.max())
-        ids = np.full((len(items), width), self.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(items), width), dtype=np.int64)
-        for row, (item, length) in enumerate(zip(items, lengths)):
-            columns = slice(width - length, width) if self.padding_side == "left" else slice(0, length)
-            ids[row, columns] = item["input_ids"]
-            mask[row, columns] = 1
+        if (lengths == width).all():  # k-mer and character tokens: every window has the same length
+            ids = np.stack([item["input_ids"] for item in items]).astype(np.int64)
+            mask = np.ones_like(ids)
+        else:
+            ids = np.full((len(items), width), self.pad_token_id, dtype=np.int64)
+            mask = np.zeros((len(items), width), dtype=np.int64)
+            for row, (item, length) in enumerate(zip(items, lengths)):
+                columns = slice(width - length, width) if self.padding_side == "left" else slice(0, length)
+                ids[row, columns] = item["input_ids"]
+                mask[row, columns] = 1
         inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
         return {**{name: inputs[name] for name in self.input_names},
                 "labels": torch.stack([item["labels"] for item in items])}
