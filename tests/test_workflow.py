@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
+import uuid
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, reduced_config, snakemake
+from conftest import DEMO_DIR, REPO_ROOT, reduced_config, snakemake
 
 WINDOW_COLUMNS = ["window_id", "plasmid_id", "label", "start", "strand", "sequence"]
 EXPERIMENTS = ("first", "random")
@@ -157,6 +160,94 @@ def test_workflow_is_snakefmt_formatted():
     result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO_ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def planned_experiments(output: str) -> set[str]:
+    return set(re.findall(r"wildcards: .*\bexperiment=([A-Za-z0-9_-]+)", output))
+
+
+def planned_rules(output: str) -> set[str]:
+    return set(re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", output, flags=re.MULTILINE))
+
+
+def user_config(tmp_path, run_name: str) -> Path:
+    """A user's file as the README describes it: own data, run name and experiment; nothing else."""
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump({
+        "run_name": run_name,
+        "data": {"fasta": str(DEMO_DIR / "sequences.fasta.gz"), "labels": str(DEMO_DIR / "labels.tsv")},
+        "experiments": {"mine": {"windows": {"per_plasmid": 2}}},
+    }))
+    return path
+
+
+def test_user_configfile_from_the_repository_root_plans_only_its_experiments(tmp_path):
+    """`snakemake --configfile my.yaml` in the checkout: my.yaml on the schema's defaults, nothing of the demo."""
+    run_name = f"pytest-user-{uuid.uuid4().hex[:8]}"  # a run folder that does not exist: the whole plan
+    result = snakemake("--configfile", str(user_config(tmp_path, run_name)), "-n", "--cores", "1", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "workflow specific profile" in output  # the checkout's profiles/default, as for a user
+    assert planned_experiments(result.stdout) == {"mine"}
+    assert "pretrain" not in planned_rules(result.stdout)
+    assert "embeddings_baseline" not in planned_rules(result.stdout)  # off by default, on in the demo
+    assert {"train", "kmer_baseline", "report"} <= planned_rules(result.stdout)
+    assert f"results/{run_name}/mine/model/train_summary.json" in result.stdout
+    assert "results/demo/" not in result.stdout
+
+
+def test_no_configfile_from_the_repository_root_plans_the_demo():
+    demo = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    run_name = f"pytest-demo-{uuid.uuid4().hex[:8]}"
+    result = snakemake("--config", f"run_name={run_name}", "-n", "--cores", "1", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert planned_experiments(result.stdout) == set(demo["experiments"])
+    assert {"pretrain", "embeddings_baseline"} <= planned_rules(result.stdout)
+    assert f"results/{run_name}/random8/model/train_summary.json" in result.stdout
+
+
+def test_config_keys_on_the_command_line_add_to_a_user_configfile(tmp_path):
+    run_name = f"pytest-user-{uuid.uuid4().hex[:8]}"
+    result = snakemake("--configfile", str(user_config(tmp_path, "ignored")), "--config", f"run_name={run_name}",
+                       "-n", "--cores", "1", check=False)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    assert planned_experiments(result.stdout) == {"mine"}
+    assert f"results/{run_name}/mine/" in result.stdout and "results/ignored/" not in result.stdout
+
+
+def test_a_spawned_job_reads_the_same_configuration(tmp_path):
+    """Jobs on Slurm (or any spawned job) re-read the workflow without the profile, given the --configfiles of
+    the main process: they must see the user's file alone, as the plan did (the demo's experiments unknown)."""
+    config = user_config(tmp_path, "spawned")
+
+    def job_parse(target):
+        return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"),
+                               "--mode", "subprocess", "--configfiles", str(config), "-n", "--cores", "1", target],
+                              cwd=REPO_ROOT, capture_output=True, text=True)
+
+    mine = job_parse("results/spawned/mine/train_windows.tsv.gz")
+    assert mine.returncode == 0, (mine.stdout + mine.stderr)[-3000:]
+    demo = job_parse("results/spawned/random8/train_windows.tsv.gz")
+    assert demo.returncode != 0 and "No rule to produce" in demo.stdout + demo.stderr
+
+
+def test_partial_user_configfile_says_it_replaces_the_demo(tmp_path):
+    (tmp_path / "partial.yaml").write_text(yaml.safe_dump({"train": {"epochs": 2}}))
+    result = snakemake("--configfile", str(tmp_path / "partial.yaml"), "-n", check=False)
+    assert result.returncode != 0
+    assert ("config data.fasta and data.labels: required, they have no default; a --configfile replaces the "
+            "demo's config.yaml") in result.stdout + result.stderr
+
+
+def test_experiment_named_like_a_run_folder_is_rejected(tmp_path):
+    config = reduced_config()
+    config["experiments"]["report"] = {}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake("--directory", str(tmp_path), "--configfile", str(tmp_path / "bad.yaml"), "-n", check=False)
+    assert result.returncode != 0
+    assert "config experiments.report: name taken by the run's folder results/<run_name>/report/" in (
+        result.stdout + result.stderr)
 
 
 def test_slurm_profile_resolves_from_the_repository_root():
