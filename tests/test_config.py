@@ -24,6 +24,7 @@ RULES = REPO_ROOT / "rules"
 def minimal_config(experiments=None) -> dict:
     return {
         "data": {"fasta": "x.fasta", "labels": "x.tsv"},
+        "model": {"name_or_path": "builtin"},
         "baselines": {"embeddings": {"enabled": False, "model": ""}},
         "experiments": experiments if experiments is not None else {"random8": {}},
     }
@@ -93,3 +94,52 @@ def test_config_without_experiments_says_one_is_needed(experiments):
 
 def test_complete_config_passes():
     check_config_given(minimal_config())
+
+
+# --- model references: a typo stops the dry run, not the job that loads the model hours later ------------
+
+
+@pytest.mark.parametrize("model", ["builtin", "pretrained", "zhihan1996/DNABERT-2-117M"])
+def test_model_names_and_hub_ids_are_accepted(model):
+    check_references(minimal_config({"fine": {"model": {"name_or_path": model}}}))
+
+
+def test_existing_model_directory_is_accepted(tmp_path):
+    check_references(minimal_config({"fine": {"model": {"name_or_path": str(tmp_path)}}}))
+
+
+@pytest.mark.parametrize("model", ["bulitin", "pretrianed"])
+def test_misspelt_model_name_is_a_config_error(model):
+    with pytest.raises(PlasmidlmError, match=rf"config experiments\.fine\.model\.name_or_path: '{model}' is none of "
+                                             r"builtin, pretrained, nor a local directory, nor a Hugging Face hub id"):
+        check_references(minimal_config({"fine": {"model": {"name_or_path": model}}}))
+
+
+def test_missing_model_directory_is_a_config_error(tmp_path):
+    config = minimal_config()
+    config["model"]["name_or_path"] = str(tmp_path / "models" / "mine")
+    with pytest.raises(PlasmidlmError, match=r"config model\.name_or_path: .*models/mine: directory not found"):
+        check_references(config)
+
+
+def embeddings_config(model: str) -> dict:
+    config = minimal_config({"first100": {}, "random8": {}})
+    config["baselines"]["embeddings"] = {"enabled": True, "model": model}
+    return config
+
+
+@pytest.mark.parametrize("model", ["random8", "pretrained", "InstaDeepAI/nucleotide-transformer-v2-50m"])
+def test_embeddings_model_may_be_an_experiment_pretrained_or_a_hub_id(model):
+    check_references(embeddings_config(model))
+
+
+def test_embeddings_model_naming_no_experiment_is_a_config_error():
+    with pytest.raises(PlasmidlmError, match=r"config baselines\.embeddings\.model: 'randon8' is none of an "
+                                             r"experiment \(first100, random8\), pretrained, nor a local directory"):
+        check_references(embeddings_config("randon8"))
+
+
+def test_embeddings_model_is_not_checked_when_the_baseline_is_off():
+    config = embeddings_config("randon8")
+    config["baselines"]["embeddings"]["enabled"] = False
+    check_references(config)

@@ -133,19 +133,39 @@ def test_wrong_type_inside_an_experiment_is_rejected(tmp_path):
     assert "experiments.random.train.learning_rate" in result.stdout + result.stderr
 
 
-def test_bad_input_fails_the_job_with_a_one_line_error_and_no_output(tmp_path):
-    fasta = tmp_path / "bad.fasta"
-    fasta.write_text(">a\nACGTXACGT\n")
+def _binary_fasta(path):
+    path.write_bytes(gzip.compress(bytes(range(256)) * 16))  # gzip-compressed, so it looks like a FASTA.gz
+    return path, {}, f"error: {path}: not a text file: byte 0x80 is not UTF-8 text (binary data, or a text " \
+                     f"encoding other than UTF-8)"
+
+
+def _non_iupac_fasta(path):
+    path.write_text(">a\nACGTXACGT\n")
+    return path, {}, f"error: {path}: record a: character 'X' at position 5 is not an IUPAC nucleotide code"
+
+
+def _window_longer_than_every_sequence(path):
+    path.write_text(">a\n" + "ACGT" * 100 + "\n")
+    return path, {"windows": {"length": 100_000}}, (
+        f"error: {path}: all 1 sequences are shorter than the window length 100000 nt (windows.length); the "
+        f"longest is 400 nt")
+
+
+@pytest.mark.parametrize("make_input", [_non_iupac_fasta, _binary_fasta, _window_longer_than_every_sequence])
+def test_bad_input_fails_the_job_with_a_one_line_error_and_no_output(tmp_path, make_input):
+    fasta, changes, expected = make_input(tmp_path / "bad.fasta")
     labels = tmp_path / "labels.tsv"
     labels.write_text("id\tlabel\na\tplasmid\n")
     config = reduced_config() | {"data": {"fasta": str(fasta), "labels": str(labels)}}
+    for section, keys in changes.items():
+        config[section] = config.get(section, {}) | keys
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
     result = snakemake("--directory", str(tmp_path), "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1",
                        check=False)
     assert result.returncode != 0
     log = (tmp_path / "results" / "e2e" / "logs" / "validate.log").read_text()
-    assert log.strip() == (f"error: {fasta}: record a: character 'X' at position 5 is not an IUPAC "
-                           f"nucleotide code")
+    assert log.strip() == expected
+    assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "results" / "e2e" / "data" / "validated.tsv").exists()
 
 

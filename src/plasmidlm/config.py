@@ -35,6 +35,7 @@ def deep_merge(base: dict, override: dict | None) -> dict:
 # "Data" and "data" are one folder on macOS and Windows file systems.
 RUN_FOLDERS = ("data", "logs", "pretrain", "baselines", "report", "predict")
 PRETRAINED = "pretrained"
+BUILTIN = "builtin"
 BASELINE_NAMES = ("majority", "kmer", "embeddings_logistic", "embeddings_cnn")
 RESERVED_EXPERIMENT_NAMES = (*RUN_FOLDERS, PRETRAINED, *BASELINE_NAMES)
 
@@ -66,10 +67,32 @@ def check_references(config: dict) -> None:
             raise PlasmidlmError(
                 f"config experiments.{name}: name taken by the run's {_reserved_as(reserved[name.lower()])}; "
                 f"rename the experiment (reserved, ignoring case: {', '.join(RESERVED_EXPERIMENT_NAMES)})")
+    for name, overrides in config["experiments"].items():
+        model = ((overrides or {}).get("model") or {}).get("name_or_path", config["model"]["name_or_path"])
+        where = f"experiments.{name}.model.name_or_path" if model != config["model"]["name_or_path"] \
+            else "model.name_or_path"
+        _check_model_reference(where, model, {BUILTIN, PRETRAINED}, "builtin, pretrained")
     embeddings = config["baselines"]["embeddings"]
     if embeddings["enabled"] and not embeddings["model"]:
         raise PlasmidlmError("config baselines.embeddings.model: required when the baseline is enabled (an "
                              "experiment name, a local model directory or a hub id)")
+    if embeddings["enabled"]:
+        experiments = sorted(config["experiments"])
+        _check_model_reference("baselines.embeddings.model", embeddings["model"], {*experiments, PRETRAINED},
+                               f"an experiment ({', '.join(experiments)}), pretrained")
+
+
+def _check_model_reference(key: str, model: str, names: set[str], described: str) -> None:
+    """A model is one of `names`, an existing directory, or a hub id (org/name); anything else is a typo that
+    would otherwise stop the job that loads it, after the steps before it have run."""
+    if model in names or Path(model).expanduser().is_dir():
+        return
+    looks_like_path = model.startswith(("/", "./", "../", "~")) or model.endswith("/") or model.count("/") > 1
+    if looks_like_path:
+        raise PlasmidlmError(f"config {key}: {model}: directory not found")
+    if "/" not in model:
+        raise PlasmidlmError(f"config {key}: {model!r} is none of {described}, nor a local directory, nor a "
+                             f"Hugging Face hub id (org/name)")
 
 
 def _reserved_as(name: str) -> str:
