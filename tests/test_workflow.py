@@ -92,12 +92,14 @@ def assert_metrics_follow_from_predictions(metrics: dict, predictions: pd.DataFr
     votes = predictions.groupby("plasmid_id")["predicted"].agg(lambda p: (p == "plasmid").sum() / len(p))
     vote_says = np.where(votes.loc[plasmids.index] > 0.5, "plasmid", "chromosome")  # a tie goes to the first class
     assert metrics["plasmid_majority_vote"]["accuracy"] == pytest.approx((vote_says == plasmids["label"]).mean())
+    # AUROC ranks probabilities: the stored (rounded) ones may order a near-tie differently in a resample
     recomputed = evaluate_predictions(predictions, classes, n_bootstrap=50, seed=1)
     for level in ("window", "plasmid", "plasmid_majority_vote"):
         assert metrics[level]["ci95"].keys() == recomputed[level]["ci95"].keys()
         for name, interval in recomputed[level]["ci95"].items():
             stored = metrics[level]["ci95"][name]
-            assert stored == (None if interval is None else pytest.approx(interval)), (level, name)
+            expected = None if interval is None else pytest.approx(interval, abs=0.01 if name == "auroc" else 1e-9)
+            assert stored == expected, (level, name)
 
 
 def test_comparison_has_one_row_per_checkpoint_and_baseline_with_one_best_each(finished_run):
