@@ -10,16 +10,19 @@ min_version("9.0")
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from plasmidlm.config import (
+    PRETRAINED,
     SCHEMA_PATH,
+    check_config_given,
     check_references,
     embeddings_trust_remote_code,
     resolve_experiments,
 )
 
-
-configfile: "config.yaml"
-
-
+# No `configfile:` directive here: Snakemake would deep-merge a --configfile into it, so that a user's file
+# could never drop the demo's experiments. The workflow profile (profiles/default/config.yaml) passes the
+# demo, config.yaml, as the default --configfile instead; a --configfile on the command line replaces it,
+# and Snakemake hands that same file to every job it spawns (on Slurm too).
+check_config_given(config)
 validate(config, str(SCHEMA_PATH))
 check_references(config)
 EXPERIMENTS = resolve_experiments(config)

@@ -72,7 +72,8 @@ def embeddings_model():
     return f"{RUN}/{model}/model" if model in EXPERIMENTS else model
 
 
-PRETRAINED = "pretrained"  # model.name_or_path of experiments that fine-tune the pretrain stage's model
+# PRETRAINED (from plasmidlm.config, imported by the Snakefile): model.name_or_path of experiments that
+# fine-tune the pretrain stage's model
 PRETRAINED_MODEL = f"{RUN}/pretrain/model"
 
 

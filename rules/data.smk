@@ -22,7 +22,8 @@ rule validate:
 
 rule select_classes:
     input:
-        f"{RUN}/data/validated.tsv",
+        validated=f"{RUN}/data/validated.tsv",
+        validation=f"{RUN}/data/validate.json",
     output:
         selected=f"{RUN}/data/selected.tsv",
         classes=f"{RUN}/data/classes.tsv",

@@ -62,7 +62,12 @@ def test_near_copies_share_a_group_and_a_split(split_run):
     summary = io.read_json(directory / "split.json")
     assert summary["merged_groups"] == 2 and summary["plasmids_in_merged_groups"] == 8
     assert summary["largest_group"] == 4 and summary["groups"] == 40 - 6
-    assert 0 <= summary["stratification"]["max_deviation"] <= 1
+    # the largest deviation, recomputed from split.tsv: a class's share of its plasmids in a split minus the
+    # requested fraction (train 0.6, val 0.2, test 0.2)
+    shares = pd.crosstab(split["label"], split["split"], normalize="index")
+    deviations = (shares - pd.Series({"train": 0.6, "val": 0.2, "test": 0.2})).abs()
+    assert summary["stratification"]["max_deviation"] == pytest.approx(deviations.to_numpy().max(), abs=1e-4)
+    assert summary["stratification"]["max_deviation_class"] == deviations.max(axis=1).idxmax()
     assert "2 near-duplicate group(s) merge 8 plasmids" in messages[0]
     pairs = io.read_table(directory / "pairs.tsv")
     assert len(pairs) == 2 * 6 and (pairs["containment"] >= 0.95).all()
@@ -175,3 +180,59 @@ def test_held_out_windows_respect_the_ambiguity_policy(tmp_path):
                               out)
     windows = io.read_table(out)
     assert len(windows) == 60 and not windows["sequence"].str.contains("N").any()
+
+
+# --- errors that name their cause, not a consequence in a later step ---------------------------------------
+
+
+def _n_rich_split(tmp_path, n_for: set[str], split_name="train"):
+    """6 plasmids of classes a and b, all in one split; those of the classes in `n_for` are mostly N."""
+    dataset = make_dataset(tmp_path, counts={"a": 3, "b": 3}, min_length=400, max_length=400)
+    sequences = {record_id: ("N" * 300 + sequence[300:]) if label in n_for else sequence
+                 for (record_id, sequence), label in zip(dataset.sequences.items(), dataset.table["label"])}
+    fasta = write_fasta(tmp_path / "n_rich.fasta", sequences.items())
+    io.write_table(dataset.table.assign(split=split_name, group=dataset.table["id"]), tmp_path / "split.tsv")
+    return fasta, tmp_path / "split.tsv"
+
+
+@pytest.mark.parametrize("n_for, which", [({"b"}, "class\\(es\\) b"), ({"a", "b"}, "any class")])
+def test_training_windows_that_lose_a_class_to_the_ambiguity_policy_name_it(tmp_path, n_for, which):
+    fasta, split = _n_rich_split(tmp_path, n_for)
+    config = WINDOW_DEFAULTS | {"strategy": "first", "per_plasmid": 2, "ambiguous": "drop"}
+    with pytest.raises(PlasmidlmError, match=rf"^windows: no training window of {which} passes windows\.ambiguous "
+                                             r"\(drop\) and windows\.max_n_fraction \(0\.1\)"):
+        pipeline.training_windows(fasta, split, config, 100, 0, "e", tmp_path / "train.tsv.gz")
+    assert not (tmp_path / "train.tsv.gz").exists()
+
+
+def test_held_out_windows_that_lose_a_class_to_the_ambiguity_policy_name_it(tmp_path):
+    """400-nt plasmids whose first 300 nt are N: no 200-nt window of class b has at most 10% N."""
+    fasta, split = _n_rich_split(tmp_path, {"b"}, "val")
+    config = WINDOW_DEFAULTS | {"length": 200}
+    with pytest.raises(PlasmidlmError, match=r"^windows: no val window of class\(es\) b passes"):
+        pipeline.held_out_windows(fasta, split, "val", config, 20, 0, tmp_path / "val.tsv.gz")
+
+
+def test_fewer_held_out_windows_than_classes_is_a_config_error(tmp_path):
+    dataset = make_dataset(tmp_path, counts={"a": 3, "b": 3, "c": 3})
+    io.write_table(dataset.table.assign(split="test", group=dataset.table["id"]), tmp_path / "split.tsv")
+    with pytest.raises(PlasmidlmError, match=r"^config windows\.test_count: 2 window\(s\) for 3 classes"):
+        pipeline.held_out_windows(dataset.fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 2, 0,
+                                  tmp_path / "test.tsv.gz")
+
+
+def test_class_selection_error_names_sequences_skipped_as_too_short(tmp_path):
+    """Class b's plasmids are all shorter than the window: the selection's error says where b went."""
+    dataset = make_dataset(tmp_path, counts={"a": 4, "b": 4}, min_length=300, max_length=300)
+    sequences = {record_id: sequence[:80] if label == "b" else sequence
+                 for (record_id, sequence), label in zip(dataset.sequences.items(), dataset.table["label"])}
+    fasta = write_fasta(tmp_path / "short_b.fasta", sequences.items())
+    data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
+                   "labels_without_sequence": "error"}
+    pipeline.validate(fasta, dataset.labels, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
+    classes = {"select": "all", "min_plasmids": 3}
+    with pytest.raises(PlasmidlmError, match=r"^config classes: selection leaves 1 class\(es\).*Sequences shorter "
+                                             r"than the window length \(windows\.length\) were skipped before: 4 of "
+                                             r"class b \(data/validate\.json\)$"):
+        pipeline.select(tmp_path / "validated.tsv", classes, tmp_path / "selected.tsv", tmp_path / "classes.tsv",
+                        validation=tmp_path / "validate.json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_fasta
@@ -167,6 +168,89 @@ def test_non_fasta_input_is_an_error(tmp_path, two_labels, name, text, found):
         validate(path, two_labels)
 
 
+def _random_bytes(n=4000, seed=0):
+    return np.random.default_rng(seed).bytes(n)
+
+
+def _truncated_gzip():
+    sequence = "".join(np.random.default_rng(0).choice(list("ACGT"), 20_000))
+    data = gzip.compress(f">a\n{sequence}\n>b\n{sequence}\n".encode())
+    return data[: len(data) // 2]
+
+
+BINARY_INPUTS = {
+    "random.bin": lambda: _random_bytes(),
+    "random_after_header.fa": lambda: b">a\n" + _random_bytes(),  # starts like FASTA
+    "gzip_of_random.fa.gz": lambda: gzip.compress(_random_bytes()),  # a valid gzip of binary data
+    "latin1_header.fa": lambda: ">a caf\xe9\nACGT\n>b\nACGT\n".encode("latin-1"),
+    "utf16.fa": lambda: ">a\nACGT\n>b\nACGT\n".encode("utf-16"),
+}
+BROKEN_GZIP = {
+    "gzip_looking.fa.gz": lambda: b"\x1f\x8b" + _random_bytes(),  # gzip magic, then noise
+    "truncated.fa.gz": _truncated_gzip,
+    "bad_crc.fa.gz": lambda: gzip.compress(b">a\nACGT\n>b\nACGT\n")[:-8] + bytes(8),
+}
+
+
+@pytest.mark.parametrize("name", BINARY_INPUTS)
+def test_binary_or_non_utf8_fasta_is_one_line_naming_the_file(tmp_path, two_labels, name):
+    path = tmp_path / name
+    path.write_bytes(BINARY_INPUTS[name]())
+    with pytest.raises(PlasmidlmError) as error:
+        validate(path, two_labels)
+    message = str(error.value)
+    assert message.startswith(f"{path}: not a text file: byte 0x") and "is not UTF-8 text" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", BROKEN_GZIP)
+def test_damaged_or_fake_gzip_fasta_is_one_line_naming_the_file(tmp_path, two_labels, name):
+    path = tmp_path / name
+    path.write_bytes(BROKEN_GZIP[name]())
+    with pytest.raises(PlasmidlmError, match=rf"^{re.escape(str(path))}: starts like a gzip file but cannot be "
+                                             r"decompressed \(damaged, truncated or not gzip: [^\n]+\)$"):
+        validate(path, two_labels)
+
+
+@pytest.mark.parametrize("name", [*BINARY_INPUTS, *BROKEN_GZIP])
+def test_binary_label_table_is_one_line_naming_the_file(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes({**BINARY_INPUTS, **BROKEN_GZIP}[name]())
+    with pytest.raises(PlasmidlmError, match=rf"^{re.escape(str(path))}: (not a text file|starts like a gzip)"):
+        read_labels(path, "id", "label")
+
+
+def test_directory_given_as_fasta_or_labels_is_an_error(tmp_path, two_labels):
+    with pytest.raises(PlasmidlmError, match=rf"^{re.escape(str(tmp_path))}: is a directory, expected a file$"):
+        validate(tmp_path, two_labels)
+    with pytest.raises(PlasmidlmError, match=rf"^{re.escape(str(tmp_path))}: is a directory, expected a file$"):
+        read_labels(tmp_path, "id", "label")
+
+
+def test_header_without_id_is_an_error_naming_the_record_number(tmp_path, two_labels):
+    """Not 'record : no label' (the consequence: an empty ID has no label)."""
+    fasta = tmp_path / "x.fa"
+    fasta.write_text(">a\nACGT\n>\nACGT\n")
+    with pytest.raises(PlasmidlmError, match=r"x\.fa: record 2: header without an ID \(nothing after '>'\)"):
+        validate(fasta, two_labels)
+
+
+def test_byte_order_mark_is_skipped_in_fasta_and_label_table(tmp_path):
+    """Windows editors write one; it is not part of the '>' or of the first column's name."""
+    fasta = tmp_path / "bom.fa"
+    fasta.write_bytes("\ufeff>a\nACGT\n>b\nGGCC\n".encode("utf-8"))
+    labels = tmp_path / "bom.tsv"
+    labels.write_bytes("\ufeffid\tlabel\na\tx\nb\ty\n".encode("utf-8"))
+    table, _ = validate(fasta, labels)
+    assert list(table["id"]) == ["a", "b"] and list(table["label"]) == ["x", "y"]
+
+
+def test_gzip_label_table_is_read_whatever_its_name(tmp_path):
+    labels = tmp_path / "labels.tsv"  # gzip content, plain name: detected by content, as for FASTA
+    labels.write_bytes(gzip.compress(b"id,label\na,x\nb,y\n"))
+    assert read_labels(labels, "id", "label").to_dict("list") == {"id": ["a", "b"], "label": ["x", "y"]}
+
+
 def test_duplicate_sequence_id_is_an_error(tmp_path, two_labels):
     fasta = write_fasta(tmp_path / "dup.fa", [("a", "ACGT"), ("b", "GG"), ("a", "ACGT")])
     with pytest.raises(PlasmidlmError, match=r"dup\.fa: record a: duplicate sequence ID"):
@@ -233,6 +317,22 @@ def test_short_sequences_are_skipped_and_counted(tmp_path):
     assert summary["skipped_short"] == 1
     assert summary["total_length"] == 250
     assert summary["labels_without_sequence"] == 0  # a skipped sequence still has its label matched
+
+
+def test_short_sequences_are_counted_by_class(tmp_path):
+    labels = write_labels(tmp_path / "labels.tsv", [("a", "x"), ("b", "y"), ("c", "y"), ("d", "x")])
+    fasta = write_fasta(tmp_path / "x.fa", [("a", "A" * 100), ("b", "C" * 99), ("c", "G" * 50), ("d", "T" * 10)])
+    _, summary = validate(fasta, labels, min_length=100)
+    assert summary["skipped_short_by_label"] == {"x": 1, "y": 2}
+
+
+def test_window_longer_than_every_sequence_names_the_cause(tmp_path):
+    """Not 'selection leaves 0 class(es)' from the next step: every sequence was skipped as too short."""
+    labels = write_labels(tmp_path / "labels.tsv", [("a", "x"), ("b", "y"), ("c", "x")])
+    fasta = write_fasta(tmp_path / "x.fa", [("a", "A" * 1200), ("b", "C" * 99), ("c", "G" * 5000)])
+    with pytest.raises(PlasmidlmError, match=r"^.*x\.fa: all 3 sequences are shorter than the window length "
+                                             r"100000 nt \(windows\.length\); the longest is 5,000 nt$"):
+        validate(fasta, labels, min_length=100_000)
 
 
 def test_short_sequences_are_an_error_when_requested(tmp_path):

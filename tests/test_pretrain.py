@@ -37,11 +37,14 @@ def test_span_masking_hides_runs_of_k_tokens_and_never_special_tokens():
     assert torch.equal(labels[masked], batch["input_ids"][masked])
 
 
+MOTIF = "".join(np.random.default_rng(0).choice(list("ACGT"), size=5))
+
+
 def _corpus(n: int, seed: int) -> pd.DataFrame:
-    # A repeated motif makes masked tokens predictable, so a few steps must lower the loss.
+    # A repeated motif makes masked tokens predictable, so a few steps must lower the loss. Training and
+    # held-out windows repeat the same motif (at other offsets): the held-out score measures what was learnt.
     rng = np.random.default_rng(seed)
-    motif = "".join(rng.choice(list("ACGT"), size=5))
-    sequences = [(motif * 14)[offset : offset + 60] for offset in rng.integers(0, 5, size=n)]
+    sequences = [(MOTIF * 14)[offset : offset + 60] for offset in rng.integers(0, 5, size=n)]
     return pd.DataFrame({"sequence": sequences})
 
 
@@ -51,7 +54,9 @@ def test_a_few_steps_lower_the_loss_and_the_model_loads_with_plain_transformers(
     losses = [entry["loss"] for entry in summary["log_history"] if "loss" in entry]
     assert losses[-1] < losses[0] * 0.8
     accuracies = [entry["eval_accuracy"] for entry in summary["log_history"] if "eval_accuracy" in entry]
-    assert len(accuracies) == 2 and all(0 <= accuracy <= 1 for accuracy in accuracies)  # scored at each checkpoint
+    # scored at each checkpoint, on windows like the training ones: a model that learnt nothing would score
+    # about 1/64 (3-mers); one that learnt which five 3-mers the motif holds scores about 1/5
+    assert len(accuracies) == 2 and accuracies[-1] > 0.1
     assert summary["checkpoints"] == [20, 40]
     model = AutoModelForMaskedLM.from_pretrained(tmp_path / "model")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")

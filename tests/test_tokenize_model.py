@@ -226,7 +226,12 @@ def test_evaluate_checkpoint_returns_predictions_and_metrics(tiny_checkpoint):
     assert metrics["classes"] == CLASSES
     assert metrics["window"]["n"] == 12
     assert metrics["plasmid"]["n"] == 4
-    assert 0.0 <= metrics["window"]["accuracy"] <= 1.0
+    # recomputed from the predictions: share of windows right, and of plasmids whose mean probability is right
+    assert metrics["window"]["accuracy"] == pytest.approx((predictions["predicted"] == predictions["label"]).mean())
+    means = predictions.groupby("plasmid_id")[["prob_a", "prob_b"]].mean()
+    plasmid_label = predictions.groupby("plasmid_id")["label"].first()
+    plasmid_predicted = np.where(means["prob_a"] >= means["prob_b"], "a", "b")
+    assert metrics["plasmid"]["accuracy"] == pytest.approx((plasmid_predicted == plasmid_label.to_numpy()).mean())
     assert metrics["inference"]["windows_per_second"] > 0
     assert metrics["inference"]["device"] in ("cpu", "cuda:0")
 

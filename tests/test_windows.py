@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SRC
 from plasmidlm import PlasmidlmError
 from plasmidlm.windows import (
     WINDOW_COLUMNS,
@@ -143,9 +149,21 @@ def test_same_seed_gives_identical_windows(synthetic):
     assert not draw(0)["start"].equals(draw(1)["start"])
 
 
+def test_rng_for_gives_the_same_draws_in_every_process():
+    """Not only twice in one process: another interpreter, with other string hashes (PYTHONHASHSEED), draws the
+    same, as a re-run or a Slurm job must (Python's hash() of the purpose would not)."""
+    code = ("from plasmidlm.windows import rng_for; "
+            "print(rng_for(0, 'windows', 'p1').integers(1 << 30, size=5).tolist())")
+    here = rng_for(0, "windows", "p1").integers(1 << 30, size=5).tolist()
+    for hash_seed in ("1", "2"):
+        environment = os.environ | {"PYTHONHASHSEED": hash_seed,
+                                    "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                                check=True)
+        assert json.loads(result.stdout) == here
+
+
 def test_rng_for_is_independent_per_purpose():
-    assert rng_for(0, "windows").integers(1 << 30, size=5).tolist() == \
-        rng_for(0, "windows").integers(1 << 30, size=5).tolist()
     assert rng_for(0, "windows").integers(1 << 30, size=5).tolist() != \
         rng_for(0, "test").integers(1 << 30, size=5).tolist()
     assert rng_for(0, "windows").integers(1 << 30, size=5).tolist() != \

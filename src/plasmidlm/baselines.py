@@ -7,6 +7,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from plasmidlm import PlasmidlmError
+
 _CODE = np.full(256, -1, dtype=np.int64)
 for _index, _base in enumerate(b"ACGT"):
     _CODE[_base] = _index
@@ -72,9 +74,13 @@ def load_encoder(name_or_path, trust_remote_code: bool = False, kmer: int | None
 
     config = load_config(name_or_path, trust_remote_code, "set model.trust_remote_code (of the experiment) or "
                                                           "baselines.embeddings.trust_remote_code: true")
-    encoder = AutoModel.from_pretrained(name_or_path, config=config, trust_remote_code=trust_remote_code)
+    try:
+        encoder = AutoModel.from_pretrained(name_or_path, config=config, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:  # not a model directory, hub id unreachable
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PlasmidlmError(f"config baselines.embeddings.model: cannot load {name_or_path}: {reason}") from None
     encoder = encoder.to(default_device()).eval()
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     ensure_pad_token(encoder, tokenizer, log=lambda message: None)
     metadata = getattr(encoder.config, METADATA_KEY, None) or {"kmer": kmer, "kmer_stride": kmer_stride}
     return encoder, tokenizer, metadata

@@ -28,12 +28,79 @@ def deep_merge(base: dict, override: dict | None) -> dict:
     return merged
 
 
+# Names an experiment cannot take: each experiment writes results/<run>/<experiment>/, next to these folders
+# of the run (rules/*.smk; tests/test_config.py checks the list against them); "pretrained" is the model
+# name of the pretraining stage's model (model.name_or_path, baselines.embeddings.model); and the baselines
+# share the `experiment` column of report/comparison.tsv with the experiments. Compared ignoring case:
+# "Data" and "data" are one folder on macOS and Windows file systems.
+RUN_FOLDERS = ("data", "logs", "pretrain", "baselines", "report", "predict")
+PRETRAINED = "pretrained"
+BUILTIN = "builtin"
+BASELINE_NAMES = ("majority", "kmer", "embeddings_logistic", "embeddings_cnn")
+RESERVED_EXPERIMENT_NAMES = (*RUN_FOLDERS, PRETRAINED, *BASELINE_NAMES)
+
+CONFIG_HELP = ("a --configfile replaces the demo's config.yaml instead of adding to it (give every key you need "
+               "beyond the schema's defaults, or pass both: --configfile config.yaml my.yaml)")
+
+
+def check_config_given(config: dict) -> None:
+    """Before the schema: a missing configuration or section named by its cause, not by a schema message."""
+    if not config:
+        raise PlasmidlmError(
+            "config: none given. Pass --configfile my.yaml (config.yaml is the demo, which the workflow "
+            "profile profiles/default passes when the command line names no --configfile; --workflow-profile "
+            "replaces that profile)")
+    data = config.get("data")
+    if not isinstance(data, dict) or not data.get("fasta") or not data.get("labels"):
+        raise PlasmidlmError(f"config data.fasta and data.labels: required, they have no default; {CONFIG_HELP}")
+    if not config.get("experiments"):
+        raise PlasmidlmError(
+            f"config experiments: at least one experiment is required (e.g. experiments: {{random8: {{}}}}); "
+            f"{CONFIG_HELP}")
+
+
 def check_references(config: dict) -> None:
-    """Checks the schema cannot express: keys that name each other."""
+    """Checks the schema cannot express: keys that name each other, and names that outputs would share."""
+    reserved = {name.lower(): name for name in RESERVED_EXPERIMENT_NAMES}
+    for name in config["experiments"]:
+        if name.lower() in reserved:
+            raise PlasmidlmError(
+                f"config experiments.{name}: name taken by the run's {_reserved_as(reserved[name.lower()])}; "
+                f"rename the experiment (reserved, ignoring case: {', '.join(RESERVED_EXPERIMENT_NAMES)})")
+    for name, overrides in config["experiments"].items():
+        model = ((overrides or {}).get("model") or {}).get("name_or_path", config["model"]["name_or_path"])
+        where = f"experiments.{name}.model.name_or_path" if model != config["model"]["name_or_path"] \
+            else "model.name_or_path"
+        _check_model_reference(where, model, {BUILTIN, PRETRAINED}, "builtin, pretrained")
     embeddings = config["baselines"]["embeddings"]
     if embeddings["enabled"] and not embeddings["model"]:
         raise PlasmidlmError("config baselines.embeddings.model: required when the baseline is enabled (an "
                              "experiment name, a local model directory or a hub id)")
+    if embeddings["enabled"]:
+        experiments = sorted(config["experiments"])
+        _check_model_reference("baselines.embeddings.model", embeddings["model"], {*experiments, PRETRAINED},
+                               f"an experiment ({', '.join(experiments)}), pretrained")
+
+
+def _check_model_reference(key: str, model: str, names: set[str], described: str) -> None:
+    """A model is one of `names`, an existing directory, or a hub id (org/name); anything else is a typo that
+    would otherwise stop the job that loads it, after the steps before it have run."""
+    if model in names or Path(model).expanduser().is_dir():
+        return
+    looks_like_path = model.startswith(("/", "./", "../", "~")) or model.endswith("/") or model.count("/") > 1
+    if looks_like_path:
+        raise PlasmidlmError(f"config {key}: {model}: directory not found")
+    if "/" not in model:
+        raise PlasmidlmError(f"config {key}: {model!r} is none of {described}, nor a local directory, nor a "
+                             f"Hugging Face hub id (org/name)")
+
+
+def _reserved_as(name: str) -> str:
+    if name in RUN_FOLDERS:
+        return f"folder results/<run_name>/{name}/"
+    if name == PRETRAINED:
+        return "pretrained model (model.name_or_path: pretrained)"
+    return f"baseline {name} (report/comparison.tsv)"
 
 
 def resolve_experiments(config: dict) -> dict[str, dict]:

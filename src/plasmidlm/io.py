@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import hashlib
 import json
 import os
 import re
+import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -29,16 +32,40 @@ def is_iupac(sequence: str) -> bool:
         return False
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def open_text(path: str | Path):
-    """Open a plain or gzip-compressed text file for reading (detected by magic bytes, not suffix)."""
+    """Open a plain or gzip-compressed UTF-8 text file for reading (gzip detected by magic bytes, not suffix;
+    a byte-order mark is skipped)."""
     path = Path(path)
     if not path.exists():
         raise PlasmidlmError(f"{path}: file not found")
-    with open(path, "rb") as handle:
-        magic = handle.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", newline=None)
-    return open(path, "rt", newline=None)
+    if path.is_dir():
+        raise PlasmidlmError(f"{path}: is a directory, expected a file")
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(2)
+    except OSError as error:
+        raise PlasmidlmError(f"{path}: cannot read: {error.strerror or error}") from None
+    if magic == GZIP_MAGIC:
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline=None)
+    return open(path, "rt", encoding="utf-8-sig", newline=None)
+
+
+def unreadable(path: str | Path, error: Exception) -> PlasmidlmError:
+    """The one-line message for a file whose bytes cannot be read as (gzip-compressed) text."""
+    if isinstance(error, UnicodeDecodeError):
+        return PlasmidlmError(f"{path}: not a text file: byte 0x{error.object[error.start]:02x} is not UTF-8 text "
+                              f"(binary data, or a text encoding other than UTF-8)")
+    if isinstance(error, (gzip.BadGzipFile, EOFError, zlib.error)):
+        return PlasmidlmError(f"{path}: starts like a gzip file but cannot be decompressed (damaged, truncated or "
+                              f"not gzip: {error})")
+    return PlasmidlmError(f"{path}: cannot read: {getattr(error, 'strerror', None) or error}")
+
+
+# What reading a file's bytes as text can raise (gzip.BadGzipFile is an OSError).
+READ_ERRORS = (UnicodeDecodeError, EOFError, zlib.error, OSError)
 
 
 def iter_fasta(path: str | Path, ids: set[str] | None = None) -> Iterator[tuple[str, str]]:
@@ -49,26 +76,31 @@ def iter_fasta(path: str | Path, ids: set[str] | None = None) -> Iterator[tuple[
     """
     path = Path(path)
     with open_text(path) as handle:
-        first = handle.read(1)
-        if first == "":
-            raise PlasmidlmError(f"{path}: file is empty, expected FASTA")
-        if first != ">":
-            raise PlasmidlmError(
-                f"{path}: line 1: not a FASTA file (expected '>' at the start, found {first!r})"
-            )
-        handle.seek(0)
-        for record in SeqIO.parse(handle, "fasta"):
-            sequence = str(record.seq).upper()
-            if "U" in sequence:
-                sequence = sequence.replace("U", "T")
-            if not is_iupac(sequence):
-                bad = _NON_IUPAC.search(sequence)
+        try:
+            first = handle.read(1)
+            if first == "":
+                raise PlasmidlmError(f"{path}: file is empty, expected FASTA")
+            if first != ">":
                 raise PlasmidlmError(
-                    f"{path}: record {record.id}: character {bad.group()!r} at position "
-                    f"{bad.start() + 1} is not an IUPAC nucleotide code"
+                    f"{path}: line 1: not a FASTA file (expected '>' at the start, found {first!r})"
                 )
-            if ids is None or record.id in ids:
-                yield record.id, sequence
+            handle.seek(0)
+            for number, record in enumerate(SeqIO.parse(handle, "fasta"), start=1):
+                if not record.id:
+                    raise PlasmidlmError(f"{path}: record {number}: header without an ID (nothing after '>')")
+                sequence = str(record.seq).upper()
+                if "U" in sequence:
+                    sequence = sequence.replace("U", "T")
+                if not is_iupac(sequence):
+                    bad = _NON_IUPAC.search(sequence)
+                    raise PlasmidlmError(
+                        f"{path}: record {record.id}: character {bad.group()!r} at position "
+                        f"{bad.start() + 1} is not an IUPAC nucleotide code"
+                    )
+                if ids is None or record.id in ids:
+                    yield record.id, sequence
+        except READ_ERRORS as error:
+            raise unreadable(path, error) from None
 
 
 def read_fasta(path: str | Path, ids: set[str] | None = None) -> dict[str, str]:
@@ -84,11 +116,12 @@ def read_fasta(path: str | Path, ids: set[str] | None = None) -> dict[str, str]:
 def read_labels(path: str | Path, id_column: str, label_column: str) -> pd.DataFrame:
     """Read a TSV/CSV label table into a frame with columns `id` and `label` (both strings)."""
     path = Path(path)
-    if not path.exists():
-        raise PlasmidlmError(f"{path}: file not found")
     try:
-        table = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        with open_text(path) as handle:
+            table = pd.read_csv(handle, sep=None, engine="python", dtype=str, keep_default_na=False)
+    except READ_ERRORS as error:
+        raise unreadable(path, error) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
         raise PlasmidlmError(f"{path}: cannot read label table: {error}") from None
     missing = [column for column in (id_column, label_column) if column not in table.columns]
     if missing:
@@ -171,7 +204,7 @@ def validate_inputs(
     """
     label_table = read_labels(labels, id_column, label_column)
     label_of = dict(zip(label_table["id"], label_table["label"]))
-    rows, seen, short = [], set(), []
+    rows, seen, short, longest = [], set(), [], 0
     for record_id, sequence in iter_fasta(fasta):
         if record_id in seen:
             raise PlasmidlmError(f"{fasta}: record {record_id}: duplicate sequence ID")
@@ -180,17 +213,23 @@ def validate_inputs(
             raise PlasmidlmError(f"{fasta}: record {record_id}: empty sequence")
         if record_id not in label_of:
             raise PlasmidlmError(f"{fasta}: record {record_id}: no label in {labels}")
+        longest = max(longest, len(sequence))
         if len(sequence) < min_length:
             if short_sequences == "error":
                 raise PlasmidlmError(
                     f"{fasta}: record {record_id}: sequence of {len(sequence)} nt is shorter "
                     f"than the window length {min_length}"
                 )
-            short.append(record_id)
+            short.append(label_of[record_id])
             continue
         rows.append((record_id, label_of[record_id], len(sequence)))
     if not seen:
         raise PlasmidlmError(f"{fasta}: no FASTA records found")
+    if not rows:
+        raise PlasmidlmError(
+            f"{fasta}: all {len(seen)} sequences are shorter than the window length {min_length} nt "
+            f"(windows.length); the longest is {longest:,} nt"
+        )
     unmatched = [record_id for record_id in label_table["id"] if record_id not in seen]
     if unmatched and labels_without_sequence == "error":
         raise PlasmidlmError(
@@ -204,6 +243,7 @@ def validate_inputs(
         "sequences": len(seen),
         "usable": len(table),
         "skipped_short": len(short),
+        "skipped_short_by_label": dict(sorted(Counter(short).items())),
         "labels_without_sequence": len(unmatched),
         "total_length": int(table["length"].sum()),
     }

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from plasmidlm import __version__, io, neardup
+from plasmidlm import PlasmidlmError, __version__, io, neardup
 from plasmidlm.checkpoints import best_checkpoint, schedule
 from plasmidlm.classes import select_classes
 from plasmidlm.split import (
@@ -71,8 +71,17 @@ def validate(fasta, labels, data_config: dict, window_length: int, out_table, ou
     io.write_json(summary, out_summary)
 
 
-def select(validated, classes_config: dict, out_selected, out_classes, log=_noop):
-    selected, counts = select_classes(io.read_table(validated), **classes_config)
+def select(validated, classes_config: dict, out_selected, out_classes, validation=None, log=_noop):
+    """Select the classes; `validation` (validate.json) lets an error name the sequences skipped as too short."""
+    try:
+        selected, counts = select_classes(io.read_table(validated), **classes_config)
+    except PlasmidlmError as error:
+        skipped = io.read_json(validation).get("skipped_short_by_label") if validation else None
+        if not skipped:
+            raise
+        raise PlasmidlmError(
+            f"{error}. Sequences shorter than the window length (windows.length) were skipped before: "
+            f"{', '.join(f'{n} of class {label}' for label, n in skipped.items())} (data/validate.json)") from None
     log(f"selected {counts['selected'].sum()} of {len(counts)} classes, {len(selected)} plasmids")
     io.write_table(counts, out_classes)
     io.write_table(selected, out_selected)
@@ -195,15 +204,32 @@ def _log_missing(windows: pd.DataFrame, what: str, log) -> None:
             f"windows that pass windows.ambiguous / windows.max_n_fraction")
 
 
+def _require_every_class(windows: pd.DataFrame, plasmids: pd.DataFrame, what: str, windows_config: dict) -> None:
+    """Stop where a class got no window because the ambiguity policy rejected all of them: training or scoring
+    without the class would fail later, or quietly mean something else."""
+    empty = sorted(set(plasmids["label"]) - set(windows["label"]))
+    if empty:
+        which = "any class" if len(empty) == len(set(plasmids["label"])) else f"class(es) {', '.join(empty)}"
+        raise PlasmidlmError(
+            f"windows: no {what} window of {which} passes windows.ambiguous ({windows_config['ambiguous']}) and "
+            f"windows.max_n_fraction ({windows_config['max_n_fraction']}): their plasmids hold too many ambiguous "
+            f"bases (N etc.); allow more with windows.max_n_fraction or windows.ambiguous: keep / replace_n")
+
+
 def held_out_windows(fasta, split_path, split_name: str, windows_config: dict, count: int, seed: int, out,
                      log=_noop):
     """The fixed validation or test windows: drawn once, balanced across classes and plasmids."""
     plasmids = _split_plasmids(split_path, split_name)
+    n_classes = plasmids["label"].nunique()
+    if count < n_classes:
+        raise PlasmidlmError(f"config windows.{split_name}_count: {count} window(s) for {n_classes} classes; every "
+                             f"class needs at least one")
     windows = draw_balanced_windows(io.iter_fasta(fasta), plasmids, windows_config["length"], count,
                                     windows_config["circular"], (seed, "windows", split_name),
                                     prefix=f"{split_name}_", ambiguous=windows_config["ambiguous"],
                                     max_n_fraction=windows_config["max_n_fraction"])
     _log_missing(windows, split_name, log)
+    _require_every_class(windows, plasmids, split_name, windows_config)
     log(f"{len(windows)} {split_name} windows from {windows['plasmid_id'].nunique()} plasmids")
     io.write_table(windows, out)
 
@@ -232,6 +258,7 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
                                  "train_", windows_config["ambiguous"], windows_config["max_n_fraction"])
     for table in tables:
         _log_missing(table, "training", log)
+        _require_every_class(table, plasmids, "training", windows_config)
     if windows_config["resample_each_epoch"]:
         windows = pd.concat([table.assign(epoch=epoch) for epoch, table in enumerate(tables)], ignore_index=True)
         windows["window_id"] = [f"train_{index:07d}" for index in range(len(windows))]
