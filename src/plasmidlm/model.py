@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.tokenize import build_kmer_tokenizer, model_text, n_tokens, token_ids
+from plasmidlm.tokenize import build_kmer_tokenizer, n_tokens, token_ids
 
 BUILTIN = "builtin"
 PRESETS = {
