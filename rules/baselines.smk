@@ -74,3 +74,34 @@ rule embeddings_baseline:
         seed=config["seed"],
     script:
         "../workflow_scripts/embeddings_baseline.py"
+
+
+rule composition_baselines:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        **{
+            f"{name}_{kind}": f"{RUN}/baselines/{name}/{file}"
+            for name in COMPOSITION_BASELINES
+            for kind, file in (
+                ("metrics", "metrics.json"),
+                ("predictions", "predictions.tsv.gz"),
+            )
+        },
+    log:
+        f"{RUN}/logs/baselines/composition.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        composition=config["baselines"]["composition"],
+        length=config["windows"]["length"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/composition_baselines.py"

@@ -1,6 +1,8 @@
 import json
 import re
 
+from plasmidlm.evidence import COMPOSITION_BASELINES
+
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS) or "no-experiments",
@@ -46,6 +48,8 @@ def baseline_names():
     names = ["majority"]
     if config["baselines"]["kmer"]["enabled"]:
         names.append("kmer")
+    if config["baselines"]["composition"]["enabled"]:
+        names += list(COMPOSITION_BASELINES)
     if config["baselines"]["embeddings"]["enabled"]:
         names += ["embeddings_logistic", "embeddings_cnn"]
     return names

@@ -19,6 +19,7 @@ import yaml
 from plasmidlm import __version__, io, neardup
 from plasmidlm.checkpoints import best_checkpoint, schedule
 from plasmidlm.classes import select_classes
+from plasmidlm.evidence import COMPOSITION_BASELINES
 from plasmidlm.split import (
     check_deviation,
     cross_class_groups,
@@ -418,6 +419,37 @@ def majority_baseline(split_path, test_windows, n_bootstrap: int, seed: int, out
     metrics = _write_baseline(test, baselines.majority_proba(train_labels, len(test), classes), classes,
                               n_bootstrap, seed, out_metrics, out_predictions)
     log(f"majority class: window accuracy {metrics['window']['accuracy']:.4f}")
+
+
+def _composition_features(name: str, sequences) -> np.ndarray:
+    from plasmidlm import baselines, evidence
+
+    if name == "composition_gc":
+        return evidence.gc_content(sequences)
+    return baselines.kmer_frequencies(sequences, int(name.removeprefix("composition_").removesuffix("mer")))
+
+
+def composition_baselines(fasta, split_path, test_windows, composition_config: dict, length: int, n_bootstrap: int,
+                          seed: int, out_metrics: dict, out_predictions: dict, log=_noop):
+    """Composition alone (GC content; 2-mer and 4-mer frequencies) + logistic regression, on the training
+    windows of the k-mer baseline (same seed) and the fixed test windows.
+
+    `out_metrics` and `out_predictions` map each name of COMPOSITION_BASELINES to its output path.
+    """
+    from plasmidlm import baselines
+
+    plasmids = _split_plasmids(split_path, "train")
+    classes = classes_of_split(io.read_table(split_path))
+    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", composition_config["windows_per_plasmid"],
+                         0.5, False, (seed, "baseline", "kmer"))
+    test = io.read_table(test_windows)
+    for name, description in COMPOSITION_BASELINES.items():
+        model = baselines.fit_logistic(_composition_features(name, train["sequence"].tolist()), train["label"],
+                                       composition_config["C"], seed)
+        proba = baselines.logistic_proba(model, _composition_features(name, test["sequence"].tolist()), classes)
+        metrics = _write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics[name], out_predictions[name])
+        log(f"{description} + logistic regression on {len(train)} windows: window accuracy "
+            f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
 
 
 def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, trust_remote_code: bool, out_sequences,

@@ -19,6 +19,7 @@ import yaml  # noqa: E402
 from plasmidlm import __version__, io  # noqa: E402
 from plasmidlm.checkpoints import best_checkpoint, set_aside_records, validation_accuracy  # noqa: E402
 from plasmidlm.config import resolve_experiments  # noqa: E402
+from plasmidlm.evidence import COMPOSITION_BASELINES  # noqa: E402
 from plasmidlm.metrics import HEADLINE  # noqa: E402
 
 LEVELS = ("window", "plasmid")
@@ -85,6 +86,36 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> p
     table = pd.DataFrame(rows)
     table["checkpoint"] = table["checkpoint"].astype("Int64")
     return table
+
+
+def composition_verdicts(table: pd.DataFrame) -> list[str]:
+    """For each best checkpoint and level, whether it beats the strongest composition baseline, in words.
+
+    Composition baselines see only a window's GC content or k-mer frequencies (the k-mer baseline included).
+    Beating one means a higher accuracy whose 95% interval lies above the baseline's accuracy.
+    """
+    names = {**COMPOSITION_BASELINES, "kmer": "k-mer frequencies"}
+    composition = table[(table["kind"] == "baseline") & table["experiment"].isin(names)]
+    if composition.empty:
+        return []
+    sentences = []
+    for _, row in table[(table["kind"] == "fine-tuned") & table["best"]].iterrows():
+        for level in LEVELS:
+            column = f"{level}_accuracy"
+            strongest = composition.loc[composition[column].idxmax()]
+            base = (f"{row['experiment']} (best checkpoint {row['checkpoint']}), {level} level: test accuracy "
+                    f"{row[column]:.3f} against {strongest[column]:.3f} for {names[strongest['experiment']]} alone "
+                    f"({strongest['experiment']})")
+            if row[column] <= strongest[column]:
+                sentences.append(f"{base}: the fine-tuned model does not beat a composition baseline; on this data "
+                                 "it may be reading composition rather than sequence order.")
+            elif not row[f"{column}_ci_low"] > strongest[column]:
+                sentences.append(f"{base}: higher, but the model's 95% interval [{row[f'{column}_ci_low']:.3f}, "
+                                 f"{row[f'{column}_ci_high']:.3f}] includes the baseline's accuracy: not clearly "
+                                 "better than composition.")
+            else:
+                sentences.append(f"{base}: the model beats every composition baseline.")
+    return sentences
 
 
 def _figure_html(figure, alt: str) -> str:
@@ -283,7 +314,8 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             "(window level, fixed validation windows from validation plasmids); test metrics never choose it. "
             "Plasmid level = mean of a plasmid's window probabilities; majority vote = the class most of its "
             "windows predict. Intervals: 95% percentile bootstrap over test plasmids (a plasmid's windows are "
-            "resampled together, since they are not independent).") + _table_html(summary_table)),
+            "resampled together, since they are not independent).") + _table_html(summary_table)
+            + "".join(_paragraph(sentence) for sentence in composition_verdicts(table))),
         _section("Test metrics per checkpoint", accuracy_plot(table, "accuracy")
                  + accuracy_plot(table, "balanced_accuracy")),
         _section("Data", _paragraph(
