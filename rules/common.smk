@@ -55,6 +55,16 @@ def baseline_names():
     return names
 
 
+def evidence_outputs():
+    """Controls, calibration and contig-length curves of every experiment (and the k-mer baseline)."""
+    if not config["evidence"]["enabled"]:
+        return []
+    outputs = expand(f"{RUN}/{{experiment}}/evidence/metrics.json", experiment=EXPERIMENTS)
+    if config["baselines"]["kmer"]["enabled"]:
+        outputs.append(f"{RUN}/baselines/kmer/evidence.json")
+    return outputs
+
+
 def embeddings_model_inputs(wildcards):
     """The training outputs of the model the embeddings come from, when this workflow trains it."""
     model = config["baselines"]["embeddings"]["model"]

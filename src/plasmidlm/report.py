@@ -118,6 +118,131 @@ def composition_verdicts(table: pd.DataFrame) -> list[str]:
     return sentences
 
 
+def _evidence_files(run_dir: Path, experiments: list[str]) -> dict[str, Path]:
+    """Each experiment's (and the k-mer baseline's) evidence folder, where the evidence step ran."""
+    folders = {name: run_dir / name / "evidence" for name in sorted(experiments)}
+    folders["kmer"] = run_dir / "baselines" / "kmer"
+    return {name: folder for name, folder in folders.items()
+            if (folder / ("evidence.json" if name == "kmer" else "metrics.json")).is_file()}
+
+
+def _evidence_json(name: str, folder: Path) -> dict:
+    return io.read_json(folder / ("evidence.json" if name == "kmer" else "metrics.json"))
+
+
+def add_evidence_columns(table: pd.DataFrame, run_dir: Path, experiments: list[str]) -> pd.DataFrame:
+    """Shuffled-window accuracy, strand flips, temperature, ECE and accuracy per contig length, on the rows of
+    the best checkpoints (and of the k-mer baseline, without calibration or strands)."""
+    table = table.copy()
+    for name, folder in _evidence_files(Path(run_dir), experiments).items():
+        evidence = _evidence_json(name, folder)
+        rows = (table["experiment"] == name) & (table["best"] if name != "kmer" else table["kind"] == "baseline")
+        values = {f"shuffled_{level}_accuracy": evidence["shuffled"][level]["accuracy"] for level in LEVELS}
+        if "calibration" in evidence:
+            calibration = evidence["calibration"]
+            values |= {"strand_flip_fraction": evidence["strand_flip_fraction"],
+                       "temperature": calibration["temperature"]}
+            for level in ("window", "sequence"):
+                for stage in ("before", "after"):
+                    values[f"{level}_ece_{stage}"] = calibration[level][stage]["ece"]
+        for row in io.read_table(folder / "contig_lengths.tsv").itertuples():
+            values[f"contig_{row.contig_length}nt_accuracy"] = row.accuracy
+        for column, value in values.items():
+            table.loc[rows, column] = value
+    return table
+
+
+def reliability_plot(name: str, calibration: dict) -> str:
+    """Reliability diagrams (accuracy against confidence per bin) before and after temperature scaling."""
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    for axis, level in zip(axes, ("window", "sequence")):
+        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+        for stage, marker in (("before", "o"), ("after", "s")):
+            bins = calibration[level][stage]["bins"]
+            axis.plot([row["confidence"] for row in bins], [row["accuracy"] for row in bins], marker=marker,
+                      label=f"{stage} (ECE {calibration[level][stage]['ece']:.3f})")
+        axis.set(title=f"{name}: {level} level", xlabel="mean top-class probability in bin", xlim=(0, 1.02),
+                 ylim=(0, 1.02))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small", loc="upper left")
+    axes[0].set_ylabel("accuracy in bin")
+    figure.suptitle(f"Temperature T = {calibration['temperature']:.3f}, fitted on the validation windows")
+    return _figure_html(figure, f"reliability diagram of {name}")
+
+
+def _controls_html(run_dir: Path, table: pd.DataFrame, experiments: list[str]) -> list[str]:
+    files = _evidence_files(run_dir, experiments)
+    if not files:
+        return []
+    rows, diagrams = [], []
+    for name, folder in files.items():
+        evidence = _evidence_json(name, folder)
+        if name == "kmer":
+            original = table[(table["experiment"] == "kmer") & (table["kind"] == "baseline")].iloc[0]
+            row = {"model": "kmer (baseline)", "checkpoint": "",
+                   **{f"{level} accuracy": original[f"{level}_accuracy"] for level in LEVELS}}
+        else:
+            row = {"model": name, "checkpoint": evidence["checkpoint"],
+                   **{f"{level} accuracy": evidence["test"][level]["accuracy"] for level in LEVELS}}
+        for level in LEVELS:
+            row[f"{level} accuracy, shuffled windows"] = evidence["shuffled"][level]["accuracy"]
+        if "calibration" in evidence:
+            calibration = evidence["calibration"]
+            row |= {"strand flips": evidence["strand_flip_fraction"], "temperature": calibration["temperature"],
+                    "window ECE before → after": f"{calibration['window']['before']['ece']:.3f} → "
+                                                 f"{calibration['window']['after']['ece']:.3f}",
+                    "sequence ECE before → after": f"{calibration['sequence']['before']['ece']:.3f} → "
+                                                   f"{calibration['sequence']['after']['ece']:.3f}"}
+            diagrams.append(reliability_plot(name, calibration))
+        rows.append(row)
+    text = _paragraph(
+        "Each test window is shuffled with its dinucleotide counts kept exactly (Altschul-Erickson, seeded): the "
+        "composition stays, the order goes. A model that keeps its accuracy on shuffled windows reads composition, "
+        "not order; one that falls to chance reads order. Strand flips: the share of test windows whose predicted "
+        "class changes between a window and its reverse complement. Temperature scaling divides the logits by one "
+        "temperature fitted on the validation windows; it never changes a window's predicted class. Expected "
+        "calibration error (ECE): the gap between confidence and accuracy, averaged over equal-width confidence "
+        "bins, on the test windows and on test plasmids (mean of their windows' probabilities). Accuracies here "
+        "score the forward strand only.")
+    return [_section("Controls: shuffled windows, strands and calibration", text
+                     + _table_html(pd.DataFrame(rows)) + f'<div class="grid">{"".join(diagrams)}</div>')]
+
+
+def contig_length_plot(curves: dict[str, pd.DataFrame]) -> str:
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    for name, curve in curves.items():
+        errors = None
+        if "accuracy_ci_low" in curve:
+            errors = np.vstack([curve["accuracy"] - curve["accuracy_ci_low"],
+                                curve["accuracy_ci_high"] - curve["accuracy"]])
+        axis.errorbar(curve["contig_length"] / 1000, curve["accuracy"], yerr=errors, marker="o", capsize=3,
+                      label=name, linestyle="--" if name == "kmer" else "-")
+    axis.set_xscale("log")
+    axis.set(xlabel="contig length (kb)", ylabel="sequence-level test accuracy",
+             title="Accuracy per contig length (bars: 95% bootstrap over test plasmids)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    return _figure_html(figure, "accuracy per contig length")
+
+
+def _contig_lengths_html(run_dir: Path, experiments: list[str]) -> list[str]:
+    files = _evidence_files(run_dir, experiments)
+    if not files:
+        return []
+    curves = {name: io.read_table(folder / "contig_lengths.tsv") for name, folder in files.items()}
+    long = pd.concat([curve.assign(model=name) for name, curve in curves.items()], ignore_index=True)
+    long = long[["model", *[column for column in long.columns if column != "model"]]]
+    for name in ("accuracy", "balanced_accuracy"):
+        if f"{name}_ci_low" in long:
+            long[name] = _with_interval(long, name)
+            long = long.drop(columns=[f"{name}_ci_low", f"{name}_ci_high"])
+    return [_section("How long must a contig be?", _paragraph(
+        "Every test plasmid is cut into as many non-overlapping sub-sequences (contigs) of each length as fit, at "
+        "a seeded offset; a contig's class is the mean of its windows' probabilities (calibrated for fine-tuned "
+        "models, as predict does). Best checkpoint of each experiment, and the k-mer baseline (dashed). Plasmids "
+        "shorter than a length give no contig of that length.") + contig_length_plot(curves) + _table_html(long))]
+
+
 def _figure_html(figure, alt: str) -> str:
     buffer = stdio.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -318,6 +443,8 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             + "".join(_paragraph(sentence) for sentence in composition_verdicts(table))),
         _section("Test metrics per checkpoint", accuracy_plot(table, "accuracy")
                  + accuracy_plot(table, "balanced_accuracy")),
+        *_controls_html(run_dir, table, experiments),
+        *_contig_lengths_html(run_dir, experiments),
         _section("Data", _paragraph(
             f"{validation['usable']} usable sequences ({validation['total_length']:,} nt) from "
             f"{validation['fasta']}; {validation['skipped_short']} skipped as shorter than a window.")
@@ -371,7 +498,7 @@ def write_report(run_dir, config: dict, out_comparison, out_html, experiments: l
     run_dir = Path(run_dir)
     experiments = experiments if experiments is not None else discover_experiments(run_dir)
     baselines = baselines if baselines is not None else discover_baselines(run_dir)
-    table = comparison_table(run_dir, experiments, baselines)
+    table = add_evidence_columns(comparison_table(run_dir, experiments, baselines), run_dir, experiments)
     io.write_table(table, out_comparison)
     page = render_html(run_dir, table, experiments, config)
     io.write_atomic(out_html, lambda tmp: Path(tmp).write_text(page))
