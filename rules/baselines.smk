@@ -105,3 +105,30 @@ rule composition_baselines:
         seed=config["seed"],
     script:
         "../workflow_scripts/composition_baselines.py"
+
+
+rule cnn_baseline:
+    input:
+        train=lambda wildcards: f"{RUN}/{cnn_experiment()}/train_windows.tsv.gz",
+        val=f"{RUN}/data/val_windows.tsv.gz",
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+        # no test metrics unless the leakage check of these training windows passed
+        leakage=lambda wildcards: f"{RUN}/{cnn_experiment()}/leakage.json",
+    output:
+        metrics=f"{RUN}/baselines/cnn/metrics.json",
+        predictions=f"{RUN}/baselines/cnn/predictions.tsv.gz",
+    log:
+        f"{RUN}/logs/baselines/cnn.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        cnn={key: value for key, value in config["baselines"]["cnn"].items() if key != "enabled"},
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/cnn_baseline.py"

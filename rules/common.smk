@@ -50,16 +50,25 @@ def baseline_names():
         names.append("kmer")
     if config["baselines"]["composition"]["enabled"]:
         names += list(COMPOSITION_BASELINES)
+    if config["baselines"]["cnn"]["enabled"]:
+        names.append("cnn")
     if config["baselines"]["embeddings"]["enabled"]:
         names += ["embeddings_logistic", "embeddings_cnn"]
     return names
+
+
+def cnn_experiment():
+    """The experiment whose training windows the one-hot CNN trains on (default: the first)."""
+    return config["baselines"]["cnn"]["experiment"] or next(iter(EXPERIMENTS))
 
 
 def evidence_outputs():
     """Controls, calibration and contig-length curves of every experiment (and the k-mer baseline)."""
     if not config["evidence"]["enabled"]:
         return []
-    outputs = expand(f"{RUN}/{{experiment}}/evidence/metrics.json", experiment=EXPERIMENTS)
+    outputs = expand(
+        f"{RUN}/{{experiment}}/evidence/metrics.json", experiment=EXPERIMENTS
+    )
     if config["baselines"]["kmer"]["enabled"]:
         outputs.append(f"{RUN}/baselines/kmer/evidence.json")
     return outputs

@@ -94,3 +94,15 @@ def test_report_says_when_a_model_does_not_beat_composition():
     assert all("not clearly better" in s for s in by_model["close"])
     assert all("beats every composition baseline" in s for s in by_model["wins"])
     assert composition_verdicts(table[~table["experiment"].str.startswith("composition")]) == []
+
+
+def test_cnn_baseline_must_name_an_experiment():
+    from plasmidlm import PlasmidlmError
+    from plasmidlm.config import check_references
+
+    config = {"baselines": {"embeddings": {"enabled": False, "model": ""},
+                            "cnn": {"enabled": True, "experiment": "nope"}},
+              "experiments": {"random8": {}}}
+    with pytest.raises(PlasmidlmError, match="baselines.cnn.experiment: 'nope' is not an experiment"):
+        check_references(config)
+    check_references(config | {"baselines": config["baselines"] | {"cnn": {"enabled": True, "experiment": ""}}})

@@ -34,6 +34,9 @@ def check_references(config: dict) -> None:
     if embeddings["enabled"] and not embeddings["model"]:
         raise PlasmidlmError("config baselines.embeddings.model: required when the baseline is enabled (an "
                              "experiment name, a local model directory or a hub id)")
+    cnn = config["baselines"]["cnn"]
+    if cnn["enabled"] and cnn["experiment"] and cnn["experiment"] not in (config.get("experiments") or {}):
+        raise PlasmidlmError(f"config baselines.cnn.experiment: {cnn['experiment']!r} is not an experiment")
 
 
 def resolve_experiments(config: dict) -> dict[str, dict]:

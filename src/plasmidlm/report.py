@@ -57,6 +57,18 @@ def _with_interval(table: pd.DataFrame, column: str) -> pd.Series:
     return table.apply(text, axis=1)
 
 
+def _baseline_cost(metrics: dict) -> dict:
+    """Training and scoring cost of a baseline that records them (the one-hot CNN)."""
+    cost = {}
+    if "training" in metrics:
+        cost |= {"val_accuracy": metrics["training"]["val_accuracy"], "train_seconds": metrics["training"]["seconds"],
+                 "train_windows_per_second": metrics["training"]["windows_per_second"]}
+    if "inference" in metrics:
+        cost |= {"eval_seconds": metrics["inference"]["seconds"],
+                 "windows_per_second": metrics["inference"]["windows_per_second"]}
+    return cost
+
+
 def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> pd.DataFrame:
     """One row per (experiment, checkpoint) and per baseline, with the best checkpoint marked.
 
@@ -82,7 +94,8 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> p
     for baseline in baselines:
         metrics = io.read_json(run_dir / "baselines" / baseline / "metrics.json")
         rows.append({"experiment": baseline, "kind": "baseline", "checkpoint": None, "val_accuracy": np.nan,
-                     **_metric_row(metrics), "test_windows": metrics["window"]["n"], "best": False})
+                     **_metric_row(metrics), "test_windows": metrics["window"]["n"], **_baseline_cost(metrics),
+                     "best": False})
     table = pd.DataFrame(rows)
     table["checkpoint"] = table["checkpoint"].astype("Int64")
     return table
