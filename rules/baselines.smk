@@ -127,7 +127,11 @@ rule cnn_baseline:
         mem_mb=8000,
         runtime=240,
     params:
-        cnn={key: value for key, value in config["baselines"]["cnn"].items() if key != "enabled"},
+        cnn={
+            key: value
+            for key, value in config["baselines"]["cnn"].items()
+            if key != "enabled"
+        },
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:

@@ -51,6 +51,10 @@ rule model_evidence:
         contigs=f"{RUN}/data/test_contigs.tsv.gz",
         # no test metrics unless the leakage check passed
         leakage=f"{RUN}/{{experiment}}/leakage.json",
+        evaluations=lambda wildcards: [
+            f"{RUN}/{wildcards.experiment}/eval/checkpoint-{step}/predictions.tsv.gz"
+            for step in checkpoint_steps(wildcards.experiment)
+        ],
     output:
         json=f"{RUN}/{{experiment}}/evidence/metrics.json",
         contig_lengths=f"{RUN}/{{experiment}}/evidence/contig_lengths.tsv",
@@ -66,7 +70,11 @@ rule model_evidence:
     params:
         model_dir=lambda wildcards, input: os.path.dirname(input.summary),
         length=config["windows"]["length"],
-        evaluate={key: config["evaluate"][key] for key in ("batch_size", "bootstrap")},
+        eval_dir=lambda wildcards: f"{RUN}/{wildcards.experiment}/eval",
+        evaluate={
+            key: config["evaluate"][key]
+            for key in ("batch_size", "bootstrap", "both_strands")
+        },
         evidence={"calibration_bins": config["evidence"]["calibration_bins"]},
         seed=config["seed"],
         trust_remote_code=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"][

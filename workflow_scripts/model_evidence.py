@@ -6,6 +6,7 @@ run_logged(
     pipeline.model_evidence,
     threads=snakemake.threads,
     model_dir=snakemake.params.model_dir,
+    eval_dir=snakemake.params.eval_dir,
     test_windows=snakemake.input.test,
     val_windows=snakemake.input.val,
     shuffled_windows=snakemake.input.shuffled,

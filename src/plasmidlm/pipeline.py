@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from plasmidlm import __version__, io, neardup
+from plasmidlm import PlasmidlmError, __version__, io, neardup
 from plasmidlm.checkpoints import best_checkpoint, schedule
 from plasmidlm.classes import select_classes
 from plasmidlm.evidence import COMPOSITION_BASELINES
@@ -528,14 +528,15 @@ def _contig_curve(tiles_path, contigs_path, tile_proba: np.ndarray, length: int,
     return evidence.contig_curve(contig_table, proba, labels, classes, n_bootstrap, seed)
 
 
-def model_evidence(model_dir, test_windows, val_windows, shuffled_windows, tiles_path, contigs_path, length: int,
-                   evaluate_config: dict, evidence_config: dict, seed: int, trust_remote_code: bool, out_json,
-                   out_contig_lengths, out_shuffled_predictions, log=_noop):
+def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_windows, tiles_path, contigs_path,
+                   length: int, evaluate_config: dict, evidence_config: dict, seed: int, trust_remote_code: bool,
+                   out_json, out_contig_lengths, out_shuffled_predictions, log=_noop):
     """Controls and calibration of an experiment's best checkpoint (chosen on validation).
 
     Scores the test windows on both strands (strand flips), their dinucleotide-shuffled copies, the validation
     windows (a temperature fitted on them) and the tiles of the test plasmids (accuracy per contig length, from
-    the mean of the calibrated probabilities of a contig's tiles, as `predict` aggregates).
+    the mean of the calibrated probabilities of a contig's tiles, as `predict` aggregates). The forward-strand
+    test probabilities come from the checkpoint's evaluation (`eval_dir`) unless it averaged both strands.
     """
     from plasmidlm import evidence
     from plasmidlm.evaluate import classes_of, default_device, predict_proba
@@ -554,13 +555,19 @@ def model_evidence(model_dir, test_windows, val_windows, shuffled_windows, tiles
     began = time.perf_counter()
     test, shuffled = io.read_table(test_windows), io.read_table(shuffled_windows)
     val, tile_table = io.read_table(val_windows), io.read_table(tiles_path)
-    forward = score(test["sequence"])
+    if evaluate_config["both_strands"]:
+        forward = score(test["sequence"])
+    else:
+        evaluated = io.read_table(Path(eval_dir) / f"checkpoint-{step}" / "predictions.tsv.gz")
+        if evaluated["window_id"].tolist() != test["window_id"].tolist():
+            raise PlasmidlmError(f"{eval_dir}/checkpoint-{step}: predictions are not of the current test windows")
+        forward = evaluated[[f"prob_{name}" for name in classes]].to_numpy()
     reverse = score(test["sequence"].map(reverse_complement))
     shuffled_proba = score(shuffled["sequence"])
     calibration = evidence.calibration_report(val, score(val["sequence"]), test, forward, classes,
                                               evidence_config["calibration_bins"])
     tile_proba = evidence.scale_temperature(score(tile_table["sequence"]), calibration["temperature"])
-    n_windows = 3 * len(test) + len(val) + len(tile_table)
+    n_windows = (3 if evaluate_config["both_strands"] else 2) * len(test) + len(val) + len(tile_table)
     seconds = time.perf_counter() - began
     n_bootstrap = evaluate_config["bootstrap"]
     shuffled_predictions = predictions_table(shuffled, shuffled_proba, classes)
