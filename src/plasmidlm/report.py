@@ -231,6 +231,9 @@ def contig_length_plot(curves: dict[str, pd.DataFrame]) -> str:
         axis.errorbar(curve["contig_length"] / 1000, curve["accuracy"], yerr=errors, marker="o", capsize=3,
                       label=name, linestyle="--" if name == "kmer" else "-")
     axis.set_xscale("log")
+    lengths = sorted({int(length) for curve in curves.values() for length in curve["contig_length"]})
+    axis.set_xticks([length / 1000 for length in lengths], [f"{length / 1000:g}" for length in lengths])
+    axis.minorticks_off()
     axis.set(xlabel="contig length (kb)", ylabel="sequence-level test accuracy",
              title="Accuracy per contig length (bars: 95% bootstrap over test plasmids)")
     axis.grid(alpha=0.3)
@@ -466,7 +469,8 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             + "<h3>Windows</h3>" + _paragraph(
                 f"Window length {windows['length']} nt; {windows['val_count']} validation and "
                 f"{windows['test_count']} test windows, fixed and shared by every experiment and checkpoint, "
-                f"balanced across classes and across the plasmids of a class.")
+                f"balanced across classes and across the plasmids of a class. Every experiment uses this one "
+                f"window length: comparing window lengths takes one run per length.")
             + _table_html(experiment_rows)),
         _section("Leakage check", _paragraph(
             "Passed: no test plasmid is in the training windows or the validation split (the pipeline "
