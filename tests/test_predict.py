@@ -190,3 +190,12 @@ def test_min_confidence_labels_uncertain_sequences(tiny_checkpoint, tmp_path):
     expected = forced["predicted"].where(top >= threshold, "uncertain")
     assert abstaining["predicted"].tolist() == expected.tolist()
     assert 0 < (expected == "uncertain").sum() < len(expected)
+
+
+@pytest.mark.parametrize("option, value", [("--temperature", "0"), ("--min-confidence", "1.5")])
+def test_cli_rejects_a_temperature_or_confidence_out_of_range(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--model", str(tmp_path), "--fasta", "x.fa", "--out", str(tmp_path / "o"), option, value])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -67,6 +67,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plasmidlm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"plasmidlm {__version__}")
@@ -75,11 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify the sequences of a FASTA with a trained model")
     _add_model_arguments(predict, "PREFIX.sequences.tsv and PREFIX.windows.tsv.gz")
     predict.add_argument("--both-strands", action="store_true", help="average predictions over both strands")
-    predict.add_argument("--temperature", type=_positive_float, default=1.0,
+    predict.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
                          help="calibrate window probabilities as softmax(logits / T); the pipeline fits T on "
                               "validation windows (results/<run>/<experiment>/evidence/metrics.json, "
                               "calibration.temperature)")
-    predict.add_argument("--min-confidence", type=float, metavar="P",
+    predict.add_argument("--min-confidence", type=_probability, metavar="P",
                          help="label a sequence 'uncertain' when its highest probability is below P")
     predict.set_defaults(run=_predict)
 
