@@ -82,6 +82,8 @@ class Run:
             self.test_window_rules = Counter({"shuffled_test_windows": 1, "model_evidence": len(self.experiments)})
             if "kmer_baseline" in self.baseline_rules:
                 self.test_window_rules["kmer_evidence"] = 1
+            # predictions use the temperature that the evidence step fits
+            self.test_window_rules["predict"] = len(self.experiments) * self.samples
         embeddings = baselines.get("embeddings", {})
         # the embeddings baseline may use an experiment's best checkpoint, and then follows its training
         self.embeddings_experiment = None
