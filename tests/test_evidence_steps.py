@@ -106,3 +106,13 @@ def test_cnn_baseline_must_name_an_experiment():
     with pytest.raises(PlasmidlmError, match="baselines.cnn.experiment: 'nope' is not an experiment"):
         check_references(config)
     check_references(config | {"baselines": config["baselines"] | {"cnn": {"enabled": True, "experiment": ""}}})
+
+
+def test_report_says_whether_a_model_keeps_its_accuracy_on_shuffled_windows():
+    from plasmidlm.report import shuffle_verdict
+
+    assert "reads composition, not order" in shuffle_verdict("m", 0.80, 0.75, 0.76)
+    assert "reads composition, not order" in shuffle_verdict("m", 0.80, float("nan"), 0.81)
+    assert "loses 0.250" in shuffle_verdict("m", 0.80, 0.75, 0.55)
+    assert "says nothing" in shuffle_verdict("m", 0.52, 0.47, 0.50, chance=0.5)
+    assert "loses" in shuffle_verdict("m", 0.80, 0.75, 0.55, chance=0.5)

@@ -183,20 +183,41 @@ def reliability_plot(name: str, calibration: dict) -> str:
     return _figure_html(figure, f"reliability diagram of {name}")
 
 
+def shuffle_verdict(name: str, accuracy: float, ci_low: float, shuffled: float, chance: float = np.nan) -> str:
+    """Whether a model keeps its window accuracy on dinucleotide-shuffled windows (within its 95% interval).
+
+    `chance` is the majority baseline's accuracy: a model not above it has nothing to lose.
+    """
+    change = f"window accuracy {accuracy:.3f} on the test windows, {shuffled:.3f} after shuffling"
+    if not pd.isna(chance) and (ci_low if not pd.isna(ci_low) else accuracy) <= chance:
+        return f"{name}: {change}: not above chance ({chance:.3f}) to begin with, so the control says nothing."
+    if shuffled >= accuracy or (not pd.isna(ci_low) and shuffled >= ci_low):
+        return (f"{name}: {change}, within its 95% interval: it keeps its accuracy without the order of the "
+                "bases, so it reads composition, not order.")
+    return (f"{name}: {change}: it loses {accuracy - shuffled:.3f} when the order goes, so it reads more than "
+            "dinucleotide composition.")
+
+
 def _controls_html(run_dir: Path, table: pd.DataFrame, experiments: list[str]) -> list[str]:
     files = _evidence_files(run_dir, experiments)
     if not files:
         return []
-    rows, diagrams = [], []
+    rows, diagrams, verdicts = [], [], []
+    majority = table.loc[(table["experiment"] == "majority") & (table["kind"] == "baseline"), "window_accuracy"]
+    chance = majority.iloc[0] if len(majority) else np.nan
     for name, folder in files.items():
         evidence = _evidence_json(name, folder)
         if name == "kmer":
             original = table[(table["experiment"] == "kmer") & (table["kind"] == "baseline")].iloc[0]
             row = {"model": "kmer (baseline)", "checkpoint": "",
                    **{f"{level} accuracy": original[f"{level}_accuracy"] for level in LEVELS}}
+            low = original["window_accuracy_ci_low"]
         else:
             row = {"model": name, "checkpoint": evidence["checkpoint"],
                    **{f"{level} accuracy": evidence["test"][level]["accuracy"] for level in LEVELS}}
+            low = (evidence["test"]["window"].get("ci95") or {}).get("accuracy", [np.nan])[0]
+        verdicts.append(shuffle_verdict(row["model"], row["window accuracy"], low,
+                                        evidence["shuffled"]["window"]["accuracy"], chance))
         for level in LEVELS:
             row[f"{level} accuracy, shuffled windows"] = evidence["shuffled"][level]["accuracy"]
         if "calibration" in evidence:
@@ -218,6 +239,7 @@ def _controls_html(run_dir: Path, table: pd.DataFrame, experiments: list[str]) -
         "bins, on the test windows and on test plasmids (mean of their windows' probabilities). Accuracies here "
         "score the forward strand only.")
     return [_section("Controls: shuffled windows, strands and calibration", text
+                     + "".join(_paragraph(verdict) for verdict in verdicts)
                      + _table_html(pd.DataFrame(rows)) + f'<div class="grid">{"".join(diagrams)}</div>')]
 
 
