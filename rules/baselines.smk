@@ -74,3 +74,65 @@ rule embeddings_baseline:
         seed=config["seed"],
     script:
         "../workflow_scripts/embeddings_baseline.py"
+
+
+rule composition_baselines:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        **{
+            f"{name}_{kind}": f"{RUN}/baselines/{name}/{file}"
+            for name in COMPOSITION_BASELINES
+            for kind, file in (
+                ("metrics", "metrics.json"),
+                ("predictions", "predictions.tsv.gz"),
+            )
+        },
+    log:
+        f"{RUN}/logs/baselines/composition.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        composition=config["baselines"]["composition"],
+        length=config["windows"]["length"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/composition_baselines.py"
+
+
+rule cnn_baseline:
+    input:
+        train=lambda wildcards: f"{RUN}/{cnn_experiment()}/train_windows.tsv.gz",
+        val=f"{RUN}/data/val_windows.tsv.gz",
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+        # no test metrics unless the leakage check of these training windows passed
+        leakage=lambda wildcards: f"{RUN}/{cnn_experiment()}/leakage.json",
+    output:
+        metrics=f"{RUN}/baselines/cnn/metrics.json",
+        predictions=f"{RUN}/baselines/cnn/predictions.tsv.gz",
+    log:
+        f"{RUN}/logs/baselines/cnn.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        cnn={
+            key: value
+            for key, value in config["baselines"]["cnn"].items()
+            if key != "enabled"
+        },
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/cnn_baseline.py"

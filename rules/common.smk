@@ -1,6 +1,8 @@
 import json
 import re
 
+from plasmidlm.evidence import COMPOSITION_BASELINES
+
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS) or "no-experiments",
@@ -46,9 +48,30 @@ def baseline_names():
     names = ["majority"]
     if config["baselines"]["kmer"]["enabled"]:
         names.append("kmer")
+    if config["baselines"]["composition"]["enabled"]:
+        names += list(COMPOSITION_BASELINES)
+    if config["baselines"]["cnn"]["enabled"]:
+        names.append("cnn")
     if config["baselines"]["embeddings"]["enabled"]:
         names += ["embeddings_logistic", "embeddings_cnn"]
     return names
+
+
+def cnn_experiment():
+    """The experiment whose training windows the one-hot CNN trains on (default: the first)."""
+    return config["baselines"]["cnn"]["experiment"] or next(iter(EXPERIMENTS))
+
+
+def evidence_outputs():
+    """Controls, calibration and contig-length curves of every experiment (and the k-mer baseline)."""
+    if not config["evidence"]["enabled"]:
+        return []
+    outputs = expand(
+        f"{RUN}/{{experiment}}/evidence/metrics.json", experiment=EXPERIMENTS
+    )
+    if config["baselines"]["kmer"]["enabled"]:
+        outputs.append(f"{RUN}/baselines/kmer/evidence.json")
+    return outputs
 
 
 def embeddings_model_inputs(wildcards):

@@ -3,6 +3,11 @@ rule predict:
         fasta=lambda wildcards: config["predict"]["fasta"][wildcards.sample],
         summary=f"{RUN}/{{experiment}}/model/train_summary.json",
         training_log=f"{RUN}/{{experiment}}/model/training_log.tsv",
+        evidence=lambda wildcards: (
+            [f"{RUN}/{wildcards.experiment}/evidence/metrics.json"]
+            if config["evidence"]["enabled"]
+            else []
+        ),
     output:
         sequences=f"{RUN}/predict/{{sample}}/{{experiment}}.sequences.tsv",
         windows=f"{RUN}/predict/{{sample}}/{{experiment}}.windows.tsv.gz",

@@ -38,6 +38,7 @@ rule report:
         validation=f"{RUN}/data/validate.json",
         provenance=f"{RUN}/provenance.json",
         pretraining=[f"{RUN}/pretrain/training_log.tsv"] if uses_pretraining() else [],
+        evidence=evidence_outputs(),
     output:
         comparison=report(
             f"{RUN}/report/comparison.tsv",

@@ -155,3 +155,47 @@ def test_cli_embed_writes_arrays(tiny_checkpoint, tmp_path, capsys):
     assert main(["embed", "--model", str(directory), "--fasta", str(fasta), "--out", str(tmp_path / "e")]) == 0
     assert np.load(tmp_path / "e.sequences.npy").shape[0] == 1
     assert "1 window and 1 sequence embedding(s)" in capsys.readouterr().out
+
+
+def test_temperature_calibrates_window_and_sequence_probabilities(tiny_checkpoint, tmp_path):
+    from scipy.special import softmax
+
+    directory, _, _ = tiny_checkpoint
+    records = [(f"s{i}", sequence) for i, sequence in enumerate(random_windows(6, length=2 * WINDOW, seed=13))]
+    fasta = write_fasta(tmp_path / "in.fa", records)
+    predict_fasta(directory, fasta, tmp_path / "raw", log=lambda message: None)
+    predict_fasta(directory, fasta, tmp_path / "hot", temperature=3.0, log=lambda message: None)
+    columns = [f"prob_{name}" for name in CLASSES]
+    raw = pd.read_csv(tmp_path / "raw.windows.tsv.gz", sep="\t")
+    hot = pd.read_csv(tmp_path / "hot.windows.tsv.gz", sep="\t")
+    np.testing.assert_allclose(hot[columns], softmax(np.log(raw[columns].to_numpy()) / 3.0, axis=1), atol=1e-5)
+    sequences = pd.read_csv(tmp_path / "hot.sequences.tsv", sep="\t")
+    np.testing.assert_allclose(sequences[columns], hot.groupby("sequence_id", sort=False)[columns].mean(), atol=1e-5)
+
+
+def test_min_confidence_labels_uncertain_sequences(tiny_checkpoint, tmp_path):
+    directory, _, _ = tiny_checkpoint
+    records = [(f"s{i}", sequence) for i, sequence in enumerate(random_windows(10, seed=17))]
+    fasta = write_fasta(tmp_path / "in.fa", records)
+    # a low temperature spreads the untrained model's near-0.5 probabilities; the threshold applies after it
+    predict_fasta(directory, fasta, tmp_path / "all", temperature=0.002, log=lambda message: None)
+    forced = pd.read_csv(tmp_path / "all.sequences.tsv", sep="\t")
+    top = forced[[f"prob_{name}" for name in CLASSES]].max(axis=1)
+    values = np.unique(top.round(4))  # a threshold well between written (6-digit) values
+    assert len(values) > 1
+    threshold = float(values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+    predict_fasta(directory, fasta, tmp_path / "some", temperature=0.002, min_confidence=threshold,
+                  log=lambda message: None)
+    abstaining = pd.read_csv(tmp_path / "some.sequences.tsv", sep="\t")
+    expected = forced["predicted"].where(top >= threshold, "uncertain")
+    assert abstaining["predicted"].tolist() == expected.tolist()
+    assert 0 < (expected == "uncertain").sum() < len(expected)
+
+
+@pytest.mark.parametrize("option, value", [("--temperature", "0"), ("--min-confidence", "1.5")])
+def test_cli_rejects_a_temperature_or_confidence_out_of_range(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--model", str(tmp_path), "--fasta", "x.fa", "--out", str(tmp_path / "o"), option, value])
+    assert exit_info.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

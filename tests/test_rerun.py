@@ -68,6 +68,22 @@ class Run:
         self.baseline_rules = {"majority_baseline"}
         if baselines.get("kmer", {}).get("enabled", True):
             self.baseline_rules.add("kmer_baseline")
+        if baselines.get("composition", {}).get("enabled", True):
+            self.baseline_rules.add("composition_baselines")
+        # the one-hot CNN trains on an experiment's training windows (default: the first)
+        self.cnn_experiment = None
+        if baselines.get("cnn", {}).get("enabled", True):
+            self.baseline_rules.add("cnn_baseline")
+            self.cnn_experiment = baselines.get("cnn", {}).get("experiment") or next(iter(self.config["experiments"]))
+        # controls and calibration of each experiment's best checkpoint, and the k-mer baseline's controls
+        self.evidence = self.config.get("evidence", {}).get("enabled", True)
+        self.test_window_rules = Counter()
+        if self.evidence:
+            self.test_window_rules = Counter({"shuffled_test_windows": 1, "model_evidence": len(self.experiments)})
+            if "kmer_baseline" in self.baseline_rules:
+                self.test_window_rules["kmer_evidence"] = 1
+            # predictions use the temperature that the evidence step fits
+            self.test_window_rules["predict"] = len(self.experiments) * self.samples
         embeddings = baselines.get("embeddings", {})
         # the embeddings baseline may use an experiment's best checkpoint, and then follows its training
         self.embeddings_experiment = None
@@ -78,7 +94,8 @@ class Run:
 
     def retrained(self, experiments) -> Counter:
         """The jobs that re-training `experiments` plans (and ALWAYS)."""
-        jobs = Counter({"train": len(experiments), "predict": len(experiments) * self.samples})
+        jobs = Counter({"train": len(experiments), "predict": len(experiments) * self.samples,
+                        "model_evidence": len(experiments) if self.evidence else 0})
         if self.embeddings_experiment in experiments:
             jobs["embeddings_baseline"] = 1
         return +jobs + Counter(dict.fromkeys(ALWAYS, 1))
@@ -116,13 +133,13 @@ def test_test_window_count_redraws_test_windows_and_reevaluates_without_training
     jobs, _ = dry_run(finished_run, tmp_path, edit)
     expected = Counter({"held_out_windows": 1, "leakage": len(run.experiments),
                         "evaluate_checkpoint": run.checkpoints})
-    assert rules(jobs) == expected + Counter(dict.fromkeys(run.baseline_rules | ALWAYS, 1))
+    assert rules(jobs) == expected + run.test_window_rules + Counter(dict.fromkeys(run.baseline_rules | ALWAYS, 1))
     [windows] = [job for job in jobs if job["rule"] == "held_out_windows"]
     assert windows["wildcards"] == {"held_out": "test"}
     assert windows["reason"].startswith("Params have changed")
     # the evaluations are re-planned because their input, the test windows, will be new; not for a param
     for job in jobs:
-        if job["rule"] in {"evaluate_checkpoint", "leakage", *run.baseline_rules}:
+        if job["rule"] in {"evaluate_checkpoint", "leakage", *run.baseline_rules, *run.test_window_rules}:
             assert job["reason"].startswith("Input files updated by another job"), job
 
 
@@ -140,6 +157,8 @@ def test_changing_one_experiment_leaves_the_others_untouched(finished_run, run, 
     expected = run.retrained([experiment])
     if section == "windows":
         expected += Counter({"training_windows": 1, "leakage": 1})
+        if experiment == run.cnn_experiment:
+            expected["cnn_baseline"] = 1
     assert rules(jobs) == expected
 
 

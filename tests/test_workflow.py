@@ -105,9 +105,10 @@ def assert_metrics_follow_from_predictions(metrics: dict, predictions: pd.DataFr
 def test_comparison_has_one_row_per_checkpoint_and_baseline_with_one_best_each(finished_run):
     _, _, run = finished_run
     comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
-    assert len(comparison) == 2 * len(EXPERIMENTS) + 4
+    assert len(comparison) == 2 * len(EXPERIMENTS) + 8
     assert set(comparison.loc[comparison["kind"] == "baseline", "experiment"]) == {
-        "kmer", "majority", "embeddings_logistic", "embeddings_cnn"}
+        "kmer", "majority", "embeddings_logistic", "embeddings_cnn", "composition_gc", "composition_2mer",
+        "composition_4mer", "cnn"}
     best = comparison[comparison["best"]]
     assert sorted(best["experiment"]) == sorted(EXPERIMENTS)
     for column in ("window_accuracy", "plasmid_accuracy", "window_auroc", "val_accuracy", "window_accuracy_ci_low",

@@ -11,4 +11,5 @@ run_logged(
     batch_size=snakemake.params.batch_size,
     trust_remote_code=snakemake.params.trust_remote_code,
     out_sequences=snakemake.output.sequences,
+    evidence=snakemake.input.evidence[0] if snakemake.input.evidence else None,
 )

@@ -20,7 +20,8 @@ def _predict(args) -> None:
 
     summary = predict_fasta(args.model, args.fasta, args.out, stride=args.stride, batch_size=args.batch_size,
                             both_strands=args.both_strands, window_length=args.window_length,
-                            trust_remote_code=args.trust_remote_code, log=_log)
+                            trust_remote_code=args.trust_remote_code, temperature=args.temperature,
+                            min_confidence=args.min_confidence, log=_log)
     print(f"{summary['sequences']} sequence(s) classified from {summary['windows']} window(s); "
           f"wrote {args.out}.sequences.tsv and {args.out}.windows.tsv.gz")
 
@@ -59,6 +60,20 @@ def _add_model_arguments(parser, outputs: str) -> None:
                              "you trust")
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plasmidlm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"plasmidlm {__version__}")
@@ -67,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify the sequences of a FASTA with a trained model")
     _add_model_arguments(predict, "PREFIX.sequences.tsv and PREFIX.windows.tsv.gz")
     predict.add_argument("--both-strands", action="store_true", help="average predictions over both strands")
+    predict.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
+                         help="calibrate window probabilities as softmax(logits / T); the pipeline fits T on "
+                              "validation windows (results/<run>/<experiment>/evidence/metrics.json, "
+                              "calibration.temperature)")
+    predict.add_argument("--min-confidence", type=_probability, metavar="P",
+                         help="label a sequence 'uncertain' when its highest probability is below P")
     predict.set_defaults(run=_predict)
 
     embed = commands.add_parser("embed", help="mean-pooled embeddings of the windows and sequences of a FASTA")

@@ -9,6 +9,7 @@ import jsonschema
 import yaml
 
 from plasmidlm import PlasmidlmError
+from plasmidlm.evidence import COMPOSITION_BASELINES
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 EXPERIMENT_SECTIONS = ("windows", "model", "train")
@@ -36,7 +37,7 @@ def deep_merge(base: dict, override: dict | None) -> dict:
 RUN_FOLDERS = ("data", "logs", "pretrain", "baselines", "report", "predict")
 PRETRAINED = "pretrained"
 BUILTIN = "builtin"
-BASELINE_NAMES = ("majority", "kmer", "embeddings_logistic", "embeddings_cnn")
+BASELINE_NAMES = ("majority", "kmer", *COMPOSITION_BASELINES, "cnn", "embeddings_logistic", "embeddings_cnn")
 RESERVED_EXPERIMENT_NAMES = (*RUN_FOLDERS, PRETRAINED, *BASELINE_NAMES)
 
 CONFIG_HELP = ("a --configfile replaces the demo's config.yaml instead of adding to it (give every key you need "
@@ -80,6 +81,10 @@ def check_references(config: dict) -> None:
         experiments = sorted(config["experiments"])
         _check_model_reference("baselines.embeddings.model", embeddings["model"], {*experiments, PRETRAINED},
                                f"an experiment ({', '.join(experiments)}), pretrained")
+
+    cnn = config["baselines"]["cnn"]
+    if cnn["enabled"] and cnn["experiment"] and cnn["experiment"] not in (config.get("experiments") or {}):
+        raise PlasmidlmError(f"config baselines.cnn.experiment: {cnn['experiment']!r} is not an experiment")
 
 
 def _check_model_reference(key: str, model: str, names: set[str], described: str) -> None:

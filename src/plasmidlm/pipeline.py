@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import platform
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import yaml
 from plasmidlm import PlasmidlmError, __version__, io, neardup
 from plasmidlm.checkpoints import best_checkpoint, schedule
 from plasmidlm.classes import select_classes
+from plasmidlm.evidence import COMPOSITION_BASELINES
 from plasmidlm.split import (
     check_deviation,
     cross_class_groups,
@@ -447,17 +449,224 @@ def majority_baseline(split_path, test_windows, n_bootstrap: int, seed: int, out
     log(f"majority class: window accuracy {metrics['window']['accuracy']:.4f}")
 
 
+def _composition_features(name: str, sequences) -> np.ndarray:
+    from plasmidlm import baselines, evidence
+
+    if name == "composition_gc":
+        return evidence.gc_content(sequences)
+    return baselines.kmer_frequencies(sequences, int(name.removeprefix("composition_").removesuffix("mer")))
+
+
+def composition_baselines(fasta, split_path, test_windows, composition_config: dict, length: int, n_bootstrap: int,
+                          seed: int, out_metrics: dict, out_predictions: dict, log=_noop):
+    """Composition alone (GC content; 2-mer and 4-mer frequencies) + logistic regression, on the training
+    windows of the k-mer baseline (same seed) and the fixed test windows.
+
+    `out_metrics` and `out_predictions` map each name of COMPOSITION_BASELINES to its output path.
+    """
+    from plasmidlm import baselines
+
+    plasmids = _split_plasmids(split_path, "train")
+    classes = classes_of_split(io.read_table(split_path))
+    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", composition_config["windows_per_plasmid"],
+                         0.5, False, (seed, "baseline", "kmer"))
+    test = io.read_table(test_windows)
+    for name, description in COMPOSITION_BASELINES.items():
+        model = baselines.fit_logistic(_composition_features(name, train["sequence"].tolist()), train["label"],
+                                       composition_config["C"], seed)
+        proba = baselines.logistic_proba(model, _composition_features(name, test["sequence"].tolist()), classes)
+        metrics = _write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics[name], out_predictions[name])
+        log(f"{description} + logistic regression on {len(train)} windows: window accuracy "
+            f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
+
+
+def cnn_baseline(train_windows, val_windows, split_path, test_windows, cnn_config: dict, n_bootstrap: int, seed: int,
+                 out_metrics, out_predictions, log=_noop):
+    """A one-hot 1D CNN trained from scratch on an experiment's training windows (its first epoch's, when they are
+    drawn afresh each epoch); the epoch is chosen on the validation windows. Records its training and scoring cost.
+    """
+    from plasmidlm import cnn
+    from plasmidlm.metrics import evaluate_predictions, predictions_table
+
+    classes = classes_of_split(io.read_table(split_path))
+    train = io.read_table(train_windows)
+    if "epoch" in train:
+        train = train[train["epoch"] == 0]
+    val = io.read_table(val_windows)
+    model, training = cnn.fit(train["sequence"], train["label"].map(classes.index).to_numpy(), val["sequence"],
+                              val["label"].map(classes.index).to_numpy(), len(classes), cnn_config["epochs"], seed,
+                              cnn_config["channels"], cnn_config["kernel"], cnn_config["batch_size"],
+                              cnn_config["learning_rate"], log)
+    test = io.read_table(test_windows)
+    began = time.perf_counter()
+    proba = cnn.predict_proba(model, test["sequence"])
+    seconds = time.perf_counter() - began
+    predictions = predictions_table(test, proba, classes)
+    metrics = evaluate_predictions(predictions, classes, n_bootstrap, seed)
+    metrics["training"] = training
+    metrics["inference"] = {"windows": len(test), "seconds": seconds,
+                            "windows_per_second": len(test) / max(seconds, 1e-9), "device": "cpu"}
+    io.write_table(predictions, out_predictions)
+    io.write_json(metrics, out_metrics)
+    log(f"one-hot CNN ({training['parameters']:,} parameters) on {training['windows']} windows, "
+        f"{training['seconds']:.1f} s to train ({training['windows_per_second']:.0f} windows/s), epoch "
+        f"{training['best_epoch']} chosen on validation: test window accuracy {metrics['window']['accuracy']:.4f}, "
+        f"plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
+
+
+def shuffled_test_windows(test_windows, seed: int, out, log=_noop):
+    """The test windows, each dinucleotide-shuffled (seeded): same composition, order destroyed."""
+    from plasmidlm.evidence import shuffled_windows
+
+    test = io.read_table(test_windows)
+    io.write_table(shuffled_windows(test, seed), out)
+    log(f"{len(test)} test windows shuffled, dinucleotide counts preserved")
+
+
+def contig_tiles(fasta, split_path, length: int, contig_lengths: list[int], seed: int, out_tiles, out_contigs,
+                 log=_noop):
+    """Non-overlapping windows (tiles) of every test plasmid, and sub-sequences of each length made of them."""
+    from plasmidlm import evidence
+
+    plasmids = _split_plasmids(split_path, "test")
+    tile_table = evidence.tiles(io.iter_fasta(fasta, set(plasmids["id"])), plasmids, length)
+    contig_table = evidence.contigs(dict(zip(plasmids["id"], plasmids["length"])), contig_lengths, length, seed)
+    counts = contig_table.groupby("contig_length")["plasmid_id"].agg(["size", "nunique"])
+    log(f"{len(tile_table)} tiles of {length} nt from {len(plasmids)} test plasmids; contigs per length: "
+        + ", ".join(f"{row.Index} nt: {row.size} from {row.nunique} plasmids" for row in counts.itertuples()))
+    io.write_table(tile_table, out_tiles)
+    io.write_table(contig_table, out_contigs)
+
+
+def _headline_levels(metrics: dict) -> dict:
+    from plasmidlm.metrics import HEADLINE
+
+    return {level: {key: metrics[level][key] for key in ["n", *HEADLINE, "ci95"] if key in metrics[level]}
+            for level in ("window", "plasmid")}
+
+
+def _contig_curve(tiles_path, contigs_path, tile_proba: np.ndarray, length: int, classes: list[str],
+                  n_bootstrap: int, seed: int) -> pd.DataFrame:
+    from plasmidlm import evidence
+
+    tile_table, contig_table = io.read_table(tiles_path), io.read_table(contigs_path)
+    proba = evidence.contig_proba(tile_table, tile_proba, contig_table, length)
+    labels = dict(zip(tile_table["plasmid_id"], tile_table["label"]))
+    return evidence.contig_curve(contig_table, proba, labels, classes, n_bootstrap, seed)
+
+
+def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_windows, tiles_path, contigs_path,
+                   length: int, evaluate_config: dict, evidence_config: dict, seed: int, trust_remote_code: bool,
+                   out_json, out_contig_lengths, out_shuffled_predictions, log=_noop):
+    """Controls and calibration of an experiment's best checkpoint (chosen on validation).
+
+    Scores the test windows on both strands (strand flips), their dinucleotide-shuffled copies, the validation
+    windows (a temperature fitted on them) and the tiles of the test plasmids (accuracy per contig length, from
+    the mean of the calibrated probabilities of a contig's tiles, as `predict` aggregates). The forward-strand
+    test probabilities come from the checkpoint's evaluation (`eval_dir`) unless it averaged both strands.
+    """
+    from plasmidlm import evidence
+    from plasmidlm.evaluate import classes_of, default_device, predict_proba
+    from plasmidlm.metrics import evaluate_predictions, predictions_table
+    from plasmidlm.model import load_checkpoint
+    from plasmidlm.windows import reverse_complement
+
+    step = best_checkpoint(model_dir)
+    model, tokenizer, metadata = load_checkpoint(Path(model_dir) / f"checkpoint-{step}", default_device(),
+                                                 trust_remote_code, "set model.trust_remote_code: true")
+    classes = classes_of(model)
+
+    def score(sequences):
+        return predict_proba(model, tokenizer, metadata, sequences, evaluate_config["batch_size"])
+
+    began = time.perf_counter()
+    test, shuffled = io.read_table(test_windows), io.read_table(shuffled_windows)
+    val, tile_table = io.read_table(val_windows), io.read_table(tiles_path)
+    if evaluate_config["both_strands"]:
+        forward = score(test["sequence"])
+    else:
+        evaluated = io.read_table(Path(eval_dir) / f"checkpoint-{step}" / "predictions.tsv.gz")
+        if evaluated["window_id"].tolist() != test["window_id"].tolist():
+            raise PlasmidlmError(f"{eval_dir}/checkpoint-{step}: predictions are not of the current test windows")
+        forward = evaluated[[f"prob_{name}" for name in classes]].to_numpy()
+    reverse = score(test["sequence"].map(reverse_complement))
+    shuffled_proba = score(shuffled["sequence"])
+    calibration = evidence.calibration_report(val, score(val["sequence"]), test, forward, classes,
+                                              evidence_config["calibration_bins"])
+    tile_proba = evidence.scale_temperature(score(tile_table["sequence"]), calibration["temperature"])
+    n_windows = (3 if evaluate_config["both_strands"] else 2) * len(test) + len(val) + len(tile_table)
+    seconds = time.perf_counter() - began
+    n_bootstrap = evaluate_config["bootstrap"]
+    shuffled_predictions = predictions_table(shuffled, shuffled_proba, classes)
+    result = {
+        "checkpoint": step,
+        "test": _headline_levels(evaluate_predictions(predictions_table(test, forward, classes), classes,
+                                                      n_bootstrap, seed)),
+        "shuffled": _headline_levels(evaluate_predictions(shuffled_predictions, classes, n_bootstrap, seed)),
+        "strand_flip_fraction": evidence.strand_flip_fraction(forward, reverse),
+        "calibration": calibration,
+        "inference": {"windows": n_windows, "seconds": seconds, "windows_per_second": n_windows / max(seconds, 1e-9)},
+    }
+    curve = _contig_curve(tiles_path, contigs_path, tile_proba, length, classes, n_bootstrap, seed)
+    log(f"checkpoint-{step}: test window accuracy {result['test']['window']['accuracy']:.4f}, after a dinucleotide "
+        f"shuffle {result['shuffled']['window']['accuracy']:.4f}; {result['strand_flip_fraction']:.1%} of windows "
+        f"flip class on the other strand; temperature {calibration['temperature']:.3f}, window ECE "
+        f"{calibration['window']['before']['ece']:.4f} -> {calibration['window']['after']['ece']:.4f}")
+    log(curve.to_string(index=False))
+    io.write_table(shuffled_predictions, out_shuffled_predictions)
+    io.write_table(curve, out_contig_lengths)
+    io.write_json(result, out_json)
+
+
+def kmer_evidence(fasta, split_path, shuffled_windows, tiles_path, contigs_path, kmer_config: dict, length: int,
+                  n_bootstrap: int, seed: int, out_json, out_contig_lengths, log=_noop):
+    """The k-mer baseline (refitted as kmer_baseline fits it) on the shuffled test windows and per contig length."""
+    from plasmidlm import baselines
+    from plasmidlm.metrics import evaluate_predictions, predictions_table
+
+    plasmids = _split_plasmids(split_path, "train")
+    classes = classes_of_split(io.read_table(split_path))
+    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5,
+                         False, (seed, "baseline", "kmer"))
+    model = baselines.fit_logistic(baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"]),
+                                   train["label"], kmer_config["C"], seed)
+
+    def score(sequences):
+        return baselines.logistic_proba(model, baselines.kmer_frequencies(sequences.tolist(), kmer_config["k"]),
+                                        classes)
+
+    shuffled = io.read_table(shuffled_windows)
+    metrics = evaluate_predictions(predictions_table(shuffled, score(shuffled["sequence"]), classes), classes,
+                                   n_bootstrap, seed)
+    curve = _contig_curve(tiles_path, contigs_path, score(io.read_table(tiles_path)["sequence"]), length, classes,
+                          n_bootstrap, seed)
+    log(f"{kmer_config['k']}-mer baseline after a dinucleotide shuffle: window accuracy "
+        f"{metrics['window']['accuracy']:.4f}")
+    log(curve.to_string(index=False))
+    io.write_table(curve, out_contig_lengths)
+    io.write_json({"shuffled": _headline_levels(metrics)}, out_json)
+
+
 def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, trust_remote_code: bool, out_sequences,
-                      log=_noop):
-    """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation)."""
+                      evidence=None, log=_noop):
+    """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation).
+
+    With `evidence` (that checkpoint's evidence metrics.json) and `predict.calibrated`, probabilities are
+    calibrated with the temperature fitted on the validation windows.
+    """
     from plasmidlm.predict import predict_fasta
 
     step = best_checkpoint(model_dir)
     log(f"best checkpoint by validation accuracy: checkpoint-{step}")
+    temperature = 1.0
+    if evidence is not None and predict_config["calibrated"]:
+        temperature = io.read_json(evidence)["calibration"]["temperature"]
+        log(f"calibrated with temperature {temperature:.4f} (fitted on the validation windows)")
     out_prefix = str(out_sequences).removesuffix(".sequences.tsv")
     predict_fasta(Path(model_dir) / f"checkpoint-{step}", fasta, out_prefix, stride=predict_config["stride"],
                   batch_size=batch_size, both_strands=predict_config["both_strands"],
-                  trust_remote_code=trust_remote_code, log=log)
+                  trust_remote_code=trust_remote_code, temperature=temperature,
+                  min_confidence=predict_config["min_confidence"], log=log)
 
 
 def package_versions() -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 
 from plasmidlm import PlasmidlmError, io
 from plasmidlm.evaluate import classes_of, default_device, embed_windows, strand_averaged_proba
+from plasmidlm.evidence import abstain, scale_temperature
 from plasmidlm.model import load_checkpoint
 
 PROGRESS_SECONDS = 10
@@ -122,18 +123,21 @@ def _format(values) -> list[str]:
 
 def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
                   both_strands: bool = False, window_length: int | None = None, trust_remote_code: bool = False,
-                  log=print) -> dict:
+                  temperature: float = 1.0, min_confidence: float | None = None, log=print) -> dict:
     """Write `<out_prefix>.windows.tsv.gz` (per window) and `<out_prefix>.sequences.tsv` (per sequence).
 
     Windows have the model's training length (read from the model directory) and start every `stride`
-    nt (default: one window length). A sequence's probabilities are the mean of its windows'.
+    nt (default: one window length). Window probabilities are calibrated by `temperature` (logits / T); a
+    sequence's probabilities are the mean of its windows', and its class is `uncertain` when the highest is
+    below `min_confidence`.
     """
     model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
     classes = classes_of(model)
     probability_columns = [f"prob_{name}" for name in classes]
 
     def score(windows):
-        return strand_averaged_proba(model, tokenizer, metadata, windows, batch_size, both_strands)
+        proba = strand_averaged_proba(model, tokenizer, metadata, windows, batch_size, both_strands)
+        return proba if temperature == 1.0 else scale_temperature(proba, temperature)
 
     short: list = []
     windows_path, sequences_path = Path(f"{out_prefix}.windows.tsv.gz"), Path(f"{out_prefix}.sequences.tsv")
@@ -154,8 +158,8 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
 
             batches = _scored_windows(fasta, length, stride or length, batch_size, score, log, short)
             for record_id, record_length, count, mean in _mean_rows(batches, on_window):
-                sequence_writer.writerow([record_id, record_length, count, classes[int(mean.argmax())],
-                                          *_format(mean)])
+                [predicted] = abstain(mean[None, :], classes, min_confidence)
+                sequence_writer.writerow([record_id, record_length, count, predicted, *_format(mean)])
                 n_sequences += 1
                 n_windows += count
             for record_id, record_length in short:

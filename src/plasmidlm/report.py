@@ -19,6 +19,7 @@ import yaml  # noqa: E402
 from plasmidlm import __version__, io  # noqa: E402
 from plasmidlm.checkpoints import best_checkpoint, set_aside_records, validation_accuracy  # noqa: E402
 from plasmidlm.config import resolve_experiments  # noqa: E402
+from plasmidlm.evidence import COMPOSITION_BASELINES  # noqa: E402
 from plasmidlm.metrics import HEADLINE  # noqa: E402
 
 LEVELS = ("window", "plasmid")
@@ -56,6 +57,18 @@ def _with_interval(table: pd.DataFrame, column: str) -> pd.Series:
     return table.apply(text, axis=1)
 
 
+def _baseline_cost(metrics: dict) -> dict:
+    """Training and scoring cost of a baseline that records them (the one-hot CNN)."""
+    cost = {}
+    if "training" in metrics:
+        cost |= {"val_accuracy": metrics["training"]["val_accuracy"], "train_seconds": metrics["training"]["seconds"],
+                 "train_windows_per_second": metrics["training"]["windows_per_second"]}
+    if "inference" in metrics:
+        cost |= {"eval_seconds": metrics["inference"]["seconds"],
+                 "windows_per_second": metrics["inference"]["windows_per_second"]}
+    return cost
+
+
 def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> pd.DataFrame:
     """One row per (experiment, checkpoint) and per baseline, with the best checkpoint marked.
 
@@ -81,10 +94,191 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> p
     for baseline in baselines:
         metrics = io.read_json(run_dir / "baselines" / baseline / "metrics.json")
         rows.append({"experiment": baseline, "kind": "baseline", "checkpoint": None, "val_accuracy": np.nan,
-                     **_metric_row(metrics), "test_windows": metrics["window"]["n"], "best": False})
+                     **_metric_row(metrics), "test_windows": metrics["window"]["n"], **_baseline_cost(metrics),
+                     "best": False})
     table = pd.DataFrame(rows)
     table["checkpoint"] = table["checkpoint"].astype("Int64")
     return table
+
+
+def composition_verdicts(table: pd.DataFrame) -> list[str]:
+    """For each best checkpoint and level, whether it beats the strongest composition baseline, in words.
+
+    Composition baselines see only a window's GC content or k-mer frequencies (the k-mer baseline included).
+    Beating one means a higher accuracy whose 95% interval lies above the baseline's accuracy.
+    """
+    names = {**COMPOSITION_BASELINES, "kmer": "k-mer frequencies"}
+    composition = table[(table["kind"] == "baseline") & table["experiment"].isin(names)]
+    if composition.empty:
+        return []
+    sentences = []
+    for _, row in table[(table["kind"] == "fine-tuned") & table["best"]].iterrows():
+        for level in LEVELS:
+            column = f"{level}_accuracy"
+            strongest = composition.loc[composition[column].idxmax()]
+            base = (f"{row['experiment']} (best checkpoint {row['checkpoint']}), {level} level: test accuracy "
+                    f"{row[column]:.3f} against {strongest[column]:.3f} for {names[strongest['experiment']]} alone "
+                    f"({strongest['experiment']})")
+            if row[column] <= strongest[column]:
+                sentences.append(f"{base}: the fine-tuned model does not beat a composition baseline; on this data "
+                                 "it may be reading composition rather than sequence order.")
+            elif not row[f"{column}_ci_low"] > strongest[column]:
+                sentences.append(f"{base}: higher, but the model's 95% interval [{row[f'{column}_ci_low']:.3f}, "
+                                 f"{row[f'{column}_ci_high']:.3f}] includes the baseline's accuracy: not clearly "
+                                 "better than composition.")
+            else:
+                sentences.append(f"{base}: the model beats every composition baseline.")
+    return sentences
+
+
+def _evidence_files(run_dir: Path, experiments: list[str]) -> dict[str, Path]:
+    """Each experiment's (and the k-mer baseline's) evidence folder, where the evidence step ran."""
+    folders = {name: run_dir / name / "evidence" for name in sorted(experiments)}
+    folders["kmer"] = run_dir / "baselines" / "kmer"
+    return {name: folder for name, folder in folders.items()
+            if (folder / ("evidence.json" if name == "kmer" else "metrics.json")).is_file()}
+
+
+def _evidence_json(name: str, folder: Path) -> dict:
+    return io.read_json(folder / ("evidence.json" if name == "kmer" else "metrics.json"))
+
+
+def add_evidence_columns(table: pd.DataFrame, run_dir: Path, experiments: list[str]) -> pd.DataFrame:
+    """Shuffled-window accuracy, strand flips, temperature, ECE and accuracy per contig length, on the rows of
+    the best checkpoints (and of the k-mer baseline, without calibration or strands)."""
+    table = table.copy()
+    for name, folder in _evidence_files(Path(run_dir), experiments).items():
+        evidence = _evidence_json(name, folder)
+        rows = (table["experiment"] == name) & (table["best"] if name != "kmer" else table["kind"] == "baseline")
+        values = {f"shuffled_{level}_accuracy": evidence["shuffled"][level]["accuracy"] for level in LEVELS}
+        if "calibration" in evidence:
+            calibration = evidence["calibration"]
+            values |= {"strand_flip_fraction": evidence["strand_flip_fraction"],
+                       "temperature": calibration["temperature"]}
+            for level in ("window", "sequence"):
+                for stage in ("before", "after"):
+                    values[f"{level}_ece_{stage}"] = calibration[level][stage]["ece"]
+        for row in io.read_table(folder / "contig_lengths.tsv").itertuples():
+            values[f"contig_{row.contig_length}nt_accuracy"] = row.accuracy
+        for column, value in values.items():
+            table.loc[rows, column] = value
+    return table
+
+
+def reliability_plot(name: str, calibration: dict) -> str:
+    """Reliability diagrams (accuracy against confidence per bin) before and after temperature scaling."""
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    for axis, level in zip(axes, ("window", "sequence")):
+        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+        for stage, marker in (("before", "o"), ("after", "s")):
+            bins = calibration[level][stage]["bins"]
+            axis.plot([row["confidence"] for row in bins], [row["accuracy"] for row in bins], marker=marker,
+                      label=f"{stage} (ECE {calibration[level][stage]['ece']:.3f})")
+        axis.set(title=f"{name}: {level} level", xlabel="mean top-class probability in bin", xlim=(0, 1.02),
+                 ylim=(0, 1.02))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small", loc="upper left")
+    axes[0].set_ylabel("accuracy in bin")
+    figure.suptitle(f"Temperature T = {calibration['temperature']:.3f}, fitted on the validation windows")
+    return _figure_html(figure, f"reliability diagram of {name}")
+
+
+def shuffle_verdict(name: str, accuracy: float, ci_low: float, shuffled: float, chance: float = np.nan) -> str:
+    """Whether a model keeps its window accuracy on dinucleotide-shuffled windows (within its 95% interval).
+
+    `chance` is the majority baseline's accuracy: a model not above it has nothing to lose.
+    """
+    change = f"window accuracy {accuracy:.3f} on the test windows, {shuffled:.3f} after shuffling"
+    if not pd.isna(chance) and (ci_low if not pd.isna(ci_low) else accuracy) <= chance:
+        return f"{name}: {change}: not above chance ({chance:.3f}) to begin with, so the control says nothing."
+    if shuffled >= accuracy or (not pd.isna(ci_low) and shuffled >= ci_low):
+        return (f"{name}: {change}, within its 95% interval: it keeps its accuracy without the order of the "
+                "bases, so it reads composition, not order.")
+    return (f"{name}: {change}: it loses {accuracy - shuffled:.3f} when the order goes, so it reads more than "
+            "dinucleotide composition.")
+
+
+def _controls_html(run_dir: Path, table: pd.DataFrame, experiments: list[str]) -> list[str]:
+    files = _evidence_files(run_dir, experiments)
+    if not files:
+        return []
+    rows, diagrams, verdicts = [], [], []
+    majority = table.loc[(table["experiment"] == "majority") & (table["kind"] == "baseline"), "window_accuracy"]
+    chance = majority.iloc[0] if len(majority) else np.nan
+    for name, folder in files.items():
+        evidence = _evidence_json(name, folder)
+        if name == "kmer":
+            original = table[(table["experiment"] == "kmer") & (table["kind"] == "baseline")].iloc[0]
+            row = {"model": "kmer (baseline)", "checkpoint": "",
+                   **{f"{level} accuracy": original[f"{level}_accuracy"] for level in LEVELS}}
+            low = original["window_accuracy_ci_low"]
+        else:
+            row = {"model": name, "checkpoint": evidence["checkpoint"],
+                   **{f"{level} accuracy": evidence["test"][level]["accuracy"] for level in LEVELS}}
+            low = (evidence["test"]["window"].get("ci95") or {}).get("accuracy", [np.nan])[0]
+        verdicts.append(shuffle_verdict(row["model"], row["window accuracy"], low,
+                                        evidence["shuffled"]["window"]["accuracy"], chance))
+        for level in LEVELS:
+            row[f"{level} accuracy, shuffled windows"] = evidence["shuffled"][level]["accuracy"]
+        if "calibration" in evidence:
+            calibration = evidence["calibration"]
+            row |= {"strand flips": evidence["strand_flip_fraction"], "temperature": calibration["temperature"],
+                    "window ECE before → after": f"{calibration['window']['before']['ece']:.3f} → "
+                                                 f"{calibration['window']['after']['ece']:.3f}",
+                    "sequence ECE before → after": f"{calibration['sequence']['before']['ece']:.3f} → "
+                                                   f"{calibration['sequence']['after']['ece']:.3f}"}
+            diagrams.append(reliability_plot(name, calibration))
+        rows.append(row)
+    text = _paragraph(
+        "Each test window is shuffled with its dinucleotide counts kept exactly (Altschul-Erickson, seeded): the "
+        "composition stays, the order goes. A model that keeps its accuracy on shuffled windows reads composition, "
+        "not order; one that falls to chance reads order. Strand flips: the share of test windows whose predicted "
+        "class changes between a window and its reverse complement. Temperature scaling divides the logits by one "
+        "temperature fitted on the validation windows; it never changes a window's predicted class. Expected "
+        "calibration error (ECE): the gap between confidence and accuracy, averaged over equal-width confidence "
+        "bins, on the test windows and on test plasmids (mean of their windows' probabilities). Accuracies here "
+        "score the forward strand only.")
+    return [_section("Controls: shuffled windows, strands and calibration", text
+                     + "".join(_paragraph(verdict) for verdict in verdicts)
+                     + _table_html(pd.DataFrame(rows)) + f'<div class="grid">{"".join(diagrams)}</div>')]
+
+
+def contig_length_plot(curves: dict[str, pd.DataFrame]) -> str:
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    for name, curve in curves.items():
+        errors = None
+        if "accuracy_ci_low" in curve:
+            errors = np.vstack([curve["accuracy"] - curve["accuracy_ci_low"],
+                                curve["accuracy_ci_high"] - curve["accuracy"]])
+        axis.errorbar(curve["contig_length"] / 1000, curve["accuracy"], yerr=errors, marker="o", capsize=3,
+                      label=name, linestyle="--" if name == "kmer" else "-")
+    axis.set_xscale("log")
+    lengths = sorted({int(length) for curve in curves.values() for length in curve["contig_length"]})
+    axis.set_xticks([length / 1000 for length in lengths], [f"{length / 1000:g}" for length in lengths])
+    axis.minorticks_off()
+    axis.set(xlabel="contig length (kb)", ylabel="sequence-level test accuracy",
+             title="Accuracy per contig length (bars: 95% bootstrap over test plasmids)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    return _figure_html(figure, "accuracy per contig length")
+
+
+def _contig_lengths_html(run_dir: Path, experiments: list[str]) -> list[str]:
+    files = _evidence_files(run_dir, experiments)
+    if not files:
+        return []
+    curves = {name: io.read_table(folder / "contig_lengths.tsv") for name, folder in files.items()}
+    long = pd.concat([curve.assign(model=name) for name, curve in curves.items()], ignore_index=True)
+    long = long[["model", *[column for column in long.columns if column != "model"]]]
+    for name in ("accuracy", "balanced_accuracy"):
+        if f"{name}_ci_low" in long:
+            long[name] = _with_interval(long, name)
+            long = long.drop(columns=[f"{name}_ci_low", f"{name}_ci_high"])
+    return [_section("How long must a contig be?", _paragraph(
+        "Every test plasmid is cut into as many non-overlapping sub-sequences (contigs) of each length as fit, at "
+        "a seeded offset; a contig's class is the mean of its windows' probabilities (calibrated for fine-tuned "
+        "models, as predict does). Best checkpoint of each experiment, and the k-mer baseline (dashed). Plasmids "
+        "shorter than a length give no contig of that length.") + contig_length_plot(curves) + _table_html(long))]
 
 
 def _figure_html(figure, alt: str) -> str:
@@ -283,9 +477,12 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             "(window level, fixed validation windows from validation plasmids); test metrics never choose it. "
             "Plasmid level = mean of a plasmid's window probabilities; majority vote = the class most of its "
             "windows predict. Intervals: 95% percentile bootstrap over test plasmids (a plasmid's windows are "
-            "resampled together, since they are not independent).") + _table_html(summary_table)),
+            "resampled together, since they are not independent).") + _table_html(summary_table)
+            + "".join(_paragraph(sentence) for sentence in composition_verdicts(table))),
         _section("Test metrics per checkpoint", accuracy_plot(table, "accuracy")
                  + accuracy_plot(table, "balanced_accuracy")),
+        *_controls_html(run_dir, table, experiments),
+        *_contig_lengths_html(run_dir, experiments),
         _section("Data", _paragraph(
             f"{validation['usable']} usable sequences ({validation['total_length']:,} nt) from "
             f"{validation['fasta']}; {validation['skipped_short']} skipped as shorter than a window.")
@@ -294,7 +491,8 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             + "<h3>Windows</h3>" + _paragraph(
                 f"Window length {windows['length']} nt; {windows['val_count']} validation and "
                 f"{windows['test_count']} test windows, fixed and shared by every experiment and checkpoint, "
-                f"balanced across classes and across the plasmids of a class.")
+                f"balanced across classes and across the plasmids of a class. Every experiment uses this one "
+                f"window length: comparing window lengths takes one run per length.")
             + _table_html(experiment_rows)),
         _section("Leakage check", _paragraph(
             "Passed: no test plasmid is in the training windows or the validation split (the pipeline "
@@ -339,7 +537,7 @@ def write_report(run_dir, config: dict, out_comparison, out_html, experiments: l
     run_dir = Path(run_dir)
     experiments = experiments if experiments is not None else discover_experiments(run_dir)
     baselines = baselines if baselines is not None else discover_baselines(run_dir)
-    table = comparison_table(run_dir, experiments, baselines)
+    table = add_evidence_columns(comparison_table(run_dir, experiments, baselines), run_dir, experiments)
     io.write_table(table, out_comparison)
     page = render_html(run_dir, table, experiments, config)
     io.write_atomic(out_html, lambda tmp: Path(tmp).write_text(page))

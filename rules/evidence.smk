@@ -1,0 +1,111 @@
+rule shuffled_test_windows:
+    input:
+        f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        f"{RUN}/data/test_windows_shuffled.tsv.gz",
+    log:
+        f"{RUN}/logs/test_windows_shuffled.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/shuffled_test_windows.py"
+
+
+rule contig_tiles:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+    output:
+        tiles=f"{RUN}/data/test_tiles.tsv.gz",
+        contigs=f"{RUN}/data/test_contigs.tsv.gz",
+    log:
+        f"{RUN}/logs/contig_tiles.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        length=config["windows"]["length"],
+        contig_lengths=config["evidence"]["contig_lengths"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/contig_tiles.py"
+
+
+rule model_evidence:
+    input:
+        summary=f"{RUN}/{{experiment}}/model/train_summary.json",
+        training_log=f"{RUN}/{{experiment}}/model/training_log.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+        val=f"{RUN}/data/val_windows.tsv.gz",
+        shuffled=f"{RUN}/data/test_windows_shuffled.tsv.gz",
+        tiles=f"{RUN}/data/test_tiles.tsv.gz",
+        contigs=f"{RUN}/data/test_contigs.tsv.gz",
+        # no test metrics unless the leakage check passed
+        leakage=f"{RUN}/{{experiment}}/leakage.json",
+        evaluations=lambda wildcards: [
+            f"{RUN}/{wildcards.experiment}/eval/checkpoint-{step}/predictions.tsv.gz"
+            for step in checkpoint_steps(wildcards.experiment)
+        ],
+    output:
+        json=f"{RUN}/{{experiment}}/evidence/metrics.json",
+        contig_lengths=f"{RUN}/{{experiment}}/evidence/contig_lengths.tsv",
+        shuffled_predictions=f"{RUN}/{{experiment}}/evidence/shuffled_predictions.tsv.gz",
+    log:
+        f"{RUN}/logs/{{experiment}}/evidence.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        model_dir=lambda wildcards, input: os.path.dirname(input.summary),
+        length=config["windows"]["length"],
+        eval_dir=lambda wildcards: f"{RUN}/{wildcards.experiment}/eval",
+        evaluate={
+            key: config["evaluate"][key]
+            for key in ("batch_size", "bootstrap", "both_strands")
+        },
+        evidence={"calibration_bins": config["evidence"]["calibration_bins"]},
+        seed=config["seed"],
+        trust_remote_code=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"][
+            "trust_remote_code"
+        ],
+    script:
+        "../workflow_scripts/model_evidence.py"
+
+
+rule kmer_evidence:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        shuffled=f"{RUN}/data/test_windows_shuffled.tsv.gz",
+        tiles=f"{RUN}/data/test_tiles.tsv.gz",
+        contigs=f"{RUN}/data/test_contigs.tsv.gz",
+    output:
+        json=f"{RUN}/baselines/kmer/evidence.json",
+        contig_lengths=f"{RUN}/baselines/kmer/contig_lengths.tsv",
+    log:
+        f"{RUN}/logs/baselines/kmer_evidence.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        kmer=config["baselines"]["kmer"],
+        length=config["windows"]["length"],
+        bootstrap=config["evaluate"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/kmer_evidence.py"

@@ -1,0 +1,17 @@
+from plasmidlm import pipeline
+from plasmidlm.evidence import COMPOSITION_BASELINES
+from plasmidlm.jobs import run_logged
+
+run_logged(
+    snakemake.log[0],
+    pipeline.composition_baselines,
+    fasta=snakemake.input.fasta,
+    split_path=snakemake.input.split,
+    test_windows=snakemake.input.test,
+    composition_config=snakemake.params.composition,
+    length=snakemake.params.length,
+    n_bootstrap=snakemake.params.bootstrap,
+    seed=snakemake.params.seed,
+    out_metrics={name: snakemake.output[f"{name}_metrics"] for name in COMPOSITION_BASELINES},
+    out_predictions={name: snakemake.output[f"{name}_predictions"] for name in COMPOSITION_BASELINES},
+)
