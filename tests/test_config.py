@@ -26,7 +26,7 @@ def minimal_config(experiments=None) -> dict:
     return {
         "data": {"fasta": "x.fasta", "labels": "x.tsv"},
         "model": {"name_or_path": "builtin"},
-        "baselines": {"embeddings": {"enabled": False, "model": ""}},
+        "baselines": {"embeddings": {"enabled": False, "model": ""}, "cnn": {"enabled": False, "experiment": None}},
         "experiments": experiments if experiments is not None else {"random8": {}},
     }
 
