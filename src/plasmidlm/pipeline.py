@@ -29,8 +29,10 @@ from plasmidlm.split import (
 )
 from plasmidlm.windows import (
     assert_no_plasmid_leakage,
+    capped_counts,
     draw_balanced_windows,
     draw_windows,
+    rng_for,
     shared_window_sequences,
     windows_covered_by_kmers,
     windows_from_counts,
@@ -337,14 +339,29 @@ def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, s
 
 
 def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], n_bootstrap: int, seed: int,
-                    out_metrics, out_predictions):
+                    out_metrics, out_predictions, training_windows: int | None = None):
     from plasmidlm.metrics import evaluate_predictions, predictions_table
 
     predictions = predictions_table(test, proba, classes)
     metrics = evaluate_predictions(predictions, classes, n_bootstrap, seed)
+    if training_windows is not None:
+        metrics["training_windows"] = training_windows
     io.write_table(predictions, out_predictions)
     io.write_json(metrics, out_metrics)
     return metrics
+
+
+def _baseline_training_windows(fasta, plasmids: pd.DataFrame, length: int, config: dict, seed: tuple,
+                               what: str, log) -> pd.DataFrame:
+    """`config["windows_per_plasmid"]` random windows of every training plasmid, at most `config["max_windows"]`
+    in all (spread evenly over the plasmids, seeded), streamed from the FASTA."""
+    counts = capped_counts(plasmids["id"], config["windows_per_plasmid"], config["max_windows"], rng_for(*seed))
+    [train] = windows_from_counts(io.iter_fasta(fasta), plasmids, counts, length, "random", 0.5, False, [seed], "w")
+    wanted = len(plasmids) * config["windows_per_plasmid"]
+    if len(train) < wanted:
+        log(f"{what}: {len(train):,} training windows instead of {wanted:,} ({config['windows_per_plasmid']} per "
+            f"plasmid): capped at baselines.{what}.max_windows = {config['max_windows']:,}")
+    return train
 
 
 def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: int, n_bootstrap: int, seed: int,
@@ -354,14 +371,15 @@ def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: in
 
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5,
-                         False, (seed, "baseline", "kmer"))
-    model = baselines.fit_logistic(baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"]),
-                                   train["label"], kmer_config["C"], seed)
+    train = _baseline_training_windows(fasta, plasmids, length, kmer_config, (seed, "baseline", "kmer"), "kmer", log)
+    features = baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"])
+    model = baselines.fit_logistic(features, train["label"], kmer_config["C"], seed)
+    del features
     test = io.read_table(test_windows)
     proba = baselines.logistic_proba(model, baselines.kmer_frequencies(test["sequence"].tolist(), kmer_config["k"]),
                                      classes)
-    metrics = _write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics, out_predictions)
+    metrics = _write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics, out_predictions,
+                              training_windows=len(train))
     log(f"{kmer_config['k']}-mer logistic regression on {len(train)} windows: window accuracy "
         f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
 
@@ -373,6 +391,8 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
 
     `model` is an experiment's model folder (`from_experiment`: its best checkpoint by validation is used),
     a local Hugging Face directory or a hub id. `trust_remote_code` allows a model that ships its own code.
+    Per-token states are never held for more than one batch (`EMBEDDING_CHUNK` test windows): the CNN's
+    training batches are embedded anew every epoch.
     """
     from plasmidlm import baselines
 
@@ -382,13 +402,16 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
     encoder, tokenizer, metadata = baselines.load_encoder(model, trust_remote_code, embeddings_config["kmer"])
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", embeddings_config["windows_per_plasmid"],
-                         0.5, False, (seed, "baseline", "embeddings"))
-    states, masks = baselines.token_states(encoder, tokenizer, metadata, train["sequence"])
-    logistic = baselines.fit_logistic(baselines.mean_pool(states, masks), train["label"], embeddings_config["C"], seed)
-    cnn = baselines.fit_token_cnn(states, masks, train["label"].map(classes.index).to_numpy(), len(classes),
-                                  embeddings_config["cnn_epochs"], seed, embeddings_config["cnn_channels"])
-    del states, masks
+    train = _baseline_training_windows(fasta, plasmids, length, embeddings_config, (seed, "baseline", "embeddings"),
+                                       "embeddings", log)
+    sequences = train["sequence"].to_numpy()
+    logistic = baselines.fit_logistic(baselines.pooled_states(encoder, tokenizer, metadata, sequences),
+                                      train["label"], embeddings_config["C"], seed)
+    cnn = baselines.fit_token_cnn(
+        lambda rows: baselines.encoder_states(encoder, tokenizer, metadata, sequences[rows]),
+        train["label"].map(classes.index).to_numpy(), len(classes), encoder.config.hidden_size,
+        embeddings_config["cnn_epochs"], seed, embeddings_config["cnn_channels"],
+        device=next(encoder.parameters()).device)
     test = io.read_table(test_windows)
     logistic_proba, cnn_proba = [], []
     for begin in range(0, len(test), EMBEDDING_CHUNK):
@@ -402,7 +425,7 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
         ("per-token embeddings + 1D CNN", cnn_proba, out_cnn_metrics, out_cnn_predictions),
     ]:
         metrics = _write_baseline(test, np.concatenate(proba), classes, n_bootstrap, seed, out_metrics,
-                                  out_predictions)
+                                  out_predictions, training_windows=len(train))
         log(f"{name} on {len(train)} windows: window accuracy {metrics['window']['accuracy']:.4f}, plasmid "
             f"accuracy {metrics['plasmid']['accuracy']:.4f}")
 

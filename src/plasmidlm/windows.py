@@ -149,6 +149,17 @@ def draw_windows(
     return windows
 
 
+def capped_counts(plasmid_ids, per_plasmid: int, max_windows: int | None, rng: np.random.Generator) -> dict[str, int]:
+    """`per_plasmid` windows of every plasmid, or, when that exceeds `max_windows`, `max_windows` windows spread
+    evenly over the plasmids (±1, the extra ones to a seeded random subset): memory then stays bounded."""
+    ids = list(plasmid_ids)
+    if not max_windows or len(ids) * per_plasmid <= max_windows:
+        return dict.fromkeys(ids, per_plasmid)
+    counts = np.full(len(ids), max_windows // len(ids))
+    counts[rng.permutation(len(ids))[: max_windows % len(ids)]] += 1
+    return dict(zip(ids, counts.tolist()))
+
+
 def balanced_counts(plasmids: pd.DataFrame, count: int, rng: np.random.Generator) -> dict[str, int]:
     """`count` windows split evenly across classes and, within a class, across its plasmids (±1)."""
     labels = sorted(plasmids["label"].unique())
