@@ -202,14 +202,37 @@ rule training_windows:
         "../workflow_scripts/training_windows.py"
 
 
+# Once per run: which test windows have all their k-mers in training plasmids depends only on the split and
+# the test windows, not on an experiment.
+rule kmer_coverage:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        f"{RUN}/data/test_kmer_coverage.tsv.gz",
+    log:
+        f"{RUN}/logs/kmer_coverage.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input, attempt: job_mem_mb("kmer_coverage", input, attempt),
+        runtime=lambda wildcards, input, attempt: job_runtime("kmer_coverage", input, attempt),
+    params:
+        kmer=config["leakage"]["kmer"],
+    script:
+        "../workflow_scripts/kmer_coverage.py"
+
+
 # Separate from drawing the windows, so that a new test window count does not redraw training windows.
 rule leakage:
     input:
-        fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
         train=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
         val=f"{RUN}/data/val_windows.tsv.gz",
         test=f"{RUN}/data/test_windows.tsv.gz",
+        coverage=f"{RUN}/data/test_kmer_coverage.tsv.gz",
     output:
         f"{RUN}/{{experiment}}/leakage.json",
     log:
@@ -218,8 +241,8 @@ rule leakage:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wildcards, input, attempt: job_mem_mb("leakage", input, attempt),
+        runtime=lambda wildcards, input, attempt: job_runtime("leakage", input, attempt),
     params:
         kmer=config["leakage"]["kmer"],
     script:

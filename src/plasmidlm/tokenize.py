@@ -66,6 +66,18 @@ def token_ids(tokenizer, sequences, kmer: int | None, stride: int = 1) -> list[n
     return ids
 
 
+def flat_token_ids(tokenizer, sequences, kmer: int | None, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of all DNA windows in one flat int32 array, and the offsets where each window starts (windows + 1
+    of them): tokenized `TOKENIZE_CHUNK` windows at a time, so that no per-window object outlives its chunk."""
+    pieces, lengths = [], []
+    for begin in range(0, len(sequences), TOKENIZE_CHUNK):
+        ids = token_ids(tokenizer, sequences[begin : begin + TOKENIZE_CHUNK], kmer, stride)
+        lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
+        pieces.append(np.concatenate(ids) if ids else np.empty(0, dtype=np.int32))
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]) if lengths else np.zeros(1, dtype=np.int64)
+    return (np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int32)), offsets
+
+
 def encode(tokenizer, sequences, kmer: int | None, stride: int = 1, input_names=("input_ids", "attention_mask")
            ) -> dict:
     """Tokenize DNA windows into `input_names` tensors (of `input_ids`, `attention_mask`), padded to the longest."""
