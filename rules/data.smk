@@ -11,8 +11,8 @@ rule validate:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("validate"),
+        runtime=minutes("validate"),
     params:
         data=config["data"],
         window_length=config["windows"]["length"],
@@ -32,8 +32,8 @@ rule select_classes:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=memory("select_classes"),
+        runtime=minutes("select_classes"),
     params:
         classes=config["classes"],
     script:
@@ -52,8 +52,8 @@ rule sketch:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("sketch"),
+        runtime=minutes("sketch"),
     params:
         ksize=config["split"]["near_duplicates"]["ksize"],
         scaled=config["split"]["near_duplicates"]["scaled"],
@@ -73,8 +73,8 @@ rule near_duplicates:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("near_duplicates"),
+        runtime=minutes("near_duplicates"),
     params:
         measure=config["split"]["near_duplicates"]["measure"],
         threshold=config["split"]["near_duplicates"]["threshold"],
@@ -96,8 +96,8 @@ rule near_duplicate_groups:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=memory("near_duplicate_groups"),
+        runtime=minutes("near_duplicate_groups"),
     params:
         linkage=config["split"]["near_duplicates"]["linkage"],
         measure=config["split"]["near_duplicates"]["measure"],
@@ -122,8 +122,8 @@ rule split:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=memory("split"),
+        runtime=minutes("split"),
     params:
         split={
             key: config["split"][key]
@@ -153,8 +153,8 @@ rule held_out_windows:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("held_out_windows"),
+        runtime=minutes("held_out_windows"),
     params:
         windows={
             key: config["windows"][key]
@@ -178,8 +178,8 @@ rule training_windows:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("training_windows", drawn_training_windows),
+        runtime=minutes("training_windows"),
     params:
         # only the training keys: windows.val_count/test_count must not redraw training windows
         windows=lambda wildcards: {
@@ -217,8 +217,8 @@ rule kmer_coverage:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input, attempt: job_mem_mb("kmer_coverage", input, attempt),
-        runtime=lambda wildcards, input, attempt: job_runtime("kmer_coverage", input, attempt),
+        mem_mb=memory("kmer_coverage"),
+        runtime=minutes("kmer_coverage"),
     params:
         kmer=config["leakage"]["kmer"],
     script:
@@ -241,8 +241,8 @@ rule leakage:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input, attempt: job_mem_mb("leakage", input, attempt),
-        runtime=lambda wildcards, input, attempt: job_runtime("leakage", input, attempt),
+        mem_mb=memory("leakage"),
+        runtime=minutes("leakage"),
     params:
         kmer=config["leakage"]["kmer"],
     script:
