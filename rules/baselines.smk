@@ -12,8 +12,8 @@ rule kmer_baseline:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory("kmer_baseline"),
+        runtime=minutes("kmer_baseline"),
     params:
         kmer=config["baselines"]["kmer"],
         length=config["windows"]["length"],
@@ -36,8 +36,8 @@ rule majority_baseline:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=memory("majority_baseline"),
+        runtime=minutes("majority_baseline"),
     params:
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
@@ -62,8 +62,8 @@ rule embeddings_baseline:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=memory("embeddings_baseline"),
+        runtime=minutes("embeddings_baseline"),
     params:
         embeddings=config["baselines"]["embeddings"],
         model=embeddings_model(),

@@ -11,8 +11,8 @@ rule validate:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("validate"),
+        runtime=minutes("validate"),
     params:
         data=config["data"],
         window_length=config["windows"]["length"],
@@ -33,8 +33,8 @@ rule select_classes:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=memory("select_classes"),
+        runtime=minutes("select_classes"),
     params:
         classes=config["classes"],
     script:
@@ -53,8 +53,8 @@ rule sketch:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("sketch"),
+        runtime=minutes("sketch"),
     params:
         ksize=config["split"]["near_duplicates"]["ksize"],
         scaled=config["split"]["near_duplicates"]["scaled"],
@@ -74,8 +74,8 @@ rule near_duplicates:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("near_duplicates"),
+        runtime=minutes("near_duplicates"),
     params:
         measure=config["split"]["near_duplicates"]["measure"],
         threshold=config["split"]["near_duplicates"]["threshold"],
@@ -97,8 +97,8 @@ rule near_duplicate_groups:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=memory("near_duplicate_groups"),
+        runtime=minutes("near_duplicate_groups"),
     params:
         linkage=config["split"]["near_duplicates"]["linkage"],
         measure=config["split"]["near_duplicates"]["measure"],
@@ -123,8 +123,8 @@ rule split:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=memory("split"),
+        runtime=minutes("split"),
     params:
         split={
             key: config["split"][key]
@@ -154,8 +154,8 @@ rule held_out_windows:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("held_out_windows"),
+        runtime=minutes("held_out_windows"),
     params:
         windows={
             key: config["windows"][key]
@@ -179,8 +179,8 @@ rule training_windows:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory("training_windows", drawn_training_windows),
+        runtime=minutes("training_windows"),
     params:
         # only the training keys: windows.val_count/test_count must not redraw training windows
         windows=lambda wildcards: {
@@ -203,14 +203,37 @@ rule training_windows:
         "../workflow_scripts/training_windows.py"
 
 
+# Once per run: which test windows have all their k-mers in training plasmids depends only on the split and
+# the test windows, not on an experiment.
+rule kmer_coverage:
+    input:
+        fasta=config["data"]["fasta"],
+        split=f"{RUN}/data/split.tsv",
+        test=f"{RUN}/data/test_windows.tsv.gz",
+    output:
+        f"{RUN}/data/test_kmer_coverage.tsv.gz",
+    log:
+        f"{RUN}/logs/kmer_coverage.log",
+    conda:
+        "../envs/plasmidlm.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory("kmer_coverage"),
+        runtime=minutes("kmer_coverage"),
+    params:
+        kmer=config["leakage"]["kmer"],
+    script:
+        "../workflow_scripts/kmer_coverage.py"
+
+
 # Separate from drawing the windows, so that a new test window count does not redraw training windows.
 rule leakage:
     input:
-        fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
         train=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
         val=f"{RUN}/data/val_windows.tsv.gz",
         test=f"{RUN}/data/test_windows.tsv.gz",
+        coverage=f"{RUN}/data/test_kmer_coverage.tsv.gz",
     output:
         f"{RUN}/{{experiment}}/leakage.json",
     log:
@@ -219,8 +242,8 @@ rule leakage:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=memory("leakage"),
+        runtime=minutes("leakage"),
     params:
         kmer=config["leakage"]["kmer"],
     script:

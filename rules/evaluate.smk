@@ -17,8 +17,8 @@ rule evaluate_checkpoint:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory("evaluate_checkpoint"),
+        runtime=minutes("evaluate_checkpoint"),
     params:
         evaluate=config["evaluate"],
         seed=config["seed"],

@@ -15,7 +15,7 @@ rule manifest:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=60,
+        mem_mb=memory("manifest"),
+        runtime=minutes("manifest"),
     script:
         "../workflow_scripts/manifest.py"

@@ -17,8 +17,8 @@ rule predict:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=memory("predict"),
+        runtime=minutes("predict"),
     params:
         predict={
             key: value for key, value in config["predict"].items() if key != "fasta"

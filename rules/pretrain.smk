@@ -14,8 +14,8 @@ rule pretrain:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=1440,
+        mem_mb=memory("pretrain", pretraining_windows),
+        runtime=minutes("pretrain"),
     params:
         pretrain={
             key: value

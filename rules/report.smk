@@ -11,8 +11,8 @@ rule provenance:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=memory("provenance"),
+        runtime=minutes("provenance"),
     params:
         config=config,
     script:
@@ -56,8 +56,8 @@ rule report:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=memory("report"),
+        runtime=minutes("report"),
     params:
         run_dir=lambda wildcards, input: os.path.dirname(input.provenance),
         experiments=list(EXPERIMENTS),

@@ -21,8 +21,8 @@ checkpoint train:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=1440,
+        mem_mb=memory("train"),
+        runtime=minutes("train"),
     params:
         model=lambda wildcards: experiment_model(wildcards.experiment),
         train=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"],

@@ -8,7 +8,7 @@ import pytest
 from conftest import WINDOW, random_windows
 from plasmidlm import baselines
 from plasmidlm.evaluate import embed_windows
-from plasmidlm.windows import reverse_complement
+from plasmidlm.windows import capped_counts, draw_windows, reverse_complement
 
 
 def test_canonical_kmers_merge_the_two_strands():
@@ -57,6 +57,46 @@ def test_encoder_of_a_classifier_checkpoint_gives_the_same_embeddings(tiny_check
                                embed_windows(model, tokenizer, model.config.plasmidlm, windows), atol=1e-5)
 
 
+def test_pooled_states_equal_the_mean_of_per_token_states_batch_by_batch(tiny_checkpoint):
+    directory, _, _ = tiny_checkpoint
+    encoder, tokenizer, metadata = baselines.load_encoder(directory)
+    windows = random_windows(7, seed=12)
+    pooled = baselines.pooled_states(encoder, tokenizer, metadata, windows, batch_size=3)
+    np.testing.assert_allclose(pooled, baselines.mean_pool(*baselines.token_states(encoder, tokenizer, metadata,
+                                                                                   windows)), atol=1e-5)
+
+
+def test_capped_counts_spread_the_cap_evenly_and_reproducibly():
+    ids = [f"p{i}" for i in range(7)]
+    assert capped_counts(ids, 3, 100, np.random.default_rng(0)) == dict.fromkeys(ids, 3)
+    assert capped_counts(ids, 3, None, np.random.default_rng(0)) == dict.fromkeys(ids, 3)
+    counts = capped_counts(ids, 3, 10, np.random.default_rng(0))
+    assert sum(counts.values()) == 10 and sorted(counts.values()) == [1, 1, 1, 1, 2, 2, 2]
+    assert capped_counts(ids, 3, 10, np.random.default_rng(0)) == counts
+
+
+def test_kmer_baseline_caps_its_training_windows(tmp_path, synthetic):
+    from plasmidlm import io, pipeline
+
+    split = synthetic.table.assign(split=["test" if i % 4 == 0 else "train" for i in range(len(synthetic.table))])
+    io.write_table(split, tmp_path / "split.tsv")
+    test = draw_windows(synthetic.sequences, split[split["split"] == "test"], 60, "random", 2, 0.5, False, (0, "t"))
+    io.write_table(test, tmp_path / "test.tsv")
+    n_train = int((split["split"] == "train").sum())
+    for max_windows, expected in [(None, 3 * n_train), (n_train + 5, n_train + 5)]:
+        pipeline.kmer_baseline(synthetic.fasta, tmp_path / "split.tsv", tmp_path / "test.tsv",
+                               {"k": 3, "windows_per_plasmid": 3, "max_windows": max_windows, "C": 1.0}, 60, 0, 0,
+                               tmp_path / "metrics.json", tmp_path / "predictions.tsv")
+        metrics = io.read_json(tmp_path / "metrics.json")
+        assert metrics["training_windows"] == expected and metrics["window"]["n"] == len(test)
+
+
+def _array_batches(states: np.ndarray, masks: np.ndarray):
+    import torch
+
+    return lambda rows: (torch.from_numpy(states[rows]), torch.from_numpy(masks[rows]))
+
+
 def test_token_cnn_learns_a_position_independent_motif():
     rng = np.random.default_rng(0)
     states = rng.normal(0, 1, (200, 20, 4)).astype(np.float32)
@@ -64,10 +104,12 @@ def test_token_cnn_learns_a_position_independent_motif():
     positions = rng.integers(0, 20, size=200)
     states[labels == 1, positions[labels == 1], 0] += 6.0  # class 1 carries one strong token anywhere
     masks = np.ones((200, 20), dtype=bool)
-    model = baselines.fit_token_cnn(states, masks, labels, n_classes=2, epochs=60, seed=0, channels=8, kernel=3)
+    model = baselines.fit_token_cnn(_array_batches(states, masks), labels, n_classes=2, hidden=4, epochs=60, seed=0,
+                                    channels=8, kernel=3)
     proba = baselines.token_cnn_proba(model, states, masks)
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert (proba.argmax(axis=1) == labels).mean() > 0.9
-    again = baselines.fit_token_cnn(states, masks, labels, n_classes=2, epochs=60, seed=0, channels=8, kernel=3)
+    again = baselines.fit_token_cnn(_array_batches(states, masks), labels, n_classes=2, hidden=4, epochs=60, seed=0,
+                                    channels=8, kernel=3)
     np.testing.assert_allclose(baselines.token_cnn_proba(again, states, masks), proba)
 

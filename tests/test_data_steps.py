@@ -8,6 +8,7 @@ import pytest
 
 from plasmidlm import PlasmidlmError, io, pipeline
 from plasmidlm.config import load_schema
+from plasmidlm.windows import reverse_complement, windows_covered_by_kmers
 
 from conftest import make_dataset, random_sequence, write_fasta
 
@@ -180,6 +181,32 @@ def test_held_out_windows_respect_the_ambiguity_policy(tmp_path):
                               out)
     windows = io.read_table(out)
     assert len(windows) == 60 and not windows["sequence"].str.contains("N").any()
+
+
+def test_leakage_counts_verbatim_windows_by_hash_and_takes_coverage_from_the_run(split_run):
+    directory, fasta, _ = split_run
+    windows = {**WINDOW_DEFAULTS, "per_plasmid": 3}
+    pipeline.training_windows(fasta, directory / "split.tsv", windows, 100, 1, "e", directory / "train.tsv.gz")
+    for name in ("val", "test"):
+        pipeline.held_out_windows(fasta, directory / "split.tsv", name, windows, 40, 1, directory / f"{name}.tsv.gz")
+    test = io.read_table(directory / "test.tsv.gz")
+    train = io.read_table(directory / "train.tsv.gz")
+    # two test windows that are training windows verbatim (one reverse-complemented): counted by their hashes
+    train.loc[[0, 1], "sequence"] = [test["sequence"][0], reverse_complement(test["sequence"][1])]
+    io.write_table(train, directory / "train.tsv.gz")
+    pipeline.kmer_coverage(fasta, directory / "split.tsv", directory / "test.tsv.gz", 31, directory / "coverage.tsv.gz")
+    pipeline.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
+                     directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
+    report = io.read_json(directory / "leakage.json")
+    assert report["test_windows_shared_with_train"] == 2
+    split = io.read_table(directory / "split.tsv")
+    sequences = io.read_fasta(fasta, set(split.loc[split["split"] == "train", "id"]))
+    expected = windows_covered_by_kmers(test["sequence"].tolist(), sequences.values(), 31)
+    assert report["test_windows_kmer_covered"] == int(expected.sum())
+    io.write_table(io.read_table(directory / "coverage.tsv.gz").iloc[1:], directory / "coverage.tsv.gz")
+    with pytest.raises(PlasmidlmError, match="does not list the test windows"):
+        pipeline.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
+                         directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
 
 
 # --- errors that name their cause, not a consequence in a later step ---------------------------------------

@@ -20,7 +20,7 @@ from conftest import snakemake
 
 DATA_RULES = {"validate", "select_classes", "sketch", "near_duplicates", "near_duplicate_groups", "split",
               "held_out_windows",
-              "training_windows", "leakage"}
+              "training_windows", "kmer_coverage", "leakage"}
 ALWAYS = {"provenance", "report", "manifest", "all"}
 JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 

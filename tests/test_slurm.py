@@ -33,7 +33,7 @@ from conftest import REPO_ROOT
 
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 RUN_TIMEOUT_S = 1200
-TEST_MEM_MB = 2000  # enough for the reduced demo's tiny model; the rules ask for up to 16 GB (for real models)
+TEST_MEM_MB = 2000  # enough for the reduced demo's tiny model; the rules ask for more (for real models and data)
 
 
 def _run(command: list[str], timeout: float = 3) -> subprocess.CompletedProcess | None:
@@ -78,11 +78,10 @@ def profile_gpu_rules() -> list[str]:
 
 
 def rules_asking_for_memory(more_than: int) -> list[str]:
-    """The rules whose `resources: mem_mb=` in rules/*.smk is above `more_than` MB."""
-    text = "\n".join(path.read_text() for path in sorted((REPO_ROOT / "rules").glob("*.smk")))
-    blocks = re.findall(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", text, re.MULTILINE | re.DOTALL)
-    return [name for name, body in blocks
-            if (match := re.search(r"\bmem_mb=(\d+)", body)) and int(match.group(1)) > more_than]
+    """The rules whose memory request (plasmidlm.resources, before any input) is above `more_than` MB."""
+    from plasmidlm import resources
+
+    return [rule for rule in resources.MEMORY if resources.mem_mb(rule, {}) > more_than]
 
 
 def slurm_job_states(job_ids: list[str]) -> dict[str, str]:

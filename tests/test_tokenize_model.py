@@ -86,6 +86,25 @@ def test_encode_pads_to_longest_and_masks_padding():
 # --- model ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_flat_token_ids_concatenate_every_window_across_chunks(monkeypatch, stride):
+    """Chunks of windows of one length take the numpy path, the chunk of mixed lengths the tokenizer's."""
+    import plasmidlm.tokenize as tokenize
+
+    tokenizer = build_kmer_tokenizer(3, model_max_length=512)
+    windows = random_windows(7, seed=2)
+    windows[3] = windows[3][:20] + "N" + windows[3][21:]
+    windows = pd.Series(windows + ["ACGTNACGT", "ACG"])  # [UNK]s, mixed lengths, a window of one k-mer
+    monkeypatch.setattr(tokenize, "TOKENIZE_CHUNK", 2)
+    tokens, offsets = tokenize.flat_token_ids(tokenizer, windows, 3, stride)
+    assert tokens.dtype == np.int32 and len(offsets) == len(windows) + 1
+    for index, window in enumerate(windows):
+        expected = tokenizer(kmer_text(window, 3, stride))["input_ids"]
+        assert tokens[offsets[index] : offsets[index + 1]].tolist() == expected
+    empty_tokens, empty_offsets = tokenize.flat_token_ids(tokenizer, [], 3)
+    assert len(empty_tokens) == 0 and empty_offsets.tolist() == [0]
+
+
 def test_build_or_load_builtin_configures_model(tiny_checkpoint):
     _, model, tokenizer = tiny_checkpoint
     config = model.config

@@ -23,6 +23,7 @@ from plasmidlm.windows import (
     draw_windows,
     reverse_complement,
     rng_for,
+    sequence_hashes,
     shared_window_sequences,
     windows_covered_by_kmers,
 )
@@ -269,8 +270,8 @@ def test_shared_window_sequences_counts_both_strands():
         ("s3", "ACACAC"),                   # not present
         ("s4", "AAACCC"),                   # one base off
     ])
-    assert shared_window_sequences(test, train) == 2
-    assert shared_window_sequences(test, window_frame([])) == 0
+    assert shared_window_sequences(test["sequence"], sequence_hashes(train["sequence"])) == 2
+    assert shared_window_sequences(test["sequence"], sequence_hashes([])) == 0
 
 
 # --- near-copy measure: test windows covered by training k-mers ----------------------------------------
@@ -280,6 +281,25 @@ def test_canonical_kmer_codes_are_strand_independent():
     forward = canonical_kmer_codes(sequence, 31)
     assert len(forward) == 300 - 31 + 1
     assert sorted(forward) == sorted(canonical_kmer_codes(reverse_complement(sequence), 31))
+
+
+def test_canonical_kmer_codes_equal_the_two_bit_numbers_of_both_strands():
+    sequence = "".join(np.random.default_rng(5).choice(list("ACGT"), size=80)) + "N" + "ACGTTGCAACGTTGCAACGTTGCAACGTTGCAAC"
+    digits = {"A": 0, "C": 1, "G": 2, "T": 3}
+    expected = [min(int("".join(str(digits[b]) for b in kmer), 4), int("".join(str(digits[b]) for b in
+                    reverse_complement(kmer)), 4))
+                for kmer in (sequence[i : i + 31] for i in range(len(sequence) - 30)) if "N" not in kmer]
+    assert canonical_kmer_codes(sequence, 31).tolist() == expected
+
+
+def test_references_longer_than_a_chunk_are_covered_across_chunk_boundaries(monkeypatch):
+    import plasmidlm.windows as windows
+
+    rng = np.random.default_rng(6)
+    training = "".join(rng.choice(list("ACGT"), size=1000))
+    across = [training[i : i + 100] for i in (0, 150, 170, 200, 900)]
+    monkeypatch.setattr(windows, "KMER_CHUNK", 200)
+    assert windows_covered_by_kmers(across, iter([training]), 31).all()
 
 
 def test_kmers_with_ambiguous_bases_are_left_out():

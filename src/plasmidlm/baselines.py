@@ -25,11 +25,11 @@ def canonical_kmer_index(k: int) -> np.ndarray:
 
 
 def kmer_frequencies(sequences, k: int) -> np.ndarray:
-    """Frequencies of canonical k-mers per sequence; k-mers containing a non-ACGT base are ignored."""
+    """Frequencies of canonical k-mers per sequence (float32); k-mers containing a non-ACGT base are ignored."""
     columns = canonical_kmer_index(k)
     n_columns = int(columns.max()) + 1
     weights = 4 ** np.arange(k - 1, -1, -1)
-    out = np.zeros((len(sequences), n_columns))
+    out = np.zeros((len(sequences), n_columns), dtype=np.float32)
     for row, sequence in enumerate(sequences):
         codes = _CODE[np.frombuffer(sequence.encode(), dtype=np.uint8)]
         if len(codes) < k:
@@ -86,8 +86,9 @@ def load_encoder(name_or_path, trust_remote_code: bool = False, kmer: int | None
     return encoder, tokenizer, metadata
 
 
-def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256):
-    """Last hidden state of every token (float32 [windows, tokens, hidden]) and the padding mask [windows, tokens]."""
+def encoder_states(encoder, tokenizer, metadata: dict, sequences, first_row: int = 0):
+    """Last hidden state of every token of one batch of windows (float32 tensor [windows, tokens, hidden] on the
+    encoder's device, zero at padding) and the padding mask (bool tensor [windows, tokens])."""
     import torch
 
     from plasmidlm.evaluate import check_token_counts
@@ -95,23 +96,39 @@ def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int 
     from plasmidlm.tokenize import encode
 
     device = next(encoder.parameters()).device
-    names = forward_input_names(encoder)
     limit, source = token_limit(encoder.config, tokenizer)
+    batch = encode(tokenizer, list(sequences), metadata.get("kmer"), metadata.get("kmer_stride", 1))
+    check_token_counts(batch["attention_mask"], limit, source, first_row)
+    with torch.no_grad():
+        hidden = last_hidden_state(encoder, {name: batch[name].to(device) for name in forward_input_names(encoder)})
+    masks = batch["attention_mask"].to(device).bool()
+    return hidden.float() * masks[..., None], masks
+
+
+def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256):
+    """Last hidden state of every token (float32 [windows, tokens, hidden], zero at padding) and the padding mask
+    [windows, tokens]. Memory grows with the windows: call it on chunks of them (see `pooled_states`)."""
     sequences = list(sequences)
     states, masks = [], []
-    with torch.inference_mode():
-        for begin in range(0, len(sequences), batch_size):
-            batch = encode(tokenizer, sequences[begin : begin + batch_size], metadata.get("kmer"),
-                           metadata.get("kmer_stride", 1))
-            check_token_counts(batch["attention_mask"], limit, source, begin)
-            hidden = last_hidden_state(encoder, {name: batch[name].to(device) for name in names})
-            states.append(hidden.float().cpu().numpy())
-            masks.append(batch["attention_mask"].numpy().astype(bool))
+    for begin in range(0, len(sequences), batch_size):
+        hidden, mask = encoder_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size], begin)
+        states.append(hidden.cpu().numpy())
+        masks.append(mask.cpu().numpy())
     width = max(state.shape[1] for state in states)
     pad = [(0, 0), (0, 0)]
     states = np.concatenate([np.pad(s, [(0, 0), (0, width - s.shape[1]), (0, 0)]) for s in states])
     masks = np.concatenate([np.pad(m, pad[:1] + [(0, width - m.shape[1])]) for m in masks])
     return states, masks
+
+
+def pooled_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256) -> np.ndarray:
+    """Mean-pooled last hidden states (float32 [windows, hidden]), computed batch by batch: per-token states of
+    one batch at a time are held."""
+    sequences = list(sequences)
+    pooled = [mean_pool(*token_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size],
+                                      batch_size))
+              for begin in range(0, len(sequences), batch_size)]
+    return np.concatenate(pooled) if pooled else np.empty((0, encoder.config.hidden_size), dtype=np.float32)
 
 
 def mean_pool(states: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -140,22 +157,28 @@ def _token_cnn(hidden: int, n_classes: int, channels: int, kernel: int):
     return TokenCNN()
 
 
-def fit_token_cnn(states: np.ndarray, masks: np.ndarray, labels: np.ndarray, n_classes: int, epochs: int,
-                  seed: int, channels: int = 64, kernel: int = 9, batch_size: int = 64, learning_rate: float = 1e-3):
-    """A small 1D CNN over frozen per-token embeddings (class indices `labels`), trained with AdamW."""
+def fit_token_cnn(batch_states, labels: np.ndarray, n_classes: int, hidden: int, epochs: int, seed: int,
+                  channels: int = 64, kernel: int = 9, batch_size: int = 64, learning_rate: float = 1e-3,
+                  device="cpu"):
+    """A small 1D CNN over frozen per-token embeddings (class indices `labels`), trained with AdamW on `device`.
+
+    `batch_states(rows)` gives the states and masks of the windows `rows` (tensors, see `encoder_states`): they
+    are computed batch by batch, every epoch, so memory does not grow with the number of training windows.
+    """
     import torch
 
     torch.manual_seed(seed)
-    model = _token_cnn(states.shape[2], n_classes, channels, kernel)
+    model = _token_cnn(hidden, n_classes, channels, kernel).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
-    states_t, masks_t = torch.from_numpy(states), torch.from_numpy(masks)
     labels_t = torch.tensor(np.array(labels, dtype=np.int64))
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         for rows in torch.randperm(len(labels_t), generator=generator).split(batch_size):
+            states, masks = batch_states(rows.numpy())
             optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(states_t[rows], masks_t[rows]), labels_t[rows])
+            loss = torch.nn.functional.cross_entropy(model(states.to(device), masks.to(device)),
+                                                     labels_t[rows].to(device))
             loss.backward()
             optimizer.step()
     return model.eval()
@@ -164,8 +187,9 @@ def fit_token_cnn(states: np.ndarray, masks: np.ndarray, labels: np.ndarray, n_c
 def token_cnn_proba(model, states: np.ndarray, masks: np.ndarray, batch_size: int = 512) -> np.ndarray:
     import torch
 
+    device = next(model.parameters()).device
     with torch.inference_mode():
-        logits = [model(torch.from_numpy(states[begin : begin + batch_size]),
-                        torch.from_numpy(masks[begin : begin + batch_size]))
+        logits = [model(torch.from_numpy(states[begin : begin + batch_size]).to(device),
+                        torch.from_numpy(masks[begin : begin + batch_size]).to(device)).float().cpu()
                   for begin in range(0, len(states), batch_size)]
     return torch.softmax(torch.cat(logits), dim=-1).numpy()

@@ -171,6 +171,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"id": str, "plasmid_id": str, "label": str})
 
 
+def iter_table(path: str | Path, columns: list[str], chunk_rows: int = 100_000):
+    """The table's `columns` in pieces of `chunk_rows` rows (DataFrames): memory bounded by a piece."""
+    yield from pd.read_csv(path, sep="\t", usecols=columns, chunksize=chunk_rows,
+                           dtype={"id": str, "plasmid_id": str, "label": str})
+
+
 def write_json(data, path: str | Path) -> None:
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, default=str) + "\n"))
 

@@ -31,8 +31,11 @@ from plasmidlm.split import (
 )
 from plasmidlm.windows import (
     assert_no_plasmid_leakage,
+    capped_counts,
     draw_balanced_windows,
     draw_windows,
+    rng_for,
+    sequence_hashes,
     shared_window_sequences,
     windows_covered_by_kmers,
     windows_from_counts,
@@ -271,24 +274,44 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
     io.write_table(windows, out)
 
 
-def leakage(fasta, split_path, train_windows, val_windows, test_windows, kmer: int, out, log=_noop):
-    """Fail if a test plasmid is among the training or validation plasmids; measure what ID checks miss.
-
-    Counts test windows found verbatim (either strand) among the training windows, and test windows whose
-    every k-mer occurs in the training plasmids: near-identical plasmids recur across isolates, so a test
-    window can be (nearly) training sequence although its plasmid ID is not in training.
-    """
+def kmer_coverage(fasta, split_path, test_windows, kmer: int, out, log=_noop):
+    """For each test window, whether every one of its k-mers occurs in a training plasmid (streamed, once per run:
+    it depends only on the split and the test windows)."""
     split_table = io.read_table(split_path)
     test = io.read_table(test_windows)
-    train = io.read_table(train_windows)
-    assert_no_plasmid_leakage(test, train, "the training windows")
-    assert_no_plasmid_leakage(test, io.read_table(val_windows), "the validation windows")
-    assert_no_plasmid_leakage(test, split_table[split_table["split"] != "test"].rename(columns={"id": "plasmid_id"}),
-                              "the train or val split")
-    shared = shared_window_sequences(test, train)
     train_ids = set(split_table.loc[split_table["split"] == "train", "id"])
     training_sequences = (sequence for _, sequence in io.iter_fasta(fasta, train_ids))
     covered = windows_covered_by_kmers(test["sequence"].tolist(), training_sequences, kmer)
+    log(f"{covered.sum()} of {len(test)} test windows have all their {kmer}-mers in the {len(train_ids)} training "
+        f"plasmids")
+    io.write_table(pd.DataFrame({"window_id": test["window_id"], "covered": covered}), out)
+
+
+def leakage(split_path, train_windows, val_windows, test_windows, coverage, kmer: int, out, log=_noop):
+    """Fail if a test plasmid is among the training or validation plasmids; measure what ID checks miss.
+
+    Counts test windows found verbatim (either strand) among the training windows (read in pieces, compared by
+    hash), and takes from `coverage` (`kmer_coverage`) the test windows whose every k-mer occurs in the training
+    plasmids: near-identical plasmids recur across isolates, so a test window can be (nearly) training sequence
+    although its plasmid ID is not in training.
+    """
+    split_table = io.read_table(split_path)
+    test = io.read_table(test_windows)
+    train_plasmids, hashes, n_train = set(), [], 0
+    for piece in io.iter_table(train_windows, ["plasmid_id", "sequence"]):
+        train_plasmids.update(piece["plasmid_id"])
+        hashes.append(sequence_hashes(piece["sequence"]))
+        n_train += len(piece)
+    train_plasmids = pd.DataFrame({"plasmid_id": sorted(train_plasmids)})
+    assert_no_plasmid_leakage(test, train_plasmids, "the training windows")
+    assert_no_plasmid_leakage(test, io.read_table(val_windows), "the validation windows")
+    assert_no_plasmid_leakage(test, split_table[split_table["split"] != "test"].rename(columns={"id": "plasmid_id"}),
+                              "the train or val split")
+    shared = shared_window_sequences(test["sequence"], np.unique(np.concatenate(hashes)) if hashes else [])
+    covered_of = io.read_table(coverage).set_index("window_id")["covered"]
+    if set(covered_of.index) != set(test["window_id"]):
+        raise PlasmidlmError(f"leakage: {coverage} does not list the test windows of {test_windows}")
+    covered = covered_of.loc[test["window_id"]].to_numpy(dtype=bool)
     report = {
         "test_plasmids_in_train": 0,
         "test_plasmids_in_val": 0,
@@ -302,9 +325,15 @@ def leakage(fasta, split_path, train_windows, val_windows, test_windows, kmer: i
                                            pd.Series(covered).groupby(test["label"].to_numpy())},
     }
     log(f"no test plasmid in training or validation; {shared} of {len(test)} test windows occur verbatim "
-        f"(either strand) among the {len(train)} training windows; {covered.sum()} "
+        f"(either strand) among the {n_train} training windows; {covered.sum()} "
         f"({report['test_windows_kmer_covered_fraction']:.1%}) have all their {kmer}-mers in training plasmids")
     io.write_json(report, out)
+
+
+def _training_columns(path) -> pd.DataFrame:
+    """What training needs of a window table: label (categorical), sequence and, with fresh windows every epoch, epoch."""
+    columns = [column for column in ("label", "sequence", "epoch") if column in pd.read_csv(path, sep="\t", nrows=0)]
+    return pd.read_csv(path, sep="\t", usecols=columns, dtype={"label": "category"})
 
 
 def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
@@ -312,7 +341,7 @@ def train(train_windows, val_windows, split_path, model_config: dict, train_conf
     from plasmidlm.train import fine_tune, log_history_table
 
     classes = classes_of_split(io.read_table(split_path))
-    summary = fine_tune(io.read_table(train_windows), io.read_table(val_windows), classes, model_config,
+    summary = fine_tune(_training_columns(train_windows), io.read_table(val_windows), classes, model_config,
                         train_config, window_length, model_dir, seed, log)
     io.write_table(log_history_table(summary.pop("log_history")), out_log)
     io.write_json(summary, out_summary)
@@ -328,20 +357,26 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
     from plasmidlm.train import log_history_table
 
     split_table = io.read_table(split_path)
-    plasmids = split_table[split_table["split"] == "train"][["id", "label"]]
-    sequences = io.read_fasta(fasta, ids=set(plasmids["id"]))
+    plasmids = split_table[split_table["split"] == "train"][["id", "label", "length"]]
     for path in extra_fasta:
-        extra = io.read_fasta(path)
-        plasmids = pd.concat([plasmids, pd.DataFrame({"id": list(extra), "label": "unlabeled"})])
-        sequences.update(extra)
+        extra = pd.DataFrame([(record_id, "unlabeled", len(sequence)) for record_id, sequence in io.iter_fasta(path)],
+                             columns=["id", "label", "length"])
+        plasmids = pd.concat([plasmids, extra])
         log(f"{len(extra)} extra unlabeled sequence(s) from {path}")
     held_out = split_table.loc[split_table["split"] != "train", "id"]
     assert_no_plasmid_leakage(pd.DataFrame({"plasmid_id": held_out}), plasmids.rename(columns={"id": "plasmid_id"}),
                               "the pretraining corpus")
-    plasmids = plasmids[plasmids["id"].map(lambda name: len(sequences[name]) >= window_length)]
-    corpus = draw_windows(sequences, plasmids, window_length, "random", pretrain_config["windows_per_plasmid"], 0.5,
+    plasmids = plasmids[plasmids["length"] >= window_length]
+    train_ids = set(split_table.loc[split_table["split"] == "train", "id"])
+
+    def sequences():  # streamed, one record at a time
+        yield from io.iter_fasta(fasta, train_ids)
+        for path in extra_fasta:
+            yield from io.iter_fasta(path)
+
+    corpus = draw_windows(sequences(), plasmids, window_length, "random", pretrain_config["windows_per_plasmid"], 0.5,
                           False, (seed, "pretrain", "corpus"))
-    heldout = draw_balanced_windows(sequences, plasmids.assign(label="all"), window_length,
+    heldout = draw_balanced_windows(sequences(), plasmids.assign(label="all"), window_length,
                                     pretrain_config["heldout_windows"], False, (seed, "pretrain", "heldout"))
     summary = pretrain_mlm(corpus, heldout, pretrain_config, window_length, output_dir, seed, log)
     io.write_table(log_history_table(summary.pop("log_history")), out_log)
@@ -366,14 +401,29 @@ def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, s
 
 
 def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], n_bootstrap: int, seed: int,
-                    out_metrics, out_predictions):
+                    out_metrics, out_predictions, training_windows: int | None = None):
     from plasmidlm.metrics import evaluate_predictions, predictions_table
 
     predictions = predictions_table(test, proba, classes)
     metrics = evaluate_predictions(predictions, classes, n_bootstrap, seed)
+    if training_windows is not None:
+        metrics["training_windows"] = training_windows
     io.write_table(predictions, out_predictions)
     io.write_json(metrics, out_metrics)
     return metrics
+
+
+def _baseline_training_windows(fasta, plasmids: pd.DataFrame, length: int, config: dict, seed: tuple,
+                               what: str, log) -> pd.DataFrame:
+    """`config["windows_per_plasmid"]` random windows of every training plasmid, at most `config["max_windows"]`
+    in all (spread evenly over the plasmids, seeded), streamed from the FASTA."""
+    counts = capped_counts(plasmids["id"], config["windows_per_plasmid"], config["max_windows"], rng_for(*seed))
+    [train] = windows_from_counts(io.iter_fasta(fasta), plasmids, counts, length, "random", 0.5, False, [seed], "w")
+    wanted = len(plasmids) * config["windows_per_plasmid"]
+    if len(train) < wanted:
+        log(f"{what}: {len(train):,} training windows instead of {wanted:,} ({config['windows_per_plasmid']} per "
+            f"plasmid): capped at baselines.{what}.max_windows = {config['max_windows']:,}")
+    return train
 
 
 def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: int, n_bootstrap: int, seed: int,
@@ -383,14 +433,15 @@ def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: in
 
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5,
-                         False, (seed, "baseline", "kmer"))
-    model = baselines.fit_logistic(baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"]),
-                                   train["label"], kmer_config["C"], seed)
+    train = _baseline_training_windows(fasta, plasmids, length, kmer_config, (seed, "baseline", "kmer"), "kmer", log)
+    features = baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"])
+    model = baselines.fit_logistic(features, train["label"], kmer_config["C"], seed)
+    del features
     test = io.read_table(test_windows)
     proba = baselines.logistic_proba(model, baselines.kmer_frequencies(test["sequence"].tolist(), kmer_config["k"]),
                                      classes)
-    metrics = _write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics, out_predictions)
+    metrics = _write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics, out_predictions,
+                              training_windows=len(train))
     log(f"{kmer_config['k']}-mer logistic regression on {len(train)} windows: window accuracy "
         f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
 
@@ -402,6 +453,8 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
 
     `model` is an experiment's model folder (`from_experiment`: its best checkpoint by validation is used),
     a local Hugging Face directory or a hub id. `trust_remote_code` allows a model that ships its own code.
+    Per-token states are never held for more than one batch (`EMBEDDING_CHUNK` test windows): the CNN's
+    training batches are embedded anew every epoch.
     """
     from plasmidlm import baselines
 
@@ -411,13 +464,16 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
     encoder, tokenizer, metadata = baselines.load_encoder(model, trust_remote_code, embeddings_config["kmer"])
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", embeddings_config["windows_per_plasmid"],
-                         0.5, False, (seed, "baseline", "embeddings"))
-    states, masks = baselines.token_states(encoder, tokenizer, metadata, train["sequence"])
-    logistic = baselines.fit_logistic(baselines.mean_pool(states, masks), train["label"], embeddings_config["C"], seed)
-    cnn = baselines.fit_token_cnn(states, masks, train["label"].map(classes.index).to_numpy(), len(classes),
-                                  embeddings_config["cnn_epochs"], seed, embeddings_config["cnn_channels"])
-    del states, masks
+    train = _baseline_training_windows(fasta, plasmids, length, embeddings_config, (seed, "baseline", "embeddings"),
+                                       "embeddings", log)
+    sequences = train["sequence"].to_numpy()
+    logistic = baselines.fit_logistic(baselines.pooled_states(encoder, tokenizer, metadata, sequences),
+                                      train["label"], embeddings_config["C"], seed)
+    cnn = baselines.fit_token_cnn(
+        lambda rows: baselines.encoder_states(encoder, tokenizer, metadata, sequences[rows]),
+        train["label"].map(classes.index).to_numpy(), len(classes), encoder.config.hidden_size,
+        embeddings_config["cnn_epochs"], seed, embeddings_config["cnn_channels"],
+        device=next(encoder.parameters()).device)
     test = io.read_table(test_windows)
     logistic_proba, cnn_proba = [], []
     for begin in range(0, len(test), EMBEDDING_CHUNK):
@@ -431,7 +487,7 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
         ("per-token embeddings + 1D CNN", cnn_proba, out_cnn_metrics, out_cnn_predictions),
     ]:
         metrics = _write_baseline(test, np.concatenate(proba), classes, n_bootstrap, seed, out_metrics,
-                                  out_predictions)
+                                  out_predictions, training_windows=len(train))
         log(f"{name} on {len(train)} windows: window accuracy {metrics['window']['accuracy']:.4f}, plasmid "
             f"accuracy {metrics['plasmid']['accuracy']:.4f}")
 

@@ -12,7 +12,7 @@ from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageMod
 
 from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
 from plasmidlm.model import METADATA_KEY, PRESETS, parameter_counts
-from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
+from plasmidlm.tokenize import build_kmer_tokenizer, flat_token_ids, n_tokens
 from plasmidlm.train import (
     ProgressLog,
     StopOnSigterm,
@@ -54,14 +54,16 @@ class KmerSpanMasking(DataCollatorForLanguageModeling):
 
 
 class TokenDataset(torch.utils.data.Dataset):
-    def __init__(self, encodings: dict):
-        self.encodings = encodings
+    """Token ids of every window in one flat int32 array (see `tokenize.flat_token_ids`); the collator pads."""
+
+    def __init__(self, tokens: np.ndarray, offsets: np.ndarray):
+        self.tokens, self.offsets = tokens, offsets
 
     def __len__(self) -> int:
-        return len(self.encodings["input_ids"])
+        return len(self.offsets) - 1
 
     def __getitem__(self, index: int) -> dict:
-        return {key: value[index] for key, value in self.encodings.items()}
+        return {"input_ids": torch.from_numpy(self.tokens[self.offsets[index] : self.offsets[index + 1]].astype(np.int64))}
 
 
 def masked_accuracy(eval_prediction) -> dict:
@@ -111,8 +113,8 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     trainer = Trainer(
         model=model,
         args=training_arguments(pretrain_config, output_dir, seed),
-        train_dataset=TokenDataset(encode(tokenizer, train_windows["sequence"], kmer, stride)),
-        eval_dataset=TokenDataset(encode(tokenizer, heldout_windows["sequence"], kmer, stride)),
+        train_dataset=TokenDataset(*flat_token_ids(tokenizer, train_windows["sequence"], kmer, stride)),
+        eval_dataset=TokenDataset(*flat_token_ids(tokenizer, heldout_windows["sequence"], kmer, stride)),
         data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=pretrain_config["mlm_probability"],
                                       span=kmer if stride == 1 else 1),
         processing_class=tokenizer,

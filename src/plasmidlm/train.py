@@ -33,18 +33,18 @@ from plasmidlm.model import (
     merged_model,
     parameter_counts,
 )
-from plasmidlm.tokenize import token_ids
+from plasmidlm.tokenize import flat_token_ids
 
 LORA_ADAPTER_DIR = "lora_adapter"  # inside a checkpoint of a LoRA run: the adapters and head that resuming loads
 BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    """Token ids of every window, unpadded, in one flat int32 array, and their class indices."""
+    """Token ids of every window, unpadded, in one flat int32 array (`tokens`, window i at
+    offsets[i]:offsets[i + 1]), and their class indices."""
 
-    def __init__(self, ids: list[np.ndarray], labels: np.ndarray):
-        self.offsets = np.concatenate([[0], np.cumsum([len(row) for row in ids])])
-        self.tokens = np.concatenate(ids) if ids else np.empty(0, dtype=np.int32)
+    def __init__(self, tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
+        self.tokens, self.offsets = tokens, offsets
         self.labels = torch.tensor(np.asarray(labels, dtype=np.int64))
 
     def __len__(self) -> int:
@@ -83,7 +83,7 @@ class PadToLongest:
 
 def make_dataset(windows: pd.DataFrame, tokenizer, metadata: dict, classes: list[str]) -> WindowDataset:
     label_ids = windows["label"].map({name: i for i, name in enumerate(classes)}).to_numpy()
-    return WindowDataset(token_ids(tokenizer, windows["sequence"], metadata["kmer"], metadata["kmer_stride"]),
+    return WindowDataset(*flat_token_ids(tokenizer, windows["sequence"], metadata["kmer"], metadata["kmer_stride"]),
                          label_ids)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterable, Mapping
 
@@ -149,6 +150,17 @@ def draw_windows(
     return windows
 
 
+def capped_counts(plasmid_ids, per_plasmid: int, max_windows: int | None, rng: np.random.Generator) -> dict[str, int]:
+    """`per_plasmid` windows of every plasmid, or, when that exceeds `max_windows`, `max_windows` windows spread
+    evenly over the plasmids (±1, the extra ones to a seeded random subset): memory then stays bounded."""
+    ids = list(plasmid_ids)
+    if not max_windows or len(ids) * per_plasmid <= max_windows:
+        return dict.fromkeys(ids, per_plasmid)
+    counts = np.full(len(ids), max_windows // len(ids))
+    counts[rng.permutation(len(ids))[: max_windows % len(ids)]] += 1
+    return dict(zip(ids, counts.tolist()))
+
+
 def balanced_counts(plasmids: pd.DataFrame, count: int, rng: np.random.Generator) -> dict[str, int]:
     """`count` windows split evenly across classes and, within a class, across its plasmids (±1)."""
     labels = sorted(plasmids["label"].unique())
@@ -200,10 +212,17 @@ def assert_no_plasmid_leakage(test: pd.DataFrame, other: pd.DataFrame, what: str
         )
 
 
-def shared_window_sequences(test: pd.DataFrame, train: pd.DataFrame) -> int:
-    """Number of test windows whose sequence (either strand) also occurs verbatim among training windows."""
-    train_set = {canonical(sequence) for sequence in train["sequence"]}
-    return int(sum(canonical(sequence) in train_set for sequence in test["sequence"]))
+def sequence_hashes(sequences) -> np.ndarray:
+    """A 64-bit hash of each sequence's canonical form (either strand): verbatim comparisons without holding the
+    sequences (two different windows share a hash with probability about 2^-64 per pair)."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(canonical(sequence).encode(), digest_size=8).digest(), "little")
+                        for sequence in sequences), dtype=np.uint64)
+
+
+def shared_window_sequences(test_sequences, train_hashes: np.ndarray) -> int:
+    """Number of test windows whose sequence (either strand) also occurs verbatim among training windows, given the
+    `sequence_hashes` of those."""
+    return int(np.isin(sequence_hashes(test_sequences), train_hashes).sum())
 
 
 _TWO_BIT = np.full(256, 255, dtype=np.uint8)
@@ -211,17 +230,28 @@ for _code, _base in enumerate(b"ACGT"):
     _TWO_BIT[_base] = _code
 
 
+KMER_CHUNK = 1 << 20  # reference nucleotides whose k-mers are computed at a time (about 32 bytes per nucleotide)
+
+
 def canonical_kmer_codes(sequence: str, k: int) -> np.ndarray:
-    """Every k-mer of `sequence` (k ≤ 31) as a 2-bit integer, the smaller of both strands; k-mers with N etc. left out."""
+    """Every k-mer of `sequence` (k ≤ 31) as a 2-bit integer, the smaller of both strands; k-mers with N etc. left out.
+
+    Built by shifting in one base at a time, so that memory is a few 8-byte integers per nucleotide, whatever k.
+    """
     codes = _TWO_BIT[np.frombuffer(sequence.encode(), dtype=np.uint8)]
-    if len(codes) < k:
+    n = len(codes) - k + 1
+    if n <= 0:
         return np.empty(0, dtype=np.uint64)
-    windows = np.lib.stride_tricks.sliding_window_view(codes, k)
-    valid = (windows != 255).all(axis=1)
-    weights = (4 ** np.arange(k - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
-    forward = windows[valid].astype(np.uint64) @ weights
-    reverse = (3 - windows[valid][:, ::-1]).astype(np.uint64) @ weights
-    return np.minimum(forward, reverse)
+    invalid = np.concatenate([[0], np.cumsum(codes == 255)])
+    valid = invalid[k:] == invalid[:-k]
+    forward, reverse = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
+    complement = (3 - codes).astype(np.uint64)
+    codes = codes.astype(np.uint64)
+    for j in range(k):
+        np.left_shift(forward, np.uint64(2), out=forward)
+        np.bitwise_or(forward, codes[j : j + n], out=forward)
+        np.bitwise_or(reverse, np.left_shift(complement[j : j + n], np.uint64(2 * j)), out=reverse)
+    return np.minimum(forward, reverse)[valid]
 
 
 def windows_covered_by_kmers(window_sequences, reference_sequences: Iterable[str], k: int) -> np.ndarray:
@@ -229,15 +259,16 @@ def windows_covered_by_kmers(window_sequences, reference_sequences: Iterable[str
 
     A window whose k-mers all occur in training plasmids is (a near-copy of) training sequence, even when
     its plasmid ID is not in training: the measure of near-duplicate leakage that ID checks miss. Only the
-    windows' k-mers are held in memory; the references are streamed one at a time.
+    windows' k-mers are held in memory; the references are streamed one at a time, in pieces of `KMER_CHUNK` nt.
     """
     window_codes = [canonical_kmer_codes(sequence, k) for sequence in window_sequences]
     wanted = np.unique(np.concatenate(window_codes)) if window_codes else np.empty(0, dtype=np.uint64)
     found = np.zeros(len(wanted), dtype=bool)
     for sequence in reference_sequences:
-        codes = canonical_kmer_codes(sequence, k)
-        if len(wanted) and len(codes):
-            positions = np.minimum(np.searchsorted(wanted, codes), len(wanted) - 1)
-            found[positions[wanted[positions] == codes]] = True
+        for begin in range(0, max(len(sequence) - k + 1, 0), KMER_CHUNK):
+            codes = canonical_kmer_codes(sequence[begin : begin + KMER_CHUNK + k - 1], k)
+            if len(wanted) and len(codes):
+                positions = np.minimum(np.searchsorted(wanted, codes), len(wanted) - 1)
+                found[positions[wanted[positions] == codes]] = True
     return np.array([len(codes) > 0 and bool(found[np.searchsorted(wanted, codes)].all()) for codes in window_codes],
                     dtype=bool)

@@ -1,0 +1,182 @@
+"""Time and peak memory of each model-side job at plasmid-database scale, next to the memory its rule asks for.
+
+Writes a synthetic database (`data_scale.generate`), prepares the data stage's outputs (validate, select, split
+without near-duplicate grouping, 1,000 validation and 10,000 test windows, `--per-plasmid` random training
+windows per training plasmid), then runs each model-side job's library function in its own process, as a
+workflow job would: fine-tuning and masked-LM pretraining of the `small` preset (set-up, tokenization and
+`--steps` steps), evaluation of the fine-tuned checkpoint on the test windows, the k-mer and embeddings
+baselines, the k-mer coverage and leakage checks. For each job it prints the whole process's time, its peak
+RSS, and `plasmidlm.resources.mem_mb` for the job's inputs (what its rule requests at the first attempt).
+For training jobs it also prints the set-up time (process start to the first step) and the seconds per step.
+
+The training windows, not the database size, drive the memory of the training jobs and of leakage: a small
+database with many windows per plasmid stands for a large one with fewer. `--library` runs the jobs with
+another checkout's `src` (e.g. the code before a change; its leakage job is then the single old one).
+
+    PYTHONPATH=src:bench python bench/model_scale.py --gbp 0.05 --per-plasmid 200 --workdir /tmp/plasmidlm-model
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from data_scale import generate
+from plasmidlm import resources
+from plasmidlm.config import load_schema
+
+
+def defaults(schema: dict) -> dict:
+    """The schema's default value of every key, nested sections included."""
+    if "properties" not in schema:
+        return schema.get("default")
+    return {key: defaults(value) for key, value in schema["properties"].items()}
+
+
+def run_job(statement: str, library: Path) -> tuple[float, float, str]:
+    """Run `statement` in a fresh process with `library` first on the path; (seconds, peak RSS in MiB, output)."""
+    started = time.perf_counter()
+    program = ("import time; T0 = time.perf_counter(); from plasmidlm import pipeline\n"
+               "def log(message): print(f'{time.perf_counter() - T0:.3f} {message}', flush=True)\n"
+               f"{statement}")
+    environment = {**os.environ, "PYTHONPATH": str(library), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=environment)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status:
+        raise SystemExit(f"job failed:\n{statement}\n{output[-5000:]}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, output
+
+
+def step_times(output: str) -> tuple[float, float] | None:
+    """(seconds before the first step, seconds per step) from the job's timed 'step N/M' log lines."""
+    steps = [(float(line.split()[0]), int(line.split()[2].split("/")[0])) for line in output.splitlines()
+             if len(line.split()) > 2 and line.split()[1] == "step" and "/" in line.split()[2]]
+    if len(steps) < 2:
+        return None
+    (first_time, first_step), (last_time, last_step) = steps[0], steps[-1]
+    per_step = (last_time - first_time) / (last_step - first_step)
+    return first_time - first_step * per_step, per_step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gbp", type=float, default=0.05, help="size of the synthetic database in Gbp")
+    parser.add_argument("--per-plasmid", type=int, default=200, help="training (and pretraining) windows per "
+                                                                       "training plasmid")
+    parser.add_argument("--steps", type=int, default=20, help="training and pretraining steps of each run")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-model"), help="where the data and outputs go")
+    parser.add_argument("--library", type=Path, default=Path("src").resolve(), help="the src folder the jobs use")
+    parser.add_argument("--jobs", nargs="*", help="run only these jobs")
+    parser.add_argument("--seed", type=int, default=0)
+    arguments = parser.parse_args()
+    config = defaults(load_schema())
+    work = arguments.workdir / f"{arguments.gbp:g}gbp"
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    fasta, labels = work / "plasmids.fasta", work / "labels.tsv"
+    if not fasta.exists():
+        plasmids, bases = generate(fasta, labels, arguments.gbp, arguments.seed)
+        print(f"generated {plasmids:,} plasmids, {bases / 1e9:.2f} Gbp")
+    windows = config["windows"]
+    per_plasmid = arguments.per_plasmid
+    training = {**windows, "strategy": "random", "per_plasmid": per_plasmid}
+    split_config = config["split"] | {"max_deviation": 1.0}
+    classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
+    data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
+                   "labels_without_sequence": "error"}
+    f, d = str(fasta), str(data)
+    train_windows = str(work / f"train_windows_{per_plasmid}.tsv.gz")
+    prepare = [
+        f"pipeline.validate({f!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, '{d}/validated.tsv', "
+        f"'{d}/validate.json')",
+        f"pipeline.select('{d}/validated.tsv', {classes!r}, '{d}/selected.tsv', '{d}/classes.tsv')",
+        f"pipeline.split('{d}/selected.tsv', None, None, None, {split_config!r}, 1, '{d}/split.tsv', "
+        f"'{d}/split_summary.tsv', '{d}/split.json')",
+        f"pipeline.held_out_windows({f!r}, '{d}/split.tsv', 'val', {windows!r}, {windows['val_count']}, 1, "
+        f"'{d}/val_windows.tsv.gz')",
+        f"pipeline.held_out_windows({f!r}, '{d}/split.tsv', 'test', {windows!r}, {windows['test_count']}, 1, "
+        f"'{d}/test_windows.tsv.gz')",
+    ]
+    if not (data / "test_windows.tsv.gz").exists():
+        for statement in prepare:
+            run_job(statement, arguments.library)
+    if not Path(train_windows).exists():
+        seconds, peak, _ = run_job(f"pipeline.training_windows({f!r}, '{d}/split.tsv', {training!r}, "
+                                   f"{windows['length']}, 1, 'bench', {train_windows!r})", arguments.library)
+        print(f"training_windows: {seconds:.0f} s, {peak:,.0f} MiB")
+    n_train = len(pd.read_csv(train_windows, sep="\t", usecols=["label"]))
+    split = pd.read_csv(data / "split.tsv", sep="\t")
+    print(f"{(split['split'] == 'train').sum():,} training plasmids, {n_train:,} training windows "
+          f"({per_plasmid} per plasmid); library {arguments.library}")
+
+    steps = arguments.steps
+    train_config = config["train"] | {"max_steps": steps, "save_steps": steps, "logging_steps": 1}
+    model_config = config["model"] | {"preset": "small"}
+    pretrain_config = config["pretrain"] | {"windows_per_plasmid": per_plasmid, "max_steps": steps,
+                                            "save_steps": steps, "logging_steps": 1}
+    baselines = config["baselines"]
+    out = work / f"out_{per_plasmid}"
+    out.mkdir(exist_ok=True)
+    model_dir = out / "model"
+    old = not (arguments.library / "plasmidlm" / "resources.py").exists()
+    evaluate = config["evaluate"] | {"bootstrap": 0}
+    jobs = {
+        "train": (f"pipeline.train({train_windows!r}, '{d}/val_windows.tsv.gz', '{d}/split.tsv', {model_config!r}, "
+                  f"{train_config!r}, {windows['length']}, 1, {str(model_dir)!r}, '{out}/train_summary.json', "
+                  f"'{out}/training_log.tsv', log=log)",
+                  {"windows": [train_windows], "val": [f"{d}/val_windows.tsv.gz"], "split": [f"{d}/split.tsv"]}),
+        "evaluate_checkpoint": (
+            f"pipeline.evaluate('{model_dir}/checkpoint-{steps}', '{d}/test_windows.tsv.gz', '{d}/val_windows.tsv.gz', "
+            f"{evaluate!r}, 1, False, '{out}/eval.json', '{out}/eval.tsv.gz', log=log)",
+            {"checkpoint": [f"{model_dir}/checkpoint-{steps}"], "test": [f"{d}/test_windows.tsv.gz"],
+             "val": [f"{d}/val_windows.tsv.gz"]}),
+        "pretrain": (f"pipeline.pretrain({f!r}, '{d}/split.tsv', [], {pretrain_config!r}, {windows['length']}, 1, "
+                     f"'{out}/pretrain', '{out}/pretrain_summary.json', '{out}/pretrain_log.tsv', log=log)",
+                     {"fasta": [f], "split": [f"{d}/split.tsv"], "extra": []}),
+        "kmer_baseline": (f"pipeline.kmer_baseline({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', "
+                          f"{baselines['kmer']!r}, {windows['length']}, 0, 1, '{out}/kmer.json', '{out}/kmer.tsv.gz', "
+                          f"log=log)",
+                          {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
+        "embeddings_baseline": (
+            f"pipeline.embeddings_baseline({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', "
+            f"'{model_dir}/checkpoint-{steps}', False, {baselines['embeddings']!r}, False, {windows['length']}, 0, 1, '{out}/el.json', "
+            f"'{out}/el.tsv.gz', '{out}/ec.json', '{out}/ec.tsv.gz', log=log)",
+            {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
+    }
+    if old:
+        jobs["leakage"] = (f"pipeline.leakage({f!r}, '{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
+                           f"'{d}/test_windows.tsv.gz', 31, '{out}/leakage.json', log=log)", {})
+    else:
+        jobs["kmer_coverage"] = (
+            f"pipeline.kmer_coverage({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', 31, "
+            f"'{d}/test_kmer_coverage.tsv.gz', log=log)",
+            {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]})
+        jobs["leakage"] = (
+            f"pipeline.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', '{d}/test_windows.tsv.gz', "
+            f"'{d}/test_kmer_coverage.tsv.gz', 31, '{out}/leakage.json', log=log)",
+            {"split": [f"{d}/split.tsv"], "train": [train_windows], "val": [f"{d}/val_windows.tsv.gz"],
+             "test": [f"{d}/test_windows.tsv.gz"], "coverage": [f"{d}/test_kmer_coverage.tsv.gz"]})
+    print(f"{'job':<22} {'seconds':>8} {'set-up s':>9} {'s/step':>7} {'peak MiB':>9} {'mem_mb':>7}")
+    for name, (statement, inputs) in jobs.items():
+        if arguments.jobs and name not in arguments.jobs:
+            continue
+        seconds, peak, output = run_job(statement, arguments.library)
+        sizes = resources.input_mb(inputs.items())
+        if name == "pretrain":
+            sizes["corpus_windows"] = (split["split"] == "train").sum() * per_plasmid
+        timing = step_times(output) if name in ("train", "pretrain") else None
+        setup, per_step = (f"{timing[0]:.0f}", f"{timing[1]:.2f}") if timing else ("", "")
+        request = resources.mem_mb(name, sizes) if inputs else ""
+        print(f"{name:<22} {seconds:>8.0f} {setup:>9} {per_step:>7} {peak:>9,.0f} {request:>7}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The memory and run time each workflow job asks for, from the size of its inputs and its attempt.
+
+Each job's memory is a fixed part (Python, its libraries, a model) plus a part per MB of each input that it
+holds or whose content it turns into arrays; the figures come from `bench/model_scale.py` and
+`bench/data_scale.py` (bench/README.md), with headroom. Gzip-compressed inputs count as `GZ_EXPANSION` times
+their size. A retry (Snakemake's `attempt`, with `--retries`) asks for `attempt` times as much memory and time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+GZ_EXPANSION = 4.0  # uncompressed / gzip-compressed size of FASTA and window tables
+ROUND_MB = 100
+
+# job: (fixed MB, {input: MB of memory per uncompressed MB of that input})
+MEMORY = {
+    "validate": (1000, {"fasta": 0.0, "labels": 4.0}),
+    "select_classes": (1000, {"validated": 4.0}),
+    "sketch": (1000, {"fasta": 0.15}),
+    "near_duplicates": (1000, {"sketches": 3.0}),
+    "near_duplicate_groups": (1000, {"sketches": 3.0}),
+    "split": (1000, {"selected": 8.0}),
+    "held_out_windows": (1000, {"split": 8.0}),
+    "training_windows": (1000, {"windows": 0.001}),  # windows: how many are drawn (a count, not MB)
+    "kmer_coverage": (1000, {"split": 4.0, "test": 60.0}),
+    "leakage": (1000, {"split": 4.0, "train": 0.1, "test": 8.0, "val": 8.0}),
+    "train": (3000, {"windows": 6.0, "val": 8.0, "split": 4.0}),
+    "pretrain": (3000, {"split": 4.0, "corpus_windows": 0.001}),  # corpus_windows: a count, not MB
+    "evaluate_checkpoint": (3000, {"checkpoint": 3.0, "test": 8.0, "val": 8.0}),
+    "kmer_baseline": (3000, {"split": 4.0, "test": 8.0}),
+    "majority_baseline": (1000, {"split": 4.0, "test": 8.0}),
+    "embeddings_baseline": (4000, {"split": 4.0, "test": 8.0}),
+    "report": (2000, {}),
+    "provenance": (1000, {}),
+    "predict": (3000, {"fasta": 0.0}),
+    "manifest": (1000, {}),
+}
+
+# job: (fixed minutes, {input: minutes per uncompressed GB of that input}); training jobs resume from their last
+# checkpoint when a time limit stops them.
+RUNTIME = {
+    "validate": (10, {"fasta": 1.0}),
+    "sketch": (10, {"fasta": 4.0}),
+    "near_duplicates": (10, {"sketches": 30.0}),
+    "held_out_windows": (10, {"fasta": 1.0}),
+    "training_windows": (10, {"fasta": 2.0}),
+    "kmer_coverage": (10, {"fasta": 4.0}),
+    "leakage": (10, {"train": 10.0}),
+    "train": (1440, {}),
+    "pretrain": (1440, {}),
+    "evaluate_checkpoint": (60, {"test": 600.0}),
+    "kmer_baseline": (60, {"fasta": 4.0}),
+    "embeddings_baseline": (120, {"fasta": 4.0}),
+    "predict": (60, {"fasta": 20.0}),
+}
+DEFAULT_MEMORY = (1000, {})
+DEFAULT_RUNTIME = (10, {})
+
+
+def _path_mb(path: str) -> float:
+    """Uncompressed MB of a file (estimated for gzip), or of the files directly in a directory."""
+    if os.path.isdir(path):
+        return sum(_path_mb(str(child)) for child in Path(path).iterdir() if child.is_file())
+    # A FileNotFoundError naming the input (not there yet, e.g. in a dry run) tells Snakemake to decide later.
+    size = os.path.getsize(path) / 1e6
+    return size * GZ_EXPANSION if path.endswith(".gz") else size
+
+
+def input_mb(inputs) -> dict[str, float]:
+    """{input name: uncompressed MB} for (name, path or list of paths) pairs, e.g. a Snakemake job's input.items()."""
+    return {name: sum(_path_mb(str(path)) for path in ([paths] if isinstance(paths, (str, os.PathLike)) else paths))
+            for name, paths in inputs}
+
+
+def training_plasmids(split_path: str) -> int:
+    """Plasmids of the training split in split.tsv."""
+    with open(split_path) as handle:
+        column = handle.readline().rstrip("\n").split("\t").index("split")
+        return sum(line.rstrip("\n").split("\t")[column] == "train" for line in handle)
+
+
+def _estimate(table: dict, default: tuple, job: str, sizes: dict[str, float], scale: float) -> float:
+    fixed, per_input = table.get(job, default)
+    return fixed + sum(factor * sizes.get(name, 0.0) * scale for name, factor in per_input.items())
+
+
+def mem_mb(job: str, sizes: dict[str, float], attempt: int = 1) -> int:
+    """Memory to ask for: the job's estimate from its input sizes (MB, `input_mb`), times `attempt`."""
+    return int(math.ceil(_estimate(MEMORY, DEFAULT_MEMORY, job, sizes, 1.0) * attempt / ROUND_MB) * ROUND_MB)
+
+
+def runtime(job: str, sizes: dict[str, float], attempt: int = 1) -> int:
+    """Minutes to ask for: the job's estimate from its input sizes (MB, `input_mb`), times `attempt`."""
+    return int(math.ceil(_estimate(RUNTIME, DEFAULT_RUNTIME, job, sizes, 1e-3) * attempt))
