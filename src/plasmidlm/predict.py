@@ -18,6 +18,8 @@ from plasmidlm.evaluate import classes_of, default_device, embed_windows, strand
 from plasmidlm.model import load_checkpoint
 
 PROGRESS_SECONDS = 10
+# Windows scored per call: inference batches within a call run without the host waiting for the device.
+SCORE_WINDOWS = 16384
 
 
 def tile_starts(sequence_length: int, length: int, stride: int) -> list[int]:
@@ -70,7 +72,7 @@ class _SequenceMeans:
 
 
 def _scored_windows(fasta, length: int, stride: int, batch_size: int, score, log, short: list):
-    """Yield (windows, values) per batch of (sequence_id, sequence_length, start, window) tuples."""
+    """Yield (windows, values) per `batch_size` (sequence_id, sequence_length, start, window) tuples."""
     began, n_windows, last_log = time.perf_counter(), 0, 0.0
     batch = []
 
@@ -120,7 +122,7 @@ def _format(values) -> list[str]:
     return [f"{value:.6g}" for value in values]
 
 
-def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
+def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int | None = None,
                   both_strands: bool = False, window_length: int | None = None, trust_remote_code: bool = False,
                   log=print) -> dict:
     """Write `<out_prefix>.windows.tsv.gz` (per window) and `<out_prefix>.sequences.tsv` (per sequence).
@@ -152,7 +154,8 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
             def on_window(record_id, start, row):
                 window_writer.writerow([record_id, start, *_format(row)])
 
-            batches = _scored_windows(fasta, length, stride or length, batch_size, score, log, short)
+            batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0), score,
+                                      log, short)
             for record_id, record_length, count, mean in _mean_rows(batches, on_window):
                 sequence_writer.writerow([record_id, record_length, count, classes[int(mean.argmax())],
                                           *_format(mean)])
@@ -195,7 +198,7 @@ class _NpyRows:
         self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)
 
 
-def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
+def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int | None = None,
                 window_length: int | None = None, trust_remote_code: bool = False, log=print) -> dict:
     """Mean-pooled embeddings per window and per sequence.
 
@@ -223,7 +226,7 @@ def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_s
                 window_handle.write(f"{record_id}\t{start}\n")
                 window_array.append(row)
 
-            batches = _scored_windows(fasta, length, stride or length, batch_size,
+            batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0),
                                       lambda windows: embed_windows(model, tokenizer, metadata, windows, batch_size),
                                       log, short)
             for record_id, record_length, count, mean in _mean_rows(batches, on_window):
