@@ -110,7 +110,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     stop = StopOnSigterm()
     trainer = Trainer(
         model=model,
-        args=training_arguments(pretrain_config, output_dir, seed),
+        args=training_arguments(pretrain_config, output_dir, seed, random_collator=True),
         train_dataset=TokenDataset(encode(tokenizer, train_windows["sequence"], kmer, stride)),
         eval_dataset=TokenDataset(encode(tokenizer, heldout_windows["sequence"], kmer, stride)),
         data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=pretrain_config["mlm_probability"],

@@ -291,9 +291,31 @@ def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from
 # --- fine-tuning --------------------------------------------------------------------------------------
 
 
-def training_arguments(train_config: dict, output_dir: str | Path, seed: int) -> TrainingArguments:
-    """The Trainer settings of a run: bf16 (fp16 without bf16) on a GPU, fused AdamW, TensorBoard if installed."""
-    cuda = torch.cuda.is_available()
+# Data loader processes on a GPU: collating a batch of 256 windows takes 3-5 ms of a CPU core (bench/README.md),
+# ~10% of a base-preset step on an H100 and more than a small-preset step, so it runs beside training.
+GPU_DATALOADER_WORKERS = 2
+
+
+def device_settings(cuda: bool, random_collator: bool = False) -> dict:
+    """The TrainingArguments that depend on the device. On a GPU: bf16 (fp16 without it), TF32 matrix products
+    where the GPU has them (Ampere and later), pinned memory and collation in worker processes, except for a
+    collator that draws random numbers (masked-LM pretraining): workers would draw them from generators of their
+    own, and a resumed run would not mask as an uninterrupted one."""
+    if not cuda:
+        return {"use_cpu": True, "bf16": False, "fp16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    workers = 0 if random_collator else GPU_DATALOADER_WORKERS
+    return {"bf16": bf16, "fp16": not bf16, "tf32": torch.cuda.get_device_capability()[0] >= 8 or None,
+            "dataloader_pin_memory": True, "dataloader_num_workers": workers,
+            "dataloader_persistent_workers": workers > 0}
+
+
+def training_arguments(train_config: dict, output_dir: str | Path, seed: int, random_collator: bool = False
+                       ) -> TrainingArguments:
+    """The Trainer settings of a run: fused AdamW, the device's settings (`device_settings`), `torch.compile`
+    with `compile`, TensorBoard if installed. The loss is not checked for NaN or inf at every step (the Trainer's
+    `logging_nan_inf_filter`): that check makes the host wait for the GPU at every step; a NaN loss shows in
+    the logged loss instead."""
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=train_config["batch_size"],
@@ -310,12 +332,12 @@ def training_arguments(train_config: dict, output_dir: str | Path, seed: int) ->
         save_strategy="steps",
         save_steps=train_config["save_steps"],
         logging_steps=train_config["logging_steps"],
+        logging_nan_inf_filter=False,
+        torch_compile=train_config.get("compile", False),
         seed=seed,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        fp16=cuda and not torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda,
         report_to=["tensorboard"] if is_tensorboard_available() else "none",
         disable_tqdm=True,
+        **device_settings(torch.cuda.is_available(), random_collator),
     )
 
 
