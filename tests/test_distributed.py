@@ -16,7 +16,7 @@ import pytest
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForSequenceClassification
 
-from conftest import SRC, WINDOW, random_windows
+from conftest import SRC, WINDOW, random_windows, write_fasta
 from plasmidlm import PlasmidlmError, io, pipeline
 from plasmidlm.config import load_schema
 from plasmidlm.tokenize import build_kmer_tokenizer
@@ -125,7 +125,11 @@ if os.environ.get("PLASMIDLM_DISTRIBUTED") == "1":
 """
 
 
-def test_sigterm_stops_every_rank_and_the_run_resumes(inputs, two_processes, tmp_path):
+@pytest.mark.parametrize("kill", ["sigterm", "sigkill"])
+def test_a_stopped_or_killed_run_resumes(inputs, two_processes, tmp_path, kill):
+    """SIGTERM (a Slurm time limit) stops every rank after the same step, with an error that says where a re-run
+    resumes; SIGKILL kills the job and its ranks at once. Either way, the re-run resumes from the last checkpoint
+    and ends with the weights of the uninterrupted run."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SLOW_STEPS)
@@ -134,22 +138,45 @@ def test_sigterm_stops_every_rank_and_the_run_resumes(inputs, two_processes, tmp
             "pipeline.train(**json.loads(sys.argv[1]), log=lambda message: print(message, flush=True))")
     job = subprocess.Popen([sys.executable, "-c", code, json.dumps(arguments(inputs, model_dir, gpus=2))],
                            env=os.environ | {"PYTHONPATH": f"{hook}{os.pathsep}{SRC}"}, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 240
     while not (model_dir / "checkpoint-4" / "trainer_state.json").exists():
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()[0]
         time.sleep(0.2)
-    job.send_signal(signal.SIGTERM)
-    output, _ = job.communicate(timeout=120)
-    assert job.returncode == 1, output
-    stopped = [line for line in output.splitlines() if "stopped by SIGTERM after step" in line]
-    assert stopped and "re-run to resume from checkpoint-4" in stopped[-1], output
-    step = int(stopped[-1].split("after step ")[1].split()[0])
-    assert 4 < step < 12
-    assert sorted(path.name for path in model_dir.glob("checkpoint-*")) == ["checkpoint-4"] + (
-        ["checkpoint-8"] if step >= 8 else [])
+    if kill == "sigkill":
+        os.killpg(job.pid, signal.SIGKILL)  # the job and its ranks, as a node failure or scancel would
+        job.communicate(timeout=60)
+        last = 4
+    else:
+        job.send_signal(signal.SIGTERM)
+        output, _ = job.communicate(timeout=120)
+        assert job.returncode == 1, output
+        stopped = [line for line in output.splitlines() if "stopped by SIGTERM after step" in line]
+        assert stopped and "re-run to resume from checkpoint-4" in stopped[-1], output
+        step = int(stopped[-1].split("after step ")[1].split()[0])
+        assert 4 < step < 12
+        last = 8 if step >= 8 else 4
+    complete = [path.name for path in model_dir.glob("checkpoint-*") if (path / "trainer_state.json").exists()]
+    assert max(complete, key=lambda name: int(name.split("-")[1])) == f"checkpoint-{last}"
     lines = run(inputs, model_dir, gpus=2)
-    assert any(f"resuming from checkpoint-{8 if step >= 8 else 4}" in line for line in lines)
+    assert any(f"resuming from checkpoint-{last}" in line for line in lines)
     expected, actual = weights(two_processes[0]), weights(model_dir)
     for name, tensor in expected.items():
         np.testing.assert_allclose(actual[name].numpy(), tensor.numpy(), atol=1e-6, err_msg=name)
+
+
+def test_pretraining_on_two_processes_writes_one_model(tmp_path):
+    records = [(f"p{i}", sequence) for i, sequence in enumerate(random_windows(8, length=300, seed=4))]
+    fasta = write_fasta(tmp_path / "all.fa", records)
+    io.write_table(pd.DataFrame({"id": [name for name, _ in records], "label": "x", "split": "train"}),
+                   tmp_path / "split.tsv")
+    config = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()}
+    config |= {"preset": "tiny", "kmer": 3, "windows_per_plasmid": 8, "heldout_windows": 16, "batch_size": 8,
+               "max_steps": 6, "save_steps": 3, "logging_steps": 3, "gpus": 2}
+    lines = []
+    pipeline.pretrain(fasta, tmp_path / "split.tsv", [], config, WINDOW, 0, tmp_path / "out",
+                      tmp_path / "out" / "summary.json", tmp_path / "out" / "log.tsv", log=lines.append)
+    assert set(os.listdir(tmp_path / "out")) - {"runs"} == {
+        "checkpoint-3", "checkpoint-6", "model", "plasmidlm_train_params.json", "summary.json", "log.tsv"}
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["checkpoints"] == [3, 6]
+    assert sum("masked-LM pretraining:" in line for line in lines) == 1
