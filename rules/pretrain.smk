@@ -16,6 +16,7 @@ rule pretrain:
     resources:
         mem_mb=16000,
         runtime=1440,
+        gpu=config["pretrain"]["gpus"],
     params:
         pretrain={
             key: value
