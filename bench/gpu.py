@@ -20,14 +20,15 @@ import tempfile
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PrinterCallback, Trainer
 
 from plasmidlm.evaluate import default_batch_size, inference_precision, predict_proba
-from plasmidlm.model import PRESETS, build_or_load, load_checkpoint
-from plasmidlm.tokenize import kmer_text, n_tokens
-from plasmidlm.train import WindowTrainer, make_dataset
+from plasmidlm.model import PRESETS, build_or_load, forward_input_names, load_checkpoint
+from plasmidlm.tokenize import kmer_id_table, kmer_ids, kmer_text, n_tokens, token_ids
+from plasmidlm.train import PadToLongest, WindowTrainer, make_dataset
 from train_throughput import CLASSES, SEED, StepClock, plain_arguments, plasmidlm_arguments, random_windows, synchronize
 
 KMER = 6
@@ -171,6 +172,25 @@ def measure_training(name: str, preset: str, length: int, batch_size: int, windo
             "memory": peak_memory_gib(), "setting": f"batch {batch_size}, {setting}"}
 
 
+# --- host side ----------------------------------------------------------------------------------------------
+
+
+def host_costs(tokenizer, model, sequences: list[str], batch_size: int) -> dict:
+    """Windows/s of the token ids of inference (numpy k-mer ids and the tokenizer), and ms per training batch
+    of indexing and collating (what the data loader workers take off the training loop)."""
+    table = kmer_id_table(tokenizer, KMER)
+    numpy_seconds, _ = timed(lambda: kmer_ids(table, sequences, KMER))
+    tokenizer_seconds, _ = timed(lambda: token_ids(tokenizer, sequences, KMER))
+    dataset = make_dataset(pd.DataFrame({"sequence": sequences, "label": CLASSES[0]}), tokenizer,
+                           model.config.plasmidlm, CLASSES)
+    collate = PadToLongest(tokenizer.pad_token_id, forward_input_names(model))
+    batches = max(1, len(dataset) // batch_size)
+    collate_seconds, _ = timed(lambda: [collate([dataset[i] for i in range(b * batch_size, (b + 1) * batch_size)])
+                                        for b in range(batches)])
+    return {"numpy": len(sequences) / numpy_seconds, "tokenizer": len(sequences) / tokenizer_seconds,
+            "collate_ms": 1000 * collate_seconds / batches}
+
+
 # --- report --------------------------------------------------------------------------------------------------
 
 
@@ -199,6 +219,8 @@ def main(options: argparse.Namespace) -> None:
             model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": preset, "kmer": KMER}, length,
                                              CLASSES, SEED, log=lambda message: None)
             forward = forward_flops_per_token(model, tokens)
+            host = host_costs(tokenizer, model, random_windows(min(n_eval, 8192), length, rng)["sequence"].tolist(),
+                              batch_size)
             print(f"preset {preset} ({matmul_parameters(model):,} parameters outside embeddings), {length} nt = "
                   f"{tokens} tokens; evaluation on {n_eval:,} windows, training {options.train_steps} steps "
                   f"({options.warmup_steps} untimed)", flush=True)
@@ -230,6 +252,10 @@ def main(options: argparse.Namespace) -> None:
                            best["setting"]), flush=True)
             train_ratio = speeds["plasmidlm"] / speeds["plain"]
             print(f"  training ratio plasmidlm / plain {train_ratio:.2f}x", flush=True)
+            step_ms = 1000 * batch_size / speeds["plasmidlm"]
+            print(f"  host side: token ids {host['numpy']:,.0f} windows/s with numpy k-mer ids, "
+                  f"{host['tokenizer']:,.0f} with the tokenizer; collating a training batch {host['collate_ms']:.2f} ms = "
+                  f"{host['collate_ms'] / step_ms:.0%} of a plasmidlm step", flush=True)
             summary.append((preset, length, eval_ratio, train_ratio))
     print("summary (plasmidlm / plain): " + "; ".join(f"{preset} {length} nt: evaluation {evaluation:.2f}x, "
                                                       f"training {training:.2f}x"

@@ -24,4 +24,6 @@ def test_gpu_benchmark_runs_in_reduced_mode():
     # Both sides score the same windows with the same weights: in fp32 on a CPU, the same probabilities.
     difference = float(re.search(r"largest probability difference (\S+)", out).group(1))
     assert difference < 1e-5
+    assert re.search(r"host side: token ids [\d,]+ windows/s with numpy k-mer ids, [\d,]+ with the tokenizer; "
+                     r"collating a training batch \d+\.\d\d ms", out), out
     assert "summary (plasmidlm / plain): tiny 100 nt" in out

@@ -39,8 +39,8 @@ def inputs(tmp_path_factory):
     directory = tmp_path_factory.mktemp("distributed_inputs")
     rng = np.random.default_rng(0)
     for name, n, seed in (("train", 48, 1), ("val", 16, 2)):
-        io.write_table(pd.DataFrame({"label": rng.choice(["a", "b"], size=n), "sequence": random_windows(n, seed=seed)}),
-                       directory / f"{name}.tsv")
+        table = pd.DataFrame({"label": rng.choice(["a", "b"], size=n), "sequence": random_windows(n, seed=seed)})
+        io.write_table(table, directory / f"{name}.tsv")
     io.write_table(pd.DataFrame({"id": ["p1", "p2"], "label": ["a", "b"], "split": "train"}), directory / "split.tsv")
     tokenizer = build_kmer_tokenizer(3, model_max_length=128)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
