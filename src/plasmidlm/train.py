@@ -321,8 +321,9 @@ def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from
 # --- fine-tuning --------------------------------------------------------------------------------------
 
 
-# Data loader processes on a GPU: collating a batch of 256 windows takes 3-5 ms of a CPU core (bench/README.md),
-# ~10% of a base-preset step on an H100 and more than a small-preset step, so it runs beside training.
+# Data loader processes on a GPU: indexing and collating take about 5 us of a CPU core per window (bench/gpu.py,
+# "host side"), a few % of a base-preset step on a GPU and more than a whole small-preset step, so they run
+# beside training.
 GPU_DATALOADER_WORKERS = 2
 
 
@@ -347,10 +348,12 @@ def training_arguments(train_config: dict, output_dir: str | Path, seed: int, ma
     `logging_nan_inf_filter`): that check makes the host wait for the GPU at every step; a NaN loss shows in
     the logged loss instead.
 
-    `masked_lm`: the settings of masked-LM pretraining (its collator draws random numbers; its loss is a mean
-    over the masked tokens of all processes). A classifier's loss is a mean over its windows, which the Trainer
-    would otherwise multiply by the number of processes (`average_tokens_across_devices`), as if the model
-    divided a sum by the tokens of every process."""
+    `masked_lm`: masked-LM pretraining, whose collator draws random numbers (see `device_settings`).
+
+    With several processes, each one's loss is the mean over its own windows (or masked tokens), and DDP
+    averages the processes' gradients. The Trainer would instead multiply the loss by the number of processes
+    (`average_tokens_across_devices`), expecting the model to divide a sum by the items of all processes, which
+    transformers' BERT heads do not: every gradient would be that many times too large."""
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=train_config["batch_size"],
@@ -368,7 +371,7 @@ def training_arguments(train_config: dict, output_dir: str | Path, seed: int, ma
         save_steps=train_config["save_steps"],
         logging_steps=train_config["logging_steps"],
         logging_nan_inf_filter=False,
-        average_tokens_across_devices=masked_lm,
+        average_tokens_across_devices=False,
         torch_compile=train_config.get("compile", False),
         seed=seed,
         report_to=["tensorboard"] if is_tensorboard_available() else "none",
