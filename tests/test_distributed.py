@@ -180,3 +180,16 @@ def test_pretraining_on_two_processes_writes_one_model(tmp_path):
         "checkpoint-3", "checkpoint-6", "model", "plasmidlm_train_params.json", "summary.json", "log.tsv"}
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["checkpoints"] == [3, 6]
     assert sum("masked-LM pretraining:" in line for line in lines) == 1
+
+
+def test_a_rank_seeing_fewer_gpus_than_asked_for_says_so(monkeypatch, capsys):
+    import torch
+
+    from plasmidlm import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert distributed._rank_main(json.dumps({"step": "train", "kwargs": {}})) == 1
+    assert capsys.readouterr().out.startswith("error: 4 GPUs asked for (train.gpus / pretrain.gpus), but the job "
+                                              "sees 1")

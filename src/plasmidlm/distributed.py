@@ -224,6 +224,12 @@ def _rank_main(specification: str) -> int:
 
     global _CPU_GROUP
     cuda = torch.cuda.is_available()
+    size = int(os.environ["WORLD_SIZE"])
+    if cuda and torch.cuda.device_count() < size:
+        print(f"error: {size} GPUs asked for (train.gpus / pretrain.gpus), but the job sees "
+              f"{torch.cuda.device_count()}; ask the cluster for {size} (profiles/slurm sets gpu from the config)",
+              flush=True)
+        return 1
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
