@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import WINDOW, random_windows
-from plasmidlm import PlasmidlmError
+from plasmidlm import PlasmidlmError, evaluate
 from plasmidlm.evaluate import (
     CPU_BATCH_SIZE,
     GPU_BATCH_SIZE,
@@ -97,3 +97,21 @@ def test_defaults_and_precision_names():
     assert inference_precision("bf16", cpu) == torch.bfloat16
     with pytest.raises(PlasmidlmError, match="unknown inference precision 'fp8'"):
         inference_precision("fp8", cpu)
+
+
+def test_batches_that_do_not_fit_in_memory_are_halved_until_they_do(confident_model):
+    model, tokenizer, metadata = confident_model
+    windows = random_windows(40, seed=13)
+    expected = predict_proba(model, tokenizer, metadata, windows, batch_size=16)
+    sizes = []
+
+    def compute(inputs, mask):
+        sizes.append(len(mask))
+        if len(mask) > 5:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return torch.softmax(model(**inputs).logits, dim=-1)
+
+    with pytest.warns(UserWarning, match="batches of 16 windows do not fit.*using 8"):
+        proba = evaluate._batched(model, tokenizer, metadata, windows, 16, compute, 2)
+    np.testing.assert_allclose(proba, expected, atol=1e-6)
+    assert sizes[:3] == [16, 8, 4] and set(sizes[3:]) <= {4}  # found once, kept for the following batches

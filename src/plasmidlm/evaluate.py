@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -79,7 +80,8 @@ def _batched(model, tokenizer, metadata: dict, sequences, batch_size: int | None
     The model gets only the inputs its forward takes; windows it cannot take whole are an error. Token ids of the
     next batch are prepared in a thread while the device runs this one; on a GPU they are copied from pinned
     memory without blocking, results come back the same way, and the host waits for the device once, at the
-    end. `batch_size` None: `default_batch_size`. `precision`: see `inference_precision`.
+    end. `batch_size` None: `default_batch_size`; a batch that does not fit in memory is halved until it does
+    (with a warning). `precision`: see `inference_precision`.
     """
     device = next(model.parameters()).device
     batch_size = batch_size or default_batch_size(device)
@@ -98,11 +100,26 @@ def _batched(model, tokenizer, metadata: dict, sequences, batch_size: int | None
 
     out = torch.empty((len(sequences), width), dtype=torch.float32, pin_memory=pinned)
     starts = list(range(0, len(sequences), batch_size))
+    size = batch_size  # halved while a batch does not fit in the GPU's memory
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         for begin, batch in zip(starts, _prefetched(starts, prepare)):
             batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
-            values = compute({name: batch[name] for name in names}, batch["attention_mask"]).float()
-            out[begin : begin + len(values)].copy_(values, non_blocking=True)
+            done = 0
+            while done < len(batch["attention_mask"]):
+                part = {name: tensor[done : done + size] for name, tensor in batch.items()}
+                try:
+                    values = compute({name: part[name] for name in names}, part["attention_mask"]).float()
+                except torch.OutOfMemoryError:
+                    if size == 1:
+                        raise
+                    size //= 2
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    warnings.warn(f"inference batches of {size * 2} windows do not fit in the device's memory; "
+                                  f"using {size}", stacklevel=2)
+                    continue
+                out[begin + done : begin + done + len(values)].copy_(values, non_blocking=True)
+                done += len(values)
     if pinned:
         torch.cuda.synchronize(device)
     return out.numpy()
