@@ -374,6 +374,8 @@ def test_training_arguments_follow_the_config(tmp_path):
     assert arguments.bf16 + arguments.fp16 == torch.cuda.is_available()  # one of them on a GPU, neither on a CPU
     assert not arguments.logging_nan_inf_filter and not arguments.torch_compile  # no host sync at every step
     assert training_arguments(config | {"compile": True}, tmp_path, seed=7).torch_compile
+    assert arguments.ddp_find_unused_parameters and not arguments.average_tokens_across_devices
+    assert not training_arguments(config, tmp_path, seed=7, all_parameters_used=True).ddp_find_unused_parameters
 
 
 @pytest.mark.parametrize("bf16, capability", [(True, (9, 0)), (False, (7, 0))])

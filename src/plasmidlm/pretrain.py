@@ -118,7 +118,8 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     stop = StopOnSigterm()
     trainer = Trainer(
         model=model,
-        args=training_arguments(pretrain_config | {"batch_size": per_process}, output_dir, seed, masked_lm=True),
+        args=training_arguments(pretrain_config | {"batch_size": per_process}, output_dir, seed, masked_lm=True,
+                                all_parameters_used=True),
         train_dataset=TokenDataset(encodings["train"]),
         eval_dataset=TokenDataset(encodings["eval"]),
         data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=pretrain_config["mlm_probability"],

@@ -25,6 +25,7 @@ from plasmidlm.checkpoints import (
     windows_sha256,
 )
 from plasmidlm.model import (
+    BUILTIN,
     CHECK_SAMPLE,
     build_or_load,
     forward_input_names,
@@ -341,14 +342,17 @@ def device_settings(cuda: bool, random_collator: bool = False) -> dict:
             "dataloader_persistent_workers": workers > 0}
 
 
-def training_arguments(train_config: dict, output_dir: str | Path, seed: int, masked_lm: bool = False
-                       ) -> TrainingArguments:
+def training_arguments(train_config: dict, output_dir: str | Path, seed: int, masked_lm: bool = False,
+                       all_parameters_used: bool = False) -> TrainingArguments:
     """The Trainer settings of a run: fused AdamW, the device's settings (`device_settings`), `torch.compile`
     with `compile`, TensorBoard if installed. The loss is not checked for NaN or inf at every step (the Trainer's
     `logging_nan_inf_filter`): that check makes the host wait for the GPU at every step; a NaN loss shows in
     the logged loss instead.
 
     `masked_lm`: masked-LM pretraining, whose collator draws random numbers (see `device_settings`).
+    `all_parameters_used`: every trainable parameter gets a gradient at every step (the built-in models), so
+    that DDP need not search the graph for unused ones after each step, as it must for a hub model that may
+    have parameters its classification forward never uses.
 
     With several processes, each one's loss is the mean over its own windows (or masked tokens), and DDP
     averages the processes' gradients. The Trainer would instead multiply the loss by the number of processes
@@ -372,6 +376,7 @@ def training_arguments(train_config: dict, output_dir: str | Path, seed: int, ma
         logging_steps=train_config["logging_steps"],
         logging_nan_inf_filter=False,
         average_tokens_across_devices=False,
+        ddp_find_unused_parameters=not all_parameters_used,
         torch_compile=train_config.get("compile", False),
         seed=seed,
         report_to=["tensorboard"] if is_tensorboard_available() else "none",
@@ -437,7 +442,8 @@ def fine_tune(
     stop = StopOnSigterm()
     trainer = WindowTrainer(
         model=model,
-        args=training_arguments(train_config | {"batch_size": per_process}, output_dir, seed),
+        args=training_arguments(train_config | {"batch_size": per_process}, output_dir, seed,
+                                all_parameters_used=model_config["name_or_path"] == BUILTIN),
         train_dataset=WindowDataset.from_tensors(datasets["train"]),
         eval_dataset=WindowDataset.from_tensors(datasets["eval"]),
         processing_class=tokenizer,
