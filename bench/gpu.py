@@ -142,7 +142,6 @@ def measure_evaluation(checkpoint: str, sequences: list[str], repeats: int) -> d
     results["plasmidlm"]["setting"] = (f"batch {default_batch_size(device)}, "
                                        f"{inference_precision('auto', device) or 'fp32'}")
     results["plain"]["setting"] = f"batch {PLAIN_EVAL_BATCH}, fp32"
-    del ours_model, plain_model
     return results
 
 
@@ -254,8 +253,8 @@ def main(options: argparse.Namespace) -> None:
             print(f"  training ratio plasmidlm / plain {train_ratio:.2f}x", flush=True)
             step_ms = 1000 * batch_size / speeds["plasmidlm"]
             print(f"  host side: token ids {host['numpy']:,.0f} windows/s with numpy k-mer ids, "
-                  f"{host['tokenizer']:,.0f} with the tokenizer; collating a training batch {host['collate_ms']:.2f} ms = "
-                  f"{host['collate_ms'] / step_ms:.0%} of a plasmidlm step", flush=True)
+                  f"{host['tokenizer']:,.0f} with the tokenizer; collating a training batch "
+                  f"{host['collate_ms']:.2f} ms = {host['collate_ms'] / step_ms:.0%} of a plasmidlm step", flush=True)
             summary.append((preset, length, eval_ratio, train_ratio))
     print("summary (plasmidlm / plain): " + "; ".join(f"{preset} {length} nt: evaluation {evaluation:.2f}x, "
                                                       f"training {training:.2f}x"

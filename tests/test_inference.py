@@ -3,6 +3,8 @@ fp32, batch-size defaults."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -115,3 +117,14 @@ def test_batches_that_do_not_fit_in_memory_are_halved_until_they_do(confident_mo
         proba = evaluate._batched(model, tokenizer, metadata, windows, 16, compute, 2)
     np.testing.assert_allclose(proba, expected, atol=1e-6)
     assert sizes[:3] == [16, 8, 4] and set(sizes[3:]) <= {4}  # found once, kept for the following batches
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_defaults_give_the_cpus_fp32_probabilities(confident_model):
+    model, tokenizer, metadata = confident_model
+    windows = random_windows(3000, seed=14)  # several 1024-window batches, the last one partial
+    expected = predict_proba(model, tokenizer, metadata, windows, precision="fp32")
+    on_gpu = copy.deepcopy(model).to("cuda")
+    proba = predict_proba(on_gpu, tokenizer, metadata, windows)
+    tolerance = BF16_PROBABILITY_TOLERANCE if torch.cuda.is_bf16_supported() else 1e-4
+    assert np.abs(proba - expected).max() < tolerance
