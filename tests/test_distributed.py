@@ -193,3 +193,12 @@ def test_a_rank_seeing_fewer_gpus_than_asked_for_says_so(monkeypatch, capsys):
     assert distributed._rank_main(json.dumps({"step": "train", "kwargs": {}})) == 1
     assert capsys.readouterr().out.startswith("error: 4 GPUs asked for (train.gpus / pretrain.gpus), but the job "
                                               "sees 1")
+
+
+def test_checkpoints_recorded_before_gpus_and_compile_existed_stay_valid():
+    from plasmidlm.checkpoints import run_record
+
+    before = {key: value for key, value in TRAIN.items() if key not in ("gpus", "compile")}
+    assert run_record("train", TRAIN | {"gpus": 1, "compile": False}, 12) == run_record("train", before, 12)
+    assert run_record("train", TRAIN | {"gpus": 2}, 12)["train"]["gpus"] == 2  # more GPUs: another trajectory
+    assert run_record("train", TRAIN | {"compile": True}, 12)["train"]["compile"] is True
