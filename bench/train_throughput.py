@@ -85,7 +85,8 @@ def plasmidlm_arguments(options, output_dir: str, section: str = "train") -> Tra
     defaults = {key: spec["default"] for key, spec in load_schema()["properties"][section]["properties"].items()}
     config = defaults | {"batch_size": options.batch_size, "eval_batch_size": options.eval_batch_size,
                          "max_steps": options.steps}
-    return dataclasses.replace(training_arguments(config, output_dir, SEED), save_strategy="no",
+    return dataclasses.replace(training_arguments(config, output_dir, SEED, masked_lm=section == "pretrain"),
+                               save_strategy="no",
                                eval_strategy="no", report_to="none")
 
 

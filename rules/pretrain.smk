@@ -16,6 +16,7 @@ rule pretrain:
     resources:
         mem_mb=memory("pretrain", pretraining_windows),
         runtime=minutes("pretrain"),
+        gpu=config["pretrain"]["gpus"],
     params:
         pretrain={
             key: value

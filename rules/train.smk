@@ -23,6 +23,8 @@ checkpoint train:
     resources:
         mem_mb=memory("train"),
         runtime=minutes("train"),
+        # train.gpus: data-parallel ranks in this one job (plasmidlm.distributed); Slurm gets that many GPUs.
+        gpu=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"]["gpus"],
     params:
         model=lambda wildcards: experiment_model(wildcards.experiment),
         train=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"],

@@ -5,7 +5,8 @@ Needs a Slurm cluster with a node that is up. CI starts a single-node one on its
 PLASMIDLM_REQUIRE_SLURM=1 (set by .ci/run once start.sh succeeded) a missing cluster is a failure instead.
 
 The command line adds to the shipped profile only what a small CPU-only test cluster needs:
-- `--set-resources`: no GPU (the profile gives one to pretraining, training and evaluation) and small memory
+- `--set-resources`: no GPU (the profile gives one to evaluation, the rules train.gpus / pretrain.gpus to training
+  and pretraining) and small memory
   requests. A command-line `--set-resources` replaces the profile's whole `set-resources` block.
 - `--max-threads <CPUs of a node>`: the profile's `set-threads` (8 for training) is larger than the node.
 - `--slurm-status-command squeue` when `sacct` does not work (a cluster without accounting storage).
@@ -71,10 +72,12 @@ def sacct_works() -> bool:
 
 
 def profile_gpu_rules() -> list[str]:
-    """The rules that the slurm profile gives a GPU."""
+    """The rules that get a GPU: from the slurm profile, and training and pretraining (their rules ask for
+    train.gpus / pretrain.gpus)."""
     profile = yaml.safe_load((REPO_ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    return [rule for rule, resources in profile.get("set-resources", {}).items()
-            if {"gpu", "gres", "gpu_model"} & set(resources)]
+    from_profile = [rule for rule, resources in profile.get("set-resources", {}).items()
+                    if {"gpu", "gres", "gpu_model"} & set(resources)]
+    return sorted({"train", "pretrain", *from_profile})
 
 
 def rules_asking_for_memory(more_than: int) -> list[str]:

@@ -372,6 +372,24 @@ def test_training_arguments_follow_the_config(tmp_path):
     assert arguments.lr_scheduler_type == "cosine" and arguments.optim == "adamw_torch_fused"
     assert arguments.seed == 7 and arguments.save_total_limit is None and not arguments.ignore_data_skip
     assert arguments.bf16 + arguments.fp16 == torch.cuda.is_available()  # one of them on a GPU, neither on a CPU
+    assert not arguments.logging_nan_inf_filter and not arguments.torch_compile  # no host sync at every step
+    assert training_arguments(config | {"compile": True}, tmp_path, seed=7).torch_compile
+    assert arguments.ddp_find_unused_parameters and not arguments.average_tokens_across_devices
+    assert not training_arguments(config, tmp_path, seed=7, all_parameters_used=True).ddp_find_unused_parameters
+
+
+@pytest.mark.parametrize("bf16, capability", [(True, (9, 0)), (False, (7, 0))])
+def test_gpu_settings_bf16_tf32_and_collating_workers(monkeypatch, bf16, capability):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: capability)
+    settings = train.device_settings(cuda=True)
+    assert (settings["bf16"], settings["fp16"]) == (bf16, not bf16)
+    assert settings["tf32"] == (True if capability >= (8, 0) else None)  # None: TF32 left as torch has it
+    assert settings["dataloader_num_workers"] == train.GPU_DATALOADER_WORKERS > 0
+    assert settings["dataloader_pin_memory"] and settings["dataloader_persistent_workers"]
+    masking = train.device_settings(cuda=True, random_collator=True)
+    assert masking["dataloader_num_workers"] == 0 and not masking["dataloader_persistent_workers"]
+    assert train.device_settings(cuda=False) == {"use_cpu": True, "bf16": False, "fp16": False}
 
 
 # --- fresh windows every epoch ---------------------------------------------------------------------------

@@ -45,6 +45,9 @@ DELETING = "deleting-"  # prefix of a set-aside folder being deleted (old_checkp
 # invalidates them, including save_steps: each checkpoint's validation pass draws from torch's random
 # generator, so the cadence changes the dropout of later steps.
 NEUTRAL_KEYS = frozenset({"logging_steps", "eval_batch_size", "continue_from_last", "old_checkpoints"})
+# Keys added after runs were first recorded, with the value that trains as before them: a record leaves them out
+# at that value, so that checkpoints recorded before the keys existed stay valid.
+LATER_KEYS = {"gpus": 1, "compile": False}
 # Keys that only set how long a run trains; the record holds the total steps they give (`run_record`).
 LENGTH_KEYS = frozenset({"epochs", "max_steps"})
 # Learning-rate schedules whose value at a step does not depend on the total steps: a longer or shorter run
@@ -78,10 +81,11 @@ def windows_sha256(windows: pd.DataFrame) -> list[str]:
 
 
 def run_record(section: str, config: dict, total_steps: int, **fixed) -> dict:
-    """What determines a run's trajectory: the `section` (train or pretrain) settings less NEUTRAL_KEYS and
-    LENGTH_KEYS, the total steps, and `fixed` (model, seed, classes; keys ending in DIGEST_SUFFIX are digests
-    of the data, a list per epoch for `train_windows_sha256`)."""
-    kept = {key: value for key, value in config.items() if key not in NEUTRAL_KEYS | LENGTH_KEYS}
+    """What determines a run's trajectory: the `section` (train or pretrain) settings less NEUTRAL_KEYS,
+    LENGTH_KEYS and LATER_KEYS at their old value, the total steps, and `fixed` (model, seed, classes; keys
+    ending in DIGEST_SUFFIX are digests of the data, a list per epoch for `train_windows_sha256`)."""
+    kept = {key: value for key, value in config.items() if key not in NEUTRAL_KEYS | LENGTH_KEYS
+            and not (key in LATER_KEYS and value == LATER_KEYS[key])}
     return {section: kept, "total_steps": total_steps, **fixed}
 
 

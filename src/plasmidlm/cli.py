@@ -52,7 +52,8 @@ def _add_model_arguments(parser, outputs: str) -> None:
     parser.add_argument("--fasta", required=True, help="FASTA file (plain or gzip)")
     parser.add_argument("--out", required=True, help=f"output prefix: writes {outputs}")
     parser.add_argument("--stride", type=int, help="step between windows in nt (default: the window length)")
-    parser.add_argument("--batch-size", type=int, default=256, help="windows per inference batch")
+    parser.add_argument("--batch-size", type=int,
+                        help="windows per inference batch (default: 1024 on a GPU, 256 on a CPU)")
     parser.add_argument("--window-length", type=int,
                         help="window length in nt, for models not trained by plasmidlm (default: from the model)")
     parser.add_argument("--trust-remote-code", action="store_true",

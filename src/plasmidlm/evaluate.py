@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -11,8 +13,12 @@ import torch
 from plasmidlm import PlasmidlmError
 from plasmidlm.metrics import HEADLINE, evaluate_predictions, predictions_table
 from plasmidlm.model import forward_input_names, last_hidden_state, load_checkpoint, token_limit
-from plasmidlm.tokenize import encode
+from plasmidlm.tokenize import encode, kmer_id_table, kmer_ids
 from plasmidlm.windows import reverse_complement
+
+GPU_BATCH_SIZE = 1024
+CPU_BATCH_SIZE = 256
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def default_device() -> torch.device:
@@ -30,31 +36,101 @@ def check_token_counts(attention_mask: torch.Tensor, limit: int | None, source: 
                              f"model's limit of {limit} ({source}); use shorter windows (--window-length)")
 
 
-def _batched(model, tokenizer, metadata: dict, sequences, batch_size: int, compute, width: int) -> np.ndarray:
-    """Tokenize `sequences` batch by batch and stack `compute(model_inputs, attention_mask)` of each batch.
+def default_batch_size(device: torch.device) -> int:
+    """Windows per inference batch when none is given: larger on a GPU, where a batch must fill the device."""
+    return GPU_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE
 
-    The model gets only the inputs its forward takes; windows it cannot take whole are an error.
+
+def inference_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of inference, None for fp32. `precision`: "auto" (bf16 on a CUDA GPU that supports
+    it, else fp32), "bf16" (also on a CPU) or "fp32"."""
+    if precision not in PRECISIONS:
+        raise PlasmidlmError(f"unknown inference precision {precision!r} ({', '.join(PRECISIONS)})")
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def _prefetched(items: list, prepare):
+    """`prepare(item)` for each item in order, the next one prepared in a thread while the caller uses this one."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
+        for item in items:
+            following = pool.submit(prepare, item)
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
+
+
+def _host_batch(tokenizer, table: dict | None, sequences: list[str], kmer: int | None, stride: int) -> dict:
+    """input_ids and attention_mask of a batch: numpy k-mer ids when the tokenizer allows and the windows have one
+    length, the tokenizer otherwise."""
+    if table is not None and len({len(sequence) for sequence in sequences}) == 1:
+        ids = torch.from_numpy(kmer_ids(table, sequences, kmer, stride).astype(np.int64))
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    return encode(tokenizer, sequences, kmer, stride)
+
+
+def _batched(model, tokenizer, metadata: dict, sequences, batch_size: int | None, compute, width: int,
+             precision: str = "auto") -> np.ndarray:
+    """Stack `compute(model_inputs, attention_mask)` of `sequences`, batch by batch.
+
+    The model gets only the inputs its forward takes; windows it cannot take whole are an error. Token ids of the
+    next batch are prepared in a thread while the device runs this one; on a GPU they are copied from pinned
+    memory without blocking, results come back the same way, and the host waits for the device once, at the
+    end. `batch_size` None: `default_batch_size`; a batch that does not fit in memory is halved until it does
+    (with a warning). `precision`: see `inference_precision`.
     """
     device = next(model.parameters()).device
+    batch_size = batch_size or default_batch_size(device)
+    dtype = inference_precision(precision, device)
     kmer, stride = metadata.get("kmer"), metadata.get("kmer_stride", 1)
+    table = kmer_id_table(tokenizer, kmer) if kmer else None
     names = forward_input_names(model)
     limit, source = token_limit(model.config, tokenizer)
     sequences = list(sequences)
-    out = []
-    with torch.inference_mode():
-        for begin in range(0, len(sequences), batch_size):
-            batch = encode(tokenizer, sequences[begin : begin + batch_size], kmer, stride)
-            check_token_counts(batch["attention_mask"], limit, source, begin)
-            inputs = {name: batch[name].to(device) for name in names}
-            out.append(compute(inputs, batch["attention_mask"].to(device)).float().cpu().numpy())
-    return np.concatenate(out) if out else np.empty((0, width), dtype=np.float32)
+    pinned = device.type == "cuda"
+
+    def prepare(begin: int) -> dict:
+        batch = _host_batch(tokenizer, table, sequences[begin : begin + batch_size], kmer, stride)
+        check_token_counts(batch["attention_mask"], limit, source, begin)
+        return {name: tensor.pin_memory() if pinned else tensor for name, tensor in batch.items()}
+
+    out = torch.empty((len(sequences), width), dtype=torch.float32, pin_memory=pinned)
+    starts = list(range(0, len(sequences), batch_size))
+    size = batch_size  # halved while a batch does not fit in the GPU's memory
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        for begin, batch in zip(starts, _prefetched(starts, prepare)):
+            batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
+            done = 0
+            while done < len(batch["attention_mask"]):
+                part = {name: tensor[done : done + size] for name, tensor in batch.items()}
+                try:
+                    values = compute({name: part[name] for name in names}, part["attention_mask"]).float()
+                except torch.OutOfMemoryError:
+                    if size == 1:
+                        raise
+                    size //= 2
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    warnings.warn(f"inference batches of {size * 2} windows do not fit in the device's memory; "
+                                  f"using {size}", stacklevel=2)
+                    continue
+                out[begin + done : begin + done + len(values)].copy_(values, non_blocking=True)
+                done += len(values)
+    if pinned:
+        torch.cuda.synchronize(device)
+    return out.numpy()
 
 
-def predict_proba(model, tokenizer, metadata: dict, sequences, batch_size: int = 256) -> np.ndarray:
+def predict_proba(model, tokenizer, metadata: dict, sequences, batch_size: int | None = None,
+                  precision: str = "auto") -> np.ndarray:
     """Class probabilities for each DNA window in `sequences` (same order)."""
     return _batched(model, tokenizer, metadata, sequences, batch_size,
                     lambda inputs, mask: torch.softmax(model(**inputs).logits.float(), dim=-1),
-                    model.config.num_labels)
+                    model.config.num_labels, precision)
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -63,18 +139,19 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1)
 
 
-def embed_windows(model, tokenizer, metadata: dict, sequences, batch_size: int = 256) -> np.ndarray:
+def embed_windows(model, tokenizer, metadata: dict, sequences, batch_size: int | None = None,
+                  precision: str = "auto") -> np.ndarray:
     """Mean of the last hidden state over each window's non-padding tokens (not the [CLS] token)."""
     return _batched(model, tokenizer, metadata, sequences, batch_size,
                     lambda inputs, mask: mean_pool(last_hidden_state(model, inputs).float(), mask),
-                    model.config.hidden_size)
+                    model.config.hidden_size, precision)
 
 
 def classes_of(model) -> list[str]:
     return [model.config.id2label[i] for i in range(model.config.num_labels)]
 
 
-def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, batch_size: int = 256,
+def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, batch_size: int | None = None,
                           both_strands: bool = False) -> np.ndarray:
     """Class probabilities, optionally averaged over each window and its reverse complement."""
     sequences = list(sequences)
@@ -86,7 +163,7 @@ def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, batch_siz
 
 
 def evaluate_checkpoint(checkpoint_dir, windows: pd.DataFrame, val_windows: pd.DataFrame | None = None,
-                        batch_size: int = 256, both_strands: bool = False, n_bootstrap: int = 0, seed: int = 0,
+                        batch_size: int | None = None, both_strands: bool = False, n_bootstrap: int = 0, seed: int = 0,
                         trust_remote_code: bool = False):
     """Predictions on the test `windows` and metrics (with bootstrap intervals) of one checkpoint.
 

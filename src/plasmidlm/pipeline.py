@@ -6,6 +6,7 @@ transformers, scikit-learn) are imported by the steps that use them, so that dat
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import sys
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from plasmidlm import PlasmidlmError, __version__, io, neardup
+from plasmidlm import PlasmidlmError, __version__, distributed, io, neardup
 from plasmidlm.checkpoints import best_checkpoint, schedule
 from plasmidlm.classes import select_classes
 from plasmidlm.evidence import COMPOSITION_BASELINES
@@ -51,6 +52,11 @@ EMBEDDING_CHUNK = 2048  # test windows embedded at a time: bounds the memory of 
 
 def _noop(message: str) -> None:
     pass
+
+
+def _plain(arguments: dict) -> dict:
+    """Step arguments as JSON-ready values (paths as strings), to hand to other processes."""
+    return json.loads(json.dumps(arguments, default=str))
 
 
 def classes_of_split(split: pd.DataFrame) -> list[str]:
@@ -338,21 +344,32 @@ def _training_columns(path) -> pd.DataFrame:
 
 def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
           seed: int, model_dir, out_summary, out_log, log=_noop):
+    """Fine-tune; with `train.gpus` above 1, in that many data-parallel processes (`distributed.launch`)."""
+    if train_config.get("gpus", 1) > 1 and not distributed.in_rank():
+        distributed.per_process_batch(train_config["batch_size"], train_config["gpus"], "train")
+        arguments = {key: value for key, value in locals().items() if key != "log"}
+        return distributed.launch("train", _plain(arguments), train_config["gpus"], log)
     from plasmidlm.train import fine_tune, log_history_table
 
     classes = classes_of_split(io.read_table(split_path))
     summary = fine_tune(_training_columns(train_windows), io.read_table(val_windows), classes, model_config,
                         train_config, window_length, model_dir, seed, log)
-    io.write_table(log_history_table(summary.pop("log_history")), out_log)
-    io.write_json(summary, out_summary)
+    if distributed.is_main():
+        io.write_table(log_history_table(summary.pop("log_history")), out_log)
+        io.write_json(summary, out_summary)
 
 
 def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window_length: int, seed: int, output_dir,
              out_summary, out_log, log=_noop):
     """Masked-LM pretraining on random windows of the training plasmids (and any extra unlabeled FASTA).
 
-    Validation and test plasmids never enter the corpus: the job fails if one would.
+    Validation and test plasmids never enter the corpus: the job fails if one would. With `pretrain.gpus` above
+    1, in that many data-parallel processes (`distributed.launch`).
     """
+    if pretrain_config.get("gpus", 1) > 1 and not distributed.in_rank():
+        distributed.per_process_batch(pretrain_config["batch_size"], pretrain_config["gpus"], "pretrain")
+        arguments = {key: value for key, value in locals().items() if key != "log"}
+        return distributed.launch("pretrain", _plain(arguments), pretrain_config["gpus"], log)
     from plasmidlm.pretrain import pretrain_mlm
     from plasmidlm.train import log_history_table
 
@@ -379,8 +396,9 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
     heldout = draw_balanced_windows(sequences(), plasmids.assign(label="all"), window_length,
                                     pretrain_config["heldout_windows"], False, (seed, "pretrain", "heldout"))
     summary = pretrain_mlm(corpus, heldout, pretrain_config, window_length, output_dir, seed, log)
-    io.write_table(log_history_table(summary.pop("log_history")), out_log)
-    io.write_json(summary, out_summary)
+    if distributed.is_main():
+        io.write_table(log_history_table(summary.pop("log_history")), out_log)
+        io.write_json(summary, out_summary)
 
 
 def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, seed: int, trust_remote_code: bool,

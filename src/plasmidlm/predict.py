@@ -19,6 +19,8 @@ from plasmidlm.evidence import abstain, scale_temperature
 from plasmidlm.model import load_checkpoint
 
 PROGRESS_SECONDS = 10
+# Windows scored per call: inference batches within a call run without the host waiting for the device.
+SCORE_WINDOWS = 16384
 
 
 def tile_starts(sequence_length: int, length: int, stride: int) -> list[int]:
@@ -71,7 +73,7 @@ class _SequenceMeans:
 
 
 def _scored_windows(fasta, length: int, stride: int, batch_size: int, score, log, short: list):
-    """Yield (windows, values) per batch of (sequence_id, sequence_length, start, window) tuples."""
+    """Yield (windows, values) per `batch_size` (sequence_id, sequence_length, start, window) tuples."""
     began, n_windows, last_log = time.perf_counter(), 0, 0.0
     batch = []
 
@@ -121,7 +123,7 @@ def _format(values) -> list[str]:
     return [f"{value:.6g}" for value in values]
 
 
-def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
+def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int | None = None,
                   both_strands: bool = False, window_length: int | None = None, trust_remote_code: bool = False,
                   temperature: float = 1.0, min_confidence: float | None = None, log=print) -> dict:
     """Write `<out_prefix>.windows.tsv.gz` (per window) and `<out_prefix>.sequences.tsv` (per sequence).
@@ -156,7 +158,8 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
             def on_window(record_id, start, row):
                 window_writer.writerow([record_id, start, *_format(row)])
 
-            batches = _scored_windows(fasta, length, stride or length, batch_size, score, log, short)
+            batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0), score,
+                                      log, short)
             for record_id, record_length, count, mean in _mean_rows(batches, on_window):
                 [predicted] = abstain(mean[None, :], classes, min_confidence)
                 sequence_writer.writerow([record_id, record_length, count, predicted, *_format(mean)])
@@ -199,7 +202,7 @@ class _NpyRows:
         self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)
 
 
-def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int = 256,
+def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int | None = None,
                 window_length: int | None = None, trust_remote_code: bool = False, log=print) -> dict:
     """Mean-pooled embeddings per window and per sequence.
 
@@ -227,7 +230,7 @@ def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_s
                 window_handle.write(f"{record_id}\t{start}\n")
                 window_array.append(row)
 
-            batches = _scored_windows(fasta, length, stride or length, batch_size,
+            batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0),
                                       lambda windows: embed_windows(model, tokenizer, metadata, windows, batch_size),
                                       log, short)
             for record_id, record_length, count, mean in _mean_rows(batches, on_window):

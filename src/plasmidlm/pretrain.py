@@ -10,10 +10,12 @@ import pandas as pd
 import torch
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer
 
+from plasmidlm import distributed
 from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
 from plasmidlm.model import METADATA_KEY, PRESETS, parameter_counts
 from plasmidlm.tokenize import build_kmer_tokenizer, flat_token_ids, n_tokens
 from plasmidlm.train import (
+    TOKENS_FILE,
     ProgressLog,
     StopOnSigterm,
     run_until_done_or_sigterm,
@@ -108,13 +110,21 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     record = run_record("pretrain", pretrain_config, total_steps, window_length=window_length, seed=seed,
                         train_windows_sha256=windows_sha256(train_windows),
                         val_windows_sha256=windows_sha256(heldout_windows))
-    resume_from = prepare_output_dir(output_dir, record, pretrain_config, log, section="pretrain")
+    resume_from = distributed.main_then_shared(
+        lambda: prepare_output_dir(output_dir, record, pretrain_config, log, section="pretrain"))
+    encodings = distributed.computed_once(output_dir / TOKENS_FILE, lambda: {
+        name: dict(zip(("tokens", "offsets"), map(torch.from_numpy, flat_token_ids(tokenizer, windows["sequence"],
+                                                                                   kmer, stride))))
+        for name, windows in (("train", train_windows), ("eval", heldout_windows))})
+    per_process = distributed.per_process_batch(pretrain_config["batch_size"], distributed.world()[1],
+                                                 "pretrain")
     stop = StopOnSigterm()
     trainer = Trainer(
         model=model,
-        args=training_arguments(pretrain_config, output_dir, seed),
-        train_dataset=TokenDataset(*flat_token_ids(tokenizer, train_windows["sequence"], kmer, stride)),
-        eval_dataset=TokenDataset(*flat_token_ids(tokenizer, heldout_windows["sequence"], kmer, stride)),
+        args=training_arguments(pretrain_config | {"batch_size": per_process}, output_dir, seed, masked_lm=True,
+                                all_parameters_used=True),
+        train_dataset=TokenDataset(encodings["train"]["tokens"].numpy(), encodings["train"]["offsets"].numpy()),
+        eval_dataset=TokenDataset(encodings["eval"]["tokens"].numpy(), encodings["eval"]["offsets"].numpy()),
         data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=pretrain_config["mlm_probability"],
                                       span=kmer if stride == 1 else 1),
         processing_class=tokenizer,

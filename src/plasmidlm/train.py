@@ -14,7 +14,7 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.integrations import is_tensorboard_available
 
-from plasmidlm import PlasmidlmError
+from plasmidlm import PlasmidlmError, distributed
 from plasmidlm.checkpoints import (
     TRAINER_STATE,
     checkpoint_dirs,
@@ -25,6 +25,7 @@ from plasmidlm.checkpoints import (
     windows_sha256,
 )
 from plasmidlm.model import (
+    BUILTIN,
     CHECK_SAMPLE,
     build_or_load,
     forward_input_names,
@@ -35,6 +36,7 @@ from plasmidlm.model import (
 )
 from plasmidlm.tokenize import flat_token_ids
 
+TOKENS_FILE = ".tokens.pt"  # a distributed run's token ids, written by rank 0 for all ranks, removed once read
 LORA_ADAPTER_DIR = "lora_adapter"  # inside a checkpoint of a LoRA run: the adapters and head that resuming loads
 BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
 
@@ -52,6 +54,18 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"input_ids": self.tokens[self.offsets[index] : self.offsets[index + 1]], "labels": self.labels[index]}
+
+    def tensors(self) -> dict:
+        return {"tokens": torch.from_numpy(self.tokens), "offsets": torch.from_numpy(self.offsets),
+                "labels": self.labels}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict) -> WindowDataset:
+        """The dataset of `tensors()` (e.g. memory-mapped from a file that rank 0 wrote)."""
+        dataset = cls.__new__(cls)
+        dataset.tokens, dataset.offsets = tensors["tokens"].numpy(), tensors["offsets"].numpy()
+        dataset.labels = tensors["labels"]
+        return dataset
 
 
 @dataclass
@@ -238,10 +252,15 @@ class StopOnSigterm(TrainerCallback):
     While `installed()`, SIGTERM only sets `received`; a second SIGTERM acts as usual (the handler is
     restored at the first). The step under way finishes, with its checkpoint if it is one, so the job exits
     within about one step and the last complete checkpoint is where a re-run resumes.
+
+    In a rank of a distributed run (`distributed.launch`), the launcher's SIGUSR1 counts as SIGTERM, and the
+    ranks agree on the step to stop after (`distributed.StopVote`: one step after the first rank got it), so that
+    none waits forever for the others.
     """
 
     def __init__(self):
         self.received = False
+        self.vote = distributed.StopVote() if distributed.in_rank() else None
 
     @contextlib.contextmanager
     def installed(self):
@@ -249,20 +268,32 @@ class StopOnSigterm(TrainerCallback):
             yield
             return
         previous = signal.getsignal(signal.SIGTERM)
+        previous_stop = signal.getsignal(distributed.STOP_SIGNAL)
 
         def handle(signum, frame):
-            signal.signal(signal.SIGTERM, previous)
+            if signum == signal.SIGTERM:
+                signal.signal(signal.SIGTERM, previous)
             self.received = True
 
         signal.signal(signal.SIGTERM, handle)
+        if self.vote is not None:
+            signal.signal(distributed.STOP_SIGNAL, handle)
         try:
             yield
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if self.vote is not None:
+                signal.signal(distributed.STOP_SIGNAL, previous_stop)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.received:
+        stop = self.vote.agreed(self.received) if self.vote is not None else self.received
+        if stop:
+            self.received = True
             control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.vote is not None:
+            self.vote.finish()
 
 
 def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from: Path | None, step_name: str,
@@ -291,9 +322,42 @@ def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from
 # --- fine-tuning --------------------------------------------------------------------------------------
 
 
-def training_arguments(train_config: dict, output_dir: str | Path, seed: int) -> TrainingArguments:
-    """The Trainer settings of a run: bf16 (fp16 without bf16) on a GPU, fused AdamW, TensorBoard if installed."""
-    cuda = torch.cuda.is_available()
+# Data loader processes on a GPU: indexing and collating take about 5 us of a CPU core per window (bench/gpu.py,
+# "host side"), a few % of a base-preset step on a GPU and more than a whole small-preset step, so they run
+# beside training.
+GPU_DATALOADER_WORKERS = 2
+
+
+def device_settings(cuda: bool, random_collator: bool = False) -> dict:
+    """The TrainingArguments that depend on the device. On a GPU: bf16 (fp16 without it), TF32 matrix products
+    where the GPU has them (Ampere and later), pinned memory and collation in worker processes, except for a
+    collator that draws random numbers (masked-LM pretraining): workers would draw them from generators of their
+    own, and a resumed run would not mask as an uninterrupted one."""
+    if not cuda:
+        return {"use_cpu": True, "bf16": False, "fp16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    workers = 0 if random_collator else GPU_DATALOADER_WORKERS
+    return {"bf16": bf16, "fp16": not bf16, "tf32": torch.cuda.get_device_capability()[0] >= 8 or None,
+            "dataloader_pin_memory": True, "dataloader_num_workers": workers,
+            "dataloader_persistent_workers": workers > 0}
+
+
+def training_arguments(train_config: dict, output_dir: str | Path, seed: int, masked_lm: bool = False,
+                       all_parameters_used: bool = False) -> TrainingArguments:
+    """The Trainer settings of a run: fused AdamW, the device's settings (`device_settings`), `torch.compile`
+    with `compile`, TensorBoard if installed. The loss is not checked for NaN or inf at every step (the Trainer's
+    `logging_nan_inf_filter`): that check makes the host wait for the GPU at every step; a NaN loss shows in
+    the logged loss instead.
+
+    `masked_lm`: masked-LM pretraining, whose collator draws random numbers (see `device_settings`).
+    `all_parameters_used`: every trainable parameter gets a gradient at every step (the built-in models), so
+    that DDP need not search the graph for unused ones after each step, as it must for a hub model that may
+    have parameters its classification forward never uses.
+
+    With several processes, each one's loss is the mean over its own windows (or masked tokens), and DDP
+    averages the processes' gradients. The Trainer would instead multiply the loss by the number of processes
+    (`average_tokens_across_devices`), expecting the model to divide a sum by the items of all processes, which
+    transformers' BERT heads do not: every gradient would be that many times too large."""
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=train_config["batch_size"],
@@ -310,12 +374,14 @@ def training_arguments(train_config: dict, output_dir: str | Path, seed: int) ->
         save_strategy="steps",
         save_steps=train_config["save_steps"],
         logging_steps=train_config["logging_steps"],
+        logging_nan_inf_filter=False,
+        average_tokens_across_devices=False,
+        ddp_find_unused_parameters=not all_parameters_used,
+        torch_compile=train_config.get("compile", False),
         seed=seed,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        fp16=cuda and not torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda,
         report_to=["tensorboard"] if is_tensorboard_available() else "none",
         disable_tqdm=True,
+        **device_settings(torch.cuda.is_available(), random_collator=masked_lm),
     )
 
 
@@ -357,7 +423,11 @@ def fine_tune(
     if epoch_blocks is not None:
         log(f"fresh training windows every epoch: {windows_per_epoch:,} windows in each of "
             f"{epoch_blocks.max() + 1} epoch(s) drawn")
-    log(f"{windows_per_epoch:,} training windows per epoch, batch {train_config['batch_size']}: "
+    processes = distributed.world()[1]
+    per_process = distributed.per_process_batch(train_config["batch_size"], processes, "train")
+    batch = f"{train_config['batch_size']}" + (f" ({per_process} on each of {processes} GPUs/processes)"
+                                               if processes > 1 else "")
+    log(f"{windows_per_epoch:,} training windows per epoch, batch {batch}: "
         f"{plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps in all, "
         f"{len(plan['checkpoints'])} checkpoint(s) at steps {plan['checkpoints']}; "
         f"{len(val_windows):,} validation windows at each checkpoint; class balance: {train_config['balance']}")
@@ -365,13 +435,17 @@ def fine_tune(
                         seed=seed, classes=classes, steps_per_epoch=plan["steps_per_epoch"],
                         train_windows_sha256=windows_sha256(train_windows),
                         val_windows_sha256=windows_sha256(val_windows))
-    resume_from = prepare_output_dir(output_dir, record, train_config, log)
+    resume_from = distributed.main_then_shared(lambda: prepare_output_dir(output_dir, record, train_config, log))
+    datasets = distributed.computed_once(output_dir / TOKENS_FILE, lambda: {
+        name: make_dataset(windows, tokenizer, metadata, classes).tensors()
+        for name, windows in (("train", train_windows), ("eval", val_windows))})
     stop = StopOnSigterm()
     trainer = WindowTrainer(
         model=model,
-        args=training_arguments(train_config, output_dir, seed),
-        train_dataset=make_dataset(train_windows, tokenizer, metadata, classes),
-        eval_dataset=make_dataset(val_windows, tokenizer, metadata, classes),
+        args=training_arguments(train_config | {"batch_size": per_process}, output_dir, seed,
+                                all_parameters_used=model_config["name_or_path"] == BUILTIN),
+        train_dataset=WindowDataset.from_tensors(datasets["train"]),
+        eval_dataset=WindowDataset.from_tensors(datasets["eval"]),
         processing_class=tokenizer,
         compute_metrics=accuracy_metric,
         callbacks=[ProgressLog(log), stop],
