@@ -96,8 +96,8 @@ rule composition_baselines:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory("composition_baselines"),
+        runtime=minutes("composition_baselines"),
     params:
         composition=config["baselines"]["composition"],
         length=config["windows"]["length"],
@@ -124,8 +124,8 @@ rule cnn_baseline:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=memory("cnn_baseline"),
+        runtime=minutes("cnn_baseline"),
     params:
         cnn={
             key: value

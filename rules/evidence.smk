@@ -9,8 +9,8 @@ rule shuffled_test_windows:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=memory("shuffled_test_windows"),
+        runtime=minutes("shuffled_test_windows"),
     params:
         seed=config["seed"],
     script:
@@ -30,8 +30,8 @@ rule contig_tiles:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=memory("contig_tiles"),
+        runtime=minutes("contig_tiles"),
     params:
         length=config["windows"]["length"],
         contig_lengths=config["evidence"]["contig_lengths"],
@@ -65,8 +65,8 @@ rule model_evidence:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory("model_evidence"),
+        runtime=minutes("model_evidence"),
     params:
         model_dir=lambda wildcards, input: os.path.dirname(input.summary),
         length=config["windows"]["length"],
@@ -100,8 +100,8 @@ rule kmer_evidence:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=memory("kmer_evidence"),
+        runtime=minutes("kmer_evidence"),
     params:
         kmer=config["baselines"]["kmer"],
         length=config["windows"]["length"],
