@@ -6,7 +6,8 @@ For each preset and window length, on a freshly initialised built-in model saved
   plain loop: `AutoModelForSequenceClassification` in fp32, the tokenizer padding each batch of 256 windows,
   `softmax(...).cpu()` per batch. The largest difference between the two sets of probabilities is printed too.
 - **training**: `plasmidlm.train.WindowTrainer` with `plasmidlm.train.training_arguments` against a plain
-  `transformers.Trainer` with default `TrainingArguments` (and the tokenizer as collator), same model
+  `transformers.Trainer` with default `TrainingArguments` (and the tokenizer as collator; fp32 matrix products
+  in full precision, torch's default), same model
   initialisation, data, batch and steps; checkpoints and validation off in both.
 Printed: windows/s, tokens/s, model FLOP utilisation (MFU) against the GPU's peak (detected from its name, or
 `--peak-tflops`), peak GPU memory and the ratio plasmidlm / plain. `--reduced` is a seconds-long CPU run of the
@@ -24,6 +25,7 @@ import pandas as pd
 import torch
 import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PrinterCallback, Trainer
+from transformers.utils.import_utils import enable_tf32
 
 from plasmidlm.evaluate import default_batch_size, inference_precision, predict_proba
 from plasmidlm.model import PRESETS, build_or_load, forward_input_names, load_checkpoint
@@ -113,6 +115,13 @@ def plain_predict(model, tokenizer, sequences: list[str], device) -> np.ndarray:
     return np.concatenate(out)
 
 
+def torch_defaults() -> None:
+    """fp32 matrix products in full precision, as torch does by default: plasmidlm's training turns TF32 on for
+    the whole process, and the plain side must not inherit it."""
+    if torch.cuda.is_available():
+        enable_tf32(False)
+
+
 def timed(run) -> tuple[float, object]:
     synchronize()
     began = time.perf_counter()
@@ -134,6 +143,7 @@ def measure_evaluation(checkpoint: str, sequences: list[str], repeats: int) -> d
         run(sequences[: 2 * PLAIN_EVAL_BATCH])
     for _ in range(repeats):
         for name, run in sides.items():
+            torch_defaults()
             reset_peak_memory()
             seconds, proba = timed(lambda: run(sequences))
             result = results[name]
@@ -161,6 +171,7 @@ def measure_training(name: str, preset: str, length: int, batch_size: int, windo
             trainer = WindowTrainer(model=model, args=plasmidlm_arguments(options, output_dir), train_dataset=dataset,
                                     processing_class=tokenizer, callbacks=[clock])
         else:
+            torch_defaults()
             trainer = Trainer(model=model, args=plain_arguments(options, output_dir), train_dataset=dataset,
                               processing_class=tokenizer, callbacks=[clock])
         trainer.remove_callback(PrinterCallback)
