@@ -29,7 +29,7 @@ from transformers.utils.import_utils import enable_tf32
 
 from plasmidlm.evaluate import default_batch_size, inference_precision, predict_proba
 from plasmidlm.model import PRESETS, build_or_load, forward_input_names, load_checkpoint
-from plasmidlm.tokenize import kmer_id_table, kmer_ids, kmer_text, n_tokens, token_ids
+from plasmidlm.tokenize import kmer_id_table, kmer_ids, kmer_text, n_tokens
 from plasmidlm.train import PadToLongest, WindowTrainer, make_dataset
 from train_throughput import CLASSES, SEED, StepClock, plain_arguments, plasmidlm_arguments, random_windows, synchronize
 
@@ -186,11 +186,12 @@ def measure_training(name: str, preset: str, length: int, batch_size: int, windo
 
 
 def host_costs(tokenizer, model, sequences: list[str], batch_size: int) -> dict:
-    """Windows/s of the token ids of inference (numpy k-mer ids and the tokenizer), and ms per training batch
+    """Windows/s of token ids (numpy k-mer ids, and the tokenizer on k-mer text), and ms per training batch
     of indexing and collating (what the data loader workers take off the training loop)."""
     table = kmer_id_table(tokenizer, KMER)
     numpy_seconds, _ = timed(lambda: kmer_ids(table, sequences, KMER))
-    tokenizer_seconds, _ = timed(lambda: token_ids(tokenizer, sequences, KMER))
+    tokenizer_seconds, _ = timed(lambda: tokenizer([kmer_text(sequence, KMER) for sequence in sequences],
+                                                   return_attention_mask=False, return_token_type_ids=False))
     dataset = make_dataset(pd.DataFrame({"sequence": sequences, "label": CLASSES[0]}), tokenizer,
                            model.config.plasmidlm, CLASSES)
     collate = PadToLongest(tokenizer.pad_token_id, forward_input_names(model))
