@@ -6,7 +6,8 @@ For each preset and window length, on a freshly initialised built-in model saved
   plain loop: `AutoModelForSequenceClassification` in fp32, the tokenizer padding each batch of 256 windows,
   `softmax(...).cpu()` per batch. The largest difference between the two sets of probabilities is printed too.
 - **training**: `plasmidlm.train.WindowTrainer` with `plasmidlm.train.training_arguments` against a plain
-  `transformers.Trainer` with default `TrainingArguments` (and the tokenizer as collator), same model
+  `transformers.Trainer` with default `TrainingArguments` (and the tokenizer as collator; fp32 matrix products
+  in full precision, torch's default), same model
   initialisation, data, batch and steps; checkpoints and validation off in both.
 Printed: windows/s, tokens/s, model FLOP utilisation (MFU) against the GPU's peak (detected from its name, or
 `--peak-tflops`), peak GPU memory and the ratio plasmidlm / plain. `--reduced` is a seconds-long CPU run of the
@@ -24,10 +25,11 @@ import pandas as pd
 import torch
 import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PrinterCallback, Trainer
+from transformers.utils.import_utils import enable_tf32
 
 from plasmidlm.evaluate import default_batch_size, inference_precision, predict_proba
 from plasmidlm.model import PRESETS, build_or_load, forward_input_names, load_checkpoint
-from plasmidlm.tokenize import kmer_id_table, kmer_ids, kmer_text, n_tokens, token_ids
+from plasmidlm.tokenize import kmer_id_table, kmer_ids, kmer_text, n_tokens
 from plasmidlm.train import PadToLongest, WindowTrainer, make_dataset
 from train_throughput import CLASSES, SEED, StepClock, plain_arguments, plasmidlm_arguments, random_windows, synchronize
 
@@ -113,6 +115,13 @@ def plain_predict(model, tokenizer, sequences: list[str], device) -> np.ndarray:
     return np.concatenate(out)
 
 
+def torch_defaults() -> None:
+    """fp32 matrix products in full precision, as torch does by default: plasmidlm's training turns TF32 on for
+    the whole process, and the plain side must not inherit it."""
+    if torch.cuda.is_available():
+        enable_tf32(False)
+
+
 def timed(run) -> tuple[float, object]:
     synchronize()
     began = time.perf_counter()
@@ -134,6 +143,7 @@ def measure_evaluation(checkpoint: str, sequences: list[str], repeats: int) -> d
         run(sequences[: 2 * PLAIN_EVAL_BATCH])
     for _ in range(repeats):
         for name, run in sides.items():
+            torch_defaults()
             reset_peak_memory()
             seconds, proba = timed(lambda: run(sequences))
             result = results[name]
@@ -161,6 +171,7 @@ def measure_training(name: str, preset: str, length: int, batch_size: int, windo
             trainer = WindowTrainer(model=model, args=plasmidlm_arguments(options, output_dir), train_dataset=dataset,
                                     processing_class=tokenizer, callbacks=[clock])
         else:
+            torch_defaults()
             trainer = Trainer(model=model, args=plain_arguments(options, output_dir), train_dataset=dataset,
                               processing_class=tokenizer, callbacks=[clock])
         trainer.remove_callback(PrinterCallback)
@@ -175,11 +186,12 @@ def measure_training(name: str, preset: str, length: int, batch_size: int, windo
 
 
 def host_costs(tokenizer, model, sequences: list[str], batch_size: int) -> dict:
-    """Windows/s of the token ids of inference (numpy k-mer ids and the tokenizer), and ms per training batch
+    """Windows/s of token ids (numpy k-mer ids, and the tokenizer on k-mer text), and ms per training batch
     of indexing and collating (what the data loader workers take off the training loop)."""
     table = kmer_id_table(tokenizer, KMER)
     numpy_seconds, _ = timed(lambda: kmer_ids(table, sequences, KMER))
-    tokenizer_seconds, _ = timed(lambda: token_ids(tokenizer, sequences, KMER))
+    tokenizer_seconds, _ = timed(lambda: tokenizer([kmer_text(sequence, KMER) for sequence in sequences],
+                                                   return_attention_mask=False, return_token_type_ids=False))
     dataset = make_dataset(pd.DataFrame({"sequence": sequences, "label": CLASSES[0]}), tokenizer,
                            model.config.plasmidlm, CLASSES)
     collate = PadToLongest(tokenizer.pad_token_id, forward_input_names(model))

@@ -37,8 +37,13 @@ def test_kmer_ids_equal_the_tokenizers_ids_including_unknown_letters(stride):
     rng = np.random.default_rng(0)
     sequences = ["".join(rng.choice(list("ACGTNRa"), size=50, p=[0.23] * 4 + [0.04, 0.02, 0.02]))
                  for _ in range(40)]
-    expected = np.stack(token_ids(tokenizer, sequences, 4, stride))
+    texts = [" ".join(sequence[i : i + 4] for i in range(0, len(sequence) - 3, stride)) for sequence in sequences]
+    expected = np.array(tokenizer(texts, return_attention_mask=False)["input_ids"])
     np.testing.assert_array_equal(kmer_ids(kmer_id_table(tokenizer, 4), sequences, 4, stride), expected)
+    # token_ids takes this path for windows of one length, the tokenizer's for mixed lengths: the same ids
+    np.testing.assert_array_equal(np.stack(token_ids(tokenizer, sequences, 4, stride)), expected)
+    mixed = token_ids(tokenizer, sequences + ["ACGTA"], 4, stride)
+    np.testing.assert_array_equal(np.stack(mixed[:-1]), expected)
 
 
 def test_other_tokenizers_get_no_kmer_table(tiny_checkpoint):

@@ -12,6 +12,7 @@ This module imports torch only inside the ranks, so that a data step importing t
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -28,6 +29,9 @@ RANK_MARKER = "PLASMIDLM_DISTRIBUTED"  # set in the environment of the ranks tha
 STOP_SIGNAL = signal.SIGUSR1  # how `launch` tells the ranks that the job got SIGTERM
 FAILURE_GRACE_SECONDS = 20  # after one rank failed, how long the others get to end before they are killed
 _CPU_GROUP = None  # a gloo group for small host-side messages, which never wait for a GPU
+# How long ranks wait for rank 0's one-time work (tokenizing a large data set). A rank that fails does not make
+# the others wait this long: `launch` ends them.
+ONCE_TIMEOUT = datetime.timedelta(hours=3)
 
 
 def in_rank() -> bool:
@@ -232,8 +236,11 @@ def _rank_main(specification: str) -> int:
         return 1
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
-    _CPU_GROUP = dist.new_group(backend="gloo") if cuda else None
+    if cuda:
+        dist.init_process_group(backend="nccl")
+        _CPU_GROUP = dist.new_group(backend="gloo", timeout=ONCE_TIMEOUT)
+    else:
+        dist.init_process_group(backend="gloo", timeout=ONCE_TIMEOUT)
     request = json.loads(specification)
 
     def log(message: str) -> None:

@@ -61,11 +61,18 @@ TOKENIZE_CHUNK = 4096  # windows tokenized per call: bounds the tokenizer's temp
 
 
 def token_ids(tokenizer, sequences, kmer: int | None, stride: int = 1) -> list[np.ndarray]:
-    """Token ids of each DNA window, special tokens included, unpadded (int32 arrays)."""
+    """Token ids of each DNA window, special tokens included, unpadded (int32 arrays). Windows of one length
+    through a k-mer tokenizer that `kmer_id_table` recognises take the numpy path (`kmer_ids`), 10-30 times
+    faster (bench/README.md), with the same ids."""
     sequences = list(sequences)
+    table = kmer_id_table(tokenizer, kmer) if kmer else None
     ids = []
     for begin in range(0, len(sequences), TOKENIZE_CHUNK):
-        texts = [model_text(sequence, kmer, stride) for sequence in sequences[begin : begin + TOKENIZE_CHUNK]]
+        chunk = sequences[begin : begin + TOKENIZE_CHUNK]
+        if table is not None and len({len(sequence) for sequence in chunk}) == 1:
+            ids.extend(kmer_ids(table, chunk, kmer, stride).astype(np.int32))
+            continue
+        texts = [model_text(sequence, kmer, stride) for sequence in chunk]
         encoded = tokenizer(texts, truncation=False, return_attention_mask=False, return_token_type_ids=False,
                             verbose=False)["input_ids"]
         ids.extend(np.asarray(row, dtype=np.int32) for row in encoded)
