@@ -79,54 +79,13 @@ def token_ids(tokenizer, sequences, kmer: int | None, stride: int = 1) -> list[n
     return ids
 
 
-_BASE4 = np.full(256, 255, dtype=np.uint8)
-for _code, _letter in enumerate(b"ACGT"):
-    _BASE4[_letter] = _code
-
-
-def _kmer_ids_of_equal_windows(sequences: list[str], k: int, stride: int, vocab: dict[str, int]) -> np.ndarray:
-    """[CLS] k-mer ids [SEP] of windows of one length (rows of a 2D int32 array), computed with numpy for a tokenizer
-    with `kmer_vocabulary(k)`: k-mer id = 5 + its base-4 number; a k-mer with another letter is [UNK]."""
-    codes = _BASE4[np.frombuffer("".join(sequences).encode(), dtype=np.uint8).reshape(len(sequences), -1)]
-    n_kmers = codes.shape[1] - k + 1
-    ids = np.zeros((len(sequences), n_kmers), dtype=np.int32)
-    invalid = np.zeros((len(sequences), n_kmers), dtype=bool)
-    for offset in range(k):
-        part = codes[:, offset : offset + n_kmers]
-        ids = ids * 4 + (part & 3)
-        invalid |= part == 255
-    ids = np.where(invalid, vocab[SPECIAL_TOKENS["unk_token"]], ids + len(SPECIAL_TOKENS))[:, ::stride]
-    ends = np.full((len(sequences), 1), vocab[SPECIAL_TOKENS["cls_token"]], dtype=np.int32)
-    return np.hstack([ends, ids.astype(np.int32), ends * 0 + vocab[SPECIAL_TOKENS["sep_token"]]])
-
-
-def _numpy_path(tokenizer, sequences, kmer: int | None, stride: int) -> bool:
-    """Whether the numpy k-mer ids give what `tokenizer` gives (the built-in k-mer tokenizer): same vocabulary,
-    and the same ids for the first window."""
-    if not kmer or not len(sequences) or len(sequences[0]) < kmer or tokenizer.get_vocab() != kmer_vocabulary(kmer):
-        return False
-    first = [sequences[0]]
-    return _kmer_ids_of_equal_windows(first, kmer, stride, tokenizer.get_vocab())[0].tolist() == \
-        token_ids(tokenizer, first, kmer, stride)[0].tolist()
-
-
 def flat_token_ids(tokenizer, sequences, kmer: int | None, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of all DNA windows in one flat int32 array, and the offsets where each window starts (windows + 1
-    of them): tokenized `TOKENIZE_CHUNK` windows at a time, so that no per-window object outlives its chunk.
-
-    For the built-in k-mer tokenizer, chunks of windows of one length get their ids from numpy, tens of times
-    faster than the tokenizer, with the same result (checked on the first window).
-    """
-    vocab = tokenizer.get_vocab() if _numpy_path(tokenizer, sequences, kmer, stride) else None
+    of them): tokenized by `token_ids` (numpy k-mer path included) `TOKENIZE_CHUNK` windows at a time, so that
+    no per-window object outlives its chunk."""
     pieces, lengths = [], []
     for begin in range(0, len(sequences), TOKENIZE_CHUNK):
-        chunk = list(sequences[begin : begin + TOKENIZE_CHUNK])
-        if vocab is not None and len(set(map(len, chunk))) == 1 and len(chunk[0]) >= kmer:
-            rows = _kmer_ids_of_equal_windows(chunk, kmer, stride, vocab)
-            lengths.append(np.full(len(rows), rows.shape[1], dtype=np.int64))
-            pieces.append(rows.reshape(-1))
-            continue
-        ids = token_ids(tokenizer, chunk, kmer, stride)
+        ids = token_ids(tokenizer, list(sequences[begin : begin + TOKENIZE_CHUNK]), kmer, stride)
         lengths.append(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)))
         pieces.append(np.concatenate(ids) if ids else np.empty(0, dtype=np.int32))
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]) if lengths else np.zeros(1, dtype=np.int64)
