@@ -134,3 +134,11 @@ def drawn_training_windows(wildcards, input):
 
 def pretraining_windows(wildcards, input):
     return {"corpus_windows": job_resources.training_plasmids(input.split) * config["pretrain"]["windows_per_plasmid"]}
+
+
+def kmer_baseline_features(wildcards, input):
+    kmer = config["baselines"]["kmer"]
+    windows = job_resources.training_plasmids(input.split) * kmer["windows_per_plasmid"]
+    if kmer["max_windows"]:
+        windows = min(windows, kmer["max_windows"])
+    return {"features": job_resources.kmer_features_mb(windows, kmer["k"])}
