@@ -152,7 +152,8 @@ def main() -> None:
                           {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
         "embeddings_baseline": (
             f"pipeline.embeddings_baseline({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', "
-            f"'{model_dir}/checkpoint-{steps}', False, {baselines['embeddings']!r}, False, {windows['length']}, 0, 1, '{out}/el.json', "
+            f"'{model_dir}/checkpoint-{steps}', False, {baselines['embeddings']!r}, False, {windows['length']}, 0, 1, "
+            f"'{out}/el.json', "
             f"'{out}/el.tsv.gz', '{out}/ec.json', '{out}/ec.tsv.gz', log=log)",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
     }
@@ -165,7 +166,8 @@ def main() -> None:
             f"'{d}/test_kmer_coverage.tsv.gz', log=log)",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]})
         jobs["leakage"] = (
-            f"pipeline.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', '{d}/test_windows.tsv.gz', "
+            f"pipeline.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
+            f"'{d}/test_windows.tsv.gz', "
             f"'{d}/test_kmer_coverage.tsv.gz', 31, '{out}/leakage.json', log=log)",
             {"split": [f"{d}/split.tsv"], "train": [train_windows], "val": [f"{d}/val_windows.tsv.gz"],
              "test": [f"{d}/test_windows.tsv.gz"], "coverage": [f"{d}/test_kmer_coverage.tsv.gz"]})

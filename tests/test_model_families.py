@@ -281,7 +281,8 @@ def test_family_runs_through_the_whole_workflow(family, standins, families_run, 
         pipeline.embeddings_baseline(
             data.fasta, run / "data" / "split.tsv", run / "data" / "test_windows.tsv.gz", str(run / family / "model"),
             from_experiment=True, trust_remote_code=trust, length=WINDOW, n_bootstrap=0, seed=0,
-            embeddings_config={"kmer": None, "windows_per_plasmid": 1, "max_windows": None, "C": 1.0, "cnn_epochs": 1, "cnn_channels": 8},
+            embeddings_config={"kmer": None, "windows_per_plasmid": 1, "max_windows": None, "C": 1.0, "cnn_epochs": 1,
+                               "cnn_channels": 8},
             out_logistic_metrics=tmp_path / "logistic.json", out_logistic_predictions=tmp_path / "logistic.tsv.gz",
             out_cnn_metrics=tmp_path / "cnn.json", out_cnn_predictions=tmp_path / "cnn.tsv.gz")
         assert json.loads((tmp_path / "cnn.json").read_text())["window"]["n"] == 40
