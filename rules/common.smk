@@ -110,7 +110,9 @@ def memory(job, counts=None):
 
     def mem_mb(wildcards, input, attempt):
         sizes = job_resources.input_mb(input.items())
-        return job_resources.mem_mb(job, sizes | (counts(wildcards, input) if counts else {}), attempt)
+        return job_resources.mem_mb(
+            job, sizes | (counts(wildcards, input) if counts else {}), attempt
+        )
 
     return mem_mb
 
@@ -119,7 +121,9 @@ def minutes(job):
     """A rule's runtime: plasmidlm.resources.runtime from its input sizes and the attempt."""
 
     def runtime(wildcards, input, attempt):
-        return job_resources.runtime(job, job_resources.input_mb(input.items()), attempt)
+        return job_resources.runtime(
+            job, job_resources.input_mb(input.items()), attempt
+        )
 
     return runtime
 
@@ -127,13 +131,18 @@ def minutes(job):
 def drawn_training_windows(wildcards, input):
     """Training windows an experiment draws: per plasmid, per training plasmid, per epoch when fresh each epoch."""
     settings = EXPERIMENTS[wildcards.experiment]
-    epochs = settings["train"]["epochs"] if settings["windows"]["resample_each_epoch"] else 1
+    epochs = (
+        settings["train"]["epochs"] if settings["windows"]["resample_each_epoch"] else 1
+    )
     plasmids = job_resources.training_plasmids(input.split)
     return {"windows": plasmids * settings["windows"]["per_plasmid"] * epochs}
 
 
 def pretraining_windows(wildcards, input):
-    return {"corpus_windows": job_resources.training_plasmids(input.split) * config["pretrain"]["windows_per_plasmid"]}
+    return {
+        "corpus_windows": job_resources.training_plasmids(input.split)
+        * config["pretrain"]["windows_per_plasmid"]
+    }
 
 
 def kmer_baseline_features(wildcards, input):
