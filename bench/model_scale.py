@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--gbp", type=float, default=0.05, help="size of the synthetic database in Gbp")
     parser.add_argument("--per-plasmid", type=int, default=200, help="training (and pretraining) windows per "
                                                                        "training plasmid")
+    parser.add_argument("--baseline-per-plasmid", type=int, help="training windows per plasmid of both baselines "
+                                                                     "(default: their config defaults)")
     parser.add_argument("--steps", type=int, default=20, help="training and pretraining steps of each run")
     parser.add_argument("--workdir", type=Path, default=Path("bench-model"), help="where the data and outputs go")
     parser.add_argument("--library", type=Path, default=Path("src").resolve(), help="the src folder the jobs use")
@@ -123,6 +125,9 @@ def main() -> None:
     pretrain_config = config["pretrain"] | {"windows_per_plasmid": per_plasmid, "max_steps": steps,
                                             "save_steps": steps, "logging_steps": 1}
     baselines = config["baselines"]
+    if arguments.baseline_per_plasmid:
+        for name in ("kmer", "embeddings"):
+            baselines[name]["windows_per_plasmid"] = arguments.baseline_per_plasmid
     out = work / f"out_{per_plasmid}"
     out.mkdir(exist_ok=True)
     model_dir = out / "model"
@@ -147,7 +152,8 @@ def main() -> None:
                           {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
         "embeddings_baseline": (
             f"pipeline.embeddings_baseline({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', "
-            f"'{model_dir}/checkpoint-{steps}', False, {baselines['embeddings']!r}, False, {windows['length']}, 0, 1, '{out}/el.json', "
+            f"'{model_dir}/checkpoint-{steps}', False, {baselines['embeddings']!r}, False, {windows['length']}, 0, 1, "
+            f"'{out}/el.json', "
             f"'{out}/el.tsv.gz', '{out}/ec.json', '{out}/ec.tsv.gz', log=log)",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
     }
@@ -160,7 +166,8 @@ def main() -> None:
             f"'{d}/test_kmer_coverage.tsv.gz', log=log)",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]})
         jobs["leakage"] = (
-            f"pipeline.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', '{d}/test_windows.tsv.gz', "
+            f"pipeline.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
+            f"'{d}/test_windows.tsv.gz', "
             f"'{d}/test_kmer_coverage.tsv.gz', 31, '{out}/leakage.json', log=log)",
             {"split": [f"{d}/split.tsv"], "train": [train_windows], "val": [f"{d}/val_windows.tsv.gz"],
              "test": [f"{d}/test_windows.tsv.gz"], "coverage": [f"{d}/test_kmer_coverage.tsv.gz"]})
@@ -170,8 +177,13 @@ def main() -> None:
             continue
         seconds, peak, output = run_job(statement, arguments.library)
         sizes = resources.input_mb(inputs.items())
+        n_plasmids = int((split["split"] == "train").sum())
         if name == "pretrain":
-            sizes["corpus_windows"] = (split["split"] == "train").sum() * per_plasmid
+            sizes["corpus_windows"] = n_plasmids * per_plasmid
+        if name == "kmer_baseline":
+            kmer = baselines["kmer"]
+            sizes["features"] = resources.kmer_features_mb(
+                min(n_plasmids * kmer["windows_per_plasmid"], kmer["max_windows"] or float("inf")), kmer["k"])
         timing = step_times(output) if name in ("train", "pretrain") else None
         setup, per_step = (f"{timing[0]:.0f}", f"{timing[1]:.2f}") if timing else ("", "")
         request = resources.mem_mb(name, sizes) if inputs else ""

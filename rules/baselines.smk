@@ -12,7 +12,7 @@ rule kmer_baseline:
         "../envs/plasmidlm.yaml"
     threads: 1
     resources:
-        mem_mb=memory("kmer_baseline"),
+        mem_mb=memory("kmer_baseline", kmer_baseline_features),
         runtime=minutes("kmer_baseline"),
     params:
         kmer=config["baselines"]["kmer"],

@@ -167,3 +167,11 @@ def pretraining_windows(wildcards, input):
         "corpus_windows": job_resources.training_plasmids(input.split)
         * config["pretrain"]["windows_per_plasmid"]
     }
+
+
+def kmer_baseline_features(wildcards, input):
+    kmer = config["baselines"]["kmer"]
+    windows = job_resources.training_plasmids(input.split) * kmer["windows_per_plasmid"]
+    if kmer["max_windows"]:
+        windows = min(windows, kmer["max_windows"])
+    return {"features": job_resources.kmer_features_mb(windows, kmer["k"])}

@@ -168,7 +168,8 @@ def test_a_stopped_or_killed_run_resumes(inputs, two_processes, tmp_path, kill):
 def test_pretraining_on_two_processes_writes_one_model(tmp_path):
     records = [(f"p{i}", sequence) for i, sequence in enumerate(random_windows(8, length=300, seed=4))]
     fasta = write_fasta(tmp_path / "all.fa", records)
-    io.write_table(pd.DataFrame({"id": [name for name, _ in records], "label": "x", "split": "train"}),
+    io.write_table(pd.DataFrame({"id": [name for name, _ in records], "label": "x", "split": "train",
+                                 "length": 300}),
                    tmp_path / "split.tsv")
     config = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()}
     config |= {"preset": "tiny", "kmer": 3, "windows_per_plasmid": 8, "heldout_windows": 16, "batch_size": 8,

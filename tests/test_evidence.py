@@ -146,3 +146,11 @@ def test_contig_curve_accuracy_per_length():
     assert curve["balanced_accuracy"].tolist() == pytest.approx([(1 / 2 + 1) / 2, (1 + 0) / 2])
     assert curve["plasmids"].tolist() == [2, 2]
     assert (curve["accuracy_ci_low"] <= curve["accuracy"]).all()
+
+
+def test_contig_curve_without_contigs_keeps_its_columns():
+    """Test plasmids all shorter than the shortest contig length: an empty table that the report can read."""
+    curve = evidence.contig_curve(pd.DataFrame({"plasmid_id": [], "contig_length": [], "start": []}),
+                                  np.zeros((0, 2)), {}, ["a", "b"], n_bootstrap=10, seed=0)
+    assert curve.empty
+    assert {"contig_length", "accuracy", "accuracy_ci_low", "accuracy_ci_high"} <= set(curve.columns)

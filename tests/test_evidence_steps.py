@@ -100,7 +100,8 @@ def test_cnn_baseline_must_name_an_experiment():
     from plasmidlm import PlasmidlmError
     from plasmidlm.config import check_references
 
-    config = {"baselines": {"embeddings": {"enabled": False, "model": ""},
+    config = {"model": {"name_or_path": "builtin"},
+              "baselines": {"embeddings": {"enabled": False, "model": ""},
                             "cnn": {"enabled": True, "experiment": "nope"}},
               "experiments": {"random8": {}}}
     with pytest.raises(PlasmidlmError, match="baselines.cnn.experiment: 'nope' is not an experiment"):

@@ -233,7 +233,8 @@ WORKFLOW_EMBEDDINGS = "dnabert2"
 
 
 def families_config(standins: dict, data, new_fasta) -> dict:
-    """The smallest run of every stage, an experiment per family: 2 steps, a checkpoint at each, predict."""
+    """The smallest run of every model-side stage, an experiment per family: 2 steps, a checkpoint at each, the
+    evidence of each best checkpoint, predict; without the baselines that use no model but the embeddings'."""
     return {
         "run_name": "families",
         "data": {"fasta": str(data.fasta), "labels": str(data.labels)},
@@ -242,7 +243,7 @@ def families_config(standins: dict, data, new_fasta) -> dict:
         "model": {"preset": "tiny"},
         "train": {"max_steps": 2, "save_steps": 1, "logging_steps": 1, "batch_size": 8, "learning_rate": 1e-3},
         "evaluate": {"bootstrap": 10},
-        "baselines": {"kmer": {"enabled": False},
+        "baselines": {"kmer": {"enabled": False}, "composition": {"enabled": False}, "cnn": {"enabled": False},
                       "embeddings": {"enabled": True, "model": WORKFLOW_EMBEDDINGS, "windows_per_plasmid": 1,
                                      "cnn_epochs": 1}},
         "experiments": {family: {"windows": {"strategy": "random", "per_plasmid": 2}, "model": model_config}
@@ -281,7 +282,8 @@ def test_family_runs_through_the_whole_workflow(family, standins, families_run, 
         pipeline.embeddings_baseline(
             data.fasta, run / "data" / "split.tsv", run / "data" / "test_windows.tsv.gz", str(run / family / "model"),
             from_experiment=True, trust_remote_code=trust, length=WINDOW, n_bootstrap=0, seed=0,
-            embeddings_config={"kmer": None, "windows_per_plasmid": 1, "max_windows": None, "C": 1.0, "cnn_epochs": 1, "cnn_channels": 8},
+            embeddings_config={"kmer": None, "windows_per_plasmid": 1, "max_windows": None, "C": 1.0, "cnn_epochs": 1,
+                               "cnn_channels": 8},
             out_logistic_metrics=tmp_path / "logistic.json", out_logistic_predictions=tmp_path / "logistic.tsv.gz",
             out_cnn_metrics=tmp_path / "cnn.json", out_cnn_predictions=tmp_path / "cnn.tsv.gz")
         assert json.loads((tmp_path / "cnn.json").read_text())["window"]["n"] == 40

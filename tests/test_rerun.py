@@ -131,7 +131,7 @@ def test_test_window_count_redraws_test_windows_and_reevaluates_without_training
         config["windows"]["test_count"] //= 2
 
     jobs, _ = dry_run(finished_run, tmp_path, edit)
-    expected = Counter({"held_out_windows": 1, "leakage": len(run.experiments),
+    expected = Counter({"held_out_windows": 1, "kmer_coverage": 1, "leakage": len(run.experiments),
                         "evaluate_checkpoint": run.checkpoints})
     assert rules(jobs) == expected + run.test_window_rules + Counter(dict.fromkeys(run.baseline_rules | ALWAYS, 1))
     [windows] = [job for job in jobs if job["rule"] == "held_out_windows"]
@@ -139,7 +139,8 @@ def test_test_window_count_redraws_test_windows_and_reevaluates_without_training
     assert windows["reason"].startswith("Params have changed")
     # the evaluations are re-planned because their input, the test windows, will be new; not for a param
     for job in jobs:
-        if job["rule"] in {"evaluate_checkpoint", "leakage", *run.baseline_rules, *run.test_window_rules}:
+        if job["rule"] in {"evaluate_checkpoint", "kmer_coverage", "leakage", *run.baseline_rules,
+                           *run.test_window_rules}:
             assert job["reason"].startswith("Input files updated by another job"), job
 
 

@@ -1,4 +1,5 @@
-"""Memory and run time requests: from input sizes, growing with the attempt; the Slurm profile leaves them to the rules."""
+"""Memory and run time requests: from input sizes, growing with the attempt; the Slurm profile leaves them to
+the rules."""
 
 from __future__ import annotations
 

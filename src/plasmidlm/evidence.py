@@ -233,4 +233,7 @@ def contig_curve(contig_table: pd.DataFrame, proba: np.ndarray, labels: dict[str
             for name in ("accuracy", "balanced_accuracy"):
                 row[f"{name}_ci_low"], row[f"{name}_ci_high"] = intervals[name]
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["contig_length", "contigs", "plasmids", "accuracy", "balanced_accuracy"]
+    if n_bootstrap:
+        columns += [f"{name}_ci_{end}" for name in ("accuracy", "balanced_accuracy") for end in ("low", "high")]
+    return pd.DataFrame(rows, columns=columns)  # no rows when no test plasmid is as long as the shortest contig

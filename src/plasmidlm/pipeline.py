@@ -337,7 +337,8 @@ def leakage(split_path, train_windows, val_windows, test_windows, coverage, kmer
 
 
 def _training_columns(path) -> pd.DataFrame:
-    """What training needs of a window table: label (categorical), sequence and, with fresh windows every epoch, epoch."""
+    """What training needs of a window table: label (categorical), sequence and, with fresh windows every epoch,
+    epoch."""
     columns = [column for column in ("label", "sequence", "epoch") if column in pd.read_csv(path, sep="\t", nrows=0)]
     return pd.read_csv(path, sep="\t", usecols=columns, dtype={"label": "category"})
 

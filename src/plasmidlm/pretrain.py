@@ -65,7 +65,8 @@ class TokenDataset(torch.utils.data.Dataset):
         return len(self.offsets) - 1
 
     def __getitem__(self, index: int) -> dict:
-        return {"input_ids": torch.from_numpy(self.tokens[self.offsets[index] : self.offsets[index + 1]].astype(np.int64))}
+        ids = self.tokens[self.offsets[index] : self.offsets[index + 1]]
+        return {"input_ids": torch.from_numpy(ids.astype(np.int64))}
 
 
 def masked_accuracy(eval_prediction) -> dict:

@@ -30,7 +30,7 @@ MEMORY = {
     "train": (3000, {"windows": 6.0, "val": 8.0, "split": 4.0}),
     "pretrain": (3000, {"split": 4.0, "corpus_windows": 0.001}),  # corpus_windows: a count, not MB
     "evaluate_checkpoint": (3000, {"checkpoint": 3.0, "test": 8.0, "val": 8.0}),
-    "kmer_baseline": (3000, {"split": 4.0, "test": 8.0}),
+    "kmer_baseline": (1000, {"split": 4.0, "test": 8.0, "features": 3.5}),  # features: MB of the training matrix
     "majority_baseline": (1000, {"split": 4.0, "test": 8.0}),
     "embeddings_baseline": (4000, {"split": 4.0, "test": 8.0}),
     "composition_baselines": (3000, {"split": 4.0, "test": 8.0}),
@@ -53,7 +53,7 @@ RUNTIME = {
     "near_duplicates": (10, {"sketches": 30.0}),
     "held_out_windows": (10, {"fasta": 1.0}),
     "training_windows": (10, {"fasta": 2.0}),
-    "kmer_coverage": (10, {"fasta": 4.0}),
+    "kmer_coverage": (10, {"fasta": 10.0}),
     "leakage": (10, {"train": 10.0}),
     "train": (1440, {}),
     "pretrain": (1440, {}),
@@ -85,6 +85,12 @@ def input_mb(inputs) -> dict[str, float]:
     """{input name: uncompressed MB} for (name, path or list of paths) pairs, e.g. a Snakemake job's input.items()."""
     return {name: sum(_path_mb(str(path)) for path in ([paths] if isinstance(paths, (str, os.PathLike)) else paths))
             for name, paths in inputs}
+
+
+def kmer_features_mb(windows: int, k: int) -> float:
+    """MB of the k-mer baseline's float32 training matrix: windows × canonical k-mers."""
+    columns = (4**k + (4 ** (k // 2) if k % 2 == 0 else 0)) // 2
+    return windows * columns * 4 / 1e6
 
 
 def training_plasmids(split_path: str) -> int:

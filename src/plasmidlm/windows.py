@@ -234,7 +234,8 @@ KMER_CHUNK = 1 << 20  # reference nucleotides whose k-mers are computed at a tim
 
 
 def canonical_kmer_codes(sequence: str, k: int) -> np.ndarray:
-    """Every k-mer of `sequence` (k ≤ 31) as a 2-bit integer, the smaller of both strands; k-mers with N etc. left out.
+    """Every k-mer of `sequence` (k ≤ 31) as a 2-bit integer, the smaller of both strands; k-mers with N etc. left
+    out.
 
     Built by shifting in one base at a time, so that memory is a few 8-byte integers per nucleotide, whatever k.
     """
