@@ -124,9 +124,11 @@ def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int 
 def pooled_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256) -> np.ndarray:
     """Mean-pooled last hidden states (float32 [windows, hidden]), computed batch by batch: per-token states of
     one batch at a time are held."""
+    from plasmidlm.evaluate import mean_pool as mean_pool_tensors
+
     sequences = list(sequences)
-    pooled = [mean_pool(*token_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size],
-                                      batch_size))
+    pooled = [mean_pool_tensors(*encoder_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size],
+                                                begin)).cpu().numpy()
               for begin in range(0, len(sequences), batch_size)]
     return np.concatenate(pooled) if pooled else np.empty((0, encoder.config.hidden_size), dtype=np.float32)
 
