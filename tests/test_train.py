@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,10 +16,10 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from plasmidlm import PlasmidlmError, train
-from plasmidlm.checkpoints import SET_ASIDE_DIR, TRAINER_STATE
+from plasmidlm.checkpoints import SET_ASIDE_DIR, TRAINER_STATE, is_complete_checkpoint
 from plasmidlm.config import load_schema
 from plasmidlm.model import build_or_load
 from plasmidlm.train import (
@@ -74,7 +75,7 @@ def uninterrupted(tmp_path_factory):
 KILLED_RUN = """
 import json, sys, time
 import pandas as pd, torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from plasmidlm.train import fine_tune
 
 args = json.loads(sys.argv[1])
@@ -429,3 +430,66 @@ def test_fine_tune_with_fresh_windows_trains_each_epoch_on_its_own_block(tmp_pat
                         log=messages.append)
     assert summary["steps_per_epoch"] == 6 and summary["total_steps"] == 12 and summary["checkpoints"] == [6, 12]
     assert any("fresh training windows every epoch: 48 windows in each of 2 epoch(s)" in m for m in messages)
+
+
+# --- checkpoints written in the background ---------------------------------------------------------------------
+
+
+def window_trainer(output_dir, background: bool, callbacks=()) -> WindowTrainer:
+    """The trainer of `run_fine_tune` (balance none), on a fresh model, with or without background writes."""
+    model, tokenizer = build_or_load(dict(TINY), WINDOW, ["a", "b"], seed=3)
+    datasets = [make_dataset(table, tokenizer, model.config.plasmidlm, ["a", "b"])
+                for table in (TRAIN_WINDOWS, VAL_WINDOWS)]
+    return WindowTrainer(model=model, args=training_arguments(RESUME_TRAIN, output_dir, seed=3),
+                         train_dataset=datasets[0], eval_dataset=datasets[1], processing_class=tokenizer,
+                         callbacks=list(callbacks), background_checkpoints=background)
+
+
+@pytest.fixture(scope="module")
+def foreground_and_background(tmp_path_factory):
+    directories = {}
+    for background in (False, True):
+        directories[background] = tmp_path_factory.mktemp(f"background_{background}")
+        window_trainer(directories[background], background).train()
+    return directories
+
+
+def test_background_checkpoints_hold_what_foreground_ones_hold(foreground_and_background):
+    foreground, background = foreground_and_background[False], foreground_and_background[True]
+    for step in (4, 8, 12):
+        expected, actual = foreground / f"checkpoint-{step}", background / f"checkpoint-{step}"
+        assert sorted(path.name for path in actual.iterdir()) == sorted(path.name for path in expected.iterdir())
+        assert (actual / "model.safetensors").read_bytes() == (expected / "model.safetensors").read_bytes()
+        for name in ("optimizer.pt", "scheduler.pt"):
+            torch.testing.assert_close(torch.load(actual / name), torch.load(expected / name), rtol=0, atol=0)
+        states = [json.loads((directory / TRAINER_STATE).read_text()) for directory in (expected, actual)]
+        assert states[0]["global_step"] == states[1]["global_step"] == step
+        assert [entry.get("loss") for entry in states[0]["log_history"]] == \
+               [entry.get("loss") for entry in states[1]["log_history"]]
+
+
+def test_a_background_checkpoint_is_complete_only_once_written_while_training_goes_on(tmp_path, monkeypatch):
+    release, seen = threading.Event(), {}
+    save = torch.save
+
+    def held_optimizer_write(state, path, *positional, **keywords):
+        if str(path).endswith(os.path.join("checkpoint-4", "optimizer.pt")):
+            assert release.wait(120)
+        return save(state, path, *positional, **keywords)
+
+    class LookAtCheckpoint4(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 6:
+                seen["complete at step 6"] = is_complete_checkpoint(tmp_path / "checkpoint-4")
+                release.set()
+
+    monkeypatch.setattr(torch, "save", held_optimizer_write)
+    window_trainer(tmp_path, background=True, callbacks=[LookAtCheckpoint4()]).train()
+    assert seen == {"complete at step 6": False}
+    assert all(is_complete_checkpoint(tmp_path / f"checkpoint-{step}") for step in (4, 8, 12))
+
+
+def test_a_run_resumes_exactly_from_a_background_checkpoint(foreground_and_background, tmp_path):
+    shutil.copytree(foreground_and_background[True] / "checkpoint-4", tmp_path / "checkpoint-4")
+    window_trainer(tmp_path, background=True).train(resume_from_checkpoint=str(tmp_path / "checkpoint-4"))
+    assert_same_weights(final_weights(tmp_path), final_weights(foreground_and_background[True]))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer
+from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
 
 from plasmidlm import distributed
 from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
@@ -16,6 +16,7 @@ from plasmidlm.model import METADATA_KEY, PRESETS, parameter_counts
 from plasmidlm.tokenize import build_kmer_tokenizer, flat_token_ids, n_tokens
 from plasmidlm.train import (
     TOKENS_FILE,
+    CheckpointTrainer,
     ProgressLog,
     StopOnSigterm,
     run_until_done_or_sigterm,
@@ -120,7 +121,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     per_process = distributed.per_process_batch(pretrain_config["batch_size"], distributed.world()[1],
                                                  "pretrain")
     stop = StopOnSigterm()
-    trainer = Trainer(
+    trainer = CheckpointTrainer(
         model=model,
         args=training_arguments(pretrain_config | {"batch_size": per_process}, output_dir, seed, masked_lm=True,
                                 all_parameters_used=True),
