@@ -9,6 +9,9 @@ For each preset and window length, on a freshly initialised built-in model saved
   `transformers.Trainer` with default `TrainingArguments` (and the tokenizer as collator; fp32 matrix products
   in full precision, torch's default), same model
   initialisation, data, batch and steps; checkpoints and validation off in both.
+- **checkpoints**: how long writing one checkpoint (weights, optimizer, scheduler, trainer state) stops
+  `WindowTrainer`'s training, written in the foreground and in the background (`CheckpointTrainer`), as a share of
+  the steps between two checkpoints at the default `train.save_steps`.
 Printed: windows/s, tokens/s, model FLOP utilisation (MFU) against the GPU's peak (detected from its name, or
 `--peak-tflops`), peak GPU memory and the ratio plasmidlm / plain. `--reduced` is a seconds-long CPU run of the
 same code (the test suite runs it so that this script cannot rot). See bench/README.md.
@@ -17,6 +20,7 @@ same code (the test suite runs it so that this script cannot rot). See bench/REA
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -27,6 +31,7 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PrinterCallback, Trainer
 from transformers.utils.import_utils import enable_tf32
 
+from plasmidlm.config import load_schema
 from plasmidlm.evaluate import default_batch_size, inference_precision, predict_proba
 from plasmidlm.model import PRESETS, build_or_load, forward_input_names, load_checkpoint
 from plasmidlm.tokenize import kmer_id_table, kmer_ids, kmer_text, n_tokens
@@ -34,6 +39,7 @@ from plasmidlm.train import PadToLongest, WindowTrainer, make_dataset
 from train_throughput import CLASSES, SEED, StepClock, plain_arguments, plasmidlm_arguments, random_windows, synchronize
 
 KMER = 6
+SAVE_STEPS = load_schema()["properties"]["train"]["properties"]["save_steps"]["default"]
 PLAIN_EVAL_BATCH = 256  # the batch of the plain loop (and plasmidlm's default before GPU defaults existed)
 # Dense bf16 peak TFLOP/s by device name, the first match wins (NVIDIA data sheets, without sparsity).
 PEAK_TFLOPS = [("H200", 989.0), ("H100 PCIE", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("A100", 312.0)]
@@ -182,6 +188,31 @@ def measure_training(name: str, preset: str, length: int, batch_size: int, windo
             "memory": peak_memory_gib(), "setting": f"batch {batch_size}, {setting}"}
 
 
+def measure_checkpoint(preset: str, length: int, batch_size: int, windows) -> dict:
+    """Seconds that one checkpoint stops training, written in the foreground and in the background (and how long
+    the background write takes in all), and the checkpoint's size in MB."""
+    model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": preset, "kmer": KMER}, length, CLASSES,
+                                     SEED, log=lambda message: None)
+    dataset = make_dataset(windows.head(batch_size), tokenizer, model.config.plasmidlm, CLASSES)
+    options = argparse.Namespace(batch_size=batch_size, eval_batch_size=batch_size, steps=1)
+    result = {}
+    with tempfile.TemporaryDirectory() as output_dir:
+        for background in (False, True):
+            trainer = WindowTrainer(model=model, args=plasmidlm_arguments(options, output_dir),
+                                    train_dataset=dataset, processing_class=tokenizer,
+                                    background_checkpoints=background)
+            trainer.remove_callback(PrinterCallback)
+            trainer.train()  # one step: the optimizer has its state
+            for step in (1, 2):  # the second checkpoint: a run writes many, and the first allocates host buffers
+                trainer.state.global_step = 10 * background + step
+                stall, _ = timed(lambda: trainer._save_checkpoint(trainer.model, None))
+                rest, _ = timed(trainer.finish_checkpoint_writes)
+            result["background" if background else "foreground"] = {"stall": stall, "total": stall + rest}
+        folder = os.path.join(output_dir, "checkpoint-2")
+        result["mb"] = sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder)) / 1e6
+    return result
+
+
 # --- host side ----------------------------------------------------------------------------------------------
 
 
@@ -264,6 +295,14 @@ def main(options: argparse.Namespace) -> None:
             train_ratio = speeds["plasmidlm"] / speeds["plain"]
             print(f"  training ratio plasmidlm / plain {train_ratio:.2f}x", flush=True)
             step_ms = 1000 * batch_size / speeds["plasmidlm"]
+            checkpoint = measure_checkpoint(preset, length, batch_size, windows)
+            between = SAVE_STEPS * step_ms / 1000
+            print(f"  checkpoint of {checkpoint['mb']:,.0f} MB: training stops "
+                  + ", ".join(f"{checkpoint[way]['stall']:.2f} s in the {way} (written in "
+                              f"{checkpoint[way]['total']:.2f} s)" for way in ("foreground", "background"))
+                  + f" = {checkpoint['foreground']['stall'] / between:.1%} and "
+                    f"{checkpoint['background']['stall'] / between:.1%} of the {between:.0f} s of {SAVE_STEPS} "
+                    f"steps between two checkpoints", flush=True)
             print(f"  host side: token ids {host['numpy']:,.0f} windows/s with numpy k-mer ids, "
                   f"{host['tokenizer']:,.0f} with the tokenizer; collating a training batch "
                   f"{host['collate_ms']:.2f} ms = {host['collate_ms'] / step_ms:.0%} of a plasmidlm step", flush=True)

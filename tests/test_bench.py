@@ -26,4 +26,6 @@ def test_gpu_benchmark_runs_in_reduced_mode():
     assert difference < 1e-5
     assert re.search(r"host side: token ids [\d,]+ windows/s with numpy k-mer ids, [\d,]+ with the tokenizer; "
                      r"collating a training batch \d+\.\d\d ms", out), out
+    assert re.search(r"checkpoint of [\d,]+ MB: training stops \d+\.\d\d s in the foreground \(written in "
+                     r"\d+\.\d\d s\), \d+\.\d\d s in the background \(written in \d+\.\d\d s\)", out), out
     assert "summary (plasmidlm / plain): tiny 100 nt" in out

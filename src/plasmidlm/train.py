@@ -167,24 +167,30 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter(members[order].tolist())
 
 
-def host_copy(value):
-    """`value` (a state dict, possibly nested) with every tensor copied to host memory; tensors that share
-    storage (tied weights) share their copy, as `save_pretrained` expects."""
+def host_copy(value, buffers: dict):
+    """`value` (a state dict, possibly nested) with every tensor copied to host memory, into the tensors of
+    `buffers` left by the previous copy where they fit (a fresh allocation costs about as much as writing the
+    file: page faults), pinned on a GPU. Tensors that share storage (tied weights) share their copy, as
+    `save_pretrained` expects."""
     copies: dict[tuple, torch.Tensor] = {}
 
-    def copy(item):
+    def copy(item, position: tuple):
         if isinstance(item, torch.Tensor):
-            key = (item.device, item.untyped_storage().data_ptr(), item.storage_offset(), item.shape, item.stride())
-            if key not in copies:
-                copies[key] = item.detach().to("cpu", copy=True)
-            return copies[key]
+            shared = (item.device, item.untyped_storage().data_ptr(), item.storage_offset(), item.shape, item.stride())
+            if shared not in copies:
+                buffer = buffers.get(position)
+                if buffer is None or buffer.shape != item.shape or buffer.dtype != item.dtype:
+                    buffer = buffers[position] = torch.empty(item.shape, dtype=item.dtype,
+                                                             pin_memory=item.device.type == "cuda")
+                copies[shared] = buffer.copy_(item.detach())
+            return copies[shared]
         if isinstance(item, dict):
-            return type(item)((name, copy(member)) for name, member in item.items())
+            return type(item)((name, copy(member, (*position, name))) for name, member in item.items())
         if isinstance(item, (list, tuple)):
-            return type(item)(copy(member) for member in item)
+            return type(item)(copy(member, (*position, index)) for index, member in enumerate(item))
         return item
 
-    return copy(value)
+    return copy(value, ())
 
 
 class CheckpointTrainer(Trainer):
@@ -205,6 +211,7 @@ class CheckpointTrainer(Trainer):
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") \
             if background_checkpoints else None
         self.pending: list[tuple[str, Future]] = []
+        self.host_buffers: dict[str, dict] = {"model": {}, OPTIMIZER_NAME: {}, SCHEDULER_NAME: {}}
         self.deferring = False
 
     def train(self, *args, **kwargs):
@@ -245,14 +252,14 @@ class CheckpointTrainer(Trainer):
     def _save(self, output_dir=None, state_dict=None):
         if not self.deferring:
             return super()._save(output_dir, state_dict)
-        snapshot = host_copy(self.model.state_dict() if state_dict is None else state_dict)
+        snapshot = host_copy(self.model.state_dict() if state_dict is None else state_dict, self.host_buffers["model"])
         self._submit(str(output_dir), lambda: super(CheckpointTrainer, self)._save(output_dir, snapshot))
 
     def _save_optimizer_and_scheduler(self, output_dir):
         if not self.deferring or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             return super()._save_optimizer_and_scheduler(output_dir)
-        states = {OPTIMIZER_NAME: host_copy(self.optimizer.state_dict()),
-                  SCHEDULER_NAME: host_copy(self.lr_scheduler.state_dict())}
+        states = {OPTIMIZER_NAME: host_copy(self.optimizer.state_dict(), self.host_buffers[OPTIMIZER_NAME]),
+                  SCHEDULER_NAME: host_copy(self.lr_scheduler.state_dict(), self.host_buffers[SCHEDULER_NAME])}
         for name, state in states.items():
             path = Path(output_dir) / name
             self._submit(str(path), lambda path=path, state=state: torch.save(state, path))
