@@ -105,6 +105,29 @@ def test_two_processes_train_the_weights_of_one_with_the_same_global_batch(input
         np.testing.assert_allclose(actual[name].numpy(), tensor.numpy(), atol=WEIGHT_TOLERANCE, err_msg=name)
 
 
+def test_lora_on_two_processes_trains_the_adapters_of_one(inputs, tmp_path):
+    """LoRA under DDP: only the adapters and the head get gradients (the frozen weights have none, which DDP must
+    accept for a hub model); one set of checkpoints, each with the merged model and the adapters."""
+    pytest.importorskip("peft")
+    lora = {key: spec["default"] for key, spec in
+            load_schema()["properties"]["model"]["properties"]["lora"]["properties"].items()}
+    lora |= {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0}  # dropout masks are drawn per process
+    models = {}
+    for gpus in (1, 2):
+        settings = arguments(inputs, tmp_path / f"lora{gpus}", gpus)
+        settings["model_config"] |= {"lora": lora}
+        pipeline.train(**settings, log=lambda message: None)
+        models[gpus] = tmp_path / f"lora{gpus}"
+    assert sorted(path.name for path in models[2].glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-4",
+                                                                             "checkpoint-8"]
+    assert (models[2] / "checkpoint-12" / "lora_adapter" / "adapter_model.safetensors").exists()
+    expected, actual = weights(models[1]), weights(models[2])
+    frozen = load_file(next((inputs / "model").glob("*.safetensors")))
+    assert any(not torch.equal(expected[name], frozen[name]) for name in frozen if "encoder" in name)  # merged
+    for name, tensor in expected.items():
+        np.testing.assert_allclose(actual[name].numpy(), tensor.numpy(), atol=WEIGHT_TOLERANCE, err_msg=name)
+
+
 def test_a_batch_that_does_not_split_evenly_is_an_error(inputs, tmp_path):
     with pytest.raises(PlasmidlmError, match=r"train.batch_size: 8 is not a multiple of train.gpus \(3\)"):
         pipeline.train(**arguments(inputs, tmp_path / "model", gpus=3), log=lambda message: None)
