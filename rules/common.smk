@@ -6,12 +6,16 @@ from plasmidlm.evidence import COMPOSITION_BASELINES
 
 # Every window length an experiment uses gets its own held-out windows and baselines: windows.length's in
 # data/ and baselines/, another length L's in data/length-L/ and baselines/length-L/ (plasmidlm.config.length_folder).
-# Rules that make them take the wildcard `length_dir`: "" or "/length-L".
+# Rules that make them take the wildcard `length_dir`: "" or "length-L/".
 WINDOW_LENGTHS = window_lengths(EXPERIMENTS)
-LENGTH_DIRS = {
-    length: f"/{folder}" if (folder := length_folder(length, config["windows"]["length"])) else ""
-    for length in WINDOW_LENGTHS
-}
+
+
+def length_dir(length):
+    folder = length_folder(length, config["windows"]["length"])
+    return f"{folder}/" if folder else ""
+
+
+LENGTH_DIRS = {length: length_dir(length) for length in WINDOW_LENGTHS}
 LENGTH_OF_DIR = {folder: length for length, folder in LENGTH_DIRS.items()}
 
 
@@ -36,16 +40,18 @@ def experiment_length(experiment):
 
 
 def data_dir(length):
-    """The folder of one window length's validation and test windows (and what is derived from them)."""
-    return f"{RUN}/data{LENGTH_DIRS[length]}"
+    """The folder (with a final /) of one window length's validation and test windows, and what is derived
+    from them."""
+    return f"{RUN}/data/{LENGTH_DIRS[length]}"
 
 
 def baselines_dir(length):
-    return f"{RUN}/baselines{LENGTH_DIRS[length]}"
+    """The folder (with a final /) of one window length's baselines."""
+    return f"{RUN}/baselines/{LENGTH_DIRS[length]}"
 
 
 def experiment_data(experiment):
-    """The held-out windows' folder of an experiment's window length."""
+    """The held-out windows' folder (with a final /) of an experiment's window length."""
     return data_dir(experiment_length(experiment))
 
 
@@ -96,8 +102,10 @@ def baseline_names():
 
 
 def cnn_experiment(length):
-    """The experiment whose training windows the one-hot CNN trains on at a window length: baselines.cnn.experiment
-    (default: the first experiment) when it has that length, else the first experiment that has it."""
+    """The experiment whose training windows the one-hot CNN trains on at a window length.
+
+    baselines.cnn.experiment (default: the first) when it has that length, else the first that has it.
+    """
     chosen = config["baselines"]["cnn"]["experiment"] or next(iter(EXPERIMENTS))
     if experiment_length(chosen) == length:
         return chosen
@@ -113,7 +121,7 @@ def evidence_outputs():
     )
     if config["baselines"]["kmer"]["enabled"]:
         outputs += [
-            f"{baselines_dir(length)}/kmer/evidence.json" for length in WINDOW_LENGTHS
+            f"{baselines_dir(length)}kmer/evidence.json" for length in WINDOW_LENGTHS
         ]
     return outputs
 

@@ -148,9 +148,9 @@ rule held_out_windows:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
     output:
-        f"{RUN}/data{{length_dir}}/{{held_out}}_windows.tsv.gz",
+        f"{RUN}/data/{{length_dir}}{{held_out}}_windows.tsv.gz",
     log:
-        f"{RUN}/logs{{length_dir}}/{{held_out}}_windows.log",
+        f"{RUN}/logs/{{length_dir}}{{held_out}}_windows.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -214,11 +214,11 @@ rule kmer_coverage:
     input:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data{{length_dir}}/test_windows.tsv.gz",
+        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
     output:
-        f"{RUN}/data{{length_dir}}/test_kmer_coverage.tsv.gz",
+        f"{RUN}/data/{{length_dir}}test_kmer_coverage.tsv.gz",
     log:
-        f"{RUN}/logs{{length_dir}}/kmer_coverage.log",
+        f"{RUN}/logs/{{length_dir}}kmer_coverage.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -236,9 +236,9 @@ rule leakage:
     input:
         split=f"{RUN}/data/split.tsv",
         train=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
-        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}/val_windows.tsv.gz",
-        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}/test_windows.tsv.gz",
-        coverage=lambda wildcards: f"{experiment_data(wildcards.experiment)}/test_kmer_coverage.tsv.gz",
+        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
+        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows.tsv.gz",
+        coverage=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_kmer_coverage.tsv.gz",
     output:
         f"{RUN}/{{experiment}}/leakage.json",
     log:

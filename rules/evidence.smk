@@ -1,10 +1,10 @@
 rule shuffled_test_windows:
     input:
-        f"{RUN}/data{{length_dir}}/test_windows.tsv.gz",
+        f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
     output:
-        f"{RUN}/data{{length_dir}}/test_windows_shuffled.tsv.gz",
+        f"{RUN}/data/{{length_dir}}test_windows_shuffled.tsv.gz",
     log:
-        f"{RUN}/logs{{length_dir}}/test_windows_shuffled.log",
+        f"{RUN}/logs/{{length_dir}}test_windows_shuffled.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -22,10 +22,10 @@ rule contig_tiles:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
     output:
-        tiles=f"{RUN}/data{{length_dir}}/test_tiles.tsv.gz",
-        contigs=f"{RUN}/data{{length_dir}}/test_contigs.tsv.gz",
+        tiles=f"{RUN}/data/{{length_dir}}test_tiles.tsv.gz",
+        contigs=f"{RUN}/data/{{length_dir}}test_contigs.tsv.gz",
     log:
-        f"{RUN}/logs{{length_dir}}/contig_tiles.log",
+        f"{RUN}/logs/{{length_dir}}contig_tiles.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -44,11 +44,11 @@ rule model_evidence:
     input:
         summary=f"{RUN}/{{experiment}}/model/train_summary.json",
         training_log=f"{RUN}/{{experiment}}/model/training_log.tsv",
-        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}/test_windows.tsv.gz",
-        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}/val_windows.tsv.gz",
-        shuffled=lambda wildcards: f"{experiment_data(wildcards.experiment)}/test_windows_shuffled.tsv.gz",
-        tiles=lambda wildcards: f"{experiment_data(wildcards.experiment)}/test_tiles.tsv.gz",
-        contigs=lambda wildcards: f"{experiment_data(wildcards.experiment)}/test_contigs.tsv.gz",
+        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows.tsv.gz",
+        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
+        shuffled=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows_shuffled.tsv.gz",
+        tiles=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_tiles.tsv.gz",
+        contigs=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_contigs.tsv.gz",
         # no test metrics unless the leakage check passed
         leakage=f"{RUN}/{{experiment}}/leakage.json",
         evaluations=lambda wildcards: [
@@ -88,14 +88,14 @@ rule kmer_evidence:
     input:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
-        shuffled=f"{RUN}/data{{length_dir}}/test_windows_shuffled.tsv.gz",
-        tiles=f"{RUN}/data{{length_dir}}/test_tiles.tsv.gz",
-        contigs=f"{RUN}/data{{length_dir}}/test_contigs.tsv.gz",
+        shuffled=f"{RUN}/data/{{length_dir}}test_windows_shuffled.tsv.gz",
+        tiles=f"{RUN}/data/{{length_dir}}test_tiles.tsv.gz",
+        contigs=f"{RUN}/data/{{length_dir}}test_contigs.tsv.gz",
     output:
-        json=f"{RUN}/baselines{{length_dir}}/kmer/evidence.json",
-        contig_lengths=f"{RUN}/baselines{{length_dir}}/kmer/contig_lengths.tsv",
+        json=f"{RUN}/baselines/{{length_dir}}kmer/evidence.json",
+        contig_lengths=f"{RUN}/baselines/{{length_dir}}kmer/contig_lengths.tsv",
     log:
-        f"{RUN}/logs/baselines{{length_dir}}/kmer_evidence.log",
+        f"{RUN}/logs/baselines/{{length_dir}}kmer_evidence.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1

@@ -31,7 +31,7 @@ rule report:
         leakage=expand(f"{RUN}/{{experiment}}/leakage.json", experiment=EXPERIMENTS),
         # every baseline at every window length
         baselines=[
-            f"{baselines_dir(length)}/{baseline}/metrics.json"
+            f"{baselines_dir(length)}{baseline}/metrics.json"
             for length in WINDOW_LENGTHS
             for baseline in baseline_names()
         ],

@@ -10,7 +10,7 @@ checkpoint train:
     input:
         unpack(pretrained_inputs),
         windows=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
-        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}/val_windows.tsv.gz",
+        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
         split=f"{RUN}/data/split.tsv",
     output:
         summary=f"{RUN}/{{experiment}}/model/train_summary.json",

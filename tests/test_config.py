@@ -37,16 +37,15 @@ def minimal_config(experiments=None) -> dict:
 
 
 def test_run_folders_are_the_folders_the_rules_write():
-    """Every folder directly under results/<run>/ that a rule names (other than {experiment}) is reserved; some
-    hold a sub-folder per window length (wildcard length_dir)."""
+    """Every folder directly under results/<run>/ that a rule names (other than {experiment}) is reserved."""
     text = "\n".join(path.read_text() for path in RULES.glob("*.smk"))
-    folders = set(re.findall(r"\{RUN\}/([A-Za-z0-9_.-]+)(?:\{\{length_dir\}\})?/", text))
+    folders = set(re.findall(r"\{RUN\}/([A-Za-z0-9_.-]+)/", text))
     assert folders == set(RUN_FOLDERS)
 
 
 def test_baseline_names_are_the_baselines_the_rules_write():
     text = (RULES / "baselines.smk").read_text()
-    named = set(re.findall(r"\{RUN\}/baselines\{\{length_dir\}\}/([A-Za-z0-9_]+)/", text))
+    named = set(re.findall(r"\{RUN\}/baselines/\{\{length_dir\}\}([A-Za-z0-9_]+)/", text))
     assert "in COMPOSITION_BASELINES" in text  # the composition rule writes one folder per composition baseline
     assert named | set(COMPOSITION_BASELINES) == set(BASELINE_NAMES)
 
