@@ -11,6 +11,7 @@ import yaml
 from conftest import DEMO_DIR, reduced_config, snakemake, write_fasta
 from plasmidlm import io, pipeline
 from plasmidlm.config import BASELINE_NAMES
+from plasmidlm.report import write_report
 
 LONG, SHORT = 120, 60  # "long" takes windows.length (paths as in a one-length run), "short" its own
 LENGTH_OF = {"long": LONG, "short": SHORT}
@@ -121,7 +122,7 @@ def test_every_baseline_runs_at_each_length(lengths_run, length):
         "contigs"].tolist()
 
 
-def test_comparison_has_each_baseline_once_per_length_and_the_report_plots_lengths(lengths_run):
+def test_comparison_has_each_baseline_once_per_length_and_the_report_plots_lengths(lengths_run, tmp_path):
     _, _, run = lengths_run
     comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
     assert comparison["window_length"].is_monotonic_increasing
@@ -137,6 +138,10 @@ def test_comparison_has_each_baseline_once_per_length_and_the_report_plots_lengt
     for length in FOLDER:
         evidence = io.read_json(baseline_dir(run, length, "kmer") / "evidence.json")
         assert kmer.loc[length, "shuffled_window_accuracy"] == pytest.approx(evidence["shuffled"]["window"]["accuracy"])
+    # `plasmidlm report` finds the baselines of every length itself
+    write_report(run, yaml.safe_load((run / "config.yaml").read_text()), tmp_path / "comparison.tsv",
+                 tmp_path / "report.html", log=lambda message: None)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "comparison.tsv", sep="\t"), comparison)
     page = (run / "report" / "report.html").read_text()
     assert "Accuracy per window length" in page
     assert re.search(r'<img alt="test accuracy against window length" src="data:image/png;base64,', page)

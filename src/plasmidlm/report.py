@@ -31,7 +31,8 @@ def discover_experiments(run_dir: Path) -> list[str]:
 
 
 def discover_baselines(run_dir: Path) -> list[str]:
-    return sorted(path.parent.name for path in run_dir.glob("baselines/*/metrics.json"))
+    """The baselines of any window length (baselines/<name>/, baselines/length-<L>/<name>/)."""
+    return sorted({path.parent.name for path in run_dir.glob("baselines/**/metrics.json")})
 
 
 def _metric_row(metrics: dict) -> dict:
