@@ -2,12 +2,12 @@ rule kmer_baseline:
     input:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/test_windows.tsv.gz",
+        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
     output:
-        metrics=f"{RUN}/baselines/kmer/metrics.json",
-        predictions=f"{RUN}/baselines/kmer/predictions.tsv.gz",
+        metrics=f"{RUN}/baselines/{{length_dir}}kmer/metrics.json",
+        predictions=f"{RUN}/baselines/{{length_dir}}kmer/predictions.tsv.gz",
     log:
-        f"{RUN}/logs/baselines/kmer.log",
+        f"{RUN}/logs/baselines/{{length_dir}}kmer.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -16,7 +16,7 @@ rule kmer_baseline:
         runtime=minutes("kmer_baseline"),
     params:
         kmer=config["baselines"]["kmer"],
-        length=config["windows"]["length"],
+        length=length_of,
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:
@@ -26,12 +26,12 @@ rule kmer_baseline:
 rule majority_baseline:
     input:
         split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/test_windows.tsv.gz",
+        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
     output:
-        metrics=f"{RUN}/baselines/majority/metrics.json",
-        predictions=f"{RUN}/baselines/majority/predictions.tsv.gz",
+        metrics=f"{RUN}/baselines/{{length_dir}}majority/metrics.json",
+        predictions=f"{RUN}/baselines/{{length_dir}}majority/predictions.tsv.gz",
     log:
-        f"{RUN}/logs/baselines/majority.log",
+        f"{RUN}/logs/baselines/{{length_dir}}majority.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -50,14 +50,14 @@ rule embeddings_baseline:
         unpack(embeddings_model_inputs),
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/test_windows.tsv.gz",
+        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
     output:
-        logistic_metrics=f"{RUN}/baselines/embeddings_logistic/metrics.json",
-        logistic_predictions=f"{RUN}/baselines/embeddings_logistic/predictions.tsv.gz",
-        cnn_metrics=f"{RUN}/baselines/embeddings_cnn/metrics.json",
-        cnn_predictions=f"{RUN}/baselines/embeddings_cnn/predictions.tsv.gz",
+        logistic_metrics=f"{RUN}/baselines/{{length_dir}}embeddings_logistic/metrics.json",
+        logistic_predictions=f"{RUN}/baselines/{{length_dir}}embeddings_logistic/predictions.tsv.gz",
+        cnn_metrics=f"{RUN}/baselines/{{length_dir}}embeddings_cnn/metrics.json",
+        cnn_predictions=f"{RUN}/baselines/{{length_dir}}embeddings_cnn/predictions.tsv.gz",
     log:
-        f"{RUN}/logs/baselines/embeddings.log",
+        f"{RUN}/logs/baselines/{{length_dir}}embeddings.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2
@@ -69,7 +69,7 @@ rule embeddings_baseline:
         model=embeddings_model(),
         from_experiment=config["baselines"]["embeddings"]["model"] in EXPERIMENTS,
         trust_remote_code=embeddings_trust_remote_code(config, EXPERIMENTS),
-        length=config["windows"]["length"],
+        length=length_of,
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:
@@ -80,10 +80,10 @@ rule composition_baselines:
     input:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/test_windows.tsv.gz",
+        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
     output:
         **{
-            f"{name}_{kind}": f"{RUN}/baselines/{name}/{file}"
+            f"{name}_{kind}": f"{RUN}/baselines/{{length_dir}}{name}/{file}"
             for name in COMPOSITION_BASELINES
             for kind, file in (
                 ("metrics", "metrics.json"),
@@ -91,7 +91,7 @@ rule composition_baselines:
             )
         },
     log:
-        f"{RUN}/logs/baselines/composition.log",
+        f"{RUN}/logs/baselines/{{length_dir}}composition.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -100,7 +100,7 @@ rule composition_baselines:
         runtime=minutes("composition_baselines"),
     params:
         composition=config["baselines"]["composition"],
-        length=config["windows"]["length"],
+        length=length_of,
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:
@@ -109,17 +109,17 @@ rule composition_baselines:
 
 rule cnn_baseline:
     input:
-        train=lambda wildcards: f"{RUN}/{cnn_experiment()}/train_windows.tsv.gz",
-        val=f"{RUN}/data/val_windows.tsv.gz",
+        train=lambda wildcards: f"{RUN}/{cnn_experiment(length_of(wildcards))}/train_windows.tsv.gz",
+        val=f"{RUN}/data/{{length_dir}}val_windows.tsv.gz",
         split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/test_windows.tsv.gz",
+        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
         # no test metrics unless the leakage check of these training windows passed
-        leakage=lambda wildcards: f"{RUN}/{cnn_experiment()}/leakage.json",
+        leakage=lambda wildcards: f"{RUN}/{cnn_experiment(length_of(wildcards))}/leakage.json",
     output:
-        metrics=f"{RUN}/baselines/cnn/metrics.json",
-        predictions=f"{RUN}/baselines/cnn/predictions.tsv.gz",
+        metrics=f"{RUN}/baselines/{{length_dir}}cnn/metrics.json",
+        predictions=f"{RUN}/baselines/{{length_dir}}cnn/predictions.tsv.gz",
     log:
-        f"{RUN}/logs/baselines/cnn.log",
+        f"{RUN}/logs/baselines/{{length_dir}}cnn.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2

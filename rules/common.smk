@@ -1,14 +1,58 @@
 import json
 import re
 
+from plasmidlm.config import length_folder, window_lengths
 from plasmidlm.evidence import COMPOSITION_BASELINES
+
+# Every window length an experiment uses gets its own held-out windows and baselines: windows.length's in
+# data/ and baselines/, another length L's in data/length-L/ and baselines/length-L/ (plasmidlm.config.length_folder).
+# Rules that make them take the wildcard `length_dir`: "" or "length-L/".
+WINDOW_LENGTHS = window_lengths(EXPERIMENTS)
+
+
+def length_dir(length):
+    folder = length_folder(length, config["windows"]["length"])
+    return f"{folder}/" if folder else ""
+
+
+LENGTH_DIRS = {length: length_dir(length) for length in WINDOW_LENGTHS}
+LENGTH_OF_DIR = {folder: length for length, folder in LENGTH_DIRS.items()}
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS) or "no-experiments",
     step=r"\d+",
     held_out="val|test",
+    # one of LENGTH_DIRS (a non-empty pattern, which "" alone would not be)
+    length_dir="(?:"
+    + "|".join(re.escape(folder) for folder in sorted(LENGTH_OF_DIR, reverse=True))
+    + ")",
     sample="|".join(map(re.escape, config["predict"]["fasta"])) or "no-samples",
+
+
+def length_of(wildcards):
+    """The window length of a job with the wildcard `length_dir`."""
+    return LENGTH_OF_DIR[wildcards.length_dir]
+
+
+def experiment_length(experiment):
+    return EXPERIMENTS[experiment]["windows"]["length"]
+
+
+def data_dir(length):
+    """The folder (with a final /) of one window length's validation and test windows, and what is derived
+    from them."""
+    return f"{RUN}/data/{LENGTH_DIRS[length]}"
+
+
+def baselines_dir(length):
+    """The folder (with a final /) of one window length's baselines."""
+    return f"{RUN}/baselines/{LENGTH_DIRS[length]}"
+
+
+def experiment_data(experiment):
+    """The held-out windows' folder (with a final /) of an experiment's window length."""
+    return data_dir(experiment_length(experiment))
 
 
 def split_inputs(wildcards):
@@ -57,9 +101,15 @@ def baseline_names():
     return names
 
 
-def cnn_experiment():
-    """The experiment whose training windows the one-hot CNN trains on (default: the first)."""
-    return config["baselines"]["cnn"]["experiment"] or next(iter(EXPERIMENTS))
+def cnn_experiment(length):
+    """The experiment whose training windows the one-hot CNN trains on at a window length.
+
+    baselines.cnn.experiment (default: the first) when it has that length, else the first that has it.
+    """
+    chosen = config["baselines"]["cnn"]["experiment"] or next(iter(EXPERIMENTS))
+    if experiment_length(chosen) == length:
+        return chosen
+    return next(name for name in EXPERIMENTS if experiment_length(name) == length)
 
 
 def evidence_outputs():
@@ -70,7 +120,9 @@ def evidence_outputs():
         f"{RUN}/{{experiment}}/evidence/metrics.json", experiment=EXPERIMENTS
     )
     if config["baselines"]["kmer"]["enabled"]:
-        outputs.append(f"{RUN}/baselines/kmer/evidence.json")
+        outputs += [
+            f"{baselines_dir(length)}kmer/evidence.json" for length in WINDOW_LENGTHS
+        ]
     return outputs
 
 

@@ -15,7 +15,8 @@ rule validate:
         runtime=minutes("validate"),
     params:
         data=config["data"],
-        window_length=config["windows"]["length"],
+        # the longest length of an experiment: every length then draws from the same plasmids
+        window_length=max(WINDOW_LENGTHS),
     script:
         "../workflow_scripts/validate.py"
 
@@ -147,9 +148,9 @@ rule held_out_windows:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
     output:
-        f"{RUN}/data/{{held_out}}_windows.tsv.gz",
+        f"{RUN}/data/{{length_dir}}{{held_out}}_windows.tsv.gz",
     log:
-        f"{RUN}/logs/{{held_out}}_windows.log",
+        f"{RUN}/logs/{{length_dir}}{{held_out}}_windows.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -157,9 +158,13 @@ rule held_out_windows:
         mem_mb=memory("held_out_windows"),
         runtime=minutes("held_out_windows"),
     params:
-        windows={
-            key: config["windows"][key]
-            for key in ("length", "circular", "ambiguous", "max_n_fraction")
+        # every length from the same seed: the same windows per plasmid, at positions of its own length
+        windows=lambda wildcards: {
+            "length": length_of(wildcards),
+            **{
+                key: config["windows"][key]
+                for key in ("circular", "ambiguous", "max_n_fraction")
+            },
         },
         n_windows=lambda wildcards: config["windows"][f"{wildcards.held_out}_count"],
         seed=config["seed"],
@@ -197,23 +202,23 @@ rule training_windows:
         },
         # with fresh windows every epoch, how many epochs training will run
         epoch_schedule=lambda wildcards: epoch_schedule(wildcards.experiment),
-        length=config["windows"]["length"],
+        length=lambda wildcards: experiment_length(wildcards.experiment),
         seed=config["seed"],
     script:
         "../workflow_scripts/training_windows.py"
 
 
-# Once per run: which test windows have all their k-mers in training plasmids depends only on the split and
-# the test windows, not on an experiment.
+# Once per window length: which test windows have all their k-mers in training plasmids depends only on the
+# split and the test windows, not on an experiment.
 rule kmer_coverage:
     input:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/test_windows.tsv.gz",
+        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
     output:
-        f"{RUN}/data/test_kmer_coverage.tsv.gz",
+        f"{RUN}/data/{{length_dir}}test_kmer_coverage.tsv.gz",
     log:
-        f"{RUN}/logs/kmer_coverage.log",
+        f"{RUN}/logs/{{length_dir}}kmer_coverage.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -231,9 +236,9 @@ rule leakage:
     input:
         split=f"{RUN}/data/split.tsv",
         train=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
-        val=f"{RUN}/data/val_windows.tsv.gz",
-        test=f"{RUN}/data/test_windows.tsv.gz",
-        coverage=f"{RUN}/data/test_kmer_coverage.tsv.gz",
+        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
+        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows.tsv.gz",
+        coverage=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_kmer_coverage.tsv.gz",
     output:
         f"{RUN}/{{experiment}}/leakage.json",
     log:

@@ -4,8 +4,8 @@
 rule evaluate_checkpoint:
     input:
         checkpoint=f"{RUN}/{{experiment}}/model/checkpoint-{{step}}",
-        test=f"{RUN}/data/test_windows.tsv.gz",
-        val=f"{RUN}/data/val_windows.tsv.gz",
+        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows.tsv.gz",
+        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
         # no test metrics unless the leakage check passed
         leakage=f"{RUN}/{{experiment}}/leakage.json",
     output:

@@ -1,10 +1,10 @@
 rule shuffled_test_windows:
     input:
-        f"{RUN}/data/test_windows.tsv.gz",
+        f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
     output:
-        f"{RUN}/data/test_windows_shuffled.tsv.gz",
+        f"{RUN}/data/{{length_dir}}test_windows_shuffled.tsv.gz",
     log:
-        f"{RUN}/logs/test_windows_shuffled.log",
+        f"{RUN}/logs/{{length_dir}}test_windows_shuffled.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -22,10 +22,10 @@ rule contig_tiles:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
     output:
-        tiles=f"{RUN}/data/test_tiles.tsv.gz",
-        contigs=f"{RUN}/data/test_contigs.tsv.gz",
+        tiles=f"{RUN}/data/{{length_dir}}test_tiles.tsv.gz",
+        contigs=f"{RUN}/data/{{length_dir}}test_contigs.tsv.gz",
     log:
-        f"{RUN}/logs/contig_tiles.log",
+        f"{RUN}/logs/{{length_dir}}contig_tiles.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -33,7 +33,7 @@ rule contig_tiles:
         mem_mb=memory("contig_tiles"),
         runtime=minutes("contig_tiles"),
     params:
-        length=config["windows"]["length"],
+        length=length_of,
         contig_lengths=config["evidence"]["contig_lengths"],
         seed=config["seed"],
     script:
@@ -44,11 +44,11 @@ rule model_evidence:
     input:
         summary=f"{RUN}/{{experiment}}/model/train_summary.json",
         training_log=f"{RUN}/{{experiment}}/model/training_log.tsv",
-        test=f"{RUN}/data/test_windows.tsv.gz",
-        val=f"{RUN}/data/val_windows.tsv.gz",
-        shuffled=f"{RUN}/data/test_windows_shuffled.tsv.gz",
-        tiles=f"{RUN}/data/test_tiles.tsv.gz",
-        contigs=f"{RUN}/data/test_contigs.tsv.gz",
+        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows.tsv.gz",
+        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
+        shuffled=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows_shuffled.tsv.gz",
+        tiles=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_tiles.tsv.gz",
+        contigs=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_contigs.tsv.gz",
         # no test metrics unless the leakage check passed
         leakage=f"{RUN}/{{experiment}}/leakage.json",
         evaluations=lambda wildcards: [
@@ -69,7 +69,7 @@ rule model_evidence:
         runtime=minutes("model_evidence"),
     params:
         model_dir=lambda wildcards, input: os.path.dirname(input.summary),
-        length=config["windows"]["length"],
+        length=lambda wildcards: experiment_length(wildcards.experiment),
         eval_dir=lambda wildcards: f"{RUN}/{wildcards.experiment}/eval",
         evaluate={
             key: config["evaluate"][key]
@@ -88,14 +88,14 @@ rule kmer_evidence:
     input:
         fasta=config["data"]["fasta"],
         split=f"{RUN}/data/split.tsv",
-        shuffled=f"{RUN}/data/test_windows_shuffled.tsv.gz",
-        tiles=f"{RUN}/data/test_tiles.tsv.gz",
-        contigs=f"{RUN}/data/test_contigs.tsv.gz",
+        shuffled=f"{RUN}/data/{{length_dir}}test_windows_shuffled.tsv.gz",
+        tiles=f"{RUN}/data/{{length_dir}}test_tiles.tsv.gz",
+        contigs=f"{RUN}/data/{{length_dir}}test_contigs.tsv.gz",
     output:
-        json=f"{RUN}/baselines/kmer/evidence.json",
-        contig_lengths=f"{RUN}/baselines/kmer/contig_lengths.tsv",
+        json=f"{RUN}/baselines/{{length_dir}}kmer/evidence.json",
+        contig_lengths=f"{RUN}/baselines/{{length_dir}}kmer/contig_lengths.tsv",
     log:
-        f"{RUN}/logs/baselines/kmer_evidence.log",
+        f"{RUN}/logs/baselines/{{length_dir}}kmer_evidence.log",
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -104,7 +104,7 @@ rule kmer_evidence:
         runtime=minutes("kmer_evidence"),
     params:
         kmer=config["baselines"]["kmer"],
-        length=config["windows"]["length"],
+        length=length_of,
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:

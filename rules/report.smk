@@ -29,9 +29,12 @@ rule report:
             f"{RUN}/{{experiment}}/model/training_log.tsv", experiment=EXPERIMENTS
         ),
         leakage=expand(f"{RUN}/{{experiment}}/leakage.json", experiment=EXPERIMENTS),
-        baselines=expand(
-            f"{RUN}/baselines/{{baseline}}/metrics.json", baseline=baseline_names()
-        ),
+        # every baseline at every window length
+        baselines=[
+            f"{baselines_dir(length)}{baseline}/metrics.json"
+            for length in WINDOW_LENGTHS
+            for baseline in baseline_names()
+        ],
         split_summary=f"{RUN}/data/split_summary.tsv",
         split=f"{RUN}/data/split.json",
         classes=f"{RUN}/data/classes.tsv",

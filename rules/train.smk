@@ -10,7 +10,7 @@ checkpoint train:
     input:
         unpack(pretrained_inputs),
         windows=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
-        val=f"{RUN}/data/val_windows.tsv.gz",
+        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
         split=f"{RUN}/data/split.tsv",
     output:
         summary=f"{RUN}/{{experiment}}/model/train_summary.json",
@@ -28,7 +28,8 @@ checkpoint train:
     params:
         model=lambda wildcards: experiment_model(wildcards.experiment),
         train=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"],
-        window_length=config["windows"]["length"],
+        # build_or_load checks that windows of this length fit the model's token limit
+        window_length=lambda wildcards: experiment_length(wildcards.experiment),
         seed=config["seed"],
         model_dir=lambda wildcards: f"{RUN}/{wildcards.experiment}/model",
     script:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import jsonschema
 import pytest
 
 from conftest import REPO_ROOT
@@ -16,6 +17,10 @@ from plasmidlm.config import (
     RUN_FOLDERS,
     check_config_given,
     check_references,
+    length_folder,
+    load_schema,
+    resolve_experiments,
+    window_lengths,
 )
 from plasmidlm.evidence import COMPOSITION_BASELINES
 
@@ -40,7 +45,7 @@ def test_run_folders_are_the_folders_the_rules_write():
 
 def test_baseline_names_are_the_baselines_the_rules_write():
     text = (RULES / "baselines.smk").read_text()
-    named = set(re.findall(r"\{RUN\}/baselines/([A-Za-z0-9_]+)/", text))
+    named = set(re.findall(r"\{RUN\}/baselines/\{\{length_dir\}\}([A-Za-z0-9_]+)/", text))
     assert "in COMPOSITION_BASELINES" in text  # the composition rule writes one folder per composition baseline
     assert named | set(COMPOSITION_BASELINES) == set(BASELINE_NAMES)
 
@@ -146,3 +151,32 @@ def test_embeddings_model_is_not_checked_when_the_baseline_is_off():
     config = embeddings_config("randon8")
     config["baselines"]["embeddings"]["enabled"] = False
     check_references(config)
+
+
+def length_config(experiments: dict) -> dict:
+    return minimal_config(experiments) | {"windows": {"length": 100}, "train": {}}
+
+
+def test_each_experiment_may_set_its_window_length():
+    config = length_config({"short": {}, "long": {"windows": {"length": 500, "per_plasmid": 2}},
+                            "long_too": {"windows": {"length": 500}}})
+    schema = load_schema()
+    jsonschema.validate(config["experiments"], schema["properties"]["experiments"] | {"$defs": schema["$defs"]})
+    experiments = resolve_experiments(config)
+    assert {name: settings["windows"]["length"] for name, settings in experiments.items()} == {
+        "short": 100, "long": 500, "long_too": 500}
+    assert window_lengths(experiments) == [100, 500]
+    # the run's windows.length keeps the paths of a run with one length
+    assert [length_folder(length, 100) for length in window_lengths(experiments)] == ["", "length-500"]
+
+
+def test_lengths_used_are_those_of_the_experiments_only():
+    experiments = resolve_experiments(length_config({"long": {"windows": {"length": 500}}}))
+    assert window_lengths(experiments) == [500]
+    assert length_folder(500, 100) == "length-500"
+
+
+def test_an_experiments_window_length_is_checked_like_the_runs():
+    with pytest.raises(PlasmidlmError, match=r"config experiments\.tiny\.windows\.length: 4 is less than the minimum "
+                                             r"of 8"):
+        resolve_experiments(length_config({"tiny": {"windows": {"length": 4}}}))

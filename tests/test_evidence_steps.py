@@ -96,6 +96,18 @@ def test_report_says_when_a_model_does_not_beat_composition():
     assert composition_verdicts(table[~table["experiment"].str.startswith("composition")]) == []
 
 
+def test_each_model_is_compared_with_the_composition_baselines_of_its_window_length():
+    table = pd.DataFrame([_row("short", "fine-tuned", 0.70, 0.66, 0.74, best=True) | {"window_length": 100},
+                          _row("long", "fine-tuned", 0.80, 0.76, 0.84, best=True) | {"window_length": 500},
+                          _row("composition_4mer", "baseline", 0.60) | {"window_length": 100},
+                          _row("composition_4mer", "baseline", 0.85) | {"window_length": 500}])
+    sentences = composition_verdicts(table)
+    assert len(sentences) == 4
+    assert all("beats every composition baseline" in s and "against 0.600" in s
+               for s in sentences if s.startswith("short"))
+    assert all("does not beat" in s and "against 0.850" in s for s in sentences if s.startswith("long"))
+
+
 def test_cnn_baseline_must_name_an_experiment():
     from plasmidlm import PlasmidlmError
     from plasmidlm.config import check_references

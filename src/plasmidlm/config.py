@@ -133,6 +133,18 @@ def resolve_experiments(config: dict) -> dict[str, dict]:
     return resolved
 
 
+def window_lengths(experiments: dict[str, dict]) -> list[int]:
+    """The distinct window lengths of the resolved experiments (`resolve_experiments`), shortest first: the
+    held-out windows and every baseline are made once per length."""
+    return sorted({settings["windows"]["length"] for settings in experiments.values()})
+
+
+def length_folder(length: int, default: int) -> str:
+    """The sub-folder of data/ and baselines/ that holds one window length's held-out windows and baselines:
+    none ("") for the run's `windows.length`, so that a run with one length keeps its paths, else `length-<L>`."""
+    return "" if length == default else f"length-{length}"
+
+
 def embeddings_trust_remote_code(config: dict, experiments: dict[str, dict]) -> bool:
     """Whether the embeddings baseline may run its model's own code: an experiment's model as that experiment
     says (`model.trust_remote_code`), any other model as `baselines.embeddings.trust_remote_code` says."""

@@ -18,11 +18,12 @@ import yaml  # noqa: E402
 
 from plasmidlm import __version__, io  # noqa: E402
 from plasmidlm.checkpoints import best_checkpoint, set_aside_records, validation_accuracy  # noqa: E402
-from plasmidlm.config import resolve_experiments  # noqa: E402
+from plasmidlm.config import length_folder, resolve_experiments  # noqa: E402
 from plasmidlm.evidence import COMPOSITION_BASELINES  # noqa: E402
 from plasmidlm.metrics import HEADLINE  # noqa: E402
 
 LEVELS = ("window", "plasmid")
+EXPERIMENT_MARKERS = ("o", "D", "^", "v", "P", "X", "*", "h")
 
 
 def discover_experiments(run_dir: Path) -> list[str]:
@@ -30,7 +31,8 @@ def discover_experiments(run_dir: Path) -> list[str]:
 
 
 def discover_baselines(run_dir: Path) -> list[str]:
-    return sorted(path.parent.name for path in run_dir.glob("baselines/*/metrics.json"))
+    """The baselines of any window length (baselines/<name>/, baselines/length-<L>/<name>/)."""
+    return sorted({path.parent.name for path in run_dir.glob("baselines/**/metrics.json")})
 
 
 def _metric_row(metrics: dict) -> dict:
@@ -69,8 +71,11 @@ def _baseline_cost(metrics: dict) -> dict:
     return cost
 
 
-def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> pd.DataFrame:
-    """One row per (experiment, checkpoint) and per baseline, with the best checkpoint marked.
+def comparison_table(run_dir, experiments: list[str], baselines: list[str], lengths: dict[str, int],
+                     default_length: int) -> pd.DataFrame:
+    """One row per (experiment, checkpoint) and per (baseline, window length), with the best checkpoint marked;
+    rows grouped by window length (`lengths`: experiment -> its windows.length; `default_length`: the run's
+    windows.length, whose baselines are in baselines/, another length's in baselines/length-<L>/).
 
     The best checkpoint of an experiment is the one with the highest validation accuracy (earliest on
     ties); the test metrics play no part in choosing it.
@@ -85,20 +90,35 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str]) -> p
         best = best_checkpoint(model_dir)
         for step in summary["checkpoints"]:
             metrics = io.read_json(run_dir / experiment / "eval" / f"checkpoint-{step}" / "metrics.json")
-            rows.append({"experiment": experiment, "kind": "fine-tuned", "checkpoint": step,
+            rows.append({"experiment": experiment, "kind": "fine-tuned", "window_length": lengths[experiment],
+                         "checkpoint": step,
                          "val_accuracy": val_accuracy.get(step, np.nan), **_metric_row(metrics),
                          "test_windows": metrics["window"]["n"],
                          "eval_seconds": metrics["inference"]["seconds"],
                          "windows_per_second": metrics["inference"]["windows_per_second"],
                          "best": step == best})
-    for baseline in baselines:
-        metrics = io.read_json(run_dir / "baselines" / baseline / "metrics.json")
-        rows.append({"experiment": baseline, "kind": "baseline", "checkpoint": None, "val_accuracy": np.nan,
-                     **_metric_row(metrics), "test_windows": metrics["window"]["n"], **_baseline_cost(metrics),
-                     "best": False})
-    table = pd.DataFrame(rows)
+    for length in sorted({lengths[experiment] for experiment in experiments}):
+        for baseline in baselines:
+            metrics = io.read_json(run_dir / "baselines" / length_folder(length, default_length) / baseline
+                                   / "metrics.json")
+            rows.append({"experiment": baseline, "kind": "baseline", "window_length": length, "checkpoint": None,
+                         "val_accuracy": np.nan, **_metric_row(metrics), "test_windows": metrics["window"]["n"],
+                         **_baseline_cost(metrics), "best": False})
+    table = pd.DataFrame(rows).sort_values("window_length", kind="stable", ignore_index=True)
     table["checkpoint"] = table["checkpoint"].astype("Int64")
     return table
+
+
+def _by_length(table: pd.DataFrame):
+    """(window length, rows) of each length in the table, or (None, table) for a table without lengths."""
+    if "window_length" not in table:
+        return [(None, table)]
+    return list(table.groupby("window_length", sort=True))
+
+
+def _at_length(name: str, length: int, lengths: list[int]) -> str:
+    """A baseline's name, with its window length where the run has several."""
+    return f"{name} ({length} nt)" if len(lengths) > 1 else name
 
 
 def composition_verdicts(table: pd.DataFrame) -> list[str]:
@@ -106,8 +126,16 @@ def composition_verdicts(table: pd.DataFrame) -> list[str]:
 
     Composition baselines see only a window's GC content or k-mer frequencies (the k-mer baseline included).
     Beating one means a higher accuracy whose 95% interval lies above the baseline's accuracy.
+    Each model is compared with the baselines of its own window length.
     """
     names = {**COMPOSITION_BASELINES, "kmer": "k-mer frequencies"}
+    sentences = []
+    for _, rows in _by_length(table):
+        sentences += _composition_verdicts_of(rows, names)
+    return sentences
+
+
+def _composition_verdicts_of(table: pd.DataFrame, names: dict[str, str]) -> list[str]:
     composition = table[(table["kind"] == "baseline") & table["experiment"].isin(names)]
     if composition.empty:
         return []
@@ -131,25 +159,29 @@ def composition_verdicts(table: pd.DataFrame) -> list[str]:
     return sentences
 
 
-def _evidence_files(run_dir: Path, experiments: list[str]) -> dict[str, Path]:
-    """Each experiment's (and the k-mer baseline's) evidence folder, where the evidence step ran."""
-    folders = {name: run_dir / name / "evidence" for name in sorted(experiments)}
-    folders["kmer"] = run_dir / "baselines" / "kmer"
-    return {name: folder for name, folder in folders.items()
-            if (folder / ("evidence.json" if name == "kmer" else "metrics.json")).is_file()}
+def _evidence_files(run_dir: Path, lengths: dict[str, int], default_length: int) -> list[tuple[str, int, Path]]:
+    """(name, window length, evidence folder) of each experiment and of the k-mer baseline at each window length,
+    where the evidence step ran."""
+    folders = [(name, lengths[name], run_dir / name / "evidence") for name in sorted(lengths)]
+    folders += [("kmer", length, run_dir / "baselines" / length_folder(length, default_length) / "kmer")
+                for length in sorted(set(lengths.values()))]
+    return [(name, length, folder) for name, length, folder in folders
+            if (folder / ("evidence.json" if name == "kmer" else "metrics.json")).is_file()]
 
 
 def _evidence_json(name: str, folder: Path) -> dict:
     return io.read_json(folder / ("evidence.json" if name == "kmer" else "metrics.json"))
 
 
-def add_evidence_columns(table: pd.DataFrame, run_dir: Path, experiments: list[str]) -> pd.DataFrame:
+def add_evidence_columns(table: pd.DataFrame, run_dir: Path, lengths: dict[str, int],
+                         default_length: int) -> pd.DataFrame:
     """Shuffled-window accuracy, strand flips, temperature, ECE and accuracy per contig length, on the rows of
-    the best checkpoints (and of the k-mer baseline, without calibration or strands)."""
+    the best checkpoints (and of the k-mer baseline at each window length, without calibration or strands)."""
     table = table.copy()
-    for name, folder in _evidence_files(Path(run_dir), experiments).items():
+    for name, length, folder in _evidence_files(Path(run_dir), lengths, default_length):
         evidence = _evidence_json(name, folder)
-        rows = (table["experiment"] == name) & (table["best"] if name != "kmer" else table["kind"] == "baseline")
+        rows = (table["experiment"] == name) & (
+            table["best"] if name != "kmer" else (table["kind"] == "baseline") & (table["window_length"] == length))
         values = {f"shuffled_{level}_accuracy": evidence["shuffled"][level]["accuracy"] for level in LEVELS}
         if "calibration" in evidence:
             calibration = evidence["calibration"]
@@ -198,22 +230,24 @@ def shuffle_verdict(name: str, accuracy: float, ci_low: float, shuffled: float, 
             "dinucleotide composition.")
 
 
-def _controls_html(run_dir: Path, table: pd.DataFrame, experiments: list[str]) -> list[str]:
-    files = _evidence_files(run_dir, experiments)
+def _controls_html(run_dir: Path, table: pd.DataFrame, lengths: dict[str, int], default_length: int) -> list[str]:
+    files = _evidence_files(run_dir, lengths, default_length)
     if not files:
         return []
     rows, diagrams, verdicts = [], [], []
-    majority = table.loc[(table["experiment"] == "majority") & (table["kind"] == "baseline"), "window_accuracy"]
-    chance = majority.iloc[0] if len(majority) else np.nan
-    for name, folder in files.items():
+    all_lengths = sorted(set(lengths.values()))
+    for name, length, folder in files:
         evidence = _evidence_json(name, folder)
+        baselines = table[(table["kind"] == "baseline") & (table["window_length"] == length)]
+        majority = baselines.loc[baselines["experiment"] == "majority", "window_accuracy"]
+        chance = majority.iloc[0] if len(majority) else np.nan
         if name == "kmer":
-            original = table[(table["experiment"] == "kmer") & (table["kind"] == "baseline")].iloc[0]
-            row = {"model": "kmer (baseline)", "checkpoint": "",
-                   **{f"{level} accuracy": original[f"{level}_accuracy"] for level in LEVELS}}
+            original = baselines[baselines["experiment"] == "kmer"].iloc[0]
+            row = {"model": f"{_at_length('kmer', length, all_lengths)} (baseline)", "window length": length,
+                   "checkpoint": "", **{f"{level} accuracy": original[f"{level}_accuracy"] for level in LEVELS}}
             low = original["window_accuracy_ci_low"]
         else:
-            row = {"model": name, "checkpoint": evidence["checkpoint"],
+            row = {"model": name, "window length": length, "checkpoint": evidence["checkpoint"],
                    **{f"{level} accuracy": evidence["test"][level]["accuracy"] for level in LEVELS}}
             low = (evidence["test"]["window"].get("ci95") or {}).get("accuracy", [np.nan])[0]
         verdicts.append(shuffle_verdict(row["model"], row["window accuracy"], low,
@@ -251,7 +285,7 @@ def contig_length_plot(curves: dict[str, pd.DataFrame]) -> str:
             errors = np.vstack([curve["accuracy"] - curve["accuracy_ci_low"],
                                 curve["accuracy_ci_high"] - curve["accuracy"]])
         axis.errorbar(curve["contig_length"] / 1000, curve["accuracy"], yerr=errors, marker="o", capsize=3,
-                      label=name, linestyle="--" if name == "kmer" else "-")
+                      label=name, linestyle="--" if name.startswith("kmer") else "-")
     axis.set_xscale("log")
     lengths = sorted({int(length) for curve in curves.values() for length in curve["contig_length"]})
     axis.set_xticks([length / 1000 for length in lengths], [f"{length / 1000:g}" for length in lengths])
@@ -263,11 +297,13 @@ def contig_length_plot(curves: dict[str, pd.DataFrame]) -> str:
     return _figure_html(figure, "accuracy per contig length")
 
 
-def _contig_lengths_html(run_dir: Path, experiments: list[str]) -> list[str]:
-    files = _evidence_files(run_dir, experiments)
+def _contig_lengths_html(run_dir: Path, lengths: dict[str, int], default_length: int) -> list[str]:
+    files = _evidence_files(run_dir, lengths, default_length)
     if not files:
         return []
-    curves = {name: io.read_table(folder / "contig_lengths.tsv") for name, folder in files.items()}
+    all_lengths = sorted(set(lengths.values()))
+    curves = {(_at_length(name, length, all_lengths) if name == "kmer" else name):
+              io.read_table(folder / "contig_lengths.tsv") for name, length, folder in files}
     long = pd.concat([curve.assign(model=name) for name, curve in curves.items()], ignore_index=True)
     long = long[["model", *[column for column in long.columns if column != "model"]]]
     for name in ("accuracy", "balanced_accuracy"):
@@ -289,8 +325,9 @@ def _figure_html(figure, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def accuracy_plot(table: pd.DataFrame, metric: str = "accuracy") -> str:
-    """Test metric per checkpoint, one line per experiment, baselines as horizontal lines."""
+def accuracy_plot(table: pd.DataFrame, metric: str = "accuracy", length: int | None = None) -> str:
+    """Test metric per checkpoint, one line per experiment, baselines as horizontal lines (of one window length:
+    `length`, named in the title)."""
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     fine_tuned = table[table["kind"] == "fine-tuned"]
     baselines = table[table["kind"] == "baseline"]
@@ -310,8 +347,38 @@ def accuracy_plot(table: pd.DataFrame, metric: str = "accuracy") -> str:
         axis.grid(alpha=0.3)
     axes[0].set_ylabel(f"test {metric.replace('_', ' ')}")
     axes[1].legend(loc="lower right", fontsize="small")
-    figure.suptitle("Circled: best checkpoint by validation accuracy. Bars: 95% bootstrap intervals over test plasmids")
-    return _figure_html(figure, f"test {metric} per checkpoint")
+    figure.suptitle(("" if length is None else f"{length}-nt windows. ") + "Circled: best checkpoint by validation "
+                    "accuracy. Bars: 95% bootstrap intervals over test plasmids")
+    return _figure_html(figure, f"test {metric} per checkpoint" + ("" if length is None else f" ({length} nt)"))
+
+
+def window_length_plot(table: pd.DataFrame) -> str:
+    """Test accuracy against window length: a dashed line per baseline, a black marker per experiment's best
+    checkpoint (experiments of one length side by side)."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    lengths = sorted(table["window_length"].unique())
+    best = table[(table["kind"] == "fine-tuned") & table["best"]]
+    offset = 0.015 * (lengths[-1] - lengths[0])
+    for axis, level in zip(axes, LEVELS):
+        column = f"{level}_accuracy"
+        for index, (name, rows) in enumerate(table[table["kind"] == "baseline"].groupby("experiment", sort=True)):
+            rows = rows.sort_values("window_length")
+            errors = np.vstack([rows[column] - rows[f"{column}_ci_low"], rows[f"{column}_ci_high"] - rows[column]])
+            axis.errorbar(rows["window_length"], rows[column], yerr=np.nan_to_num(errors), marker="s", capsize=3,
+                          linestyle="--", color=f"C{index % 10}", alpha=0.7, label=f"baseline: {name}")
+        for index, (_, row) in enumerate(best.iterrows()):
+            rank = (best["window_length"].iloc[:index] == row["window_length"]).sum()
+            errors = np.nan_to_num([[row[column] - row[f"{column}_ci_low"]], [row[f"{column}_ci_high"] - row[column]]])
+            axis.errorbar([row["window_length"] + rank * offset], [row[column]], yerr=errors, capsize=4,
+                          marker=EXPERIMENT_MARKERS[index % len(EXPERIMENT_MARKERS)], markersize=8, color="black",
+                          linestyle="none", label=f"{row['experiment']} (best checkpoint)")
+        axis.set_xticks(lengths, [str(length) for length in lengths])
+        axis.set(title=f"{level} level", xlabel="window length (nt)")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+    figure.suptitle("Accuracy against window length (bars: 95% bootstrap over test plasmids)")
+    return _figure_html(figure, "test accuracy against window length")
 
 
 def training_plot(logs: dict[str, Path], accuracy_title: str = "validation accuracy (window level)") -> str:
@@ -390,6 +457,14 @@ def _leakage_row(experiment: str, leakage: dict) -> dict:
     return {"experiment": experiment, **leakage, "by_class": by_class}
 
 
+def _kmer_covered_text(leakage: pd.Series, length: int | None) -> str:
+    """The share of test windows (of one window length) that are k-mer-covered by training plasmids, by class."""
+    which = f"{length}-nt test windows" if length else "test windows"
+    by_class = ", ".join(f"{label}: {value:.1%}" for label, value in leakage["by_class"].items())
+    return (f"{leakage['test_windows_kmer_covered_fraction']:.1%} of the {which} have every one of their "
+            f"{leakage['kmer']}-mers (either strand) in the training plasmids ({by_class})")
+
+
 def _split_text(split_info: dict) -> str:
     strata = split_info["stratification"]
     if split_info["near_duplicate_grouping"]:
@@ -427,18 +502,32 @@ def _split_text(split_info: dict) -> str:
     )
 
 
+def _window_length_html(table: pd.DataFrame, lengths: list[int]) -> list[str]:
+    if len(lengths) < 2:
+        return []
+    return [_section("Accuracy per window length", _paragraph(
+        f"Experiments use {len(lengths)} window lengths ({', '.join(f'{length} nt' for length in lengths)}). Each "
+        "length has its own validation and test windows, drawn from the same validation and test plasmids with the "
+        "same number of windows per plasmid, and every baseline runs at each length; a model is compared with the "
+        "baselines of its own length.") + window_length_plot(table))]
+
+
 def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], config: dict) -> str:
     classes_table = io.read_table(run_dir / "data" / "classes.tsv")
     split_summary = io.read_table(run_dir / "data" / "split_summary.tsv")
     split_info = io.read_json(run_dir / "data" / "split.json")
     validation = io.read_json(run_dir / "data" / "validate.json")
     provenance = io.read_json(run_dir / "provenance.json")
-    leakage = pd.DataFrame([_leakage_row(name, io.read_json(run_dir / name / "leakage.json"))
-                            for name in experiments])
+    resolved = _resolved_experiments(config, experiments)
+    lengths = {name: settings["windows"]["length"] for name, settings in resolved.items()}
+    all_lengths = sorted(set(lengths.values()))
+    default_length = config["windows"]["length"]
+    leakage = pd.DataFrame([{**_leakage_row(name, io.read_json(run_dir / name / "leakage.json")),
+                             "window_length": lengths[name]} for name in experiments])
     fine_tuned = table[table["kind"] == "fine-tuned"]
     best = fine_tuned[fine_tuned["best"]]
-    chosen = pd.concat([best, table[table["kind"] == "baseline"]])
-    summary_table = chosen[["experiment", "kind", "checkpoint", "val_accuracy"]].copy()
+    chosen = pd.concat([best, table[table["kind"] == "baseline"]]).sort_values("window_length", kind="stable")
+    summary_table = chosen[["experiment", "kind", "window_length", "checkpoint", "val_accuracy"]].copy()
     for level in LEVELS:
         for name in ("accuracy", "balanced_accuracy", "auroc"):
             summary_table[f"{level} {name.replace('_', ' ')} [95% CI]"] = _with_interval(chosen, f"{level}_{name}")
@@ -446,10 +535,10 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
     windows = config["windows"]
     experiment_rows = pd.DataFrame([
         {"experiment": name, **{f"windows.{key}": value for key, value in settings["windows"].items()
-                                if key not in ("length", "val_count", "test_count")},
+                                if key not in ("val_count", "test_count")},
          "model": settings["model"]["name_or_path"], "learning_rate": settings["train"]["learning_rate"],
          "epochs": settings["train"]["epochs"]}
-        for name, settings in _resolved_experiments(config, experiments).items()])
+        for name, settings in resolved.items()])
     confusion = []
     for _, row in best.iterrows():
         checkpoint_eval = run_dir / row["experiment"] / "eval" / f"checkpoint-{row['checkpoint']}"
@@ -459,11 +548,9 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
                                             f"{row['experiment']} step {row['checkpoint']}: {level}"))
     shared = ", ".join(f"{row.experiment}: {row.test_windows_shared_with_train} of {row.test_windows} "
                        f"({row.test_windows_shared_fraction:.1%})" for row in leakage.itertuples())
-    first = leakage.iloc[0]
     near_copies = (
-        f"{first['test_windows_kmer_covered_fraction']:.1%} of the test windows have every one of their "
-        f"{first['kmer']}-mers (either strand) in the training plasmids"
-        + "".join(f"; {label}: {value:.1%}" for label, value in first["by_class"].items())
+        "; ".join(_kmer_covered_text(rows.iloc[0], length if len(all_lengths) > 1 else None)
+                  for length, rows in leakage.groupby("window_length"))
         + ". Such windows are (near-)copies of training sequence although their plasmid is not in training: "
         "near-identical plasmids recur across isolates, so a split by ID alone overstates accuracy. Read "
         "accuracy with this share in mind."
@@ -479,20 +566,24 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
             "windows predict. Intervals: 95% percentile bootstrap over test plasmids (a plasmid's windows are "
             "resampled together, since they are not independent).") + _table_html(summary_table)
             + "".join(_paragraph(sentence) for sentence in composition_verdicts(table))),
-        _section("Test metrics per checkpoint", accuracy_plot(table, "accuracy")
-                 + accuracy_plot(table, "balanced_accuracy")),
-        *_controls_html(run_dir, table, experiments),
-        *_contig_lengths_html(run_dir, experiments),
+        *_window_length_html(table, all_lengths),
+        _section("Test metrics per checkpoint", "".join(
+            accuracy_plot(rows, metric, length if len(all_lengths) > 1 else None)
+            for length, rows in _by_length(table) for metric in ("accuracy", "balanced_accuracy"))),
+        *_controls_html(run_dir, table, lengths, default_length),
+        *_contig_lengths_html(run_dir, lengths, default_length),
         _section("Data", _paragraph(
             f"{validation['usable']} usable sequences ({validation['total_length']:,} nt) from "
             f"{validation['fasta']}; {validation['skipped_short']} skipped as shorter than a window.")
             + "<h3>Classes</h3>" + _table_html(classes_table)
             + "<h3>Plasmids per split</h3>" + _paragraph(_split_text(split_info)) + _table_html(split_summary)
             + "<h3>Windows</h3>" + _paragraph(
-                f"Window length {windows['length']} nt; {windows['val_count']} validation and "
-                f"{windows['test_count']} test windows, fixed and shared by every experiment and checkpoint, "
-                f"balanced across classes and across the plasmids of a class. Every experiment uses this one "
-                f"window length: comparing window lengths takes one run per length.")
+                f"Window length {', '.join(f'{length}' for length in all_lengths)} nt; {windows['val_count']} "
+                f"validation and {windows['test_count']} test windows"
+                + (" of each length" if len(all_lengths) > 1 else "")
+                + ", fixed and shared by every experiment and checkpoint"
+                + (" of that length" if len(all_lengths) > 1 else "")
+                + ", balanced across classes and across the plasmids of a class.")
             + _table_html(experiment_rows)),
         _section("Leakage check", _paragraph(
             "Passed: no test plasmid is in the training windows or the validation split (the pipeline "
@@ -537,7 +628,11 @@ def write_report(run_dir, config: dict, out_comparison, out_html, experiments: l
     run_dir = Path(run_dir)
     experiments = experiments if experiments is not None else discover_experiments(run_dir)
     baselines = baselines if baselines is not None else discover_baselines(run_dir)
-    table = add_evidence_columns(comparison_table(run_dir, experiments, baselines), run_dir, experiments)
+    lengths = {name: settings["windows"]["length"] for name, settings in
+               _resolved_experiments(config, experiments).items()}
+    default_length = config["windows"]["length"]
+    table = add_evidence_columns(comparison_table(run_dir, experiments, baselines, lengths, default_length), run_dir,
+                                 lengths, default_length)
     io.write_table(table, out_comparison)
     page = render_html(run_dir, table, experiments, config)
     io.write_atomic(out_html, lambda tmp: Path(tmp).write_text(page))

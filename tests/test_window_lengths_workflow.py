@@ -1,0 +1,164 @@
+"""Experiments at two window lengths in one run: held-out windows, baselines and report rows per length."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import DEMO_DIR, reduced_config, snakemake, write_fasta
+from plasmidlm import io, pipeline
+from plasmidlm.config import BASELINE_NAMES
+from plasmidlm.report import write_report
+
+LONG, SHORT = 120, 60  # "long" takes windows.length (paths as in a one-length run), "short" its own
+LENGTH_OF = {"long": LONG, "short": SHORT}
+FOLDER = {LONG: "", SHORT: f"length-{SHORT}"}
+COUNTS = {"val": 20, "test": 100}
+PER_CLASS = 30  # plasmids of each class taken from the demo (all longer than 2 kb)
+
+
+def lengths_config(fasta, labels) -> dict:
+    config = reduced_config()
+    config.update(
+        run_name="lengths",
+        data={"fasta": str(fasta), "labels": str(labels)},
+        windows={"length": LONG, "val_count": COUNTS["val"], "test_count": COUNTS["test"]},
+        train=config["train"] | {"max_steps": 3, "save_steps": 3},
+        evaluate={"bootstrap": 20},
+        evidence={"contig_lengths": [2000]},
+        experiments={"long": {"windows": {"per_plasmid": 2}},
+                     "short": {"windows": {"length": SHORT, "per_plasmid": 2}}},
+    )
+    config["baselines"]["embeddings"]["model"] = "long"
+    config["baselines"]["cnn"] = {"epochs": 1}
+    return config
+
+
+@pytest.fixture(scope="module")
+def lengths_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("lengths_run")
+    labels = pd.read_csv(DEMO_DIR / "labels.tsv", sep="\t").groupby("label").head(PER_CLASS)
+    labels[["id", "label"]].to_csv(workdir / "labels.tsv", sep="\t", index=False)
+    fasta = write_fasta(workdir / "sequences.fasta",
+                        io.iter_fasta(DEMO_DIR / "sequences.fasta.gz", set(labels["id"])))
+    config = workdir / "lengths.yaml"
+    config.write_text(yaml.safe_dump(lengths_config(fasta, workdir / "labels.tsv")))
+    result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir, config, workdir / "results" / "lengths"
+
+
+def data_dir(run, length):
+    return run / "data" / FOLDER[length]
+
+
+def baseline_dir(run, length, name):
+    return run / "baselines" / FOLDER[length] / name
+
+
+@pytest.mark.parametrize("held_out", ["val", "test"])
+def test_each_length_draws_its_held_out_windows_from_the_same_plasmids(lengths_run, tmp_path, held_out):
+    workdir, config, run = lengths_run
+    assert io.read_json(run / "data" / "validate.json")["skipped_short"] == 0
+    split = io.read_table(run / "data" / "split.tsv")
+    tables = {length: io.read_table(data_dir(run, length) / f"{held_out}_windows.tsv.gz") for length in FOLDER}
+    for length, table in tables.items():
+        assert len(table) == COUNTS[held_out]
+        assert table["sequence"].str.len().eq(length).all()
+        assert set(table["plasmid_id"]) <= set(split.loc[split["split"] == held_out, "id"])
+    # the same plasmids, each with the same number of windows, at every length
+    pd.testing.assert_series_equal(tables[LONG]["plasmid_id"].value_counts().sort_index(),
+                                   tables[SHORT]["plasmid_id"].value_counts().sort_index())
+    # windows.length's table is the one a run with that one length draws
+    settings = yaml.safe_load(config.read_text())
+    alone = tmp_path / f"{held_out}_windows.tsv.gz"
+    windows = {"length": LONG, "circular": False, "ambiguous": "keep", "max_n_fraction": 0.1}
+    pipeline.held_out_windows(settings["data"]["fasta"], run / "data" / "split.tsv", held_out, windows,
+                              COUNTS[held_out], settings.get("seed", 1), alone)
+    pd.testing.assert_frame_equal(tables[LONG], io.read_table(alone))
+
+
+@pytest.mark.parametrize("experiment", ["long", "short"])
+def test_each_experiment_trains_and_is_scored_at_its_own_length(lengths_run, experiment):
+    _, _, run = lengths_run
+    length = LENGTH_OF[experiment]
+    train = io.read_table(run / experiment / "train_windows.tsv.gz")
+    assert train["sequence"].str.len().eq(length).all()
+    checkpoint = run / experiment / "model" / "checkpoint-3"
+    assert io.read_json(checkpoint / "config.json")["plasmidlm"]["window_length"] == length
+    test = io.read_table(data_dir(run, length) / "test_windows.tsv.gz")
+    predictions = io.read_table(run / experiment / "eval" / "checkpoint-3" / "predictions.tsv.gz")
+    assert predictions["window_id"].tolist() == test["window_id"].tolist()
+    assert predictions["plasmid_id"].tolist() == test["plasmid_id"].tolist()
+    leakage = io.read_json(run / experiment / "leakage.json")
+    coverage = io.read_table(data_dir(run, length) / "test_kmer_coverage.tsv.gz")
+    assert coverage["window_id"].tolist() == test["window_id"].tolist()
+    assert leakage["test_windows_kmer_covered"] == coverage["covered"].sum()
+    evidence = io.read_json(run / experiment / "evidence" / "metrics.json")
+    shuffled = io.read_table(data_dir(run, length) / "test_windows_shuffled.tsv.gz")
+    assert shuffled["sequence"].str.len().eq(length).all()
+    assert evidence["test"]["window"]["n"] == len(test)
+    tiles = io.read_table(data_dir(run, length) / "test_tiles.tsv.gz")
+    assert tiles["sequence"].str.len().eq(length).all()
+
+
+@pytest.mark.parametrize("length", [LONG, SHORT])
+def test_every_baseline_runs_at_each_length(lengths_run, length):
+    _, _, run = lengths_run
+    test = io.read_table(data_dir(run, length) / "test_windows.tsv.gz")
+    for name in BASELINE_NAMES:
+        predictions = io.read_table(baseline_dir(run, length, name) / "predictions.tsv.gz")
+        assert predictions["window_id"].tolist() == test["window_id"].tolist(), name
+        assert io.read_json(baseline_dir(run, length, name) / "metrics.json")["window"]["n"] == len(test)
+    # the one-hot CNN trains on the windows of the experiment of that length
+    experiment = next(name for name, value in LENGTH_OF.items() if value == length)
+    cnn = io.read_json(baseline_dir(run, length, "cnn") / "metrics.json")
+    assert cnn["training"]["windows"] == len(io.read_table(run / experiment / "train_windows.tsv.gz"))
+    contigs = io.read_table(baseline_dir(run, length, "kmer") / "contig_lengths.tsv")
+    assert contigs["contigs"].tolist() == io.read_table(run / experiment / "evidence" / "contig_lengths.tsv")[
+        "contigs"].tolist()
+
+
+def test_comparison_has_each_baseline_once_per_length_and_the_report_plots_lengths(lengths_run, tmp_path):
+    _, _, run = lengths_run
+    comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
+    assert comparison["window_length"].is_monotonic_increasing
+    fine_tuned = comparison[comparison["kind"] == "fine-tuned"]
+    assert dict(zip(fine_tuned["experiment"], fine_tuned["window_length"])) == LENGTH_OF
+    baselines = comparison[comparison["kind"] == "baseline"]
+    assert sorted(zip(baselines["experiment"], baselines["window_length"])) == sorted(
+        (name, length) for name in BASELINE_NAMES for length in FOLDER)
+    for row in baselines.itertuples():
+        metrics = io.read_json(baseline_dir(run, row.window_length, row.experiment) / "metrics.json")
+        assert row.window_accuracy == pytest.approx(metrics["window"]["accuracy"])
+    kmer = baselines[baselines["experiment"] == "kmer"].set_index("window_length")
+    for length in FOLDER:
+        evidence = io.read_json(baseline_dir(run, length, "kmer") / "evidence.json")
+        assert kmer.loc[length, "shuffled_window_accuracy"] == pytest.approx(evidence["shuffled"]["window"]["accuracy"])
+    # `plasmidlm report` finds the baselines of every length itself
+    write_report(run, yaml.safe_load((run / "config.yaml").read_text()), tmp_path / "comparison.tsv",
+                 tmp_path / "report.html", log=lambda message: None)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "comparison.tsv", sep="\t"), comparison)
+    page = (run / "report" / "report.html").read_text()
+    assert "Accuracy per window length" in page
+    assert re.search(r'<img alt="test accuracy against window length" src="data:image/png;base64,', page)
+    assert all(f'alt="test accuracy per checkpoint ({length} nt)"' in page for length in FOLDER)
+
+
+def test_a_new_length_for_one_experiment_reruns_only_what_depends_on_it(lengths_run, tmp_path):
+    workdir, config, _ = lengths_run
+    settings = yaml.safe_load(config.read_text())
+    settings["experiments"]["short"]["windows"]["length"] = 80
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(settings))
+    result = snakemake("--directory", str(workdir), "--configfile", str(changed), "-n")
+    outputs = " ".join(re.findall(r"^\s*output: (.*)$", result.stdout + result.stderr, flags=re.MULTILINE))
+    for rerun in ("short/train_windows.tsv.gz", "short/model/train_summary.json", "data/length-80/test_windows.tsv.gz",
+                  "baselines/length-80/kmer/metrics.json", "report/comparison.tsv"):
+        assert f"results/lengths/{rerun}" in outputs, rerun
+    for untouched in ("data/split.tsv", "data/test_windows.tsv.gz", "long/", "baselines/kmer/", "data/length-60/",
+                      "baselines/length-60/"):
+        assert f"results/lengths/{untouched}" not in outputs, untouched
