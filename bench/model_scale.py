@@ -73,6 +73,9 @@ def main() -> None:
                                                                        "training plasmid")
     parser.add_argument("--baseline-per-plasmid", type=int, help="training windows per plasmid of both baselines "
                                                                      "(default: their config defaults)")
+    parser.add_argument("--resample-epochs", type=int, help="draw fresh training windows for each of this many epochs "
+                                                                 "(windows.resample_each_epoch); training still runs "
+                                                                 "--steps steps")
     parser.add_argument("--steps", type=int, default=20, help="training and pretraining steps of each run")
     parser.add_argument("--workdir", type=Path, default=Path("bench-model"), help="where the data and outputs go")
     parser.add_argument("--library", type=Path, default=Path("src").resolve(), help="the src folder the jobs use")
@@ -89,13 +92,16 @@ def main() -> None:
         print(f"generated {plasmids:,} plasmids, {bases / 1e9:.2f} Gbp")
     windows = config["windows"]
     per_plasmid = arguments.per_plasmid
-    training = {**windows, "strategy": "random", "per_plasmid": per_plasmid}
+    epochs = arguments.resample_epochs
+    training = {**windows, "strategy": "random", "per_plasmid": per_plasmid, "resample_each_epoch": bool(epochs)}
+    epoch_schedule = {"batch_size": config["train"]["batch_size"], "epochs": epochs, "max_steps": None}
     split_config = config["split"] | {"max_deviation": 1.0}
     classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
     f, d = str(fasta), str(data)
-    train_windows = str(work / f"train_windows_{per_plasmid}.tsv.gz")
+    name = f"{per_plasmid}x{epochs}" if epochs else f"{per_plasmid}"
+    train_windows = str(work / f"train_windows_{name}.tsv.gz")
     prepare = [
         f"pipeline.validate({f!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, '{d}/validated.tsv', "
         f"'{d}/validate.json')",
@@ -112,12 +118,13 @@ def main() -> None:
             run_job(statement, arguments.library)
     if not Path(train_windows).exists():
         seconds, peak, _ = run_job(f"pipeline.training_windows({f!r}, '{d}/split.tsv', {training!r}, "
-                                   f"{windows['length']}, 1, 'bench', {train_windows!r})", arguments.library)
+                                   f"{windows['length']}, 1, 'bench', {train_windows!r}, {epoch_schedule!r})", arguments.library)
         print(f"training_windows: {seconds:.0f} s, {peak:,.0f} MiB")
     n_train = len(pd.read_csv(train_windows, sep="\t", usecols=["label"]))
     split = pd.read_csv(data / "split.tsv", sep="\t")
     print(f"{(split['split'] == 'train').sum():,} training plasmids, {n_train:,} training windows "
-          f"({per_plasmid} per plasmid); library {arguments.library}")
+          f"({per_plasmid} per plasmid{f', fresh for each of {epochs} epochs' if epochs else ''}); "
+          f"library {arguments.library}")
 
     steps = arguments.steps
     train_config = config["train"] | {"max_steps": steps, "save_steps": steps, "logging_steps": 1}
@@ -128,7 +135,7 @@ def main() -> None:
     if arguments.baseline_per_plasmid:
         for name in ("kmer", "embeddings"):
             baselines[name]["windows_per_plasmid"] = arguments.baseline_per_plasmid
-    out = work / f"out_{per_plasmid}"
+    out = work / f"out_{name}"
     out.mkdir(exist_ok=True)
     model_dir = out / "model"
     old = not (arguments.library / "plasmidlm" / "resources.py").exists()

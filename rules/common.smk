@@ -127,6 +127,7 @@ def pretrained_inputs(wildcards):
 
 
 from plasmidlm import resources as job_resources
+from plasmidlm.checkpoints import epochs_to_draw
 
 
 def memory(job, counts=None):
@@ -152,14 +153,30 @@ def minutes(job):
     return runtime
 
 
+def drawn_epochs(experiment, split):
+    """Epochs of training windows an experiment draws: those training runs when fresh each epoch, otherwise 1."""
+    schedule = epoch_schedule(experiment)
+    if schedule is None:
+        return 1
+    per_epoch = job_resources.training_plasmids(split) * EXPERIMENTS[experiment]["windows"]["per_plasmid"]
+    return epochs_to_draw(per_epoch, **schedule)
+
+
 def drawn_training_windows(wildcards, input):
     """Training windows an experiment draws: per plasmid, per training plasmid, per epoch when fresh each epoch."""
     settings = EXPERIMENTS[wildcards.experiment]
-    epochs = (
-        settings["train"]["epochs"] if settings["windows"]["resample_each_epoch"] else 1
-    )
     plasmids = job_resources.training_plasmids(input.split)
-    return {"windows": plasmids * settings["windows"]["per_plasmid"] * epochs}
+    return {
+        "windows": plasmids
+        * settings["windows"]["per_plasmid"]
+        * drawn_epochs(wildcards.experiment, input.split)
+    }
+
+
+def windows_of_one_epoch(wildcards, input):
+    """Training holds one epoch's windows at a time: the MB of the window table per epoch drawn."""
+    table = job_resources.input_mb([("windows", input.windows)])["windows"]
+    return {"windows": table / drawn_epochs(wildcards.experiment, input.split)}
 
 
 def pretraining_windows(wildcards, input):
