@@ -29,6 +29,7 @@ import pandas as pd
 
 from data_scale import generate
 from plasmidlm import resources
+from plasmidlm.checkpoints import epochs_to_draw
 from plasmidlm.config import load_schema
 
 
@@ -187,6 +188,8 @@ def main() -> None:
         n_plasmids = int((split["split"] == "train").sum())
         if name == "pretrain":
             sizes["corpus_windows"] = n_plasmids * per_plasmid
+        if name == "train" and epochs:  # training holds one epoch's windows (rules/common.smk)
+            sizes["windows"] /= epochs_to_draw(n_plasmids * per_plasmid, **epoch_schedule)
         if name == "kmer_baseline":
             kmer = baselines["kmer"]
             sizes["features"] = resources.kmer_features_mb(
