@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -183,6 +184,8 @@ def main() -> None:
     for name, (statement, inputs) in jobs.items():
         if arguments.jobs and name not in arguments.jobs:
             continue
+        if name == "train":  # trains anew: a finished run's checkpoints would make it train nothing
+            shutil.rmtree(model_dir, ignore_errors=True)
         seconds, peak, output = run_job(statement, arguments.library)
         sizes = resources.input_mb(inputs.items())
         n_plasmids = int((split["split"] == "train").sum())
