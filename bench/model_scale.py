@@ -166,6 +166,17 @@ def main() -> None:
             f"'{out}/el.tsv.gz', '{out}/ec.json', '{out}/ec.tsv.gz', log=log)",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
     }
+    if epochs:  # what training does when an epoch begins, for the last epoch (the whole table is read)
+        classes = sorted(split["label"].unique())
+        jobs["epoch_switch"] = (
+            f"from plasmidlm import io\nfrom plasmidlm.model import build_or_load\n"
+            f"from plasmidlm.train import EpochTable, make_dataset\n"
+            f"table = EpochTable(lambda: io.iter_table({train_windows!r}, ['label', 'sequence', 'epoch']))\n"
+            f"log('summary pass over the table')\n"
+            f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, 1, log=log)\n"
+            f"T0 = time.perf_counter()\n"
+            f"dataset = make_dataset(table.read(table.blocks[-1]), tokenizer, model.config.plasmidlm, {classes!r})\n"
+            f"log(f'last epoch: {{len(dataset):,}} windows read and tokenized')", {})
     if old:
         jobs["leakage"] = (f"pipeline.leakage({f!r}, '{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
                            f"'{d}/test_windows.tsv.gz', 31, '{out}/leakage.json', log=log)", {})
@@ -201,6 +212,8 @@ def main() -> None:
         setup, per_step = (f"{timing[0]:.0f}", f"{timing[1]:.2f}") if timing else ("", "")
         request = resources.mem_mb(name, sizes) if inputs else ""
         print(f"{name:<22} {seconds:>8.0f} {setup:>9} {per_step:>7} {peak:>9,.0f} {request:>7}", flush=True)
+        if name == "epoch_switch":
+            print("\n".join(f"    {line}" for line in output.splitlines() if "summary pass" in line or "last epoch" in line))
 
 
 if __name__ == "__main__":

@@ -395,6 +395,8 @@ def test_gpu_settings_bf16_tf32_and_collating_workers(monkeypatch, bf16, capabil
     assert settings["dataloader_pin_memory"] and settings["dataloader_persistent_workers"]
     masking = train.device_settings(cuda=True, random_collator=True)
     assert masking["dataloader_num_workers"] == 0 and not masking["dataloader_persistent_workers"]
+    per_epoch = train.device_settings(cuda=True, data_per_epoch=True)
+    assert per_epoch["dataloader_num_workers"] > 0 and not per_epoch["dataloader_persistent_workers"]
     assert train.device_settings(cuda=False) == {"use_cpu": True, "bf16": False, "fp16": False}
 
 
@@ -578,4 +580,25 @@ def test_fresh_windows_resume_mid_epoch_exactly(tmp_path, monkeypatch, uninterru
     assert seen["reads"] == [(0, 48), (1, 48), (0, 48)]
     assert_same_weights(load_file(output_dir / "checkpoint-18" / "model.safetensors"),
                         load_file(reference_dir / "checkpoint-18" / "model.safetensors"))
+    assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
+
+
+def test_fresh_windows_reach_data_loader_workers(tmp_path, monkeypatch, uninterrupted_fresh):
+    """With the GPU's collating workers (started anew each epoch: a worker holds the dataset it started with),
+    the batches are those of the run without workers."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
+    gpu_settings = train.device_settings
+
+    def cpu_with_gpu_workers(cuda, random_collator=False, data_per_epoch=False):
+        settings = gpu_settings(True, random_collator, data_per_epoch)
+        return {"use_cpu": True, "bf16": False, "fp16": False,
+                **{key: settings[key] for key in ("dataloader_num_workers", "dataloader_persistent_workers")}}
+
+    monkeypatch.setattr(train, "device_settings", cpu_with_gpu_workers)
+    summary, seen = fresh_run(tmp_path, monkeypatch)
+    _, reference, reference_seen = uninterrupted_fresh
+    assert len(seen["batches"]) == 18
+    for batch, expected in zip(seen["batches"], reference_seen["batches"]):
+        assert torch.equal(batch, expected)
     assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)

@@ -137,7 +137,7 @@ class EpochWindows(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         block = self.blocks[epoch % len(self.blocks)]
         if block != self.block:
-            self.block, self.windows = None, None
+            self.block, self.windows = None, None  # released before the next is loaded: one epoch's at a time
             self.windows, self.block = self.load(block), block
 
     @property
