@@ -120,7 +120,8 @@ def main() -> None:
             run_job(statement, arguments.library)
     if not Path(train_windows).exists():
         seconds, peak, _ = run_job(f"pipeline.training_windows({f!r}, '{d}/split.tsv', {training!r}, "
-                                   f"{windows['length']}, 1, 'bench', {train_windows!r}, {epoch_schedule!r})", arguments.library)
+                                   f"{windows['length']}, 1, 'bench', {train_windows!r}, {epoch_schedule!r})",
+                                   arguments.library)
         print(f"training_windows: {seconds:.0f} s, {peak:,.0f} MiB")
     n_train = len(pd.read_csv(train_windows, sep="\t", usecols=["label"]))
     split = pd.read_csv(data / "split.tsv", sep="\t")
@@ -213,7 +214,8 @@ def main() -> None:
         request = resources.mem_mb(name, sizes) if inputs else ""
         print(f"{name:<22} {seconds:>8.0f} {setup:>9} {per_step:>7} {peak:>9,.0f} {request:>7}", flush=True)
         if name == "epoch_switch":
-            print("\n".join(f"    {line}" for line in output.splitlines() if "summary pass" in line or "last epoch" in line))
+            print("\n".join(f"    {line}" for line in output.splitlines()
+                            if "summary pass" in line or "last epoch" in line))
 
 
 if __name__ == "__main__":

@@ -142,12 +142,14 @@ def memory(job, counts=None):
     return mem_mb
 
 
-def minutes(job):
-    """A rule's runtime: plasmidlm.resources.runtime from its input sizes and the attempt."""
+def minutes(job, counts=None):
+    """A rule's runtime: plasmidlm.resources.runtime from its input sizes (and `counts(wildcards, input)`), the
+    attempt."""
 
     def runtime(wildcards, input, attempt):
+        sizes = job_resources.input_mb(input.items())
         return job_resources.runtime(
-            job, job_resources.input_mb(input.items()), attempt
+            job, sizes | (counts(wildcards, input) if counts else {}), attempt
         )
 
     return runtime
@@ -163,14 +165,16 @@ def drawn_epochs(experiment, split):
 
 
 def drawn_training_windows(wildcards, input):
-    """Training windows an experiment draws: per plasmid, per training plasmid, per epoch when fresh each epoch."""
+    """Training windows of one epoch (the data stage draws and writes fresh ones epoch by epoch)."""
     settings = EXPERIMENTS[wildcards.experiment]
     plasmids = job_resources.training_plasmids(input.split)
-    return {
-        "windows": plasmids
-        * settings["windows"]["per_plasmid"]
-        * drawn_epochs(wildcards.experiment, input.split)
-    }
+    return {"windows": plasmids * settings["windows"]["per_plasmid"]}
+
+
+def training_windows_passes(wildcards, input):
+    """The FASTA is read once per epoch of fresh windows: its size times the epochs drawn."""
+    fasta = job_resources.input_mb([("fasta", input.fasta)])["fasta"]
+    return {"fasta": fasta * drawn_epochs(wildcards.experiment, input.split)}
 
 
 def windows_of_one_epoch(wildcards, input):
