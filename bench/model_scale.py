@@ -8,6 +8,8 @@ workflow job would: fine-tuning and masked-LM pretraining of the `small` preset 
 baselines, the k-mer coverage and leakage checks. For each job it prints the whole process's time, its peak
 RSS, and `plasmidlm.resources.mem_mb` for the job's inputs (what its rule requests at the first attempt).
 For training jobs it also prints the set-up time (process start to the first step) and the seconds per step.
+With `--resample-epochs N` the training windows are fresh for each of N epochs (`windows.resample_each_epoch`),
+and the `epoch_switch` job times what training does when an epoch begins (reading and tokenizing its windows).
 
 The training windows, not the database size, drive the memory of the training jobs and of leakage: a small
 database with many windows per plasmid stands for a large one with fewer. `--library` runs the jobs with
