@@ -104,8 +104,8 @@ def main() -> None:
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
     f, d = str(fasta), str(data)
-    name = f"{per_plasmid}x{epochs}" if epochs else f"{per_plasmid}"
-    train_windows = str(work / f"train_windows_{name}.tsv.gz")
+    windows_name = f"{per_plasmid}x{epochs}" if epochs else f"{per_plasmid}"
+    train_windows = str(work / f"train_windows_{windows_name}.tsv.gz")
     prepare = [
         f"pipeline.validate({f!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, '{d}/validated.tsv', "
         f"'{d}/validate.json')",
@@ -140,7 +140,7 @@ def main() -> None:
     if arguments.baseline_per_plasmid:
         for name in ("kmer", "embeddings"):
             baselines[name]["windows_per_plasmid"] = arguments.baseline_per_plasmid
-    out = work / f"out_{name}"
+    out = work / f"out_{windows_name}"
     out.mkdir(exist_ok=True)
     model_dir = out / "model"
     old = not (arguments.library / "plasmidlm" / "resources.py").exists()
