@@ -8,6 +8,8 @@ workflow job would: fine-tuning and masked-LM pretraining of the `small` preset 
 baselines, the k-mer coverage and leakage checks. For each job it prints the whole process's time, its peak
 RSS, and `plasmidlm.resources.mem_mb` for the job's inputs (what its rule requests at the first attempt).
 For training jobs it also prints the set-up time (process start to the first step) and the seconds per step.
+With `--resample-epochs N` the training windows are fresh for each of N epochs (`windows.resample_each_epoch`),
+and the `epoch_switch` job times what training does when an epoch begins (reading and tokenizing its windows).
 
 The training windows, not the database size, drive the memory of the training jobs and of leakage: a small
 database with many windows per plasmid stands for a large one with fewer. `--library` runs the jobs with
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +32,7 @@ import pandas as pd
 
 from data_scale import generate
 from plasmidlm import resources
+from plasmidlm.checkpoints import epochs_to_draw
 from plasmidlm.config import load_schema
 
 
@@ -73,6 +77,9 @@ def main() -> None:
                                                                        "training plasmid")
     parser.add_argument("--baseline-per-plasmid", type=int, help="training windows per plasmid of both baselines "
                                                                      "(default: their config defaults)")
+    parser.add_argument("--resample-epochs", type=int, help="draw fresh training windows for each of this many epochs "
+                                                                 "(windows.resample_each_epoch); training still runs "
+                                                                 "--steps steps")
     parser.add_argument("--steps", type=int, default=20, help="training and pretraining steps of each run")
     parser.add_argument("--workdir", type=Path, default=Path("bench-model"), help="where the data and outputs go")
     parser.add_argument("--library", type=Path, default=Path("src").resolve(), help="the src folder the jobs use")
@@ -89,13 +96,16 @@ def main() -> None:
         print(f"generated {plasmids:,} plasmids, {bases / 1e9:.2f} Gbp")
     windows = config["windows"]
     per_plasmid = arguments.per_plasmid
-    training = {**windows, "strategy": "random", "per_plasmid": per_plasmid}
+    epochs = arguments.resample_epochs
+    training = {**windows, "strategy": "random", "per_plasmid": per_plasmid, "resample_each_epoch": bool(epochs)}
+    epoch_schedule = {"batch_size": config["train"]["batch_size"], "epochs": epochs, "max_steps": None}
     split_config = config["split"] | {"max_deviation": 1.0}
     classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
     f, d = str(fasta), str(data)
-    train_windows = str(work / f"train_windows_{per_plasmid}.tsv.gz")
+    windows_name = f"{per_plasmid}x{epochs}" if epochs else f"{per_plasmid}"
+    train_windows = str(work / f"train_windows_{windows_name}.tsv.gz")
     prepare = [
         f"pipeline.validate({f!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, '{d}/validated.tsv', "
         f"'{d}/validate.json')",
@@ -112,12 +122,14 @@ def main() -> None:
             run_job(statement, arguments.library)
     if not Path(train_windows).exists():
         seconds, peak, _ = run_job(f"pipeline.training_windows({f!r}, '{d}/split.tsv', {training!r}, "
-                                   f"{windows['length']}, 1, 'bench', {train_windows!r})", arguments.library)
+                                   f"{windows['length']}, 1, 'bench', {train_windows!r}, {epoch_schedule!r})",
+                                   arguments.library)
         print(f"training_windows: {seconds:.0f} s, {peak:,.0f} MiB")
     n_train = len(pd.read_csv(train_windows, sep="\t", usecols=["label"]))
     split = pd.read_csv(data / "split.tsv", sep="\t")
     print(f"{(split['split'] == 'train').sum():,} training plasmids, {n_train:,} training windows "
-          f"({per_plasmid} per plasmid); library {arguments.library}")
+          f"({per_plasmid} per plasmid{f', fresh for each of {epochs} epochs' if epochs else ''}); "
+          f"library {arguments.library}")
 
     steps = arguments.steps
     train_config = config["train"] | {"max_steps": steps, "save_steps": steps, "logging_steps": 1}
@@ -128,7 +140,7 @@ def main() -> None:
     if arguments.baseline_per_plasmid:
         for name in ("kmer", "embeddings"):
             baselines[name]["windows_per_plasmid"] = arguments.baseline_per_plasmid
-    out = work / f"out_{per_plasmid}"
+    out = work / f"out_{windows_name}"
     out.mkdir(exist_ok=True)
     model_dir = out / "model"
     old = not (arguments.library / "plasmidlm" / "resources.py").exists()
@@ -157,6 +169,17 @@ def main() -> None:
             f"'{out}/el.tsv.gz', '{out}/ec.json', '{out}/ec.tsv.gz', log=log)",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
     }
+    if epochs:  # what training does when an epoch begins, for the last epoch (the whole table is read)
+        classes = sorted(split["label"].unique())
+        jobs["epoch_switch"] = (
+            f"from plasmidlm import io\nfrom plasmidlm.model import build_or_load\n"
+            f"from plasmidlm.train import EpochTable, make_dataset\n"
+            f"table = EpochTable(lambda: io.iter_table({train_windows!r}, ['label', 'sequence', 'epoch']))\n"
+            f"log('summary pass over the table')\n"
+            f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, 1, log=log)\n"
+            f"T0 = time.perf_counter()\n"
+            f"dataset = make_dataset(table.read(table.blocks[-1]), tokenizer, model.config.plasmidlm, {classes!r})\n"
+            f"log(f'last epoch: {{len(dataset):,}} windows read and tokenized')", {})
     if old:
         jobs["leakage"] = (f"pipeline.leakage({f!r}, '{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
                            f"'{d}/test_windows.tsv.gz', 31, '{out}/leakage.json', log=log)", {})
@@ -175,11 +198,15 @@ def main() -> None:
     for name, (statement, inputs) in jobs.items():
         if arguments.jobs and name not in arguments.jobs:
             continue
+        if name == "train":  # trains anew: a finished run's checkpoints would make it train nothing
+            shutil.rmtree(model_dir, ignore_errors=True)
         seconds, peak, output = run_job(statement, arguments.library)
         sizes = resources.input_mb(inputs.items())
         n_plasmids = int((split["split"] == "train").sum())
         if name == "pretrain":
             sizes["corpus_windows"] = n_plasmids * per_plasmid
+        if name == "train" and epochs:  # training holds one epoch's windows (rules/common.smk)
+            sizes["windows"] /= epochs_to_draw(n_plasmids * per_plasmid, **epoch_schedule)
         if name == "kmer_baseline":
             kmer = baselines["kmer"]
             sizes["features"] = resources.kmer_features_mb(
@@ -188,6 +215,9 @@ def main() -> None:
         setup, per_step = (f"{timing[0]:.0f}", f"{timing[1]:.2f}") if timing else ("", "")
         request = resources.mem_mb(name, sizes) if inputs else ""
         print(f"{name:<22} {seconds:>8.0f} {setup:>9} {per_step:>7} {peak:>9,.0f} {request:>7}", flush=True)
+        if name == "epoch_switch":
+            print("\n".join(f"    {line}" for line in output.splitlines()
+                            if "summary pass" in line or "last epoch" in line))
 
 
 if __name__ == "__main__":

@@ -179,6 +179,7 @@ def pretrained_inputs(wildcards):
 
 
 from plasmidlm import resources as job_resources
+from plasmidlm.checkpoints import epochs_to_draw
 
 
 def memory(job, counts=None):
@@ -193,25 +194,45 @@ def memory(job, counts=None):
     return mem_mb
 
 
-def minutes(job):
-    """A rule's runtime: plasmidlm.resources.runtime from its input sizes and the attempt."""
+def minutes(job, counts=None):
+    """A rule's runtime: plasmidlm.resources.runtime from its input sizes (and `counts(wildcards, input)`), the
+    attempt."""
 
     def runtime(wildcards, input, attempt):
+        sizes = job_resources.input_mb(input.items())
         return job_resources.runtime(
-            job, job_resources.input_mb(input.items()), attempt
+            job, sizes | (counts(wildcards, input) if counts else {}), attempt
         )
 
     return runtime
 
 
+def drawn_epochs(experiment, split):
+    """Epochs of training windows an experiment draws: those training runs when fresh each epoch, otherwise 1."""
+    schedule = epoch_schedule(experiment)
+    if schedule is None:
+        return 1
+    per_epoch = job_resources.training_plasmids(split) * EXPERIMENTS[experiment]["windows"]["per_plasmid"]
+    return epochs_to_draw(per_epoch, **schedule)
+
+
 def drawn_training_windows(wildcards, input):
-    """Training windows an experiment draws: per plasmid, per training plasmid, per epoch when fresh each epoch."""
+    """Training windows of one epoch (the data stage draws and writes fresh ones epoch by epoch)."""
     settings = EXPERIMENTS[wildcards.experiment]
-    epochs = (
-        settings["train"]["epochs"] if settings["windows"]["resample_each_epoch"] else 1
-    )
     plasmids = job_resources.training_plasmids(input.split)
-    return {"windows": plasmids * settings["windows"]["per_plasmid"] * epochs}
+    return {"windows": plasmids * settings["windows"]["per_plasmid"]}
+
+
+def training_windows_passes(wildcards, input):
+    """The FASTA is read once per epoch of fresh windows: its size times the epochs drawn."""
+    fasta = job_resources.input_mb([("fasta", input.fasta)])["fasta"]
+    return {"fasta": fasta * drawn_epochs(wildcards.experiment, input.split)}
+
+
+def windows_of_one_epoch(wildcards, input):
+    """Training holds one epoch's windows at a time: the MB of the window table per epoch drawn."""
+    table = job_resources.input_mb([("windows", input.windows)])["windows"]
+    return {"windows": table / drawn_epochs(wildcards.experiment, input.split)}
 
 
 def pretraining_windows(wildcards, input):

@@ -185,7 +185,7 @@ rule training_windows:
     threads: 1
     resources:
         mem_mb=memory("training_windows", drawn_training_windows),
-        runtime=minutes("training_windows"),
+        runtime=minutes("training_windows", training_windows_passes),
     params:
         # only the training keys: windows.val_count/test_count must not redraw training windows
         windows=lambda wildcards: {

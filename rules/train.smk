@@ -21,7 +21,7 @@ checkpoint train:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory("train"),
+        mem_mb=memory("train", windows_of_one_epoch),
         runtime=minutes("train"),
         # train.gpus: data-parallel ranks in this one job (plasmidlm.distributed); Slurm gets that many GPUs.
         gpu=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"]["gpus"],

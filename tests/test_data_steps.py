@@ -158,6 +158,31 @@ def test_fresh_windows_every_epoch(split_run):
     assert fresh["window_id"].is_unique
 
 
+def test_fresh_windows_are_drawn_one_epoch_per_pass_as_all_epochs_in_one(split_run, monkeypatch):
+    directory, fasta, _ = split_run
+    settings = WINDOW_DEFAULTS | {"per_plasmid": 3, "resample_each_epoch": True}
+    seeds = []
+    draw = pipeline.windows_from_counts
+
+    def one_pass(*arguments):
+        seeds.append(arguments[7])
+        return draw(*arguments)
+
+    monkeypatch.setattr(pipeline, "windows_from_counts", one_pass)
+    pipeline.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", directory / "fresh.tsv.gz",
+                              epoch_schedule={"batch_size": 4, "epochs": 3, "max_steps": None})
+    assert [len(epoch_seeds) for epoch_seeds in seeds] == [1, 1, 1]  # a pass per epoch, one epoch held
+    plasmids = io.read_table(directory / "split.tsv").query("split == 'train'")[["id", "label"]]
+    all_at_once = draw(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"], 3), 100, "random",
+                       settings["reverse_complement_p"], settings["circular"], [seed for [seed] in seeds], "train_",
+                       settings["ambiguous"], settings["max_n_fraction"])
+    expected = pd.concat([table.assign(epoch=epoch) for epoch, table in enumerate(all_at_once)], ignore_index=True)
+    expected["window_id"] = [f"train_{index:07d}" for index in range(len(expected))]
+    io.write_table(expected, directory / "expected.tsv.gz")  # read back: the same dtypes as the output's
+    pd.testing.assert_frame_equal(io.read_table(directory / "fresh.tsv.gz"),
+                                  io.read_table(directory / "expected.tsv.gz"))
+
+
 def test_epochs_follow_max_steps(split_run):
     directory, fasta, _ = split_run
     settings = WINDOW_DEFAULTS | {"per_plasmid": 2, "resample_each_epoch": True}

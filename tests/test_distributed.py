@@ -128,6 +128,28 @@ def test_lora_on_two_processes_trains_the_adapters_of_one(inputs, tmp_path):
         np.testing.assert_allclose(actual[name].numpy(), tensor.numpy(), atol=WEIGHT_TOLERANCE, err_msg=name)
 
 
+def test_fresh_windows_every_epoch_on_two_processes_train_the_weights_of_one(inputs, tmp_path):
+    """Each epoch's block is tokenized once by rank 0 and read by both ranks when the sampler moves to it (a
+    collective inside set_epoch: both ranks must reach it for the same epochs)."""
+    rng = np.random.default_rng(5)
+    fresh = pd.concat([io.read_table(inputs / "train.tsv").assign(epoch=0),
+                       pd.DataFrame({"label": rng.choice(["a", "b"], size=48), "sequence": random_windows(48, seed=6),
+                                     "epoch": 1})], ignore_index=True)
+    io.write_table(fresh, tmp_path / "fresh.tsv.gz")
+    runs = {}
+    for gpus in (1, 2):
+        model_dir = tmp_path / f"gpus{gpus}"
+        lines = []
+        pipeline.train(**arguments(inputs, model_dir, gpus) | {"train_windows": str(tmp_path / "fresh.tsv.gz")},
+                       log=lines.append)
+        assert any("48 windows in each of 2 epoch(s) drawn, read and tokenized one epoch at a time" in line
+                   for line in lines)
+        assert not list(model_dir.glob(".tokens*"))
+        runs[gpus] = weights(model_dir)
+    for name, tensor in runs[1].items():
+        np.testing.assert_allclose(runs[2][name].numpy(), tensor.numpy(), atol=WEIGHT_TOLERANCE, err_msg=name)
+
+
 def test_a_batch_that_does_not_split_evenly_is_an_error(inputs, tmp_path):
     with pytest.raises(PlasmidlmError, match=r"train.batch_size: 8 is not a multiple of train.gpus \(3\)"):
         pipeline.train(**arguments(inputs, tmp_path / "model", gpus=3), log=lambda message: None)

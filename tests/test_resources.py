@@ -59,7 +59,7 @@ def test_every_rule_derives_its_requests_and_the_slurm_profile_leaves_them_to_th
     blocks = dict(re.findall(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^\S|\Z)", text, re.MULTILINE | re.DOTALL))
     for rule, body in blocks.items():
         if "resources:" in body:
-            assert re.search(rf'mem_mb=memory\("{rule}"', body) and f'runtime=minutes("{rule}")' in body, rule
+            assert re.search(rf'mem_mb=memory\("{rule}"', body) and re.search(rf'runtime=minutes\("{rule}"', body), rule
             assert rule in resources.MEMORY, rule
     profile = yaml.safe_load((REPO_ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     for rule, settings in profile["set-resources"].items():

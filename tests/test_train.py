@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -19,11 +20,15 @@ from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback
 
 from plasmidlm import PlasmidlmError, train
-from plasmidlm.checkpoints import SET_ASIDE_DIR, TRAINER_STATE, is_complete_checkpoint
+from plasmidlm.checkpoints import SET_ASIDE_DIR, TRAINER_STATE, is_complete_checkpoint, windows_sha256
 from plasmidlm.config import load_schema
 from plasmidlm.model import build_or_load
+from plasmidlm.io import write_table
 from plasmidlm.train import (
     EpochSampler,
+    EpochTable,
+    EpochWindows,
+    WindowDataset,
     WindowTrainer,
     class_loss_weights,
     fine_tune,
@@ -294,9 +299,10 @@ def make_trainer(imbalanced, tmp_path, balance: str) -> WindowTrainer:
 def test_balance_weights():
     labels = torch.tensor([0] * 90 + [1] * 10)
     torch.testing.assert_close(sampling_weights(labels)[[0, -1]], torch.tensor([1 / 90, 1 / 10], dtype=torch.float64))
-    torch.testing.assert_close(class_loss_weights(labels, 2), torch.tensor([100 / (2 * 90), 100 / (2 * 10)]))
-    torch.testing.assert_close(class_loss_weights(torch.tensor([0, 1, 0, 1]), 2), torch.ones(2))
-    torch.testing.assert_close(class_loss_weights(torch.tensor([0, 0]), 3), torch.tensor([2 / 6, 2 / 3, 2 / 3]))
+    torch.testing.assert_close(class_loss_weights(torch.bincount(labels)),
+                               torch.tensor([100 / (2 * 90), 100 / (2 * 10)]))
+    torch.testing.assert_close(class_loss_weights(torch.tensor([2, 2])), torch.ones(2))
+    torch.testing.assert_close(class_loss_weights(torch.tensor([2, 0, 0])), torch.tensor([2 / 6, 2 / 3, 2 / 3]))
 
 
 def epoch_labels(trainer: WindowTrainer, epoch: int) -> torch.Tensor:
@@ -390,35 +396,99 @@ def test_gpu_settings_bf16_tf32_and_collating_workers(monkeypatch, bf16, capabil
     assert settings["dataloader_pin_memory"] and settings["dataloader_persistent_workers"]
     masking = train.device_settings(cuda=True, random_collator=True)
     assert masking["dataloader_num_workers"] == 0 and not masking["dataloader_persistent_workers"]
+    per_epoch = train.device_settings(cuda=True, data_per_epoch=True)
+    assert per_epoch["dataloader_num_workers"] > 0 and not per_epoch["dataloader_persistent_workers"]
     assert train.device_settings(cuda=False) == {"use_cpu": True, "bf16": False, "fp16": False}
 
 
 # --- fresh windows every epoch ---------------------------------------------------------------------------
 
 
-def test_epoch_sampler_uses_each_epochs_block_seeded_by_epoch_alone():
-    labels = torch.tensor([0, 1] * 15)
-    blocks = np.repeat([0, 1, 2], 10)
-    sampler = EpochSampler(labels, seed=7, blocks=blocks)
+def row_windows(table: pd.DataFrame, loaded: list | None = None) -> EpochWindows:
+    """EpochWindows of `table` (label a/b, epoch) whose one token per window is its row in the table; `loaded`
+    collects the blocks loaded."""
+    epochs = EpochTable.of_frame(table.assign(row=np.arange(len(table))))
+
+    def load(block):
+        rows = epochs.read(block)
+        if loaded is not None:
+            loaded.append(block)
+        return WindowDataset(rows["row"].to_numpy(np.int32), np.arange(len(rows) + 1),
+                             rows["label"].map({"a": 0, "b": 1}).to_numpy())
+
+    return EpochWindows(epochs, ["a", "b"], load)
+
+
+def drawn_rows(blocks: np.ndarray, labels: np.ndarray, seed: int, epoch: int, weighted: bool) -> list[int]:
+    """The rows an epoch trains on, computed as the sampler did when every epoch's windows were held at once:
+    indices into the whole table."""
+    generator = torch.Generator()
+    generator.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    members = np.flatnonzero(blocks == np.unique(blocks)[epoch % len(np.unique(blocks))])
+    length = np.bincount(blocks).min()
+    if weighted:
+        counts = np.bincount(labels[members])
+        weights = torch.tensor(1.0 / counts[labels[members]])
+        order = torch.multinomial(weights, int(length), replacement=True, generator=generator)
+    else:
+        order = torch.randperm(len(members), generator=generator)[:length]
+    return members[order.numpy()].tolist()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_epoch_sampler_draws_each_epochs_block_as_when_all_epochs_were_held(weighted):
+    blocks = np.repeat([0, 1, 2], [10, 12, 10])
+    labels = np.array(([0] * 8 + [1] * 2) + ([0] * 6 + [1] * 6) + ([1] * 3 + [0] * 7))
+    table = pd.DataFrame({"label": np.where(labels == 1, "b", "a"), "sequence": "ACGT", "epoch": blocks})
+    loaded = []
+    windows = row_windows(table, loaded)
+    sampler = EpochSampler(windows, seed=7, weighted=weighted)
     assert len(sampler) == 10
-    drawn = {}
-    for epoch in (0, 1, 2, 3):
+    for epoch in range(5):
         sampler.set_epoch(epoch)
-        drawn[epoch] = list(sampler)
-        assert sorted(drawn[epoch]) == list(range(10 * (epoch % 3), 10 * (epoch % 3) + 10))
-    assert drawn[0] != sorted(drawn[0]) or drawn[1] != sorted(drawn[1])  # shuffled
-    fresh = EpochSampler(labels, seed=7, blocks=blocks)
-    fresh.set_epoch(2)
-    assert list(fresh) == drawn[2]
+        sampler.set_epoch(epoch)  # the Trainer and accelerate may both set it
+        rows = [int(windows[index]["input_ids"][0]) for index in sampler]
+        assert rows == drawn_rows(blocks, labels, seed=7, epoch=epoch, weighted=weighted)
+    assert loaded == [0, 1, 2, 0, 1]  # one load per epoch
+    resumed = EpochSampler(row_windows(table), seed=7, weighted=weighted)
+    resumed.set_epoch(3)
+    assert [int(resumed.windows[index]["input_ids"][0]) for index in resumed] == drawn_rows(
+        blocks, labels, seed=7, epoch=3, weighted=weighted)
 
 
-def test_epoch_sampler_weighted_draws_balance_classes_within_a_block():
-    labels = torch.tensor(([0] * 18 + [1] * 2) * 2)
-    sampler = EpochSampler(labels, seed=0, blocks=np.repeat([0, 1], 20), weighted=True)
-    sampler.set_epoch(1)
-    indices = list(sampler)
-    assert len(indices) == 20 and all(20 <= index < 40 for index in indices)
-    assert 0.25 <= labels[indices].float().mean() <= 0.75
+def test_epoch_windows_hold_one_epochs_windows_at_a_time():
+    table = pd.DataFrame({"label": ["a", "b"] * 15, "sequence": "ACGT", "epoch": np.repeat([0, 1, 2], 10)})
+    windows = row_windows(table)
+    windows.set_epoch(0)
+    first = weakref.ref(windows.windows)
+    assert len(windows.labels) == 10
+    windows.set_epoch(1)
+    assert first() is None  # released: only epoch 1's windows are held
+    assert [int(windows[index]["input_ids"][0]) for index in range(10)] == list(range(10, 20))
+    assert windows.class_counts(2).tolist() == [15, 15]  # class weights count every epoch's windows
+
+
+def test_epoch_table_reads_one_epoch_from_a_file_in_pieces(tmp_path):
+    table = pd.DataFrame({"label": ["a", "b", "b"] * 10, "sequence": random_windows(30, 8, seed=5),
+                          "epoch": np.repeat([0, 1, 2], 10)})
+    write_table(table, tmp_path / "windows.tsv.gz")
+    pieces_read = []
+
+    def pieces():
+        for piece in pd.read_csv(tmp_path / "windows.tsv.gz", sep="\t", chunksize=4):
+            pieces_read.append(len(piece))
+            yield piece
+
+    epochs = EpochTable(pieces)
+    assert epochs.blocks == [0, 1, 2] and epochs.sizes == [10, 10, 10] and epochs.ordered
+    assert epochs.sha256 == windows_sha256(table)
+    assert epochs.label_counts == {"a": 10, "b": 20}
+    pieces_read.clear()
+    pd.testing.assert_frame_equal(epochs.read(1), table.iloc[10:20].reset_index(drop=True))
+    assert sum(pieces_read) == 24  # stops at the piece past epoch 1
+    shuffled = EpochTable.of_frame(table.sample(frac=1, random_state=0))
+    assert not shuffled.ordered
+    assert sorted(shuffled.read(1)["sequence"]) == sorted(table["sequence"][10:20])
 
 
 def test_fine_tune_with_fresh_windows_trains_each_epoch_on_its_own_block(tmp_path):
@@ -493,3 +563,106 @@ def test_a_run_resumes_exactly_from_a_background_checkpoint(foreground_and_backg
     shutil.copytree(foreground_and_background[True] / "checkpoint-4", tmp_path / "checkpoint-4")
     window_trainer(tmp_path, background=True).train(resume_from_checkpoint=str(tmp_path / "checkpoint-4"))
     assert_same_weights(final_weights(tmp_path), final_weights(foreground_and_background[True]))
+
+
+# Two epochs' blocks of 48 windows, 6 steps per epoch: 18 steps train blocks 0, 1 and 0 again.
+FRESH_WINDOWS = pd.concat([TRAIN_WINDOWS.assign(epoch=0),
+                           windows_table(["a"] * 36 + ["b"] * 12, seed=9).assign(epoch=1)], ignore_index=True)
+FRESH_TRAIN = RESUME_TRAIN | {"max_steps": 18, "balance": "weighted_sampler"}
+
+
+def fresh_run(output_dir, patch) -> tuple[dict, dict]:
+    """fine_tune on FRESH_WINDOWS, recording each step's input ids and windows held, and each table read."""
+    seen = {"batches": [], "held": [], "reads": []}
+    step, read = Trainer.training_step, EpochTable.read
+
+    def recording_step(self, model, inputs, *positional):
+        seen["batches"].append(inputs["input_ids"].clone())
+        seen["held"].append(len(self.train_dataset.windows.labels))
+        return step(self, model, inputs, *positional)
+
+    def recording_read(self, block):
+        rows = read(self, block)
+        seen["reads"].append((block, len(rows)))
+        return rows
+
+    patch.setattr(Trainer, "training_step", recording_step)
+    patch.setattr(EpochTable, "read", recording_read)
+    return fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3,
+                     log=lambda message: None), seen
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_fresh(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("uninterrupted_fresh")
+    with pytest.MonkeyPatch.context() as patch:
+        summary, seen = fresh_run(output_dir, patch)
+    return output_dir, summary, seen
+
+
+def test_fresh_windows_train_on_the_batches_of_all_epochs_held_at_once_holding_one_epoch(uninterrupted_fresh):
+    _, summary, seen = uninterrupted_fresh
+    assert summary["steps_per_epoch"] == 6 and summary["checkpoints"] == [4, 8, 12, 16, 18]
+    model, tokenizer = build_or_load(dict(TINY), WINDOW, ["a", "b"], seed=3)
+    every_epoch = make_dataset(FRESH_WINDOWS, tokenizer, model.config.plasmidlm, ["a", "b"])  # all at once
+    blocks, labels = FRESH_WINDOWS["epoch"].to_numpy(), every_epoch.labels.numpy()
+    expected = []
+    for epoch in range(3):
+        rows = drawn_rows(blocks, labels, seed=3, epoch=epoch, weighted=True)
+        expected += [torch.from_numpy(np.stack([every_epoch[row]["input_ids"] for row in rows[start:start + 8]]))
+                     for start in range(0, 48, 8)]
+    assert len(seen["batches"]) == 18
+    for batch, expected_batch in zip(seen["batches"], expected):
+        assert torch.equal(batch, expected_batch.long())
+    assert set(seen["held"]) == {48}  # one epoch's windows, never both blocks' 96
+    assert seen["reads"] == [(0, 48), (0, 48), (1, 48), (0, 48)]  # the checks' sample, then one read per epoch
+
+
+def test_fresh_windows_resume_mid_epoch_exactly(tmp_path, monkeypatch, uninterrupted_fresh):
+    """Stopped in step 10 (epoch 1, block 1), resumed from checkpoint-8: the skipped batches are not loaded and
+    the rest matches the uninterrupted run."""
+    output_dir = tmp_path / "model"
+    step = Trainer.training_step
+
+    def sigterm_in_step_10(self, *positional, **keywords):
+        if self.state.global_step == 9:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, *positional, **keywords)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "training_step", sigterm_in_step_10)
+        with pytest.raises(PlasmidlmError, match="stopped by SIGTERM after step 10 of 18"):
+            fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3,
+                      log=lambda message: None)
+    summary, seen = fresh_run(output_dir, monkeypatch)
+
+    reference_dir, reference, reference_seen = uninterrupted_fresh
+    assert summary["checkpoints"] == [4, 8, 12, 16, 18]
+    assert len(seen["batches"]) == 10
+    for batch, expected in zip(seen["batches"], reference_seen["batches"][8:]):
+        assert torch.equal(batch, expected)
+    assert seen["reads"] == [(0, 48), (1, 48), (0, 48)]
+    assert_same_weights(load_file(output_dir / "checkpoint-18" / "model.safetensors"),
+                        load_file(reference_dir / "checkpoint-18" / "model.safetensors"))
+    assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
+
+
+def test_fresh_windows_reach_data_loader_workers(tmp_path, monkeypatch, uninterrupted_fresh):
+    """With the GPU's collating workers (started anew each epoch: a worker holds the dataset it started with),
+    the batches are those of the run without workers."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
+    gpu_settings = train.device_settings
+
+    def cpu_with_gpu_workers(cuda, random_collator=False, data_per_epoch=False):
+        settings = gpu_settings(True, random_collator, data_per_epoch)
+        return {"use_cpu": True, "bf16": False, "fp16": False,
+                **{key: settings[key] for key in ("dataloader_num_workers", "dataloader_persistent_workers")}}
+
+    monkeypatch.setattr(train, "device_settings", cpu_with_gpu_workers)
+    summary, seen = fresh_run(tmp_path, monkeypatch)
+    _, reference, reference_seen = uninterrupted_fresh
+    assert len(seen["batches"]) == 18
+    for batch, expected in zip(seen["batches"], reference_seen["batches"]):
+        assert torch.equal(batch, expected)
+    assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)

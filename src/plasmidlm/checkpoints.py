@@ -61,11 +61,17 @@ DIGEST_SUFFIX = "_sha256"
 # --- what a run is ------------------------------------------------------------------------------------------
 
 
-def _sha256(block: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
+def update_windows_digest(digest, block: pd.DataFrame) -> None:
+    """Feed the windows of `block` (label and sequence, in order) to `digest`: a table read in pieces gets the
+    digest of the whole table."""
     columns = [block[column].astype(str) for column in ("label", "sequence") if column in block.columns]
     for values in zip(*columns):
         digest.update(("\t".join(values) + "\n").encode())
+
+
+def _sha256(block: pd.DataFrame) -> str:
+    digest = hashlib.sha256()
+    update_windows_digest(digest, block)
     return digest.hexdigest()
 
 
@@ -383,6 +389,13 @@ def schedule(n_windows: int, batch_size: int, epochs: float, max_steps: int | No
     total = max_steps if max_steps else math.ceil(steps_per_epoch * epochs)
     checkpoints = sorted(set(range(save_steps, total + 1, save_steps)) | {total})
     return {"steps_per_epoch": steps_per_epoch, "total_steps": total, "checkpoints": checkpoints}
+
+
+def epochs_to_draw(n_windows: int, batch_size: int, epochs: float, max_steps: int | None) -> int:
+    """The epochs, whole or begun, that a run on `n_windows` windows per epoch trains: how many epochs of fresh
+    windows (`windows.resample_each_epoch`) the data stage draws."""
+    plan = schedule(n_windows, batch_size, epochs, max_steps, save_steps=1)
+    return math.ceil(plan["total_steps"] / plan["steps_per_epoch"])
 
 
 def validation_accuracy(model_dir) -> dict[int, float]:

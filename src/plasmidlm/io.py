@@ -167,6 +167,18 @@ def write_table(table: pd.DataFrame, path: str | Path) -> None:
     write_atomic(path, lambda tmp: table.to_csv(tmp, sep="\t", index=False, compression=compression))
 
 
+def write_tables(tables, path: str | Path) -> None:
+    """Write DataFrames of the same columns one after another as one TSV, as `write_table` writes their
+    concatenation; from a generator, one table is held at a time."""
+
+    def write(tmp):
+        with gzip.GzipFile(tmp, "wb", mtime=0) if str(path).endswith(".gz") else open(tmp, "wb") as handle:
+            for index, table in enumerate(tables):
+                table.to_csv(handle, sep="\t", index=False, header=index == 0)
+
+    write_atomic(path, write)
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"id": str, "plasmid_id": str, "label": str})
 

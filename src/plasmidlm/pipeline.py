@@ -7,7 +7,6 @@ transformers, scikit-learn) are imported by the steps that use them, so that dat
 from __future__ import annotations
 
 import json
-import math
 import platform
 import sys
 import time
@@ -19,7 +18,7 @@ import pandas as pd
 import yaml
 
 from plasmidlm import PlasmidlmError, __version__, distributed, io, neardup
-from plasmidlm.checkpoints import best_checkpoint, schedule
+from plasmidlm.checkpoints import best_checkpoint, epochs_to_draw
 from plasmidlm.classes import select_classes
 from plasmidlm.evidence import COMPOSITION_BASELINES
 from plasmidlm.split import (
@@ -251,33 +250,38 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
 
     With `windows_config["resample_each_epoch"]`, fresh windows for every epoch that `epoch_schedule`
     (batch_size, epochs, max_steps) will train: the table gets an `epoch` column, and epoch 0's windows
-    are those of a fixed table.
+    are those of a fixed table. Each epoch is drawn in a pass of its own over the FASTA and written before the
+    next is drawn, so that one epoch's windows are held at a time.
     """
     plasmids = _split_plasmids(split_path, "train")
     seed_of_epoch = [(seed, "windows", "train", experiment)]
-    if windows_config["resample_each_epoch"]:
+    fresh = windows_config["resample_each_epoch"]
+    if fresh:
         # as many epochs as training will run; the number of windows per epoch is known before drawing
         # them unless the ambiguity policy drops some, and then a last epoch reuses the first's windows
-        n_windows = len(plasmids) * windows_config["per_plasmid"]
-        plan = schedule(n_windows, epoch_schedule["batch_size"], epoch_schedule["epochs"],
-                        epoch_schedule["max_steps"], save_steps=1)
-        n_epochs = math.ceil(plan["total_steps"] / plan["steps_per_epoch"])
+        n_epochs = epochs_to_draw(len(plasmids) * windows_config["per_plasmid"], **epoch_schedule)
         seed_of_epoch += [(seed, "windows", "train", experiment, f"epoch{epoch}") for epoch in range(1, n_epochs)]
-    tables = windows_from_counts(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"],
-                                 windows_config["per_plasmid"]), length, windows_config["strategy"],
-                                 windows_config["reverse_complement_p"], windows_config["circular"], seed_of_epoch,
-                                 "train_", windows_config["ambiguous"], windows_config["max_n_fraction"])
-    for table in tables:
-        _log_missing(table, "training", log)
-        _require_every_class(table, plasmids, "training", windows_config)
-    if windows_config["resample_each_epoch"]:
-        windows = pd.concat([table.assign(epoch=epoch) for epoch, table in enumerate(tables)], ignore_index=True)
-        windows["window_id"] = [f"train_{index:07d}" for index in range(len(windows))]
-        log(f"fresh windows for each of {len(tables)} epoch(s)")
-    else:
-        [windows] = tables
-    log(f"{len(windows)} training windows from {len(plasmids)} plasmids")
-    io.write_table(windows, out)
+    drawn = []
+
+    def epochs():
+        for epoch, epoch_seed in enumerate(seed_of_epoch):
+            [table] = windows_from_counts(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"],
+                                          windows_config["per_plasmid"]), length, windows_config["strategy"],
+                                          windows_config["reverse_complement_p"], windows_config["circular"],
+                                          [epoch_seed], "train_", windows_config["ambiguous"],
+                                          windows_config["max_n_fraction"])
+            _log_missing(table, "training", log)
+            _require_every_class(table, plasmids, "training", windows_config)
+            if fresh:
+                table["window_id"] = [f"train_{sum(drawn) + index:07d}" for index in range(len(table))]
+                table["epoch"] = epoch
+            drawn.append(len(table))
+            yield table
+
+    io.write_tables(epochs(), out)
+    if fresh:
+        log(f"fresh windows for each of {len(drawn)} epoch(s)")
+    log(f"{sum(drawn)} training windows from {len(plasmids)} plasmids")
 
 
 def kmer_coverage(fasta, split_path, test_windows, kmer: int, out, log=_noop):
@@ -336,11 +340,14 @@ def leakage(split_path, train_windows, val_windows, test_windows, coverage, kmer
     io.write_json(report, out)
 
 
-def _training_columns(path) -> pd.DataFrame:
-    """What training needs of a window table: label (categorical), sequence and, with fresh windows every epoch,
-    epoch."""
-    columns = [column for column in ("label", "sequence", "epoch") if column in pd.read_csv(path, sep="\t", nrows=0)]
-    return pd.read_csv(path, sep="\t", usecols=columns, dtype={"label": "category"})
+def _training_windows(path):
+    """What training needs of a window table: label (categorical) and sequence; with fresh windows every epoch
+    (an `epoch` column), a `train.EpochTable` that reads one epoch at a time."""
+    if "epoch" in pd.read_csv(path, sep="\t", nrows=0).columns:
+        from plasmidlm.train import EpochTable
+
+        return EpochTable(lambda: io.iter_table(path, ["label", "sequence", "epoch"]))
+    return pd.read_csv(path, sep="\t", usecols=["label", "sequence"], dtype={"label": "category"})
 
 
 def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
@@ -353,7 +360,7 @@ def train(train_windows, val_windows, split_path, model_config: dict, train_conf
     from plasmidlm.train import fine_tune, log_history_table
 
     classes = classes_of_split(io.read_table(split_path))
-    summary = fine_tune(_training_columns(train_windows), io.read_table(val_windows), classes, model_config,
+    summary = fine_tune(_training_windows(train_windows), io.read_table(val_windows), classes, model_config,
                         train_config, window_length, model_dir, seed, log)
     if distributed.is_main():
         io.write_table(log_history_table(summary.pop("log_history")), out_log)

@@ -24,10 +24,11 @@ MEMORY = {
     "near_duplicate_groups": (1000, {"sketches": 3.0}),
     "split": (1000, {"selected": 8.0}),
     "held_out_windows": (1000, {"split": 8.0}),
-    "training_windows": (1000, {"windows": 0.001}),  # windows: how many are drawn (a count, not MB)
+    # windows: how many are drawn per epoch (a count, not MB); fresh windows are drawn and written epoch by epoch
+    "training_windows": (1000, {"windows": 0.001}),
     "kmer_coverage": (1000, {"split": 4.0, "test": 60.0}),
     "leakage": (1000, {"split": 4.0, "train": 0.1, "test": 8.0, "val": 8.0}),
-    "train": (3000, {"windows": 6.0, "val": 8.0, "split": 4.0}),
+    "train": (3000, {"windows": 6.0, "val": 8.0, "split": 4.0}),  # windows: the table's MB per epoch drawn
     "pretrain": (3000, {"split": 4.0, "corpus_windows": 0.001}),  # corpus_windows: a count, not MB
     "evaluate_checkpoint": (3000, {"checkpoint": 3.0, "test": 8.0, "val": 8.0}),
     "kmer_baseline": (1000, {"split": 4.0, "test": 8.0, "features": 3.5}),  # features: MB of the training matrix

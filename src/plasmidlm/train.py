@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import signal
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from plasmidlm.checkpoints import (
     prepare_output_dir,
     run_record,
     schedule,
+    update_windows_digest,
     windows_sha256,
 )
 from plasmidlm.model import (
@@ -39,6 +42,7 @@ from plasmidlm.model import (
 from plasmidlm.tokenize import flat_token_ids
 
 TOKENS_FILE = ".tokens.pt"  # a distributed run's token ids, written by rank 0 for all ranks, removed once read
+EPOCH_TOKENS_FILE = ".tokens-block{block}.pt"  # the same for one epoch's block of fresh windows
 LORA_ADAPTER_DIR = "lora_adapter"  # inside a checkpoint of a LoRA run: the adapters and head that resuming loads
 BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
 
@@ -57,6 +61,12 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         return {"input_ids": self.tokens[self.offsets[index] : self.offsets[index + 1]], "labels": self.labels[index]}
 
+    def set_epoch(self, epoch: int) -> None:
+        """Every epoch uses all windows."""
+
+    def class_counts(self, n_classes: int) -> torch.Tensor:
+        return torch.bincount(self.labels, minlength=n_classes)
+
     def tensors(self) -> dict:
         return {"tokens": torch.from_numpy(self.tokens), "offsets": torch.from_numpy(self.offsets),
                 "labels": self.labels}
@@ -68,6 +78,83 @@ class WindowDataset(torch.utils.data.Dataset):
         dataset.tokens, dataset.offsets = tensors["tokens"].numpy(), tensors["offsets"].numpy()
         dataset.labels = tensors["labels"]
         return dataset
+
+
+class EpochTable:
+    """A training window table with an `epoch` column (fresh windows every epoch), never held whole.
+
+    `pieces()` yields it in table order as DataFrames of label, sequence and epoch (e.g. `io.iter_table`). One
+    pass gives what training needs before its first step: the epochs drawn (`blocks`), each one's number of
+    windows, the windows of each class over all epochs, and each epoch's digest (as `windows_sha256` of the whole
+    table). `read(block)` then gives one epoch's rows, reading no further than that epoch's last piece when the
+    table is in epoch order (as the data stage writes it).
+    """
+
+    def __init__(self, pieces: Callable[[], Iterable[pd.DataFrame]]):
+        self.pieces = pieces
+        sizes, digests, labels = {}, {}, pd.Series(dtype=int)
+        self.ordered, last = True, -1
+        for piece in pieces():
+            epochs = piece["epoch"].to_numpy()
+            self.ordered &= bool(len(epochs) == 0 or (epochs[0] >= last and (np.diff(epochs) >= 0).all()))
+            last = epochs[-1] if len(epochs) else last
+            for epoch, rows in piece.groupby("epoch", sort=True):
+                sizes[int(epoch)] = sizes.get(int(epoch), 0) + len(rows)
+                update_windows_digest(digests.setdefault(int(epoch), hashlib.sha256()), rows)
+            labels = labels.add(piece["label"].value_counts(), fill_value=0)
+        if not sizes:
+            raise PlasmidlmError("train: the training window table is empty")
+        self.blocks = sorted(sizes)
+        self.sizes = [sizes[block] for block in self.blocks]
+        self.sha256 = [digests[block].hexdigest() for block in self.blocks]
+        self.label_counts = {str(label): int(count) for label, count in labels.items() if count}
+
+    @classmethod
+    def of_frame(cls, windows: pd.DataFrame) -> EpochTable:
+        return cls(lambda: [windows])
+
+    def read(self, block: int) -> pd.DataFrame:
+        rows = []
+        for piece in self.pieces():
+            rows.append(piece[piece["epoch"] == block])
+            if self.ordered and piece["epoch"].iloc[-1] > block:
+                break
+        return pd.concat(rows, ignore_index=True)
+
+
+class EpochWindows(torch.utils.data.Dataset):
+    """Windows drawn afresh for each epoch (an `EpochTable`), one epoch's in memory at a time.
+
+    Epoch e trains on block e mod (number of blocks), every epoch on as many windows as the smallest block
+    (`len`). `set_epoch` (called by `EpochSampler`) releases the block held and loads that of the epoch with
+    `load(block)` (a WindowDataset); indices are positions in the block. The windows of every class over all
+    epochs (`class_counts`) come from the table's summary.
+    """
+
+    def __init__(self, table: EpochTable, classes: list[str], load: Callable[[int], WindowDataset]):
+        self.blocks, self.length, self.load = table.blocks, min(table.sizes), load
+        self.counts = torch.tensor([table.label_counts.get(name, 0) for name in classes])
+        self.block, self.windows = None, None
+
+    def set_epoch(self, epoch: int) -> None:
+        block = self.blocks[epoch % len(self.blocks)]
+        if block != self.block:
+            self.block, self.windows = None, None  # released before the next is loaded: one epoch's at a time
+            self.windows, self.block = self.load(block), block
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """The class indices of the block held."""
+        return self.windows.labels
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        return self.windows[index]
+
+    def class_counts(self, n_classes: int) -> torch.Tensor:
+        return self.counts
 
 
 @dataclass
@@ -123,48 +210,47 @@ def sampling_weights(labels: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.bincount(labels)[labels].double()
 
 
-def class_loss_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Per-class loss weight n / (k * count), as scikit-learn's "balanced": 1 for every class when balanced.
+def class_loss_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Per-class loss weight n / (k * count) from the training windows of each class (`counts`), as
+    scikit-learn's "balanced": 1 for every class when balanced.
 
     A class without training windows never is a target, so its weight is irrelevant; its count is taken as 1.
     """
-    counts = torch.bincount(labels, minlength=n_classes).clamp(min=1)
-    return len(labels) / (n_classes * counts.float())
+    return counts.sum() / (len(counts) * counts.clamp(min=1).float())
 
 
 class EpochSampler(torch.utils.data.Sampler):
     """The windows of one epoch, drawn from (seed, epoch) alone: a run resumed in epoch e draws what an
-    uninterrupted run draws in epoch e (the Trainer calls `set_epoch`).
+    uninterrupted run draws in epoch e.
 
-    `blocks` gives the epoch each window was drawn for (fresh windows every epoch): epoch e uses block
-    e mod (number of blocks), every epoch as many windows as the smallest block. Without `blocks`, every
-    epoch uses all windows. `weighted`: drawn with replacement in proportion to `sampling_weights` within
-    the block (every class equally often); otherwise shuffled.
+    `windows`: a WindowDataset (every epoch uses all its windows) or EpochWindows (fresh windows every epoch:
+    `set_epoch` has it load the epoch's block). The Trainer reaches the sampler's `set_epoch` at every epoch,
+    also when resuming mid-epoch and under DDP, where accelerate does not call the dataset's. `weighted`: drawn
+    with replacement in proportion to `sampling_weights` within the epoch's windows (every class equally often);
+    otherwise shuffled.
     """
 
-    def __init__(self, labels: torch.Tensor, seed: int, blocks: np.ndarray | None = None, weighted: bool = False):
-        blocks = np.zeros(len(labels), dtype=int) if blocks is None else np.asarray(blocks)
-        self.members = [torch.from_numpy(np.flatnonzero(blocks == block)) for block in np.unique(blocks)]
-        self.length = min(len(members) for members in self.members)
-        self.labels, self.seed, self.weighted = labels, seed, weighted
+    def __init__(self, windows: WindowDataset | EpochWindows, seed: int, weighted: bool = False):
+        self.windows, self.seed, self.weighted = windows, seed, weighted
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self.windows.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return self.length
+        return len(self.windows)
 
     def __iter__(self):
+        self.windows.set_epoch(self.epoch)  # a sampler iterated without set_epoch: epoch 0
         generator = torch.Generator()
         generator.manual_seed(int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0]))
-        members = self.members[self.epoch % len(self.members)]
+        labels = self.windows.labels
         if self.weighted:
-            order = torch.multinomial(sampling_weights(self.labels[members]), self.length, replacement=True,
-                                      generator=generator)
+            order = torch.multinomial(sampling_weights(labels), len(self), replacement=True, generator=generator)
         else:
-            order = torch.randperm(len(members), generator=generator)[: self.length]
-        return iter(members[order].tolist())
+            order = torch.randperm(len(labels), generator=generator)[: len(self)]
+        return iter(order.tolist())
 
 
 def host_copy(value, buffers: dict):
@@ -283,23 +369,21 @@ class WindowTrainer(CheckpointTrainer):
     A LoRA (peft) model's checkpoints hold the merged model and, for resuming, the adapters (see `_save`).
     """
 
-    def __init__(self, *args, balance: str = "none", epoch_blocks: np.ndarray | None = None, **kwargs):
+    def __init__(self, *args, balance: str = "none", **kwargs):
         model, tokenizer = kwargs["model"], kwargs["processing_class"]
         collator = PadToLongest(tokenizer.pad_token_id, forward_input_names(model), tokenizer.padding_side)
         super().__init__(*args, **{"data_collator": collator, **kwargs})
         if balance not in BALANCE_MODES:
             raise PlasmidlmError(f"config train.balance: unknown mode {balance!r} ({', '.join(BALANCE_MODES)})")
         self.balance = balance
-        self.epoch_blocks = epoch_blocks
-        self.class_weights = (class_loss_weights(self.train_dataset.labels, self.model.config.num_labels)
+        self.class_weights = (class_loss_weights(self.train_dataset.class_counts(self.model.config.num_labels))
                               if balance == "class_weights" else None)
 
     def _get_train_sampler(self, train_dataset=None):
-        if self.balance != "weighted_sampler" and self.epoch_blocks is None:
-            return super()._get_train_sampler(train_dataset)
         dataset = self.train_dataset if train_dataset is None else train_dataset
-        return EpochSampler(dataset.labels, self.args.seed, self.epoch_blocks,
-                            weighted=self.balance == "weighted_sampler")
+        if self.balance != "weighted_sampler" and not isinstance(dataset, EpochWindows):
+            return super()._get_train_sampler(train_dataset)
+        return EpochSampler(dataset, self.args.seed, weighted=self.balance == "weighted_sampler")
 
     def _save(self, output_dir=None, state_dict=None):
         """With LoRA: the merged model and the tokenizer, loadable without peft, and the adapters for resuming.
@@ -434,28 +518,32 @@ def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from
 GPU_DATALOADER_WORKERS = 2
 
 
-def device_settings(cuda: bool, random_collator: bool = False) -> dict:
+def device_settings(cuda: bool, random_collator: bool = False, data_per_epoch: bool = False) -> dict:
     """The TrainingArguments that depend on the device. On a GPU: bf16 (fp16 without it), TF32 matrix products
     where the GPU has them (Ampere and later), pinned memory and collation in worker processes, except for a
     collator that draws random numbers (masked-LM pretraining): workers would draw them from generators of their
-    own, and a resumed run would not mask as an uninterrupted one."""
+    own, and a resumed run would not mask as an uninterrupted one.
+
+    Workers persist across epochs, except with `data_per_epoch` (`EpochWindows`): a worker holds a copy of the
+    dataset from its start, so it must start anew once the epoch's windows are loaded."""
     if not cuda:
         return {"use_cpu": True, "bf16": False, "fp16": False}
     bf16 = torch.cuda.is_bf16_supported()
     workers = 0 if random_collator else GPU_DATALOADER_WORKERS
     return {"bf16": bf16, "fp16": not bf16, "tf32": torch.cuda.get_device_capability()[0] >= 8 or None,
             "dataloader_pin_memory": True, "dataloader_num_workers": workers,
-            "dataloader_persistent_workers": workers > 0}
+            "dataloader_persistent_workers": workers > 0 and not data_per_epoch}
 
 
 def training_arguments(train_config: dict, output_dir: str | Path, seed: int, masked_lm: bool = False,
-                       all_parameters_used: bool = False) -> TrainingArguments:
+                       all_parameters_used: bool = False, data_per_epoch: bool = False) -> TrainingArguments:
     """The Trainer settings of a run: fused AdamW, the device's settings (`device_settings`), `torch.compile`
     with `compile`, TensorBoard if installed. The loss is not checked for NaN or inf at every step (the Trainer's
     `logging_nan_inf_filter`): that check makes the host wait for the GPU at every step; a NaN loss shows in
     the logged loss instead.
 
     `masked_lm`: masked-LM pretraining, whose collator draws random numbers (see `device_settings`).
+    `data_per_epoch`: the training windows are loaded epoch by epoch (see `device_settings`).
     `all_parameters_used`: every trainable parameter gets a gradient at every step (the built-in models), so
     that DDP need not search the graph for unused ones after each step, as it must for a hub model that may
     have parameters its classification forward never uses.
@@ -487,12 +575,12 @@ def training_arguments(train_config: dict, output_dir: str | Path, seed: int, ma
         seed=seed,
         report_to=["tensorboard"] if is_tensorboard_available() else "none",
         disable_tqdm=True,
-        **device_settings(torch.cuda.is_available(), random_collator=masked_lm),
+        **device_settings(torch.cuda.is_available(), random_collator=masked_lm, data_per_epoch=data_per_epoch),
     )
 
 
 def fine_tune(
-    train_windows: pd.DataFrame,
+    train_windows: pd.DataFrame | EpochTable,
     val_windows: pd.DataFrame,
     classes: list[str],
     model_config: dict,
@@ -504,6 +592,8 @@ def fine_tune(
 ) -> dict:
     """Fine-tune a classifier; every checkpoint lands in `output_dir/checkpoint-<step>` as an HF directory.
 
+    `train_windows`: label and sequence of each window, or fresh windows every epoch (an `epoch` column, or an
+    `EpochTable`), of which only the epoch being trained is held and tokenized (`EpochWindows`).
     Validation on `val_windows` runs at the checkpoint cadence. Checkpoints already in `output_dir` that this
     run can use (`checkpoints.prepare_output_dir`: same trajectory, or a length the schedule allows to continue)
     are kept and the run resumes from the last one, exactly: weights, optimizer, scheduler, RNG and data order;
@@ -511,14 +601,19 @@ def fine_tune(
     the schedule, the checkpoint steps and the trainer's log history.
     """
     output_dir = Path(output_dir)
-    unknown = sorted(set(train_windows["label"]) - set(classes))
+    if isinstance(train_windows, pd.DataFrame) and "epoch" in train_windows.columns:
+        train_windows = EpochTable.of_frame(train_windows)
+    fresh = isinstance(train_windows, EpochTable)
+    unknown = sorted(set(train_windows.label_counts if fresh else train_windows["label"]) - set(classes))
     if unknown:
         raise PlasmidlmError(f"train: training windows have label(s) outside the classes: {unknown}")
+    # with fresh windows every epoch, the checks sample the first epoch's windows
+    sequences = train_windows.read(train_windows.blocks[0])["sequence"] if fresh else train_windows["sequence"]
     model, tokenizer = build_or_load(model_config, window_length, classes, seed,
-                                     sample_windows=sample_for_checks(train_windows["sequence"], seed), log=log)
+                                     sample_windows=sample_for_checks(sequences, seed), log=log)
+    del sequences
     metadata = model.config.plasmidlm
-    epoch_blocks = train_windows["epoch"].to_numpy() if "epoch" in train_windows.columns else None
-    windows_per_epoch = len(train_windows) if epoch_blocks is None else int(np.bincount(epoch_blocks).min())
+    windows_per_epoch = min(train_windows.sizes) if fresh else len(train_windows)
     plan = schedule(windows_per_epoch, train_config["batch_size"], train_config["epochs"],
                     train_config.get("max_steps"), train_config["save_steps"])
     trainable, n_params = parameter_counts(model)
@@ -526,9 +621,9 @@ def fine_tune(
     if is_lora_model(model):
         log(f"{lora_description(model)}: {trainable:,} of {n_params:,} parameters trainable "
             f"({trainable / n_params:.2%})")
-    if epoch_blocks is not None:
+    if fresh:
         log(f"fresh training windows every epoch: {windows_per_epoch:,} windows in each of "
-            f"{epoch_blocks.max() + 1} epoch(s) drawn")
+            f"{len(train_windows.blocks)} epoch(s) drawn, read and tokenized one epoch at a time")
     processes = distributed.world()[1]
     per_process = distributed.per_process_batch(train_config["batch_size"], processes, "train")
     batch = f"{train_config['batch_size']}" + (f" ({per_process} on each of {processes} GPUs/processes)"
@@ -539,24 +634,32 @@ def fine_tune(
         f"{len(val_windows):,} validation windows at each checkpoint; class balance: {train_config['balance']}")
     record = run_record("train", train_config, plan["total_steps"], model=model_config, window_length=window_length,
                         seed=seed, classes=classes, steps_per_epoch=plan["steps_per_epoch"],
-                        train_windows_sha256=windows_sha256(train_windows),
+                        train_windows_sha256=train_windows.sha256 if fresh else windows_sha256(train_windows),
                         val_windows_sha256=windows_sha256(val_windows))
     resume_from = distributed.main_then_shared(lambda: prepare_output_dir(output_dir, record, train_config, log))
     datasets = distributed.computed_once(output_dir / TOKENS_FILE, lambda: {
         name: make_dataset(windows, tokenizer, metadata, classes).tensors()
-        for name, windows in (("train", train_windows), ("eval", val_windows))})
+        for name, windows in ([] if fresh else [("train", train_windows)]) + [("eval", val_windows)]})
+    if fresh:
+        def load(block: int) -> WindowDataset:
+            return WindowDataset.from_tensors(distributed.computed_once(
+                output_dir / EPOCH_TOKENS_FILE.format(block=block),
+                lambda: make_dataset(train_windows.read(block), tokenizer, metadata, classes).tensors()))
+
+        train_dataset = EpochWindows(train_windows, classes, load)
+    else:
+        train_dataset = WindowDataset.from_tensors(datasets["train"])
     stop = StopOnSigterm()
     trainer = WindowTrainer(
         model=model,
         args=training_arguments(train_config | {"batch_size": per_process}, output_dir, seed,
-                                all_parameters_used=model_config["name_or_path"] == BUILTIN),
-        train_dataset=WindowDataset.from_tensors(datasets["train"]),
+                                all_parameters_used=model_config["name_or_path"] == BUILTIN, data_per_epoch=fresh),
+        train_dataset=train_dataset,
         eval_dataset=WindowDataset.from_tensors(datasets["eval"]),
         processing_class=tokenizer,
         compute_metrics=accuracy_metric,
         callbacks=[ProgressLog(log), stop],
         balance=train_config["balance"],
-        epoch_blocks=epoch_blocks,
     )
     steps = run_until_done_or_sigterm(trainer, stop, resume_from, "train", plan["total_steps"])
     return {**plan, "checkpoints": steps, "parameters": n_params, "trainable_parameters": trainable,
