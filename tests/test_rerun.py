@@ -135,7 +135,7 @@ def test_test_window_count_redraws_test_windows_and_reevaluates_without_training
                         "evaluate_checkpoint": run.checkpoints})
     assert rules(jobs) == expected + run.test_window_rules + Counter(dict.fromkeys(run.baseline_rules | ALWAYS, 1))
     [windows] = [job for job in jobs if job["rule"] == "held_out_windows"]
-    assert windows["wildcards"] == {"held_out": "test"}
+    assert windows["wildcards"] == {"length_dir": "", "held_out": "test"}  # the run's one window length
     assert windows["reason"].startswith("Params have changed")
     # the evaluations are re-planned because their input, the test windows, will be new; not for a param
     for job in jobs:
