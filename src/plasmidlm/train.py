@@ -286,8 +286,9 @@ class CheckpointTrainer(Trainer):
     With `background_checkpoints` (default: on a GPU), rank 0 copies the model and optimizer states to host
     memory at each checkpoint and a thread writes them, then the trainer state, while training goes on: a
     `base`-preset checkpoint (1.1 GB) takes seconds to write, a large share of the steps between two checkpoints
-    on a GPU (bench/gpu.py measures both ways). It costs one host copy of those states while a write is under
-    way; one write at a time. A LoRA model's checkpoint (merged weights) is written in the foreground.
+    on a GPU (bench/gpu.py measures both ways). It costs one host copy of those states, kept for the whole run
+    and reused at every checkpoint; one write at a time. A LoRA model's checkpoint (merged weights) is written in
+    the foreground.
     """
 
     def __init__(self, *args, background_checkpoints: bool | None = None, **kwargs):
