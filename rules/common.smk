@@ -35,6 +35,19 @@ def length_of(wildcards):
     return LENGTH_OF_DIR[wildcards.length_dir]
 
 
+# How windows are cut (plasmidlm.windows.WindowPolicy), besides their length: the same for the held-out windows,
+# the baselines' and the pretraining's (an experiment's training windows follow its own windows section).
+WINDOW_POLICY_KEYS = ("circular", "ambiguous", "max_n_fraction")
+
+
+def window_policy(wildcards):
+    """The window policy of a job with the wildcard `length_dir`: its length and WINDOW_POLICY_KEYS."""
+    return {
+        "length": length_of(wildcards),
+        **{key: config["windows"][key] for key in WINDOW_POLICY_KEYS},
+    }
+
+
 def experiment_length(experiment):
     return EXPERIMENTS[experiment]["windows"]["length"]
 
