@@ -225,7 +225,10 @@ def drawn_epochs(experiment, split):
     schedule = epoch_schedule(experiment)
     if schedule is None:
         return 1
-    per_epoch = job_resources.training_plasmids(split) * EXPERIMENTS[experiment]["windows"]["per_plasmid"]
+    per_epoch = (
+        job_resources.training_plasmids(split)
+        * EXPERIMENTS[experiment]["windows"]["per_plasmid"]
+    )
     return epochs_to_draw(per_epoch, **schedule)
 
 
