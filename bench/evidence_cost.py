@@ -19,7 +19,7 @@ import torch
 from plasmidlm import cnn, evidence, io
 from plasmidlm.evaluate import predict_proba
 from plasmidlm.model import build_or_load
-from plasmidlm.windows import draw_balanced_windows, reverse_complement
+from plasmidlm.windows import WindowPolicy, draw_balanced_windows, reverse_complement
 
 DEMO = Path(__file__).resolve().parent.parent / "resources" / "demo"
 
@@ -53,9 +53,10 @@ def main() -> None:
     plasmids = labels.rename(columns={labels.columns[0]: "id", labels.columns[1]: "label"})[["id", "label"]]
     test_plasmids = plasmids.sample(frac=args.test_fraction, random_state=1)
     length = args.window_length
-    test = draw_balanced_windows(sequences, test_plasmids, length, args.test_windows, False, (1, "test"))
-    val = draw_balanced_windows(sequences, plasmids.drop(test_plasmids.index), length, args.val_windows, False,
-                                (1, "val"))
+    policy = WindowPolicy(length)
+    test = draw_balanced_windows(sequences, test_plasmids, policy, count=args.test_windows, seed=(1, "test"))
+    val = draw_balanced_windows(sequences, plasmids.drop(test_plasmids.index), policy, count=args.val_windows,
+                                seed=(1, "val"))
     tiles = evidence.tiles(sequences.items(), test_plasmids, length)
     shuffled, shuffle_seconds = timed(evidence.shuffled_windows, test, 1)
     classes = sorted(plasmids["label"].unique())
@@ -77,7 +78,7 @@ def main() -> None:
              "shuffled windows": shuffled_seconds, "validation windows": val_seconds,
              f"{len(tiles):,} tiles of {len(test_plasmids)} test plasmids": tile_seconds,
              "shuffling the test windows": shuffle_seconds}
-    train = draw_balanced_windows(sequences, plasmids, length, args.cnn_windows, False, (1, "cnn"))
+    train = draw_balanced_windows(sequences, plasmids, policy, count=args.cnn_windows, seed=(1, "cnn"))
     y = np.array([classes.index(label) for label in train["label"]])
     cnn_model, cost = cnn.fit(train["sequence"], y, val["sequence"], np.array([classes.index(v) for v in val["label"]]),
                       len(classes), args.cnn_epochs, 1, log=lambda message: None)

@@ -155,18 +155,23 @@ def main() -> None:
             f"{evaluate!r}, 1, False, '{out}/eval.json', '{out}/eval.tsv.gz', log=log)",
             {"checkpoint": [f"{model_dir}/checkpoint-{steps}"], "test": [f"{d}/test_windows.tsv.gz"],
              "val": [f"{d}/val_windows.tsv.gz"]}),
-        "pretrain": (f"pipeline.pretrain({f!r}, '{d}/split.tsv', [], {pretrain_config!r}, {windows['length']}, 1, "
-                     f"'{out}/pretrain', '{out}/pretrain_summary.json', '{out}/pretrain_log.tsv', log=log)",
+        "pretrain": (f"pipeline.pretrain(fasta={f!r}, split_path='{d}/split.tsv', extra_fasta=[], "
+                     f"pretrain_config={pretrain_config!r}, windows_config={windows!r}, seed=1, "
+                     f"output_dir='{out}/pretrain', out_summary='{out}/pretrain_summary.json', "
+                     f"out_log='{out}/pretrain_log.tsv', log=log)",
                      {"fasta": [f], "split": [f"{d}/split.tsv"], "extra": []}),
-        "kmer_baseline": (f"pipeline.kmer_baseline({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', "
-                          f"{baselines['kmer']!r}, {windows['length']}, 0, 1, '{out}/kmer.json', '{out}/kmer.tsv.gz', "
-                          f"log=log)",
+        "kmer_baseline": (f"pipeline.kmer_baseline(fasta={f!r}, split_path='{d}/split.tsv', "
+                          f"test_windows='{d}/test_windows.tsv.gz', kmer_config={baselines['kmer']!r}, "
+                          f"windows_config={windows!r}, n_bootstrap=0, seed=1, out_metrics='{out}/kmer.json', "
+                          f"out_predictions='{out}/kmer.tsv.gz', log=log)",
                           {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
         "embeddings_baseline": (
-            f"pipeline.embeddings_baseline({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', "
-            f"'{model_dir}/checkpoint-{steps}', False, {baselines['embeddings']!r}, False, {windows['length']}, 0, 1, "
-            f"'{out}/el.json', "
-            f"'{out}/el.tsv.gz', '{out}/ec.json', '{out}/ec.tsv.gz', log=log)",
+            f"pipeline.embeddings_baseline(fasta={f!r}, split_path='{d}/split.tsv', "
+            f"test_windows='{d}/test_windows.tsv.gz', model='{model_dir}/checkpoint-{steps}', from_experiment=False, "
+            f"embeddings_config={baselines['embeddings']!r}, trust_remote_code=False, windows_config={windows!r}, "
+            f"n_bootstrap=0, seed=1, out_logistic_metrics='{out}/el.json', "
+            f"out_logistic_predictions='{out}/el.tsv.gz', out_cnn_metrics='{out}/ec.json', "
+            f"out_cnn_predictions='{out}/ec.tsv.gz', log=log)",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
     }
     if epochs:  # what training does when an epoch begins, for the last epoch (the whole table is read)

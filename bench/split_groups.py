@@ -24,7 +24,7 @@ from data_scale import default, generate
 
 from plasmidlm import io, neardup
 from plasmidlm.split import cross_class_groups, split_by_plasmid, stratification
-from plasmidlm.windows import draw_balanced_windows, windows_covered_by_kmers
+from plasmidlm.windows import WindowPolicy, draw_balanced_windows, windows_covered_by_kmers
 
 LINKAGES = ("none", "components", "centroid")
 
@@ -42,8 +42,8 @@ def groups_of(table: pd.DataFrame, pairs: pd.DataFrame, linkage: str, measure: s
 def leakage_share(fasta: Path, split: pd.DataFrame, count: int, length: int, seed: int) -> float:
     """Share of `count` balanced test windows whose every 31-mer is in a training plasmid."""
     test = split[split["split"] == "test"].reset_index(drop=True)
-    windows = draw_balanced_windows(io.iter_fasta(fasta, set(test["id"])), test, length, count, False,
-                                    (seed, "windows", "test"))
+    windows = draw_balanced_windows(io.iter_fasta(fasta, set(test["id"])), test, WindowPolicy(length), count=count,
+                                    seed=(seed, "windows", "test"))
     training = (sequence for _, sequence in io.iter_fasta(fasta, set(split.loc[split["split"] == "train", "id"])))
     return float(windows_covered_by_kmers(windows["sequence"].tolist(), training, 31).mean())
 

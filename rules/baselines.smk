@@ -16,7 +16,7 @@ rule kmer_baseline:
         runtime=minutes("kmer_baseline"),
     params:
         kmer=config["baselines"]["kmer"],
-        length=length_of,
+        windows=window_policy,
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:
@@ -69,7 +69,7 @@ rule embeddings_baseline:
         model=embeddings_model(),
         from_experiment=config["baselines"]["embeddings"]["model"] in EXPERIMENTS,
         trust_remote_code=embeddings_trust_remote_code(config, EXPERIMENTS),
-        length=length_of,
+        windows=window_policy,
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:
@@ -100,7 +100,7 @@ rule composition_baselines:
         runtime=minutes("composition_baselines"),
     params:
         composition=config["baselines"]["composition"],
-        length=length_of,
+        windows=window_policy,
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:

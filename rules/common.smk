@@ -35,6 +35,19 @@ def length_of(wildcards):
     return LENGTH_OF_DIR[wildcards.length_dir]
 
 
+# How windows are cut (plasmidlm.windows.WindowPolicy), besides their length: the same for the held-out windows,
+# the baselines' and the pretraining's (an experiment's training windows follow its own windows section).
+WINDOW_POLICY_KEYS = ("circular", "ambiguous", "max_n_fraction")
+
+
+def window_policy(wildcards):
+    """The window policy of a job with the wildcard `length_dir`: its length and WINDOW_POLICY_KEYS."""
+    return {
+        "length": length_of(wildcards),
+        **{key: config["windows"][key] for key in WINDOW_POLICY_KEYS},
+    }
+
+
 def experiment_length(experiment):
     return EXPERIMENTS[experiment]["windows"]["length"]
 
@@ -212,7 +225,10 @@ def drawn_epochs(experiment, split):
     schedule = epoch_schedule(experiment)
     if schedule is None:
         return 1
-    per_epoch = job_resources.training_plasmids(split) * EXPERIMENTS[experiment]["windows"]["per_plasmid"]
+    per_epoch = (
+        job_resources.training_plasmids(split)
+        * EXPERIMENTS[experiment]["windows"]["per_plasmid"]
+    )
     return epochs_to_draw(per_epoch, **schedule)
 
 

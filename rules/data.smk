@@ -159,13 +159,7 @@ rule held_out_windows:
         runtime=minutes("held_out_windows"),
     params:
         # every length from the same seed: the same windows per plasmid, at positions of its own length
-        windows=lambda wildcards: {
-            "length": length_of(wildcards),
-            **{
-                key: config["windows"][key]
-                for key in ("circular", "ambiguous", "max_n_fraction")
-            },
-        },
+        windows=window_policy,
         n_windows=lambda wildcards: config["windows"][f"{wildcards.held_out}_count"],
         seed=config["seed"],
     script:

@@ -104,7 +104,7 @@ rule kmer_evidence:
         runtime=minutes("kmer_evidence"),
     params:
         kmer=config["baselines"]["kmer"],
-        length=length_of,
+        windows=window_policy,
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["seed"],
     script:

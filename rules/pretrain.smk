@@ -23,7 +23,7 @@ rule pretrain:
             for key, value in config["pretrain"].items()
             if key != "extra_fasta"
         },
-        window_length=config["windows"]["length"],
+        windows={key: config["windows"][key] for key in ("length", *WINDOW_POLICY_KEYS)},
         seed=config["seed"],
         output_dir=lambda wildcards, output: os.path.dirname(output.summary),
     script:

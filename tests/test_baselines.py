@@ -8,7 +8,7 @@ import pytest
 from conftest import WINDOW, random_windows
 from plasmidlm import baselines
 from plasmidlm.evaluate import embed_windows
-from plasmidlm.windows import capped_counts, draw_windows, reverse_complement
+from plasmidlm.windows import WindowPolicy, capped_counts, draw_windows, reverse_complement
 
 
 def test_canonical_kmers_merge_the_two_strands():
@@ -80,13 +80,18 @@ def test_kmer_baseline_caps_its_training_windows(tmp_path, synthetic):
 
     split = synthetic.table.assign(split=["test" if i % 4 == 0 else "train" for i in range(len(synthetic.table))])
     io.write_table(split, tmp_path / "split.tsv")
-    test = draw_windows(synthetic.sequences, split[split["split"] == "test"], 60, "random", 2, 0.5, False, (0, "t"))
+    test = draw_windows(synthetic.sequences, split[split["split"] == "test"], WindowPolicy(60), per_plasmid=2,
+                        seed=(0, "t"))
     io.write_table(test, tmp_path / "test.tsv")
     n_train = int((split["split"] == "train").sum())
     for max_windows, expected in [(None, 3 * n_train), (n_train + 5, n_train + 5)]:
-        pipeline.kmer_baseline(synthetic.fasta, tmp_path / "split.tsv", tmp_path / "test.tsv",
-                               {"k": 3, "windows_per_plasmid": 3, "max_windows": max_windows, "C": 1.0}, 60, 0, 0,
-                               tmp_path / "metrics.json", tmp_path / "predictions.tsv")
+        pipeline.kmer_baseline(fasta=synthetic.fasta, split_path=tmp_path / "split.tsv",
+                               test_windows=tmp_path / "test.tsv",
+                               kmer_config={"k": 3, "windows_per_plasmid": 3, "max_windows": max_windows, "C": 1.0},
+                               windows_config={"length": 60, "circular": False, "ambiguous": "keep",
+                                               "max_n_fraction": 1.0},
+                               n_bootstrap=0, seed=0, out_metrics=tmp_path / "metrics.json",
+                               out_predictions=tmp_path / "predictions.tsv")
         metrics = io.read_json(tmp_path / "metrics.json")
         assert metrics["training_windows"] == expected and metrics["window"]["n"] == len(test)
 

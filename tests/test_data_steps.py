@@ -8,7 +8,7 @@ import pytest
 
 from plasmidlm import PlasmidlmError, io, pipeline
 from plasmidlm.config import load_schema
-from plasmidlm.windows import reverse_complement, windows_covered_by_kmers
+from plasmidlm.windows import WindowPolicy, reverse_complement, windows_covered_by_kmers
 
 from conftest import make_dataset, random_sequence, write_fasta
 
@@ -164,18 +164,19 @@ def test_fresh_windows_are_drawn_one_epoch_per_pass_as_all_epochs_in_one(split_r
     seeds = []
     draw = pipeline.windows_from_counts
 
-    def one_pass(*arguments):
-        seeds.append(arguments[7])
-        return draw(*arguments)
+    def one_pass(*arguments, **keywords):
+        seeds.append(keywords["seeds"])
+        return draw(*arguments, **keywords)
 
     monkeypatch.setattr(pipeline, "windows_from_counts", one_pass)
     pipeline.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", directory / "fresh.tsv.gz",
                               epoch_schedule={"batch_size": 4, "epochs": 3, "max_steps": None})
     assert [len(epoch_seeds) for epoch_seeds in seeds] == [1, 1, 1]  # a pass per epoch, one epoch held
     plasmids = io.read_table(directory / "split.tsv").query("split == 'train'")[["id", "label"]]
-    all_at_once = draw(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"], 3), 100, "random",
-                       settings["reverse_complement_p"], settings["circular"], [seed for [seed] in seeds], "train_",
-                       settings["ambiguous"], settings["max_n_fraction"])
+    all_at_once = draw(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"], 3),
+                       WindowPolicy.from_config(settings | {"length": 100}), strategy="random",
+                       reverse_complement_p=settings["reverse_complement_p"], seeds=[seed for [seed] in seeds],
+                       prefix="train_")
     expected = pd.concat([table.assign(epoch=epoch) for epoch, table in enumerate(all_at_once)], ignore_index=True)
     expected["window_id"] = [f"train_{index:07d}" for index in range(len(expected))]
     io.write_table(expected, directory / "expected.tsv.gz")  # read back: the same dtypes as the output's

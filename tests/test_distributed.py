@@ -230,8 +230,10 @@ def test_pretraining_on_two_processes_writes_one_model(tmp_path):
     config |= {"preset": "tiny", "kmer": 3, "windows_per_plasmid": 8, "heldout_windows": 16, "batch_size": 8,
                "max_steps": 6, "save_steps": 3, "logging_steps": 3, "gpus": 2}
     lines = []
-    pipeline.pretrain(fasta, tmp_path / "split.tsv", [], config, WINDOW, 0, tmp_path / "out",
-                      tmp_path / "out" / "summary.json", tmp_path / "out" / "log.tsv", log=lines.append)
+    pipeline.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[], pretrain_config=config,
+                      windows_config={"length": WINDOW, "circular": False, "ambiguous": "keep", "max_n_fraction": 1.0},
+                      seed=0, output_dir=tmp_path / "out", out_summary=tmp_path / "out" / "summary.json",
+                      out_log=tmp_path / "out" / "log.tsv", log=lines.append)
     assert set(os.listdir(tmp_path / "out")) - {"runs"} == {
         "checkpoint-3", "checkpoint-6", "model", "plasmidlm_train_params.json", "summary.json", "log.tsv"}
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["checkpoints"] == [3, 6]

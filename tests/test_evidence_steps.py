@@ -42,10 +42,12 @@ def gc_run(tmp_path):
 def test_composition_baselines_read_gc_and_their_features_are_what_they_say(gc_run):
     tmp_path, fasta, _ = gc_run
     names = list(evidence.COMPOSITION_BASELINES)
-    pipeline.composition_baselines(fasta, tmp_path / "split.tsv", tmp_path / "test_windows.tsv.gz",
-                                   {"windows_per_plasmid": 8, "C": 1.0}, 100, 0, 1,
-                                   {name: tmp_path / name / "metrics.json" for name in names},
-                                   {name: tmp_path / name / "predictions.tsv.gz" for name in names})
+    pipeline.composition_baselines(fasta=fasta, split_path=tmp_path / "split.tsv",
+                                   test_windows=tmp_path / "test_windows.tsv.gz",
+                                   composition_config={"windows_per_plasmid": 8, "C": 1.0},
+                                   windows_config=WINDOW_DEFAULTS, n_bootstrap=0, seed=1,
+                                   out_metrics={name: tmp_path / name / "metrics.json" for name in names},
+                                   out_predictions={name: tmp_path / name / "predictions.tsv.gz" for name in names})
     for name in names:
         assert io.read_json(tmp_path / name / "metrics.json")["window"]["accuracy"] > 0.8
     assert len(io.read_table(tmp_path / "composition_gc" / "predictions.tsv.gz")) == 200

@@ -280,8 +280,9 @@ def test_family_runs_through_the_whole_workflow(family, standins, families_run, 
         assert {"embeddings_logistic", "embeddings_cnn"} <= set(comparison["experiment"])
     else:
         pipeline.embeddings_baseline(
-            data.fasta, run / "data" / "split.tsv", run / "data" / "test_windows.tsv.gz", str(run / family / "model"),
-            from_experiment=True, trust_remote_code=trust, length=WINDOW, n_bootstrap=0, seed=0,
+            fasta=data.fasta, split_path=run / "data" / "split.tsv", test_windows=run / "data" / "test_windows.tsv.gz",
+            model=str(run / family / "model"), from_experiment=True, trust_remote_code=trust, n_bootstrap=0, seed=0,
+            windows_config={"length": WINDOW, "circular": False, "ambiguous": "keep", "max_n_fraction": 1.0},
             embeddings_config={"kmer": None, "windows_per_plasmid": 1, "max_windows": None, "C": 1.0, "cnn_epochs": 1,
                                "cnn_channels": 8},
             out_logistic_metrics=tmp_path / "logistic.json", out_logistic_predictions=tmp_path / "logistic.tsv.gz",

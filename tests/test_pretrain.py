@@ -17,6 +17,7 @@ TINY_PRETRAIN = {"preset": "tiny", "kmer": 3, "kmer_stride": 1, "windows_per_pla
                  "extra_fasta": [], "mlm_probability": 0.15, "batch_size": 16, "eval_batch_size": 64, "epochs": 1,
                  "max_steps": 40, "learning_rate": 5e-3, "weight_decay": 0.0, "warmup_ratio": 0.0,
                  "lr_scheduler": "constant", "save_steps": 20, "logging_steps": 5}
+LINEAR_60 = {"length": 60, "circular": False, "ambiguous": "keep", "max_n_fraction": 1.0}
 
 
 def test_span_masking_hides_runs_of_k_tokens_and_never_special_tokens():
@@ -73,6 +74,7 @@ def test_a_test_plasmid_in_the_extra_corpus_fails_the_job(tmp_path):
     fasta = write_fasta(tmp_path / "all.fa", records)
     extra = write_fasta(tmp_path / "extra.fa", [records[2]])
     with pytest.raises(PlasmidlmError, match="test plasmid.*pretraining corpus"):
-        pipeline.pretrain(fasta, tmp_path / "split.tsv", [extra], TINY_PRETRAIN, 60, 0, tmp_path / "out",
-                          tmp_path / "summary.json", tmp_path / "log.tsv")
+        pipeline.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[extra],
+                          pretrain_config=TINY_PRETRAIN, windows_config=LINEAR_60, seed=0, output_dir=tmp_path / "out",
+                          out_summary=tmp_path / "summary.json", out_log=tmp_path / "log.tsv")
     assert not (tmp_path / "out").exists()

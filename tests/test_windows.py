@@ -15,6 +15,7 @@ from conftest import SRC
 from plasmidlm import PlasmidlmError
 from plasmidlm.windows import (
     WINDOW_COLUMNS,
+    WindowPolicy,
     assert_no_plasmid_leakage,
     canonical,
     canonical_kmer_codes,
@@ -29,6 +30,8 @@ from plasmidlm.windows import (
 )
 
 LENGTH = 100
+LINEAR = WindowPolicy(LENGTH)
+CIRCULAR = WindowPolicy(LENGTH, circular=True)
 
 
 def plasmids_of(dataset) -> pd.DataFrame:
@@ -88,8 +91,8 @@ def test_cut_circular_inside_sequence_does_not_wrap():
 @pytest.mark.parametrize("strategy", ["first", "random"])
 @pytest.mark.parametrize("circular", [False, True])
 def test_windows_have_requested_length_and_match_their_source(synthetic, strategy, circular):
-    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, strategy, per_plasmid=4,
-                           reverse_complement_p=0.5, circular=circular, seed=(0, "windows"))
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), WindowPolicy(LENGTH, circular=circular),
+                           strategy=strategy, per_plasmid=4, reverse_complement_p=0.5, seed=(0, "windows"))
     assert list(windows.columns) == WINDOW_COLUMNS
     assert len(windows) == 4 * len(synthetic.table)
     assert windows["window_id"].is_unique
@@ -103,8 +106,8 @@ def test_windows_have_requested_length_and_match_their_source(synthetic, strateg
 
 
 def test_minus_strand_window_is_reverse_complement_of_forward_slice(synthetic):
-    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=3,
-                           reverse_complement_p=1.0, circular=False, seed=(1, "windows"))
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, strategy="random", per_plasmid=3,
+                           reverse_complement_p=1.0, seed=(1, "windows"))
     assert (windows["strand"] == "-").all()
     for row in windows.itertuples():
         forward = synthetic.sequences[row.plasmid_id][row.start : row.start + LENGTH]
@@ -112,8 +115,8 @@ def test_minus_strand_window_is_reverse_complement_of_forward_slice(synthetic):
 
 
 def test_first_strategy_always_starts_at_zero(synthetic):
-    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "first", per_plasmid=3,
-                           reverse_complement_p=0.0, circular=False, seed=(0, "windows"))
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, strategy="first", per_plasmid=3,
+                           reverse_complement_p=0.0, seed=(0, "windows"))
     assert (windows["start"] == 0).all()
     assert (windows["strand"] == "+").all()
     for row in windows.itertuples():
@@ -121,8 +124,8 @@ def test_first_strategy_always_starts_at_zero(synthetic):
 
 
 def test_random_strategy_starts_within_valid_range_linear(synthetic):
-    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=20,
-                           reverse_complement_p=0.5, circular=False, seed=(0, "windows"))
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, strategy="random", per_plasmid=20,
+                           reverse_complement_p=0.5, seed=(0, "windows"))
     sizes = windows["plasmid_id"].map({k: len(v) for k, v in synthetic.sequences.items()})
     assert (windows["start"] >= 0).all()
     assert (windows["start"] <= sizes - LENGTH).all()
@@ -130,8 +133,8 @@ def test_random_strategy_starts_within_valid_range_linear(synthetic):
 
 
 def test_random_strategy_circular_can_start_anywhere_and_wraps(synthetic):
-    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=20,
-                           reverse_complement_p=0.0, circular=True, seed=(0, "windows"))
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), CIRCULAR, strategy="random", per_plasmid=20,
+                           reverse_complement_p=0.0, seed=(0, "windows"))
     sizes = windows["plasmid_id"].map({k: len(v) for k, v in synthetic.sequences.items()})
     assert (windows["start"] < sizes).all()
     wrapped = windows[windows["start"] > sizes - LENGTH]
@@ -143,8 +146,8 @@ def test_random_strategy_circular_can_start_anywhere_and_wraps(synthetic):
 
 def test_same_seed_gives_identical_windows(synthetic):
     def draw(seed):
-        return draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=5,
-                            reverse_complement_p=0.5, circular=True, seed=(seed, "windows"))
+        return draw_windows(synthetic.sequences, plasmids_of(synthetic), CIRCULAR, strategy="random", per_plasmid=5,
+                            reverse_complement_p=0.5, seed=(seed, "windows"))
 
     pd.testing.assert_frame_equal(draw(0), draw(0))
     assert not draw(0)["start"].equals(draw(1)["start"])
@@ -172,8 +175,8 @@ def test_rng_for_is_independent_per_purpose():
 
 
 def test_reverse_complement_probability_is_about_one_half(synthetic):
-    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=120,
-                           reverse_complement_p=0.5, circular=False, seed=(0, "windows"))
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, strategy="random", per_plasmid=120,
+                           reverse_complement_p=0.5, seed=(0, "windows"))
     fraction = (windows["strand"] == "-").mean()
     assert len(windows) == 3960
     assert 0.45 < fraction < 0.55  # binomial sd ~0.008
@@ -181,8 +184,8 @@ def test_reverse_complement_probability_is_about_one_half(synthetic):
 
 @pytest.mark.parametrize("probability, strand", [(0.0, "+"), (1.0, "-")])
 def test_reverse_complement_probability_extremes(synthetic, probability, strand):
-    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", per_plasmid=5,
-                           reverse_complement_p=probability, circular=False, seed=(0, "windows"))
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, strategy="random", per_plasmid=5,
+                           reverse_complement_p=probability, seed=(0, "windows"))
     assert (windows["strand"] == strand).all()
 
 
@@ -190,17 +193,18 @@ def test_window_longer_than_sequence_is_an_error():
     sequences = {"p1": "ACGT" * 10}
     plasmids = pd.DataFrame({"id": ["p1"], "label": ["x"]})
     with pytest.raises(PlasmidlmError, match="record p1: sequence of 40 nt is shorter than the window length 100"):
-        draw_windows(sequences, plasmids, 100, "first", 1, 0.5, circular=False, seed=(0, "w"))
+        draw_windows(sequences, plasmids, WindowPolicy(100), strategy="first", per_plasmid=1, seed=(0, "w"))
 
 
 def test_unknown_strategy_is_an_error(synthetic):
     with pytest.raises(PlasmidlmError, match="unknown value 'middle'"):
-        draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "middle", 1, 0.5, False, (0, "w"))
+        draw_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, strategy="middle", per_plasmid=1,
+                     seed=(0, "w"))
 
 
 def test_window_ids_use_prefix_and_are_sequential(synthetic):
-    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic).head(2), LENGTH, "first", 2, 0.5, False,
-                           (0, "w"), prefix="train")
+    windows = draw_windows(synthetic.sequences, plasmids_of(synthetic).head(2), LINEAR, strategy="first",
+                           per_plasmid=2, seed=(0, "w"), prefix="train")
     assert list(windows["window_id"]) == ["train0000000", "train0000001", "train0000002", "train0000003"]
 
 
@@ -208,8 +212,8 @@ def test_window_ids_use_prefix_and_are_sequential(synthetic):
 
 
 def test_balanced_windows_equal_per_class_and_per_plasmid(synthetic):
-    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=200,
-                                    circular=False, seed=(0, "test"))
+    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, count=200,
+                                    seed=(0, "test"))
     assert len(windows) == 200
     assert windows["label"].value_counts().to_dict() == {"alpha": 50, "beta": 50, "gamma": 50, "delta": 50}
     per_plasmid = windows.groupby(["label", "plasmid_id"]).size()
@@ -223,23 +227,23 @@ def test_balanced_windows_equal_per_class_and_per_plasmid(synthetic):
 
 
 def test_balanced_windows_fewer_than_plasmids_uses_each_at_most_once(synthetic):
-    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=20,
-                                    circular=False, seed=(0, "test"))
+    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, count=20,
+                                    seed=(0, "test"))
     assert (windows["label"].value_counts() == 5).all()
     assert windows["plasmid_id"].is_unique
 
 
 def test_balanced_windows_remainder_goes_to_first_classes_by_name(synthetic):
-    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=42,
-                                    circular=False, seed=(0, "test"))
+    windows = draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LINEAR, count=42,
+                                    seed=(0, "test"))
     # sorted labels: alpha, beta, delta, gamma -> the two extra windows go to alpha and beta
     assert windows["label"].value_counts().to_dict() == {"alpha": 11, "beta": 11, "delta": 10, "gamma": 10}
 
 
 def test_balanced_windows_are_deterministic(synthetic):
     def draw():
-        return draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, count=60,
-                                     circular=True, seed=(3, "val"), prefix="v")
+        return draw_balanced_windows(synthetic.sequences, plasmids_of(synthetic), CIRCULAR, count=60,
+                                     seed=(3, "val"), prefix="v")
 
     pd.testing.assert_frame_equal(draw(), draw())
 
@@ -320,16 +324,16 @@ def test_window_from_a_training_plasmid_is_covered_and_a_fresh_one_is_not():
 
 def test_streamed_records_in_any_order_give_the_same_windows_as_a_mapping(synthetic):
     plasmids = plasmids_of(synthetic)
-    expected = draw_windows(synthetic.sequences, plasmids, LENGTH, "random", 3, 0.5, False, (0, "w"))
+    expected = draw_windows(synthetic.sequences, plasmids, LINEAR, per_plasmid=3, seed=(0, "w"))
     reversed_stream = iter(list(synthetic.sequences.items())[::-1])
-    pd.testing.assert_frame_equal(draw_windows(reversed_stream, plasmids, LENGTH, "random", 3, 0.5, False, (0, "w")),
+    pd.testing.assert_frame_equal(draw_windows(reversed_stream, plasmids, LINEAR, per_plasmid=3, seed=(0, "w")),
                                   expected)
 
 
 def test_a_plasmids_windows_do_not_depend_on_the_other_plasmids(synthetic):
     plasmids = plasmids_of(synthetic)
-    everyone = draw_windows(synthetic.sequences, plasmids, LENGTH, "random", 3, 0.5, False, (0, "w"))
-    alone = draw_windows(synthetic.sequences, plasmids.iloc[[4]], LENGTH, "random", 3, 0.5, False, (0, "w"))
+    everyone = draw_windows(synthetic.sequences, plasmids, LINEAR, per_plasmid=3, seed=(0, "w"))
+    alone = draw_windows(synthetic.sequences, plasmids.iloc[[4]], LINEAR, per_plasmid=3, seed=(0, "w"))
     columns = ["plasmid_id", "start", "strand", "sequence"]
     pd.testing.assert_frame_equal(alone[columns],
                                   everyone.loc[everyone["plasmid_id"] == plasmids["id"].iloc[4], columns]
@@ -339,7 +343,7 @@ def test_a_plasmids_windows_do_not_depend_on_the_other_plasmids(synthetic):
 def test_missing_record_is_an_error_naming_it(synthetic):
     plasmids = pd.concat([plasmids_of(synthetic), pd.DataFrame({"id": ["ghost"], "label": ["alpha"]})])
     with pytest.raises(PlasmidlmError, match="windows: record ghost: no sequence"):
-        draw_windows(synthetic.sequences, plasmids, LENGTH, "random", 1, 0.5, False, (0, "w"))
+        draw_windows(synthetic.sequences, plasmids, LINEAR, per_plasmid=1, seed=(0, "w"))
 
 
 def n_rich_plasmid() -> dict[str, str]:
@@ -357,8 +361,8 @@ def n_rich_plasmid() -> dict[str, str]:
 ])
 def test_ambiguity_policy(ambiguous, max_n_fraction, allowed):
     plasmids = pd.DataFrame({"id": ["p"], "label": ["x"]})
-    windows = draw_windows(n_rich_plasmid(), plasmids, LENGTH, "random", 30, 0.0, False, (1, "w"),
-                           ambiguous=ambiguous, max_n_fraction=max_n_fraction)
+    windows = draw_windows(n_rich_plasmid(), plasmids, WindowPolicy(LENGTH, ambiguous=ambiguous,
+                           max_n_fraction=max_n_fraction), per_plasmid=30, reverse_complement_p=0.0, seed=(1, "w"))
     assert len(windows) == 30
     for sequence in windows["sequence"]:
         assert set(sequence) <= allowed
@@ -370,14 +374,20 @@ def test_ambiguity_policy(ambiguous, max_n_fraction, allowed):
 def test_plasmid_without_acceptable_windows_gives_fewer_and_counts_them():
     plasmids = pd.DataFrame({"id": ["good", "bad"], "label": ["x", "x"]})
     sequences = {"good": "ACGT" * 50, "bad": "ACGT" * 5 + "N" * 180}
-    windows = draw_windows(sequences, plasmids, LENGTH, "random", 4, 0.5, False, (0, "w"), max_n_fraction=0.1)
+    windows = draw_windows(sequences, plasmids, WindowPolicy(LENGTH, max_n_fraction=0.1), per_plasmid=4,
+                           seed=(0, "w"))
     assert windows["plasmid_id"].tolist() == ["good"] * 4
     assert windows.attrs["missing"] == 4
-    first = draw_windows(sequences, plasmids, LENGTH, "first", 2, 0.5, False, (0, "w"), ambiguous="drop")
+    first = draw_windows(sequences, plasmids, WindowPolicy(LENGTH, ambiguous="drop"), strategy="first",
+                         per_plasmid=2, seed=(0, "w"))
     assert first["plasmid_id"].tolist() == ["good"] * 2 and first.attrs["missing"] == 2
 
 
-def test_unknown_ambiguity_policy_is_an_error(synthetic):
+def test_unknown_ambiguity_policy_is_an_error():
     with pytest.raises(PlasmidlmError, match="windows.ambiguous: unknown value 'ignore'"):
-        draw_windows(synthetic.sequences, plasmids_of(synthetic), LENGTH, "random", 1, 0.5, False, (0, "w"),
-                     ambiguous="ignore")
+        WindowPolicy(LENGTH, ambiguous="ignore")
+
+
+def test_window_policy_reads_its_keys_of_a_windows_config_section():
+    section = {"length": 60, "circular": True, "ambiguous": "drop", "max_n_fraction": 0.2, "per_plasmid": 8}
+    assert WindowPolicy.from_config(section) == WindowPolicy(60, circular=True, ambiguous="drop", max_n_fraction=0.2)

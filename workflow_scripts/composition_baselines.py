@@ -9,7 +9,7 @@ run_logged(
     split_path=snakemake.input.split,
     test_windows=snakemake.input.test,
     composition_config=snakemake.params.composition,
-    length=snakemake.params.length,
+    windows_config=snakemake.params.windows,
     n_bootstrap=snakemake.params.bootstrap,
     seed=snakemake.params.seed,
     out_metrics={name: snakemake.output[f"{name}_metrics"] for name in COMPOSITION_BASELINES},

@@ -12,7 +12,7 @@ run_logged(
     from_experiment=snakemake.params.from_experiment,
     embeddings_config=snakemake.params.embeddings,
     trust_remote_code=snakemake.params.trust_remote_code,
-    length=snakemake.params.length,
+    windows_config=snakemake.params.windows,
     n_bootstrap=snakemake.params.bootstrap,
     seed=snakemake.params.seed,
     out_logistic_metrics=snakemake.output.logistic_metrics,

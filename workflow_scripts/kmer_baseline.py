@@ -8,7 +8,7 @@ run_logged(
     split_path=snakemake.input.split,
     test_windows=snakemake.input.test,
     kmer_config=snakemake.params.kmer,
-    length=snakemake.params.length,
+    windows_config=snakemake.params.windows,
     n_bootstrap=snakemake.params.bootstrap,
     seed=snakemake.params.seed,
     out_metrics=snakemake.output.metrics,

@@ -10,7 +10,7 @@ run_logged(
     tiles_path=snakemake.input.tiles,
     contigs_path=snakemake.input.contigs,
     kmer_config=snakemake.params.kmer,
-    length=snakemake.params.length,
+    windows_config=snakemake.params.windows,
     n_bootstrap=snakemake.params.bootstrap,
     seed=snakemake.params.seed,
     out_json=snakemake.output.json,

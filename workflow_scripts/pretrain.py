@@ -9,7 +9,7 @@ run_logged(
     split_path=snakemake.input.split,
     extra_fasta=list(snakemake.input.extra),
     pretrain_config=snakemake.params.pretrain,
-    window_length=snakemake.params.window_length,
+    windows_config=snakemake.params.windows,
     seed=snakemake.params.seed,
     output_dir=snakemake.params.output_dir,
     out_summary=snakemake.output.summary,

@@ -30,6 +30,7 @@ from plasmidlm.split import (
     stratification,
 )
 from plasmidlm.windows import (
+    WindowPolicy,
     assert_no_plasmid_leakage,
     capped_counts,
     draw_balanced_windows,
@@ -208,21 +209,18 @@ def split(selected, groups, group_summary, pairs, split_config: dict, seed: int,
     io.write_table(table[["id", "label", "split", "length", "group"]], out_split)
 
 
-def _log_missing(windows: pd.DataFrame, what: str, log) -> None:
+def _check_drawn(windows: pd.DataFrame, plasmids: pd.DataFrame, what: str, policy: WindowPolicy, log) -> None:
+    """Log the windows that the ambiguity policy left undrawn, and stop where a class got none: training or scoring
+    without the class would fail later, or quietly mean something else."""
     if windows.attrs["missing"]:
         log(f"warning: {windows.attrs['missing']} {what} window(s) could not be drawn: their plasmids had too few "
             f"windows that pass windows.ambiguous / windows.max_n_fraction")
-
-
-def _require_every_class(windows: pd.DataFrame, plasmids: pd.DataFrame, what: str, windows_config: dict) -> None:
-    """Stop where a class got no window because the ambiguity policy rejected all of them: training or scoring
-    without the class would fail later, or quietly mean something else."""
     empty = sorted(set(plasmids["label"]) - set(windows["label"]))
     if empty:
         which = "any class" if len(empty) == len(set(plasmids["label"])) else f"class(es) {', '.join(empty)}"
         raise PlasmidlmError(
-            f"windows: no {what} window of {which} passes windows.ambiguous ({windows_config['ambiguous']}) and "
-            f"windows.max_n_fraction ({windows_config['max_n_fraction']}): their plasmids hold too many ambiguous "
+            f"windows: no {what} window of {which} passes windows.ambiguous ({policy.ambiguous}) and "
+            f"windows.max_n_fraction ({policy.max_n_fraction}): their plasmids hold too many ambiguous "
             f"bases (N etc.); allow more with windows.max_n_fraction or windows.ambiguous: keep / replace_n")
 
 
@@ -234,12 +232,10 @@ def held_out_windows(fasta, split_path, split_name: str, windows_config: dict, c
     if count < n_classes:
         raise PlasmidlmError(f"config windows.{split_name}_count: {count} window(s) for {n_classes} classes; every "
                              f"class needs at least one")
-    windows = draw_balanced_windows(io.iter_fasta(fasta), plasmids, windows_config["length"], count,
-                                    windows_config["circular"], (seed, "windows", split_name),
-                                    prefix=f"{split_name}_", ambiguous=windows_config["ambiguous"],
-                                    max_n_fraction=windows_config["max_n_fraction"])
-    _log_missing(windows, split_name, log)
-    _require_every_class(windows, plasmids, split_name, windows_config)
+    policy = WindowPolicy.from_config(windows_config)
+    windows = draw_balanced_windows(io.iter_fasta(fasta), plasmids, policy, count=count,
+                                    seed=(seed, "windows", split_name), prefix=f"{split_name}_")
+    _check_drawn(windows, plasmids, split_name, policy, log)
     log(f"{len(windows)} {split_name} windows from {windows['plasmid_id'].nunique()} plasmids")
     io.write_table(windows, out)
 
@@ -261,17 +257,17 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
         # them unless the ambiguity policy drops some, and then a last epoch reuses the first's windows
         n_epochs = epochs_to_draw(len(plasmids) * windows_config["per_plasmid"], **epoch_schedule)
         seed_of_epoch += [(seed, "windows", "train", experiment, f"epoch{epoch}") for epoch in range(1, n_epochs)]
+    policy = WindowPolicy.from_config(windows_config | {"length": length})
     drawn = []
 
     def epochs():
         for epoch, epoch_seed in enumerate(seed_of_epoch):
-            [table] = windows_from_counts(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"],
-                                          windows_config["per_plasmid"]), length, windows_config["strategy"],
-                                          windows_config["reverse_complement_p"], windows_config["circular"],
-                                          [epoch_seed], "train_", windows_config["ambiguous"],
-                                          windows_config["max_n_fraction"])
-            _log_missing(table, "training", log)
-            _require_every_class(table, plasmids, "training", windows_config)
+            [table] = windows_from_counts(io.iter_fasta(fasta), plasmids,
+                                          dict.fromkeys(plasmids["id"], windows_config["per_plasmid"]), policy,
+                                          strategy=windows_config["strategy"],
+                                          reverse_complement_p=windows_config["reverse_complement_p"],
+                                          seeds=[epoch_seed], prefix="train_")
+            _check_drawn(table, plasmids, "training", policy, log)
             if fresh:
                 table["window_id"] = [f"train_{sum(drawn) + index:07d}" for index in range(len(table))]
                 table["epoch"] = epoch
@@ -367,9 +363,10 @@ def train(train_windows, val_windows, split_path, model_config: dict, train_conf
         io.write_json(summary, out_summary)
 
 
-def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window_length: int, seed: int, output_dir,
-             out_summary, out_log, log=_noop):
-    """Masked-LM pretraining on random windows of the training plasmids (and any extra unlabeled FASTA).
+def pretrain(*, fasta, split_path, extra_fasta: list, pretrain_config: dict, windows_config: dict, seed: int,
+             output_dir, out_summary, out_log, log=_noop):
+    """Masked-LM pretraining on random windows of the training plasmids (and any extra unlabeled FASTA), cut as
+    `windows_config` (length, circular, ambiguous, max_n_fraction) says.
 
     Validation and test plasmids never enter the corpus: the job fails if one would. With `pretrain.gpus` above
     1, in that many data-parallel processes (`distributed.launch`).
@@ -391,7 +388,8 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
     held_out = split_table.loc[split_table["split"] != "train", "id"]
     assert_no_plasmid_leakage(pd.DataFrame({"plasmid_id": held_out}), plasmids.rename(columns={"id": "plasmid_id"}),
                               "the pretraining corpus")
-    plasmids = plasmids[plasmids["length"] >= window_length]
+    policy = WindowPolicy.from_config(windows_config)
+    plasmids = plasmids[plasmids["length"] >= policy.length]
     train_ids = set(split_table.loc[split_table["split"] == "train", "id"])
 
     def sequences():  # streamed, one record at a time
@@ -399,11 +397,14 @@ def pretrain(fasta, split_path, extra_fasta: list, pretrain_config: dict, window
         for path in extra_fasta:
             yield from io.iter_fasta(path)
 
-    corpus = draw_windows(sequences(), plasmids, window_length, "random", pretrain_config["windows_per_plasmid"], 0.5,
-                          False, (seed, "pretrain", "corpus"))
-    heldout = draw_balanced_windows(sequences(), plasmids.assign(label="all"), window_length,
-                                    pretrain_config["heldout_windows"], False, (seed, "pretrain", "heldout"))
-    summary = pretrain_mlm(corpus, heldout, pretrain_config, window_length, output_dir, seed, log)
+    corpus = draw_windows(sequences(), plasmids, policy, per_plasmid=pretrain_config["windows_per_plasmid"],
+                          seed=(seed, "pretrain", "corpus"))
+    plasmids = plasmids.assign(label="all")
+    heldout = draw_balanced_windows(sequences(), plasmids, policy, count=pretrain_config["heldout_windows"],
+                                    seed=(seed, "pretrain", "heldout"))
+    _check_drawn(corpus.assign(label="all"), plasmids, "pretraining corpus", policy, log)
+    _check_drawn(heldout, plasmids, "pretraining held-out", policy, log)
+    summary = pretrain_mlm(corpus, heldout, pretrain_config, policy.length, output_dir, seed, log)
     if distributed.is_main():
         io.write_table(log_history_table(summary.pop("log_history")), out_log)
         io.write_json(summary, out_summary)
@@ -439,27 +440,32 @@ def _write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], n
     return metrics
 
 
-def _baseline_training_windows(fasta, plasmids: pd.DataFrame, length: int, config: dict, seed: tuple,
+def _baseline_training_windows(fasta, plasmids: pd.DataFrame, policy: WindowPolicy, *, config: dict, seed: tuple,
                                what: str, log) -> pd.DataFrame:
     """`config["windows_per_plasmid"]` random windows of every training plasmid, at most `config["max_windows"]`
     in all (spread evenly over the plasmids, seeded), streamed from the FASTA."""
     counts = capped_counts(plasmids["id"], config["windows_per_plasmid"], config["max_windows"], rng_for(*seed))
-    [train] = windows_from_counts(io.iter_fasta(fasta), plasmids, counts, length, "random", 0.5, False, [seed], "w")
-    wanted = len(plasmids) * config["windows_per_plasmid"]
-    if len(train) < wanted:
-        log(f"{what}: {len(train):,} training windows instead of {wanted:,} ({config['windows_per_plasmid']} per "
-            f"plasmid): capped at baselines.{what}.max_windows = {config['max_windows']:,}")
+    [train] = windows_from_counts(io.iter_fasta(fasta), plasmids, counts, policy, strategy="random",
+                                  reverse_complement_p=0.5, seeds=[seed], prefix="w")
+    _check_drawn(train, plasmids, f"{what} baseline training", policy, log)
+    capped = sum(counts.values())
+    if capped < len(plasmids) * config["windows_per_plasmid"]:
+        log(f"{what}: {capped:,} training windows instead of {len(plasmids) * config['windows_per_plasmid']:,} "
+            f"({config['windows_per_plasmid']} per plasmid): capped at baselines.{what}.max_windows = "
+            f"{config['max_windows']:,}")
     return train
 
 
-def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: int, n_bootstrap: int, seed: int,
-                  out_metrics, out_predictions, log=_noop):
-    """k-mer frequencies + logistic regression, trained on random windows of the training plasmids."""
+def kmer_baseline(*, fasta, split_path, test_windows, kmer_config: dict, windows_config: dict, n_bootstrap: int,
+                  seed: int, out_metrics, out_predictions, log=_noop):
+    """k-mer frequencies + logistic regression, trained on random windows of the training plasmids (cut as
+    `windows_config` says: length, circular, ambiguous, max_n_fraction)."""
     from plasmidlm import baselines
 
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    train = _baseline_training_windows(fasta, plasmids, length, kmer_config, (seed, "baseline", "kmer"), "kmer", log)
+    train = _baseline_training_windows(fasta, plasmids, WindowPolicy.from_config(windows_config), config=kmer_config,
+                                       seed=(seed, "baseline", "kmer"), what="kmer", log=log)
     features = baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"])
     model = baselines.fit_logistic(features, train["label"], kmer_config["C"], seed)
     del features
@@ -472,10 +478,12 @@ def kmer_baseline(fasta, split_path, test_windows, kmer_config: dict, length: in
         f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
 
 
-def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experiment: bool, embeddings_config: dict,
-                        trust_remote_code: bool, length: int, n_bootstrap: int, seed: int, out_logistic_metrics,
-                        out_logistic_predictions, out_cnn_metrics, out_cnn_predictions, log=_noop):
-    """A model's frozen embeddings of training windows: mean-pooled + logistic regression, per-token + 1D CNN.
+def embeddings_baseline(*, fasta, split_path, test_windows, model: str, from_experiment: bool, embeddings_config: dict,
+                        trust_remote_code: bool, windows_config: dict, n_bootstrap: int, seed: int,
+                        out_logistic_metrics, out_logistic_predictions, out_cnn_metrics, out_cnn_predictions,
+                        log=_noop):
+    """A model's frozen embeddings of training windows (cut as `windows_config` says): mean-pooled + logistic
+    regression, per-token + 1D CNN.
 
     `model` is an experiment's model folder (`from_experiment`: its best checkpoint by validation is used),
     a local Hugging Face directory or a hub id. `trust_remote_code` allows a model that ships its own code.
@@ -490,8 +498,9 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
     encoder, tokenizer, metadata = baselines.load_encoder(model, trust_remote_code, embeddings_config["kmer"])
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    train = _baseline_training_windows(fasta, plasmids, length, embeddings_config, (seed, "baseline", "embeddings"),
-                                       "embeddings", log)
+    train = _baseline_training_windows(fasta, plasmids, WindowPolicy.from_config(windows_config),
+                                       config=embeddings_config, seed=(seed, "baseline", "embeddings"),
+                                       what="embeddings", log=log)
     sequences = train["sequence"].to_numpy()
     logistic = baselines.fit_logistic(baselines.pooled_states(encoder, tokenizer, metadata, sequences),
                                       train["label"], embeddings_config["C"], seed)
@@ -539,10 +548,10 @@ def _composition_features(name: str, sequences) -> np.ndarray:
     return baselines.kmer_frequencies(sequences, int(name.removeprefix("composition_").removesuffix("mer")))
 
 
-def composition_baselines(fasta, split_path, test_windows, composition_config: dict, length: int, n_bootstrap: int,
-                          seed: int, out_metrics: dict, out_predictions: dict, log=_noop):
+def composition_baselines(*, fasta, split_path, test_windows, composition_config: dict, windows_config: dict,
+                          n_bootstrap: int, seed: int, out_metrics: dict, out_predictions: dict, log=_noop):
     """Composition alone (GC content; 2-mer and 4-mer frequencies) + logistic regression, on the training
-    windows of the k-mer baseline (same seed) and the fixed test windows.
+    windows of the k-mer baseline (same seed and `windows_config`) and the fixed test windows.
 
     `out_metrics` and `out_predictions` map each name of COMPOSITION_BASELINES to its output path.
     """
@@ -550,8 +559,10 @@ def composition_baselines(fasta, split_path, test_windows, composition_config: d
 
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", composition_config["windows_per_plasmid"],
-                         0.5, False, (seed, "baseline", "kmer"))
+    policy = WindowPolicy.from_config(windows_config)
+    train = draw_windows(io.iter_fasta(fasta), plasmids, policy, per_plasmid=composition_config["windows_per_plasmid"],
+                         seed=(seed, "baseline", "kmer"))
+    _check_drawn(train, plasmids, "composition baseline training", policy, log)
     test = io.read_table(test_windows)
     for name, description in COMPOSITION_BASELINES.items():
         model = baselines.fit_logistic(_composition_features(name, train["sequence"].tolist()), train["label"],
@@ -700,16 +711,19 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
     io.write_json(result, out_json)
 
 
-def kmer_evidence(fasta, split_path, shuffled_windows, tiles_path, contigs_path, kmer_config: dict, length: int,
-                  n_bootstrap: int, seed: int, out_json, out_contig_lengths, log=_noop):
+def kmer_evidence(*, fasta, split_path, shuffled_windows, tiles_path, contigs_path, kmer_config: dict,
+                  windows_config: dict, n_bootstrap: int, seed: int, out_json, out_contig_lengths, log=_noop):
     """The k-mer baseline (refitted as kmer_baseline fits it) on the shuffled test windows and per contig length."""
     from plasmidlm import baselines
     from plasmidlm.metrics import evaluate_predictions, predictions_table
 
     plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    train = draw_windows(io.iter_fasta(fasta), plasmids, length, "random", kmer_config["windows_per_plasmid"], 0.5,
-                         False, (seed, "baseline", "kmer"))
+    policy = WindowPolicy.from_config(windows_config)
+    length = policy.length
+    train = draw_windows(io.iter_fasta(fasta), plasmids, policy, per_plasmid=kmer_config["windows_per_plasmid"],
+                         seed=(seed, "baseline", "kmer"))
+    _check_drawn(train, plasmids, "kmer baseline training", policy, log)
     model = baselines.fit_logistic(baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"]),
                                    train["label"], kmer_config["C"], seed)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -47,34 +48,60 @@ def ambiguous_count(window: str) -> int:
     return len(window) - sum(window.count(base) for base in "ACGT")
 
 
-def acceptable(window: str, ambiguous: str, max_n_fraction: float) -> bool:
-    """Whether a window passes the ambiguity policy: `drop` allows no ambiguous base, the others up to
-    `max_n_fraction` of them."""
-    limit = 0 if ambiguous == "drop" else max_n_fraction * len(window)
-    return ambiguous_count(window) <= limit
+@dataclass(frozen=True)
+class WindowPolicy:
+    """How every window of a run is cut (config windows.length, circular, ambiguous and max_n_fraction): the values
+    that travel together from the config to each step that draws windows.
+
+    `circular`: windows may wrap around the end of a sequence. `ambiguous`: `keep` the IUPAC codes, `replace_n`
+    (turn those other than N into N), or `drop` every window with one; `keep` and `replace_n` allow up to
+    `max_n_fraction` ambiguous bases. The defaults cut linear windows and accept any window.
+    """
+
+    length: int
+    circular: bool = False
+    ambiguous: str = "keep"
+    max_n_fraction: float = 1.0
+
+    def __post_init__(self):
+        if self.ambiguous not in AMBIGUITY_POLICIES:
+            raise PlasmidlmError(f"config windows.ambiguous: unknown value {self.ambiguous!r} "
+                                 f"({', '.join(AMBIGUITY_POLICIES)})")
+
+    @classmethod
+    def from_config(cls, windows_config: Mapping) -> WindowPolicy:
+        """The policy of a `windows` config section (or the part of it that a rule passes on)."""
+        return cls(windows_config["length"], windows_config["circular"], windows_config["ambiguous"],
+                   windows_config["max_n_fraction"])
+
+    def accepts(self, window: str) -> bool:
+        """Whether a window passes the ambiguity policy: `drop` allows no ambiguous base, the others up to
+        `max_n_fraction` of them."""
+        limit = 0 if self.ambiguous == "drop" else self.max_n_fraction * len(window)
+        return ambiguous_count(window) <= limit
 
 
-def plasmid_windows(sequence: str, n_windows: int, length: int, strategy: str, reverse_complement_p: float,
-                    circular: bool, rng: np.random.Generator, ambiguous: str = "keep",
-                    max_n_fraction: float = 1.0) -> list[tuple[int, str, str]]:
+def plasmid_windows(sequence: str, n_windows: int, policy: WindowPolicy, *, strategy: str,
+                    reverse_complement_p: float, rng: np.random.Generator) -> list[tuple[int, str, str]]:
     """Up to `n_windows` (start, strand, window) of one sequence.
 
-    `first` repeats the first `length` nt (only the strand is drawn) and gives none when they fail the
+    `first` repeats the first `policy.length` nt (only the strand is drawn) and gives none when they fail the
     ambiguity policy; `random` draws uniform starts, redrawing windows that fail it (up to
-    MAX_TRIES_PER_WINDOW draws per window). `replace_n` turns IUPAC ambiguity codes into N.
+    MAX_TRIES_PER_WINDOW draws per window).
     """
+    length = policy.length
     if len(sequence) < length:
         raise PlasmidlmError(f"sequence of {len(sequence)} nt is shorter than the window length {length}")
-    n_starts = _max_start(len(sequence), length, circular)
+    n_starts = _max_start(len(sequence), length, policy.circular)
     windows = []
     for _ in range(n_windows * (1 if strategy == "first" else MAX_TRIES_PER_WINDOW)):
         if len(windows) == n_windows:
             break
         start = 0 if strategy == "first" else int(rng.integers(n_starts))
-        window = cut(sequence, start, length, circular)
-        if ambiguous == "replace_n":
+        window = cut(sequence, start, length, policy.circular)
+        if policy.ambiguous == "replace_n":
             window = window.translate(_TO_N)
-        if not acceptable(window, ambiguous, max_n_fraction):
+        if not policy.accepts(window):
             continue
         minus = rng.random() < reverse_complement_p
         windows.append((start, "-" if minus else "+", reverse_complement(window) if minus else window))
@@ -85,9 +112,9 @@ def _records(sequences) -> Iterable[tuple[str, str]]:
     return sequences.items() if isinstance(sequences, Mapping) else sequences
 
 
-def windows_from_counts(sequences, plasmids: pd.DataFrame, counts: dict[str, int], length: int, strategy: str,
-                        reverse_complement_p: float, circular: bool, seeds: list[tuple], prefix: str,
-                        ambiguous: str = "keep", max_n_fraction: float = 1.0) -> list[pd.DataFrame]:
+def windows_from_counts(sequences, plasmids: pd.DataFrame, counts: dict[str, int], policy: WindowPolicy, *,
+                        strategy: str, reverse_complement_p: float, seeds: list[tuple],
+                        prefix: str) -> list[pd.DataFrame]:
     """One window table per seed, each with `counts[id]` windows of every plasmid, in one pass over
     `sequences` (a mapping, or (id, sequence) pairs streamed from a FASTA: one sequence is held at a time).
 
@@ -97,8 +124,6 @@ def windows_from_counts(sequences, plasmids: pd.DataFrame, counts: dict[str, int
     """
     if strategy not in ("first", "random"):
         raise PlasmidlmError(f"config windows.strategy: unknown value {strategy!r} (first or random)")
-    if ambiguous not in AMBIGUITY_POLICIES:
-        raise PlasmidlmError(f"config windows.ambiguous: unknown value {ambiguous!r} ({', '.join(AMBIGUITY_POLICIES)})")
     label_of = dict(zip(plasmids["id"], plasmids["label"]))
     drawn = {}
     for plasmid_id, sequence in _records(sequences):
@@ -106,8 +131,8 @@ def windows_from_counts(sequences, plasmids: pd.DataFrame, counts: dict[str, int
             continue
         try:
             drawn[plasmid_id] = [
-                plasmid_windows(sequence, counts[plasmid_id], length, strategy, reverse_complement_p, circular,
-                                rng_for(*seed, plasmid_id), ambiguous, max_n_fraction)
+                plasmid_windows(sequence, counts[plasmid_id], policy, strategy=strategy,
+                                reverse_complement_p=reverse_complement_p, rng=rng_for(*seed, plasmid_id))
                 for seed in seeds
             ]
         except PlasmidlmError as error:
@@ -127,26 +152,15 @@ def windows_from_counts(sequences, plasmids: pd.DataFrame, counts: dict[str, int
     return tables
 
 
-def draw_windows(
-    sequences,
-    plasmids: pd.DataFrame,
-    length: int,
-    strategy: str,
-    per_plasmid: int,
-    reverse_complement_p: float,
-    circular: bool,
-    seed: tuple,
-    prefix: str = "w",
-    ambiguous: str = "keep",
-    max_n_fraction: float = 1.0,
-) -> pd.DataFrame:
+def draw_windows(sequences, plasmids: pd.DataFrame, policy: WindowPolicy, *, per_plasmid: int, seed: tuple,
+                 strategy: str = "random", reverse_complement_p: float = 0.5, prefix: str = "w") -> pd.DataFrame:
     """`per_plasmid` windows from every plasmid (`plasmids` has `id`, `label`).
 
-    `first`: the first `length` nt each time (only the strand is drawn); `random`: uniform starts.
+    `first`: the first `policy.length` nt each time (only the strand is drawn); `random`: uniform starts.
     """
     counts = dict.fromkeys(plasmids["id"], per_plasmid)
-    [windows] = windows_from_counts(sequences, plasmids, counts, length, strategy, reverse_complement_p, circular,
-                                    [seed], prefix, ambiguous, max_n_fraction)
+    [windows] = windows_from_counts(sequences, plasmids, counts, policy, strategy=strategy,
+                                    reverse_complement_p=reverse_complement_p, seeds=[seed], prefix=prefix)
     return windows
 
 
@@ -175,26 +189,16 @@ def balanced_counts(plasmids: pd.DataFrame, count: int, rng: np.random.Generator
     return counts
 
 
-def draw_balanced_windows(
-    sequences,
-    plasmids: pd.DataFrame,
-    length: int,
-    count: int,
-    circular: bool,
-    seed: tuple,
-    prefix: str = "w",
-    reverse_complement_p: float = 0.5,
-    ambiguous: str = "keep",
-    max_n_fraction: float = 1.0,
-) -> pd.DataFrame:
+def draw_balanced_windows(sequences, plasmids: pd.DataFrame, policy: WindowPolicy, *, count: int, seed: tuple,
+                          reverse_complement_p: float = 0.5, prefix: str = "w") -> pd.DataFrame:
     """`count` random windows, split evenly across classes and, within a class, across plasmids.
 
     Every plasmid of a class gets the same number of windows (±1), so that one long plasmid cannot
     dominate a class; used for the fixed validation and test windows.
     """
     counts = balanced_counts(plasmids, count, rng_for(*seed))
-    [windows] = windows_from_counts(sequences, plasmids, counts, length, "random", reverse_complement_p, circular,
-                                    [seed], prefix, ambiguous, max_n_fraction)
+    [windows] = windows_from_counts(sequences, plasmids, counts, policy, strategy="random",
+                                    reverse_complement_p=reverse_complement_p, seeds=[seed], prefix=prefix)
     return windows
 
 
