@@ -649,7 +649,7 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
     """
     from plasmidlm import evidence
     from plasmidlm.evaluate import classes_of, default_device, predict_proba
-    from plasmidlm.metrics import evaluate_predictions, predictions_table
+    from plasmidlm.metrics import evaluate_predictions, predictions_table, probability_columns
     from plasmidlm.model import load_checkpoint
     from plasmidlm.windows import reverse_complement
 
@@ -670,7 +670,7 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
         evaluated = io.read_table(Path(eval_dir) / f"checkpoint-{step}" / "predictions.tsv.gz")
         if evaluated["window_id"].tolist() != test["window_id"].tolist():
             raise PlasmidlmError(f"{eval_dir}/checkpoint-{step}: predictions are not of the current test windows")
-        forward = evaluated[[f"prob_{name}" for name in classes]].to_numpy()
+        forward = evaluated[probability_columns(classes)].to_numpy()
     reverse = score(test["sequence"].map(reverse_complement))
     shuffled_proba = score(shuffled["sequence"])
     calibration = evidence.calibration_report(val, score(val["sequence"]), test, forward, classes,

@@ -16,6 +16,7 @@ import numpy as np
 from plasmidlm import PlasmidlmError, io
 from plasmidlm.evaluate import classes_of, default_device, embed_windows, strand_averaged_proba
 from plasmidlm.evidence import abstain, scale_temperature
+from plasmidlm.metrics import probability_columns
 from plasmidlm.model import load_checkpoint
 
 PROGRESS_SECONDS = 10
@@ -135,7 +136,6 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
     """
     model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
     classes = classes_of(model)
-    probability_columns = [f"prob_{name}" for name in classes]
 
     def score(windows):
         proba = strand_averaged_proba(model, tokenizer, metadata, windows, batch_size, both_strands)
@@ -148,8 +148,8 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
                 open(sequences_tmp, "w", newline="") as sequence_handle:
             window_writer = csv.writer(window_handle, delimiter="\t", lineterminator="\n")
             sequence_writer = csv.writer(sequence_handle, delimiter="\t", lineterminator="\n")
-            window_writer.writerow(["sequence_id", "start", *probability_columns])
-            sequence_writer.writerow(["sequence_id", "length", "windows", "predicted", *probability_columns])
+            window_writer.writerow(["sequence_id", "start", *probability_columns(classes)])
+            sequence_writer.writerow(["sequence_id", "length", "windows", "predicted", *probability_columns(classes)])
 
             def on_window(record_id, start, row):
                 window_writer.writerow([record_id, start, *_format(row)])
