@@ -105,9 +105,13 @@ def encoder_states(encoder, tokenizer, metadata: dict, sequences, first_row: int
     return hidden.float() * masks[..., None], masks
 
 
-def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256):
+def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int | None = None):
     """Last hidden state of every token (float32 [windows, tokens, hidden], zero at padding) and the padding mask
-    [windows, tokens]. Memory grows with the windows: call it on chunks of them (see `pooled_states`)."""
+    [windows, tokens], `batch_size` windows at a time (None: `evaluate.default_batch_size`). Memory grows with the
+    windows: call it on chunks of them (see `pooled_states`)."""
+    from plasmidlm.evaluate import default_batch_size
+
+    batch_size = batch_size or default_batch_size(next(encoder.parameters()).device)
     sequences = list(sequences)
     states, masks = [], []
     for begin in range(0, len(sequences), batch_size):
@@ -121,11 +125,12 @@ def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int 
     return states, masks
 
 
-def pooled_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256) -> np.ndarray:
+def pooled_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int | None = None) -> np.ndarray:
     """Mean-pooled last hidden states (float32 [windows, hidden]), computed batch by batch: per-token states of
     one batch at a time are held."""
-    from plasmidlm.evaluate import mean_pool as mean_pool_tensors
+    from plasmidlm.evaluate import default_batch_size, mean_pool as mean_pool_tensors
 
+    batch_size = batch_size or default_batch_size(next(encoder.parameters()).device)
     sequences = list(sequences)
     pooled = [mean_pool_tensors(*encoder_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size],
                                                 begin)).cpu().numpy()

@@ -11,13 +11,12 @@ import pandas as pd
 import torch
 
 from plasmidlm import PlasmidlmError
+from plasmidlm.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from plasmidlm.metrics import HEADLINE, evaluate_predictions, predictions_table
 from plasmidlm.model import forward_input_names, last_hidden_state, load_checkpoint, token_limit
 from plasmidlm.tokenize import encode, kmer_id_table, kmer_ids
 from plasmidlm.windows import reverse_complement
 
-GPU_BATCH_SIZE = 1024
-CPU_BATCH_SIZE = 256
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
