@@ -108,7 +108,7 @@ def encoder_states(encoder, tokenizer, metadata: dict, sequences, first_row: int
 def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int | None = None):
     """Last hidden state of every token (float32 [windows, tokens, hidden], zero at padding) and the padding mask
     [windows, tokens], `batch_size` windows at a time (None: `evaluate.default_batch_size`). Memory grows with the
-    windows: call it on chunks of them (see `pooled_states`)."""
+    windows: call it on chunks of them. Mean-pooled states of many windows: `evaluate.embed_windows`."""
     from plasmidlm.evaluate import default_batch_size
 
     batch_size = batch_size or default_batch_size(next(encoder.parameters()).device)
@@ -125,21 +125,12 @@ def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int 
     return states, masks
 
 
-def pooled_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int | None = None) -> np.ndarray:
-    """Mean-pooled last hidden states (float32 [windows, hidden]), computed batch by batch: per-token states of
-    one batch at a time are held."""
-    from plasmidlm.evaluate import default_batch_size, mean_pool as mean_pool_tensors
-
-    batch_size = batch_size or default_batch_size(next(encoder.parameters()).device)
-    sequences = list(sequences)
-    pooled = [mean_pool_tensors(*encoder_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size],
-                                                begin)).cpu().numpy()
-              for begin in range(0, len(sequences), batch_size)]
-    return np.concatenate(pooled) if pooled else np.empty((0, encoder.config.hidden_size), dtype=np.float32)
-
-
 def mean_pool(states: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Mean over the non-padding tokens of each window (not the [CLS] token alone)."""
+    """Mean over the non-padding tokens of each window (not the [CLS] token alone), of states already on the host.
+
+    `evaluate.mean_pool` computes the same on the device's tensors; its sums differ from these in the last bit
+    (about 1e-7), so the embeddings baseline's test windows, pooled here, keep this one.
+    """
     weights = masks[..., None].astype(states.dtype)
     return (states * weights).sum(axis=1) / weights.sum(axis=1)
 

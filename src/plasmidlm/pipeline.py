@@ -483,6 +483,7 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
     training batches are embedded anew every epoch.
     """
     from plasmidlm import baselines
+    from plasmidlm.evaluate import embed_windows
 
     if from_experiment:
         model = Path(model) / f"checkpoint-{best_checkpoint(model)}"
@@ -493,8 +494,8 @@ def embeddings_baseline(fasta, split_path, test_windows, model: str, from_experi
     train = _baseline_training_windows(fasta, plasmids, length, embeddings_config, (seed, "baseline", "embeddings"),
                                        "embeddings", log)
     sequences = train["sequence"].to_numpy()
-    logistic = baselines.fit_logistic(baselines.pooled_states(encoder, tokenizer, metadata, sequences),
-                                      train["label"], embeddings_config["C"], seed)
+    pooled = embed_windows(encoder, tokenizer, metadata, sequences, precision="fp32")  # fp32, as the token states
+    logistic = baselines.fit_logistic(pooled, train["label"], embeddings_config["C"], seed)
     cnn = baselines.fit_token_cnn(
         lambda rows: baselines.encoder_states(encoder, tokenizer, metadata, sequences[rows]),
         train["label"].map(classes.index).to_numpy(), len(classes), encoder.config.hidden_size,
