@@ -19,6 +19,7 @@ from plasmidlm.train import (
     CheckpointTrainer,
     ProgressLog,
     StopOnSigterm,
+    WindowDataset,
     run_until_done_or_sigterm,
     schedule,
     training_arguments,
@@ -54,20 +55,6 @@ class KmerSpanMasking(DataCollatorForLanguageModeling):
         randomised = torch.bernoulli(torch.full(labels.shape, 0.5)).bool() & masked & ~replaced
         inputs[randomised] = torch.randint(len(self.tokenizer), labels.shape, dtype=torch.long)[randomised]
         return inputs, labels
-
-
-class TokenDataset(torch.utils.data.Dataset):
-    """Token ids of every window in one flat int32 array (see `tokenize.flat_token_ids`); the collator pads."""
-
-    def __init__(self, tokens: np.ndarray, offsets: np.ndarray):
-        self.tokens, self.offsets = tokens, offsets
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, index: int) -> dict:
-        ids = self.tokens[self.offsets[index] : self.offsets[index + 1]]
-        return {"input_ids": torch.from_numpy(ids.astype(np.int64))}
 
 
 def masked_accuracy(eval_prediction) -> dict:
@@ -125,8 +112,8 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
         model=model,
         args=training_arguments(pretrain_config | {"batch_size": per_process}, output_dir, seed, masked_lm=True,
                                 all_parameters_used=True),
-        train_dataset=TokenDataset(encodings["train"]["tokens"].numpy(), encodings["train"]["offsets"].numpy()),
-        eval_dataset=TokenDataset(encodings["eval"]["tokens"].numpy(), encodings["eval"]["offsets"].numpy()),
+        train_dataset=WindowDataset.from_tensors(encodings["train"]),
+        eval_dataset=WindowDataset.from_tensors(encodings["eval"]),
         data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=pretrain_config["mlm_probability"],
                                       span=kmer if stride == 1 else 1),
         processing_class=tokenizer,
