@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
 from plasmidlm import distributed
 from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
-from plasmidlm.model import METADATA_KEY, PRESETS, parameter_counts
-from plasmidlm.tokenize import build_kmer_tokenizer, flat_token_ids, n_tokens
+from plasmidlm.model import METADATA_KEY, builtin_config, parameter_counts
+from plasmidlm.tokenize import flat_token_ids
 from plasmidlm.train import (
     TOKENS_FILE,
     CheckpointTrainer,
@@ -70,10 +70,7 @@ def _argmax_logits(logits, labels):
 
 def build_mlm(preset: str, kmer: int, kmer_stride: int, window_length: int, seed: int):
     """A freshly initialised BERT masked-LM of a size preset, with a k-mer tokenizer."""
-    max_positions = max(512, n_tokens(window_length, kmer, kmer_stride))
-    tokenizer = build_kmer_tokenizer(kmer, model_max_length=max_positions)
-    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=max_positions,
-                        pad_token_id=tokenizer.pad_token_id, **PRESETS[preset])
+    config, tokenizer = builtin_config(preset, kmer, kmer_stride, window_length)
     torch.manual_seed(seed)
     model = BertForMaskedLM(config)
     setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": kmer_stride})
