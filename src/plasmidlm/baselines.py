@@ -8,17 +8,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from plasmidlm import PlasmidlmError
-
-_CODE = np.full(256, -1, dtype=np.int64)
-for _index, _base in enumerate(b"ACGT"):
-    _CODE[_base] = _index
-
+from plasmidlm.kmers import OTHER, base_codes, place_values
 
 def canonical_kmer_index(k: int) -> np.ndarray:
-    """Map every k-mer index (base 4, A=0 … T=3) to the column of its canonical (strand-merged) k-mer."""
+    """Map every k-mer index (`kmers.place_values`) to the column of its canonical (strand-merged) k-mer."""
     kmers = np.arange(4**k)
-    digits = (kmers[:, None] // 4 ** np.arange(k - 1, -1, -1)) % 4
-    reverse_complement = ((3 - digits[:, ::-1]) * 4 ** np.arange(k - 1, -1, -1)).sum(axis=1)
+    digits = (kmers[:, None] // place_values(k)) % 4
+    reverse_complement = ((3 - digits[:, ::-1]) * place_values(k)).sum(axis=1)
     canonical = np.minimum(kmers, reverse_complement)
     _, columns = np.unique(canonical, return_inverse=True)
     return columns
@@ -28,14 +24,14 @@ def kmer_frequencies(sequences, k: int) -> np.ndarray:
     """Frequencies of canonical k-mers per sequence (float32); k-mers containing a non-ACGT base are ignored."""
     columns = canonical_kmer_index(k)
     n_columns = int(columns.max()) + 1
-    weights = 4 ** np.arange(k - 1, -1, -1)
+    weights = place_values(k)
     out = np.zeros((len(sequences), n_columns), dtype=np.float32)
     for row, sequence in enumerate(sequences):
-        codes = _CODE[np.frombuffer(sequence.encode(), dtype=np.uint8)]
+        codes = base_codes(sequence)
         if len(codes) < k:
             continue
         windows = np.lib.stride_tricks.sliding_window_view(codes, k)
-        valid = (windows >= 0).all(axis=1)
+        valid = (windows != OTHER).all(axis=1)
         counts = np.bincount(columns[windows[valid] @ weights], minlength=n_columns)
         out[row] = counts / max(counts.sum(), 1)
     return out
