@@ -1,4 +1,6 @@
-"""Baselines on the same splits and test windows: k-mer frequencies + logistic regression."""
+"""Baselines on the same splits and test windows: canonical k-mer frequencies (the k-mer and composition
+baselines) with logistic regression, a model's frozen embeddings (mean-pooled with logistic regression, per token
+with a 1D CNN), and the majority class. The one-hot CNN trained from scratch is in `cnn`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Batched inference of a trained classifier on windows, and its metrics."""
+"""Batched inference on windows (a classifier's probabilities, a model body's mean-pooled embeddings), and the
+metrics of a checkpoint."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """One function per pipeline step: read the step's input files, call the library, write its outputs.
 
-Workflow scripts and the command line call these; they never import Snakemake. The model-side modules (torch,
-transformers, scikit-learn) are imported by the steps that use them, so that data steps start in a second.
+The workflow scripts call these (the `plasmidlm` command calls the library's modules itself); they never import
+Snakemake. The model-side modules (torch, transformers, scikit-learn) are imported by the steps that use them,
+so that data steps start in a second.
 """
 
 from __future__ import annotations
