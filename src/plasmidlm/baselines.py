@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from plasmidlm import PlasmidlmError
 from plasmidlm.kmers import OTHER, base_codes, place_values
 
+
 def canonical_kmer_index(k: int) -> np.ndarray:
     """Map every k-mer index (`kmers.place_values`) to the column of its canonical (strand-merged) k-mer."""
     kmers = np.arange(4**k)
