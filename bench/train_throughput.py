@@ -25,9 +25,9 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from plasmidlm.config import load_schema
 from plasmidlm.model import PRESETS, build_or_load, parameter_counts
-from plasmidlm.pretrain import KmerSpanMasking, TokenDataset, build_mlm
-from plasmidlm.tokenize import encode, n_tokens
-from plasmidlm.train import WindowTrainer, make_dataset, training_arguments
+from plasmidlm.pretrain import KmerSpanMasking, build_mlm
+from plasmidlm.tokenize import flat_token_ids, n_tokens
+from plasmidlm.train import WindowDataset, WindowTrainer, make_dataset, training_arguments
 
 CLASSES = ["plasmid", "chromosome"]
 SEED = 1
@@ -136,7 +136,7 @@ def measure(name: str, options, data: dict) -> dict:
 def measure_pretraining(options, data: dict) -> float:
     """Masked-LM pretraining windows/s of `pretrain_mlm`'s setup (span masking, its Trainer arguments)."""
     model, tokenizer = build_mlm(options.preset, options.kmer, 1, options.window_length, SEED)
-    train = TokenDataset(encode(tokenizer, data["train"]["sequence"], options.kmer))
+    train = WindowDataset(*flat_token_ids(tokenizer, data["train"]["sequence"], options.kmer, 1))
     clock = StepClock(options.warmup_steps)
     with tempfile.TemporaryDirectory() as output_dir:
         trainer = Trainer(model=model, args=plasmidlm_arguments(options, output_dir, "pretrain"), train_dataset=train,

@@ -57,11 +57,20 @@ def test_encoder_of_a_classifier_checkpoint_gives_the_same_embeddings(tiny_check
                                embed_windows(model, tokenizer, model.config.plasmidlm, windows), atol=1e-5)
 
 
-def test_pooled_states_equal_the_mean_of_per_token_states_batch_by_batch(tiny_checkpoint):
+def test_pooled_training_features_equal_the_mean_of_per_token_states(tiny_checkpoint):
+    """The baseline pools its training windows with `embed_windows` in fp32: exactly the torch mean of
+    `encoder_states`, batch by batch, and the host-side pool of `token_states` within float rounding."""
     directory, _, _ = tiny_checkpoint
     encoder, tokenizer, metadata = baselines.load_encoder(directory)
     windows = random_windows(7, seed=12)
-    pooled = baselines.pooled_states(encoder, tokenizer, metadata, windows, batch_size=3)
+    pooled = embed_windows(encoder, tokenizer, metadata, windows, batch_size=3, precision="fp32")
+    expected = []
+    for begin in range(0, len(windows), 3):
+        hidden, masks = baselines.encoder_states(encoder, tokenizer, metadata, windows[begin : begin + 3])
+        weights = masks[..., None].float()
+        expected.append(((hidden * weights).sum(dim=1) / weights.sum(dim=1)).numpy())
+    np.testing.assert_array_equal(pooled, np.concatenate(expected))
+    assert pooled.dtype == np.float32
     np.testing.assert_allclose(pooled, baselines.mean_pool(*baselines.token_states(encoder, tokenizer, metadata,
                                                                                    windows)), atol=1e-5)
 

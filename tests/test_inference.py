@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import WINDOW, random_windows
+from conftest import REPO_ROOT, WINDOW, random_windows
 from plasmidlm import PlasmidlmError, evaluate
+from plasmidlm.cli import main
+from plasmidlm.config import load_schema
 from plasmidlm.evaluate import (
     CPU_BATCH_SIZE,
     GPU_BATCH_SIZE,
@@ -95,6 +97,15 @@ def test_results_do_not_depend_on_the_batch_or_the_token_path(confident_model):
                                    atol=1e-6)
     mixed = windows[:1] + [windows[1][:-5]]
     np.testing.assert_allclose(predict_proba(model, tokenizer, metadata, mixed, 2)[0], expected[0], atol=1e-6)
+
+
+def test_the_batch_size_defaults_are_stated_as_defined(capsys):
+    stated = f"{GPU_BATCH_SIZE} on a GPU, {CPU_BATCH_SIZE} on a CPU"
+    description = load_schema()["properties"]["evaluate"]["properties"]["batch_size"]["description"]
+    assert stated in description and stated in (REPO_ROOT / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert stated in " ".join(capsys.readouterr().out.split())
 
 
 def test_defaults_and_precision_names():

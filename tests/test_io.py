@@ -11,7 +11,8 @@ import pytest
 from conftest import write_fasta
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.io import iter_fasta, read_fasta, read_labels, read_table, validate_inputs, write_atomic, write_table
+from plasmidlm.io import (atomic_paths, iter_fasta, read_fasta, read_labels, read_table, validate_inputs, write_atomic,
+                          write_table)
 
 
 def write_labels(path, rows, header=("id", "label"), sep="\t"):
@@ -393,6 +394,21 @@ def test_write_atomic_creates_nothing_when_writer_fails(tmp_path):
     with pytest.raises(RuntimeError, match="interrupted"):
         write_atomic(path, failing_writer)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_paths_write_several_files_together_or_none(tmp_path):
+    first, second = tmp_path / "sub" / "a.tsv", tmp_path / "sub" / "b.tsv"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_paths(first, second) as (first_tmp, second_tmp):
+            first_tmp.write_text("a")
+            raise RuntimeError("interrupted")
+    assert list((tmp_path / "sub").iterdir()) == []
+    with atomic_paths(first, second) as (first_tmp, second_tmp):
+        first_tmp.write_text("a")
+        second_tmp.write_text("b")
+        assert list((tmp_path / "sub").glob("*.tsv")) == []
+    assert (first.read_text(), second.read_text()) == ("a", "b")
+    assert sorted(path.name for path in (tmp_path / "sub").iterdir()) == ["a.tsv", "b.tsv"]
 
 
 def test_write_table_replaces_existing_file(tmp_path):

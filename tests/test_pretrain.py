@@ -10,8 +10,9 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from conftest import random_windows, write_fasta
 from plasmidlm import PlasmidlmError, io, pipeline
-from plasmidlm.pretrain import KmerSpanMasking, pretrain_mlm
-from plasmidlm.tokenize import build_kmer_tokenizer, encode
+from plasmidlm.model import MIN_POSITIONS, build_or_load
+from plasmidlm.pretrain import KmerSpanMasking, build_mlm, pretrain_mlm
+from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
 
 TINY_PRETRAIN = {"preset": "tiny", "kmer": 3, "kmer_stride": 1, "windows_per_plasmid": 4, "heldout_windows": 16,
                  "extra_fasta": [], "mlm_probability": 0.15, "batch_size": 16, "eval_batch_size": 64, "epochs": 1,
@@ -78,3 +79,13 @@ def test_a_test_plasmid_in_the_extra_corpus_fails_the_job(tmp_path):
                           pretrain_config=TINY_PRETRAIN, windows_config=LINEAR_60, seed=0, output_dir=tmp_path / "out",
                           out_summary=tmp_path / "summary.json", out_log=tmp_path / "log.tsv")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("window_length", [60, 600])
+def test_pretraining_builds_the_bert_of_the_builtin_classifier(window_length):
+    classifier, _ = build_or_load({"name_or_path": "builtin", "preset": "tiny", "kmer": 1}, window_length, ["a", "b"],
+                                  seed=0)
+    mlm, _ = build_mlm("tiny", 1, 1, window_length, seed=0)
+    body = ["vocab_size", "max_position_embeddings", "pad_token_id", "hidden_size", "num_hidden_layers"]
+    assert [getattr(mlm.config, key) for key in body] == [getattr(classifier.config, key) for key in body]
+    assert mlm.config.max_position_embeddings == max(MIN_POSITIONS, n_tokens(window_length, 1))

@@ -1,4 +1,6 @@
-"""Baselines on the same splits and test windows: k-mer frequencies + logistic regression."""
+"""Baselines on the same splits and test windows: canonical k-mer frequencies (the k-mer and composition
+baselines) with logistic regression, a model's frozen embeddings (mean-pooled with logistic regression, per token
+with a 1D CNN), and the majority class. The one-hot CNN trained from scratch is in `cnn`."""
 
 from __future__ import annotations
 
@@ -8,17 +10,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from plasmidlm import PlasmidlmError
-
-_CODE = np.full(256, -1, dtype=np.int64)
-for _index, _base in enumerate(b"ACGT"):
-    _CODE[_base] = _index
+from plasmidlm.kmers import OTHER, base_codes, place_values
 
 
 def canonical_kmer_index(k: int) -> np.ndarray:
-    """Map every k-mer index (base 4, A=0 … T=3) to the column of its canonical (strand-merged) k-mer."""
+    """Map every k-mer index (`kmers.place_values`) to the column of its canonical (strand-merged) k-mer."""
     kmers = np.arange(4**k)
-    digits = (kmers[:, None] // 4 ** np.arange(k - 1, -1, -1)) % 4
-    reverse_complement = ((3 - digits[:, ::-1]) * 4 ** np.arange(k - 1, -1, -1)).sum(axis=1)
+    digits = (kmers[:, None] // place_values(k)) % 4
+    reverse_complement = ((3 - digits[:, ::-1]) * place_values(k)).sum(axis=1)
     canonical = np.minimum(kmers, reverse_complement)
     _, columns = np.unique(canonical, return_inverse=True)
     return columns
@@ -28,14 +27,14 @@ def kmer_frequencies(sequences, k: int) -> np.ndarray:
     """Frequencies of canonical k-mers per sequence (float32); k-mers containing a non-ACGT base are ignored."""
     columns = canonical_kmer_index(k)
     n_columns = int(columns.max()) + 1
-    weights = 4 ** np.arange(k - 1, -1, -1)
+    weights = place_values(k)
     out = np.zeros((len(sequences), n_columns), dtype=np.float32)
     for row, sequence in enumerate(sequences):
-        codes = _CODE[np.frombuffer(sequence.encode(), dtype=np.uint8)]
+        codes = base_codes(sequence)
         if len(codes) < k:
             continue
         windows = np.lib.stride_tricks.sliding_window_view(codes, k)
-        valid = (windows >= 0).all(axis=1)
+        valid = (windows != OTHER).all(axis=1)
         counts = np.bincount(columns[windows[valid] @ weights], minlength=n_columns)
         out[row] = counts / max(counts.sum(), 1)
     return out
@@ -105,9 +104,13 @@ def encoder_states(encoder, tokenizer, metadata: dict, sequences, first_row: int
     return hidden.float() * masks[..., None], masks
 
 
-def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256):
+def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int | None = None):
     """Last hidden state of every token (float32 [windows, tokens, hidden], zero at padding) and the padding mask
-    [windows, tokens]. Memory grows with the windows: call it on chunks of them (see `pooled_states`)."""
+    [windows, tokens], `batch_size` windows at a time (None: `evaluate.default_batch_size`). Memory grows with the
+    windows: call it on chunks of them. Mean-pooled states of many windows: `evaluate.embed_windows`."""
+    from plasmidlm.evaluate import default_batch_size
+
+    batch_size = batch_size or default_batch_size(next(encoder.parameters()).device)
     sequences = list(sequences)
     states, masks = [], []
     for begin in range(0, len(sequences), batch_size):
@@ -121,20 +124,12 @@ def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int 
     return states, masks
 
 
-def pooled_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int = 256) -> np.ndarray:
-    """Mean-pooled last hidden states (float32 [windows, hidden]), computed batch by batch: per-token states of
-    one batch at a time are held."""
-    from plasmidlm.evaluate import mean_pool as mean_pool_tensors
-
-    sequences = list(sequences)
-    pooled = [mean_pool_tensors(*encoder_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size],
-                                                begin)).cpu().numpy()
-              for begin in range(0, len(sequences), batch_size)]
-    return np.concatenate(pooled) if pooled else np.empty((0, encoder.config.hidden_size), dtype=np.float32)
-
-
 def mean_pool(states: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Mean over the non-padding tokens of each window (not the [CLS] token alone)."""
+    """Mean over the non-padding tokens of each window (not the [CLS] token alone), of states already on the host.
+
+    `evaluate.mean_pool` computes the same on the device's tensors; its sums differ from these in the last bit
+    (about 1e-7), so the embeddings baseline's test windows, pooled here, keep this one.
+    """
     weights = masks[..., None].astype(states.dtype)
     return (states * weights).sum(axis=1) / weights.sum(axis=1)
 

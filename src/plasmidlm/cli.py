@@ -48,12 +48,15 @@ def _report(args) -> None:
 
 
 def _add_model_arguments(parser, outputs: str) -> None:
+    from plasmidlm.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+
     parser.add_argument("--model", required=True, help="trained model directory (e.g. a checkpoint-<step>)")
     parser.add_argument("--fasta", required=True, help="FASTA file (plain or gzip)")
     parser.add_argument("--out", required=True, help=f"output prefix: writes {outputs}")
     parser.add_argument("--stride", type=int, help="step between windows in nt (default: the window length)")
     parser.add_argument("--batch-size", type=int,
-                        help="windows per inference batch (default: 1024 on a GPU, 256 on a CPU)")
+                        help=f"windows per inference batch (default: {GPU_BATCH_SIZE} on a GPU, {CPU_BATCH_SIZE} "
+                             f"on a CPU)")
     parser.add_argument("--window-length", type=int,
                         help="window length in nt, for models not trained by plasmidlm (default: from the model)")
     parser.add_argument("--trust-remote-code", action="store_true",

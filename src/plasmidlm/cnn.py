@@ -7,9 +7,10 @@ import time
 import numpy as np
 import torch
 
-_ONE_HOT = np.zeros((256, 4), dtype=np.float32)
-for _index, _base in enumerate(b"ACGT"):
-    _ONE_HOT[_base, _index] = 1.0
+from plasmidlm.kmers import BASES, OTHER, base_codes
+
+# Row c: the channels of base code c (kmers.base_codes); OTHER's row is all zero.
+_ONE_HOT = np.eye(OTHER + 1, len(BASES), dtype=np.float32)
 
 
 def one_hot(sequences) -> np.ndarray:
@@ -18,7 +19,7 @@ def one_hot(sequences) -> np.ndarray:
     width = max((len(sequence) for sequence in sequences), default=0)
     out = np.zeros((len(sequences), 4, width), dtype=np.float32)
     for row, sequence in enumerate(sequences):
-        out[row, :, : len(sequence)] = _ONE_HOT[np.frombuffer(sequence.encode(), dtype=np.uint8)].T
+        out[row, :, : len(sequence)] = _ONE_HOT[base_codes(sequence)].T
     return out
 
 

@@ -12,6 +12,10 @@ from plasmidlm import PlasmidlmError
 from plasmidlm.evidence import COMPOSITION_BASELINES
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+# Windows per inference batch when none is given (evaluate.batch_size null, no --batch-size): evaluation,
+# predict, embed and the embeddings baseline (plasmidlm.evaluate.default_batch_size).
+GPU_BATCH_SIZE = 1024
+CPU_BATCH_SIZE = 256
 EXPERIMENT_SECTIONS = ("windows", "model", "train")
 
 

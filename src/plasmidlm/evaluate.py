@@ -1,4 +1,5 @@
-"""Batched inference of a trained classifier on windows, and its metrics."""
+"""Batched inference on windows (a classifier's probabilities, a model body's mean-pooled embeddings), and the
+metrics of a checkpoint."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ import pandas as pd
 import torch
 
 from plasmidlm import PlasmidlmError
+from plasmidlm.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from plasmidlm.metrics import HEADLINE, evaluate_predictions, predictions_table
 from plasmidlm.model import forward_input_names, last_hidden_state, load_checkpoint, token_limit
 from plasmidlm.tokenize import encode, kmer_id_table, kmer_ids
 from plasmidlm.windows import reverse_complement
 
-GPU_BATCH_SIZE = 1024
-CPU_BATCH_SIZE = 256
 PRECISIONS = ("auto", "bf16", "fp32")
 
 

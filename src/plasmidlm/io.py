@@ -148,17 +148,28 @@ def read_labels(path: str | Path, id_column: str, label_column: str) -> pd.DataF
     return table[["id", "label"]].reset_index(drop=True)
 
 
+@contextlib.contextmanager
+def atomic_paths(*paths: str | Path):
+    """Hidden temporary paths beside `paths` to write; renamed onto `paths` together when the block completes,
+    removed when it fails, so the files appear all at once or not at all."""
+    paths = [Path(path) for path in paths]
+    tmps = [path.with_name(f".{path.name}.tmp") for path in paths]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmps
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
 def write_atomic(path: str | Path, write) -> None:
     """Call `write(tmp_path)` and rename the result to `path` only when it completed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_paths(path) as (tmp,):
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> None:

@@ -106,6 +106,7 @@ def bootstrap_intervals(groups: list[np.ndarray], y_true: np.ndarray, proba: np.
 
 
 def probability_columns(classes: list[str]) -> list[str]:
+    """The `prob_<class>` column names of every table of class probabilities (evaluation and predict)."""
     return [f"prob_{name}" for name in classes]
 
 

@@ -44,23 +44,28 @@ def label_maps(classes: list[str]) -> dict:
     return {"id2label": dict(enumerate(classes)), "label2id": {c: i for i, c in enumerate(classes)}}
 
 
+# Positions of the built-in BERT: BERT's usual 512, or one per token of a window that has more.
+MIN_POSITIONS = 512
+
+
+def builtin_config(preset: str, kmer: int, stride: int, window_length: int, **settings):
+    """The BERT config of a size preset (plus `settings`, e.g. the labels) for windows of `window_length` nt as
+    k-mer tokens, and the k-mer tokenizer: of fine-tuning's built-in model and of masked-LM pretraining."""
+    max_positions = max(MIN_POSITIONS, n_tokens(window_length, kmer, stride))
+    tokenizer = build_kmer_tokenizer(kmer, model_max_length=max_positions)
+    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=max_positions,
+                        pad_token_id=tokenizer.pad_token_id, **PRESETS[preset], **settings)
+    return config, tokenizer
+
+
 def build_builtin(preset: str, kmer: int, stride: int, window_length: int, classes: list[str], seed: int):
     """A freshly initialised BERT of the given size preset with a k-mer tokenizer."""
     if preset not in PRESETS:
         raise PlasmidlmError(f"config model.preset: unknown preset {preset!r} ({', '.join(PRESETS)})")
     if not kmer:
         raise PlasmidlmError("config model.kmer: the built-in model needs a k-mer size (1 = single nucleotides)")
-    tokens = n_tokens(window_length, kmer, stride)
-    max_positions = max(512, tokens)
-    tokenizer = build_kmer_tokenizer(kmer, model_max_length=max_positions)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=max_positions,
-        pad_token_id=tokenizer.pad_token_id,
-        num_labels=len(classes),
-        **PRESETS[preset],
-        **label_maps(classes),
-    )
+    config, tokenizer = builtin_config(preset, kmer, stride, window_length, num_labels=len(classes),
+                                       **label_maps(classes))
     torch.manual_seed(seed)
     return BertForSequenceClassification(config), tokenizer
 

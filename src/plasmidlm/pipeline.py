@@ -1,7 +1,8 @@
 """One function per pipeline step: read the step's input files, call the library, write its outputs.
 
-Workflow scripts and the command line call these; they never import Snakemake. The model-side modules (torch,
-transformers, scikit-learn) are imported by the steps that use them, so that data steps start in a second.
+The workflow scripts call these (the `plasmidlm` command calls the library's modules itself); they never import
+Snakemake. The model-side modules (torch, transformers, scikit-learn) are imported by the steps that use them,
+so that data steps start in a second.
 """
 
 from __future__ import annotations
@@ -491,6 +492,7 @@ def embeddings_baseline(*, fasta, split_path, test_windows, model: str, from_exp
     training batches are embedded anew every epoch.
     """
     from plasmidlm import baselines
+    from plasmidlm.evaluate import embed_windows
 
     if from_experiment:
         model = Path(model) / f"checkpoint-{best_checkpoint(model)}"
@@ -502,8 +504,8 @@ def embeddings_baseline(*, fasta, split_path, test_windows, model: str, from_exp
                                        config=embeddings_config, seed=(seed, "baseline", "embeddings"),
                                        what="embeddings", log=log)
     sequences = train["sequence"].to_numpy()
-    logistic = baselines.fit_logistic(baselines.pooled_states(encoder, tokenizer, metadata, sequences),
-                                      train["label"], embeddings_config["C"], seed)
+    pooled = embed_windows(encoder, tokenizer, metadata, sequences, precision="fp32")  # fp32, as the token states
+    logistic = baselines.fit_logistic(pooled, train["label"], embeddings_config["C"], seed)
     cnn = baselines.fit_token_cnn(
         lambda rows: baselines.encoder_states(encoder, tokenizer, metadata, sequences[rows]),
         train["label"].map(classes.index).to_numpy(), len(classes), encoder.config.hidden_size,
@@ -660,7 +662,7 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
     """
     from plasmidlm import evidence
     from plasmidlm.evaluate import classes_of, default_device, predict_proba
-    from plasmidlm.metrics import evaluate_predictions, predictions_table
+    from plasmidlm.metrics import evaluate_predictions, predictions_table, probability_columns
     from plasmidlm.model import load_checkpoint
     from plasmidlm.windows import reverse_complement
 
@@ -681,7 +683,7 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
         evaluated = io.read_table(Path(eval_dir) / f"checkpoint-{step}" / "predictions.tsv.gz")
         if evaluated["window_id"].tolist() != test["window_id"].tolist():
             raise PlasmidlmError(f"{eval_dir}/checkpoint-{step}: predictions are not of the current test windows")
-        forward = evaluated[[f"prob_{name}" for name in classes]].to_numpy()
+        forward = evaluated[probability_columns(classes)].to_numpy()
     reverse = score(test["sequence"].map(reverse_complement))
     shuffled_proba = score(shuffled["sequence"])
     calibration = evidence.calibration_report(val, score(val["sequence"]), test, forward, classes,

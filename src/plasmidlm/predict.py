@@ -16,6 +16,7 @@ import numpy as np
 from plasmidlm import PlasmidlmError, io
 from plasmidlm.evaluate import classes_of, default_device, embed_windows, strand_averaged_proba
 from plasmidlm.evidence import abstain, scale_temperature
+from plasmidlm.metrics import probability_columns
 from plasmidlm.model import load_checkpoint
 
 PROGRESS_SECONDS = 10
@@ -135,25 +136,20 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
     """
     model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
     classes = classes_of(model)
-    probability_columns = [f"prob_{name}" for name in classes]
 
     def score(windows):
         proba = strand_averaged_proba(model, tokenizer, metadata, windows, batch_size, both_strands)
         return proba if temperature == 1.0 else scale_temperature(proba, temperature)
 
     short: list = []
-    windows_path, sequences_path = Path(f"{out_prefix}.windows.tsv.gz"), Path(f"{out_prefix}.sequences.tsv")
-    windows_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_windows = windows_path.with_name(f".{windows_path.name}.tmp")
-    tmp_sequences = sequences_path.with_name(f".{sequences_path.name}.tmp")
     n_sequences = n_windows = 0
-    try:
-        with gzip.open(tmp_windows, "wt", newline="") as window_handle, \
-                open(tmp_sequences, "w", newline="") as sequence_handle:
+    with io.atomic_paths(f"{out_prefix}.windows.tsv.gz", f"{out_prefix}.sequences.tsv") as (windows_tmp, sequences_tmp):
+        with gzip.open(windows_tmp, "wt", newline="") as window_handle, \
+                open(sequences_tmp, "w", newline="") as sequence_handle:
             window_writer = csv.writer(window_handle, delimiter="\t", lineterminator="\n")
             sequence_writer = csv.writer(sequence_handle, delimiter="\t", lineterminator="\n")
-            window_writer.writerow(["sequence_id", "start", *probability_columns])
-            sequence_writer.writerow(["sequence_id", "length", "windows", "predicted", *probability_columns])
+            window_writer.writerow(["sequence_id", "start", *probability_columns(classes)])
+            sequence_writer.writerow(["sequence_id", "length", "windows", "predicted", *probability_columns(classes)])
 
             def on_window(record_id, start, row):
                 window_writer.writerow([record_id, start, *_format(row)])
@@ -167,20 +163,16 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
                 n_windows += count
             for record_id, record_length in short:
                 sequence_writer.writerow([record_id, record_length, 0, "", *[""] * len(classes)])
-        tmp_windows.replace(windows_path)
-        tmp_sequences.replace(sequences_path)
-    finally:
-        tmp_windows.unlink(missing_ok=True)
-        tmp_sequences.unlink(missing_ok=True)
     return {"sequences": n_sequences, "too_short": len(short), "windows": n_windows}
 
 
 class _NpyRows:
-    """Append float32 rows to a temporary raw file, then write a .npy of the right shape: flat memory."""
+    """Append float32 rows to a raw file beside `path`, then write `path` as a .npy of the right shape: flat
+    memory."""
 
     def __init__(self, path: Path, width: int):
         self.path, self.width, self.rows = path, width, 0
-        self.raw = path.with_name(f".{path.name}.raw")
+        self.raw = path.with_name(f"{path.name}.raw")
         self.handle = open(self.raw, "wb")
 
     def append(self, row: np.ndarray) -> None:
@@ -189,17 +181,14 @@ class _NpyRows:
 
     def finish(self) -> None:
         self.handle.close()
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "wb") as out, open(self.raw, "rb") as raw:
+        with open(self.path, "wb") as out, open(self.raw, "rb") as raw:
             np.lib.format.write_array_header_1_0(
                 out, {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.width)})
             shutil.copyfileobj(raw, out)
-        tmp.replace(self.path)
 
     def cleanup(self) -> None:
         self.handle.close()
         self.raw.unlink(missing_ok=True)
-        self.path.with_name(f".{self.path.name}.tmp").unlink(missing_ok=True)
 
 
 def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int | None = None,
@@ -212,41 +201,34 @@ def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_s
     """
     model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
     width = model.config.hidden_size
-    prefix = Path(out_prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    window_array = _NpyRows(Path(f"{prefix}.windows.npy"), width)
-    sequence_array = _NpyRows(Path(f"{prefix}.sequences.npy"), width)
-    window_ids, sequence_ids = Path(f"{prefix}.windows.tsv"), Path(f"{prefix}.sequences.tsv")
-    tmp_window_ids = window_ids.with_name(f".{window_ids.name}.tmp")
-    tmp_sequence_ids = sequence_ids.with_name(f".{sequence_ids.name}.tmp")
     short: list = []
     n_sequences = 0
-    try:
-        with open(tmp_window_ids, "w") as window_handle, open(tmp_sequence_ids, "w") as sequence_handle:
-            window_handle.write("sequence_id\tstart\n")
-            sequence_handle.write("sequence_id\tlength\twindows\n")
+    outputs = [f"{out_prefix}.{name}" for name in ("windows.npy", "sequences.npy", "windows.tsv", "sequences.tsv")]
+    with io.atomic_paths(*outputs) as (window_npy, sequence_npy, window_ids, sequence_ids):
+        window_array, sequence_array = _NpyRows(window_npy, width), _NpyRows(sequence_npy, width)
+        try:
+            with open(window_ids, "w") as window_handle, open(sequence_ids, "w") as sequence_handle:
+                window_handle.write("sequence_id\tstart\n")
+                sequence_handle.write("sequence_id\tlength\twindows\n")
 
-            def on_window(record_id, start, row):
-                window_handle.write(f"{record_id}\t{start}\n")
-                window_array.append(row)
+                def on_window(record_id, start, row):
+                    window_handle.write(f"{record_id}\t{start}\n")
+                    window_array.append(row)
 
-            batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0),
-                                      lambda windows: embed_windows(model, tokenizer, metadata, windows, batch_size),
-                                      log, short)
-            for record_id, record_length, count, mean in _mean_rows(batches, on_window):
-                sequence_handle.write(f"{record_id}\t{record_length}\t{count}\n")
-                sequence_array.append(mean)
-                n_sequences += 1
-            for record_id, record_length in short:
-                sequence_handle.write(f"{record_id}\t{record_length}\t0\n")
-                sequence_array.append(np.full(width, np.nan))
-        window_array.finish()
-        sequence_array.finish()
-        tmp_window_ids.replace(window_ids)
-        tmp_sequence_ids.replace(sequence_ids)
-    finally:
-        for array in (window_array, sequence_array):
-            array.cleanup()
-        tmp_window_ids.unlink(missing_ok=True)
-        tmp_sequence_ids.unlink(missing_ok=True)
+                batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0),
+                                          lambda windows: embed_windows(model, tokenizer, metadata, windows,
+                                                                        batch_size),
+                                          log, short)
+                for record_id, record_length, count, mean in _mean_rows(batches, on_window):
+                    sequence_handle.write(f"{record_id}\t{record_length}\t{count}\n")
+                    sequence_array.append(mean)
+                    n_sequences += 1
+                for record_id, record_length in short:
+                    sequence_handle.write(f"{record_id}\t{record_length}\t0\n")
+                    sequence_array.append(np.full(width, np.nan))
+            window_array.finish()
+            sequence_array.finish()
+        finally:
+            window_array.cleanup()
+            sequence_array.cleanup()
     return {"sequences": n_sequences, "too_short": len(short), "windows": window_array.rows, "dimensions": width}

@@ -8,17 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
+from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
 from plasmidlm import distributed
 from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
-from plasmidlm.model import METADATA_KEY, PRESETS, parameter_counts
-from plasmidlm.tokenize import build_kmer_tokenizer, flat_token_ids, n_tokens
+from plasmidlm.model import METADATA_KEY, builtin_config, parameter_counts
+from plasmidlm.tokenize import flat_token_ids
 from plasmidlm.train import (
     TOKENS_FILE,
     CheckpointTrainer,
     ProgressLog,
     StopOnSigterm,
+    WindowDataset,
     run_until_done_or_sigterm,
     schedule,
     training_arguments,
@@ -56,20 +57,6 @@ class KmerSpanMasking(DataCollatorForLanguageModeling):
         return inputs, labels
 
 
-class TokenDataset(torch.utils.data.Dataset):
-    """Token ids of every window in one flat int32 array (see `tokenize.flat_token_ids`); the collator pads."""
-
-    def __init__(self, tokens: np.ndarray, offsets: np.ndarray):
-        self.tokens, self.offsets = tokens, offsets
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, index: int) -> dict:
-        ids = self.tokens[self.offsets[index] : self.offsets[index + 1]]
-        return {"input_ids": torch.from_numpy(ids.astype(np.int64))}
-
-
 def masked_accuracy(eval_prediction) -> dict:
     """Share of masked tokens predicted right (predictions are already arg-maxed)."""
     predictions, labels = (np.asarray(part) for part in eval_prediction)
@@ -83,10 +70,7 @@ def _argmax_logits(logits, labels):
 
 def build_mlm(preset: str, kmer: int, kmer_stride: int, window_length: int, seed: int):
     """A freshly initialised BERT masked-LM of a size preset, with a k-mer tokenizer."""
-    max_positions = max(512, n_tokens(window_length, kmer, kmer_stride))
-    tokenizer = build_kmer_tokenizer(kmer, model_max_length=max_positions)
-    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=max_positions,
-                        pad_token_id=tokenizer.pad_token_id, **PRESETS[preset])
+    config, tokenizer = builtin_config(preset, kmer, kmer_stride, window_length)
     torch.manual_seed(seed)
     model = BertForMaskedLM(config)
     setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": kmer_stride})
@@ -125,8 +109,8 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
         model=model,
         args=training_arguments(pretrain_config | {"batch_size": per_process}, output_dir, seed, masked_lm=True,
                                 all_parameters_used=True),
-        train_dataset=TokenDataset(encodings["train"]["tokens"].numpy(), encodings["train"]["offsets"].numpy()),
-        eval_dataset=TokenDataset(encodings["eval"]["tokens"].numpy(), encodings["eval"]["offsets"].numpy()),
+        train_dataset=WindowDataset.from_tensors(encodings["train"]),
+        eval_dataset=WindowDataset.from_tensors(encodings["eval"]),
         data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=pretrain_config["mlm_probability"],
                                       span=kmer if stride == 1 else 1),
         processing_class=tokenizer,

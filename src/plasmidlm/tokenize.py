@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import numpy as np
 
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
+
+from plasmidlm.kmers import OTHER, base_codes, kmer_strings, place_values
 
 SPECIAL_TOKENS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
                   "mask_token": "[MASK]"}
@@ -30,10 +31,10 @@ def n_tokens(window_length: int, kmer: int, stride: int = 1) -> int:
 
 
 def kmer_vocabulary(k: int) -> dict[str, int]:
-    """The special tokens, then every k-mer of ACGT in base-4 order (A=0 … T=3)."""
+    """The special tokens, then every k-mer of ACGT in index order (`kmers.kmer_strings`)."""
     vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS.values())}
-    for letters in itertools.product("ACGT", repeat=k):
-        vocab["".join(letters)] = len(vocab)
+    for kmer in kmer_strings(k):
+        vocab[kmer] = len(vocab)
     return vocab
 
 
@@ -103,7 +104,7 @@ def encode(tokenizer, sequences, kmer: int | None, stride: int = 1, input_names=
 
 def kmer_id_table(tokenizer, k: int) -> dict | None:
     """For a plain k-mer word-level tokenizer (the built-in one, or any with the same pipeline): the id of every
-    ACGT k-mer in code order (A=0, C=1, G=2, T=3, first letter most significant), [CLS], [SEP] and [UNK], so
+    ACGT k-mer in index order (`kmers.kmer_strings`), [CLS], [SEP] and [UNK], so
     that `kmer_ids` gives its ids without building k-mer text. None for any other tokenizer (no normaliser, a
     whitespace split, a word-level model and a [CLS] $A [SEP] template are required)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -118,22 +119,17 @@ def kmer_id_table(tokenizer, k: int) -> dict | None:
             or processor.get("type") != "TemplateProcessing" or template != [cls, "A", sep]):
         return None
     vocab = spec["model"]["vocab"]
-    kmers = ["".join(letters) for letters in itertools.product("ACGT", repeat=k)]
-    return {"kmers": np.array([vocab.get(kmer, vocab[unk]) for kmer in kmers], dtype=np.int32),
+    return {"kmers": np.array([vocab.get(kmer, vocab[unk]) for kmer in kmer_strings(k)], dtype=np.int32),
             "cls": vocab[cls], "sep": vocab[sep], "unk": vocab[unk]}
-
-
-_CODES = np.full(256, 4, dtype=np.int64)
-_CODES[np.frombuffer(b"ACGT", dtype=np.uint8)] = np.arange(4)
 
 
 def kmer_ids(table: dict, sequences: list[str], k: int, stride: int = 1) -> np.ndarray:
     """Token ids [windows, tokens] of windows of one length through a `kmer_id_table`: what the tokenizer gives
     for their k-mer text. A k-mer with a letter other than A, C, G, T is [UNK], as in the tokenizer."""
-    codes = _CODES[np.frombuffer("".join(sequences).encode(), dtype=np.uint8)].reshape(len(sequences), -1)
+    codes = base_codes("".join(sequences)).reshape(len(sequences), -1)
     starts = np.arange(0, codes.shape[1] - k + 1, stride)
     windows = codes[:, starts[:, None] + np.arange(k)]  # [windows, k-mers, k]
-    index = (np.minimum(windows, 3) * 4 ** np.arange(k - 1, -1, -1)).sum(axis=-1)
-    ids = np.where((windows == 4).any(axis=-1), table["unk"], table["kmers"][index])
+    index = (np.minimum(windows, 3) * place_values(k)).sum(axis=-1)
+    ids = np.where((windows == OTHER).any(axis=-1), table["unk"], table["kmers"][index])
     ends = np.broadcast_to(np.array([table["cls"], table["sep"]], dtype=ids.dtype), (len(sequences), 2))
     return np.concatenate([ends[:, :1], ids, ends[:, 1:]], axis=1)

@@ -49,17 +49,19 @@ BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
 
 class WindowDataset(torch.utils.data.Dataset):
     """Token ids of every window, unpadded, in one flat int32 array (`tokens`, window i at
-    offsets[i]:offsets[i + 1]), and their class indices."""
+    offsets[i]:offsets[i + 1]; see `tokenize.flat_token_ids`), and their class indices; without `labels` (masked-LM
+    pretraining, whose collator makes the labels), the token ids alone."""
 
-    def __init__(self, tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
+    def __init__(self, tokens: np.ndarray, offsets: np.ndarray, labels: np.ndarray | None = None):
         self.tokens, self.offsets = tokens, offsets
-        self.labels = torch.tensor(np.asarray(labels, dtype=np.int64))
+        self.labels = None if labels is None else torch.tensor(np.asarray(labels, dtype=np.int64))
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.offsets) - 1
 
     def __getitem__(self, index: int) -> dict:
-        return {"input_ids": self.tokens[self.offsets[index] : self.offsets[index + 1]], "labels": self.labels[index]}
+        ids = self.tokens[self.offsets[index] : self.offsets[index + 1]]
+        return {"input_ids": ids} if self.labels is None else {"input_ids": ids, "labels": self.labels[index]}
 
     def set_epoch(self, epoch: int) -> None:
         """Every epoch uses all windows."""
@@ -68,15 +70,15 @@ class WindowDataset(torch.utils.data.Dataset):
         return torch.bincount(self.labels, minlength=n_classes)
 
     def tensors(self) -> dict:
-        return {"tokens": torch.from_numpy(self.tokens), "offsets": torch.from_numpy(self.offsets),
-                "labels": self.labels}
+        tensors = {"tokens": torch.from_numpy(self.tokens), "offsets": torch.from_numpy(self.offsets)}
+        return tensors if self.labels is None else tensors | {"labels": self.labels}
 
     @classmethod
     def from_tensors(cls, tensors: dict) -> WindowDataset:
         """The dataset of `tensors()` (e.g. memory-mapped from a file that rank 0 wrote)."""
         dataset = cls.__new__(cls)
         dataset.tokens, dataset.offsets = tensors["tokens"].numpy(), tensors["offsets"].numpy()
-        dataset.labels = tensors["labels"]
+        dataset.labels = tensors.get("labels")
         return dataset
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from plasmidlm import PlasmidlmError
+from plasmidlm.kmers import OTHER, base_codes
 
 WINDOW_COLUMNS = ["window_id", "plasmid_id", "label", "start", "strand", "sequence"]
 _COMPLEMENT = str.maketrans("ACGTURYSWKMBDHVN", "TGCAAYRSWMKVHDBN")
@@ -229,11 +230,6 @@ def shared_window_sequences(test_sequences, train_hashes: np.ndarray) -> int:
     return int(np.isin(sequence_hashes(test_sequences), train_hashes).sum())
 
 
-_TWO_BIT = np.full(256, 255, dtype=np.uint8)
-for _code, _base in enumerate(b"ACGT"):
-    _TWO_BIT[_base] = _code
-
-
 KMER_CHUNK = 1 << 20  # reference nucleotides whose k-mers are computed at a time (about 32 bytes per nucleotide)
 
 
@@ -243,11 +239,11 @@ def canonical_kmer_codes(sequence: str, k: int) -> np.ndarray:
 
     Built by shifting in one base at a time, so that memory is a few 8-byte integers per nucleotide, whatever k.
     """
-    codes = _TWO_BIT[np.frombuffer(sequence.encode(), dtype=np.uint8)]
+    codes = base_codes(sequence)
     n = len(codes) - k + 1
     if n <= 0:
         return np.empty(0, dtype=np.uint64)
-    invalid = np.concatenate([[0], np.cumsum(codes == 255)])
+    invalid = np.concatenate([[0], np.cumsum(codes == OTHER)])
     valid = invalid[k:] == invalid[:-k]
     forward, reverse = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
     complement = (3 - codes).astype(np.uint64)
