@@ -10,7 +10,6 @@ min_version("9.0")
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from plasmidlm.config import (
-    PRETRAINED,
     SCHEMA_PATH,
     check_config_given,
     check_references,

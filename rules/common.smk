@@ -1,6 +1,7 @@
 import json
 import re
 
+from plasmidlm import plan
 from plasmidlm.config import length_folder, window_lengths
 from plasmidlm.evidence import COMPOSITION_BASELINES
 
@@ -35,21 +36,13 @@ def length_of(wildcards):
     return LENGTH_OF_DIR[wildcards.length_dir]
 
 
-# How windows are cut (plasmidlm.windows.WindowPolicy), besides their length: the same for the held-out windows,
-# the baselines' and the pretraining's (an experiment's training windows follow its own windows section).
-WINDOW_POLICY_KEYS = ("circular", "ambiguous", "max_n_fraction")
-
-
 def window_policy(wildcards):
-    """The window policy of a job with the wildcard `length_dir`: its length and WINDOW_POLICY_KEYS."""
-    return {
-        "length": length_of(wildcards),
-        **{key: config["windows"][key] for key in WINDOW_POLICY_KEYS},
-    }
+    """The window policy (plasmidlm.plan.window_policy) of a job with the wildcard `length_dir`."""
+    return plan.window_policy(config, length_of(wildcards))
 
 
 def experiment_length(experiment):
-    return EXPERIMENTS[experiment]["windows"]["length"]
+    return plan.experiment_length(EXPERIMENTS, experiment)
 
 
 def data_dir(length):
@@ -78,12 +71,7 @@ def split_inputs(wildcards):
 
 
 def epoch_schedule(experiment):
-    settings = EXPERIMENTS[experiment]
-    if not settings["windows"]["resample_each_epoch"]:
-        return None
-    return {
-        key: settings["train"][key] for key in ("batch_size", "epochs", "max_steps")
-    }
+    return plan.epoch_schedule(EXPERIMENTS[experiment])
 
 
 def checkpoint_steps(experiment):
@@ -102,27 +90,11 @@ def checkpoint_metrics(wildcards):
 
 
 def baseline_names():
-    names = ["majority"]
-    if config["baselines"]["kmer"]["enabled"]:
-        names.append("kmer")
-    if config["baselines"]["composition"]["enabled"]:
-        names += list(COMPOSITION_BASELINES)
-    if config["baselines"]["cnn"]["enabled"]:
-        names.append("cnn")
-    if config["baselines"]["embeddings"]["enabled"]:
-        names += ["embeddings_logistic", "embeddings_cnn"]
-    return names
+    return plan.baseline_names(config)
 
 
 def cnn_experiment(length):
-    """The experiment whose training windows the one-hot CNN trains on at a window length.
-
-    baselines.cnn.experiment (default: the first) when it has that length, else the first that has it.
-    """
-    chosen = config["baselines"]["cnn"]["experiment"] or next(iter(EXPERIMENTS))
-    if experiment_length(chosen) == length:
-        return chosen
-    return next(name for name in EXPERIMENTS if experiment_length(name) == length)
+    return plan.cnn_experiment(config, EXPERIMENTS, length)
 
 
 def evidence_outputs():
@@ -141,58 +113,47 @@ def evidence_outputs():
 
 def embeddings_model_inputs(wildcards):
     """The training outputs of the model the embeddings come from, when this workflow trains it."""
-    model = config["baselines"]["embeddings"]["model"]
-    if model in EXPERIMENTS:
+    experiment = plan.embeddings_experiment(config, EXPERIMENTS)
+    if experiment:
         return {
-            "summary": f"{RUN}/{model}/model/train_summary.json",
-            "training_log": f"{RUN}/{model}/model/training_log.tsv",
+            "summary": f"{RUN}/{experiment}/model/train_summary.json",
+            "training_log": f"{RUN}/{experiment}/model/training_log.tsv",
         }
-    if model == PRETRAINED:
+    if plan.embeddings_use_pretrained(config):
         return {"pretrained": f"{RUN}/pretrain/train_summary.json"}
     return {}
 
 
 def embeddings_model():
     """The model folder of an experiment (its best checkpoint is chosen at run time), or a directory or hub id."""
-    model = config["baselines"]["embeddings"]["model"]
-    if model == PRETRAINED:
+    if plan.embeddings_use_pretrained(config):
         return PRETRAINED_MODEL
-    return f"{RUN}/{model}/model" if model in EXPERIMENTS else model
+    experiment = plan.embeddings_experiment(config, EXPERIMENTS)
+    if experiment:
+        return f"{RUN}/{experiment}/model"
+    return config["baselines"]["embeddings"]["model"]
 
 
-# PRETRAINED (from plasmidlm.config, imported by the Snakefile): model.name_or_path of experiments that
-# fine-tune the pretrain stage's model
+# The pretrain stage's model, which experiments with model.name_or_path: pretrained (plasmidlm.config.PRETRAINED)
+# fine-tune
 PRETRAINED_MODEL = f"{RUN}/pretrain/model"
 
 
 def uses_pretraining():
-    return config["baselines"]["embeddings"]["model"] == PRETRAINED or any(
-        settings["model"]["name_or_path"] == PRETRAINED
-        for settings in EXPERIMENTS.values()
-    )
+    return plan.uses_pretraining(config, EXPERIMENTS)
 
 
 def experiment_model(experiment):
-    """An experiment's model config; "pretrained" becomes the pretrain stage's model and its tokenizer."""
-    model = EXPERIMENTS[experiment]["model"]
-    if model["name_or_path"] != PRETRAINED:
-        return model
-    pretrain = config["pretrain"]
-    return model | {
-        "name_or_path": PRETRAINED_MODEL,
-        "kmer": pretrain["kmer"],
-        "kmer_stride": pretrain["kmer_stride"],
-    }
+    return plan.experiment_model(config, EXPERIMENTS[experiment], PRETRAINED_MODEL)
 
 
 def pretrained_inputs(wildcards):
-    if EXPERIMENTS[wildcards.experiment]["model"]["name_or_path"] == PRETRAINED:
+    if plan.fine_tunes_pretrained(EXPERIMENTS[wildcards.experiment]):
         return {"pretrained": f"{RUN}/pretrain/train_summary.json"}
     return {}
 
 
 from plasmidlm import resources as job_resources
-from plasmidlm.checkpoints import epochs_to_draw
 
 
 def memory(job, counts=None):
@@ -222,21 +183,19 @@ def minutes(job, counts=None):
 
 def drawn_epochs(experiment, split):
     """Epochs of training windows an experiment draws: those training runs when fresh each epoch, otherwise 1."""
-    schedule = epoch_schedule(experiment)
-    if schedule is None:
-        return 1
-    per_epoch = (
-        job_resources.training_plasmids(split)
-        * EXPERIMENTS[experiment]["windows"]["per_plasmid"]
+    return plan.drawn_epochs(
+        EXPERIMENTS[experiment], job_resources.training_plasmids(split)
     )
-    return epochs_to_draw(per_epoch, **schedule)
 
 
 def drawn_training_windows(wildcards, input):
     """Training windows of one epoch (the data stage draws and writes fresh ones epoch by epoch)."""
-    settings = EXPERIMENTS[wildcards.experiment]
     plasmids = job_resources.training_plasmids(input.split)
-    return {"windows": plasmids * settings["windows"]["per_plasmid"]}
+    return {
+        "windows": plan.training_windows_per_epoch(
+            EXPERIMENTS[wildcards.experiment], plasmids
+        )
+    }
 
 
 def training_windows_passes(wildcards, input):

@@ -23,7 +23,7 @@ rule pretrain:
             for key, value in config["pretrain"].items()
             if key != "extra_fasta"
         },
-        windows={key: config["windows"][key] for key in ("length", *WINDOW_POLICY_KEYS)},
+        windows=plan.window_policy(config, config["windows"]["length"]),
         seed=config["seed"],
         output_dir=lambda wildcards, output: os.path.dirname(output.summary),
     script:
