@@ -219,7 +219,7 @@ def pretraining_windows(wildcards, input):
 
 def kmer_baseline_features(wildcards, input):
     kmer = config["baselines"]["kmer"]
-    windows = job_resources.training_plasmids(input.split) * kmer["windows_per_plasmid"]
-    if kmer["max_windows"]:
-        windows = min(windows, kmer["max_windows"])
+    windows = plan.baseline_training_windows(
+        kmer, job_resources.training_plasmids(input.split)
+    )
     return {"features": job_resources.kmer_features_mb(windows, kmer["k"])}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from plasmidlm import plan
 from plasmidlm.evidence import COMPOSITION_BASELINES
+from plasmidlm.windows import capped_counts
 
 
 def experiment(length=100, name_or_path="builtin", resample=False, per_plasmid=8, epochs=4, max_steps=None,
@@ -120,3 +122,16 @@ def test_an_experiment_on_the_pretrained_model_takes_its_path_and_tokenizer():
     assert plan.experiment_model(run_config(), settings, "results/demo/pretrain/model") == {
         "name_or_path": "results/demo/pretrain/model", "kmer": 4, "kmer_stride": 2, "preset": "small"}
     assert settings["model"]["name_or_path"] == "pretrained"  # the resolved experiment is left as it was
+
+
+@pytest.mark.parametrize(("per_plasmid", "max_windows", "expected"), [
+    (8, None, 80),  # no cap
+    (8, 100, 80),  # under the cap
+    (8, 50, 50),  # capped
+    (8, 80, 80),  # at the cap
+])
+def test_baseline_training_windows_are_those_capped_counts_draws(per_plasmid, max_windows, expected):
+    baseline = {"windows_per_plasmid": per_plasmid, "max_windows": max_windows}
+    assert plan.baseline_training_windows(baseline, training_plasmids=10) == expected
+    drawn = capped_counts([f"p{i}" for i in range(10)], per_plasmid, max_windows, np.random.default_rng(0))
+    assert sum(drawn.values()) == expected

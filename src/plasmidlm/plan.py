@@ -102,3 +102,10 @@ def experiment_model(config: dict, settings: dict, pretrained_model: str) -> dic
         "kmer": pretrain["kmer"],
         "kmer_stride": pretrain["kmer_stride"],
     }
+
+
+def baseline_training_windows(baseline: dict, training_plasmids: int) -> int:
+    """The training windows a baseline with `windows_per_plasmid` and `max_windows` (k-mer, CNN) draws in all:
+    as many per plasmid, at most max_windows (plasmidlm.windows.capped_counts)."""
+    windows = training_plasmids * baseline["windows_per_plasmid"]
+    return min(windows, baseline["max_windows"]) if baseline["max_windows"] else windows
