@@ -10,6 +10,7 @@ run_logged(
     predict_config=snakemake.params.predict,
     batch_size=snakemake.params.batch_size,
     trust_remote_code=snakemake.params.trust_remote_code,
+    out_windows=snakemake.output.windows,
     out_sequences=snakemake.output.sequences,
     evidence=snakemake.input.evidence[0] if snakemake.input.evidence else None,
 )

@@ -16,14 +16,15 @@ def _log(message: str) -> None:
 
 
 def _predict(args) -> None:
-    from plasmidlm.predict import predict_fasta
+    from plasmidlm.predict import predict_fasta, prediction_paths
 
-    summary = predict_fasta(args.model, args.fasta, args.out, stride=args.stride, batch_size=args.batch_size,
-                            both_strands=args.both_strands, window_length=args.window_length,
-                            trust_remote_code=args.trust_remote_code, temperature=args.temperature,
-                            min_confidence=args.min_confidence, log=_log)
+    out_windows, out_sequences = prediction_paths(args.out)
+    summary = predict_fasta(args.model, args.fasta, out_windows, out_sequences, stride=args.stride,
+                            batch_size=args.batch_size, both_strands=args.both_strands,
+                            window_length=args.window_length, trust_remote_code=args.trust_remote_code,
+                            temperature=args.temperature, min_confidence=args.min_confidence, log=_log)
     print(f"{summary['sequences']} sequence(s) classified from {summary['windows']} window(s); "
-          f"wrote {args.out}.sequences.tsv and {args.out}.windows.tsv.gz")
+          f"wrote {out_sequences} and {out_windows}")
 
 
 def _embed(args) -> None:

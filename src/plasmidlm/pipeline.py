@@ -745,8 +745,8 @@ def kmer_evidence(*, fasta, split_path, shuffled_windows, tiles_path, contigs_pa
     io.write_json({"shuffled": _headline_levels(metrics)}, out_json)
 
 
-def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, trust_remote_code: bool, out_sequences,
-                      evidence=None, log=_noop):
+def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, trust_remote_code: bool, out_windows,
+                      out_sequences, evidence=None, log=_noop):
     """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation).
 
     With `evidence` (that checkpoint's evidence metrics.json) and `predict.calibrated`, probabilities are
@@ -760,9 +760,8 @@ def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, t
     if evidence is not None and predict_config["calibrated"]:
         temperature = io.read_json(evidence)["calibration"]["temperature"]
         log(f"calibrated with temperature {temperature:.4f} (fitted on the validation windows)")
-    out_prefix = str(out_sequences).removesuffix(".sequences.tsv")
-    predict_fasta(Path(model_dir) / f"checkpoint-{step}", fasta, out_prefix, stride=predict_config["stride"],
-                  batch_size=batch_size, both_strands=predict_config["both_strands"],
+    predict_fasta(Path(model_dir) / f"checkpoint-{step}", fasta, out_windows, out_sequences,
+                  stride=predict_config["stride"], batch_size=batch_size, both_strands=predict_config["both_strands"],
                   trust_remote_code=trust_remote_code, temperature=temperature,
                   min_confidence=predict_config["min_confidence"], log=log)
 

@@ -124,10 +124,16 @@ def _format(values) -> list[str]:
     return [f"{value:.6g}" for value in values]
 
 
-def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int | None = None,
-                  both_strands: bool = False, window_length: int | None = None, trust_remote_code: bool = False,
-                  temperature: float = 1.0, min_confidence: float | None = None, log=print) -> dict:
-    """Write `<out_prefix>.windows.tsv.gz` (per window) and `<out_prefix>.sequences.tsv` (per sequence).
+def prediction_paths(out_prefix) -> tuple[str, str]:
+    """The per-window and per-sequence tables `plasmidlm predict --out PREFIX` writes."""
+    return f"{out_prefix}.windows.tsv.gz", f"{out_prefix}.sequences.tsv"
+
+
+def predict_fasta(model_dir, fasta, out_windows, out_sequences, stride: int | None = None,
+                  batch_size: int | None = None, both_strands: bool = False, window_length: int | None = None,
+                  trust_remote_code: bool = False, temperature: float = 1.0, min_confidence: float | None = None,
+                  log=print) -> dict:
+    """Write `out_windows` (per window, gzipped TSV) and `out_sequences` (per sequence, TSV), both or neither.
 
     Windows have the model's training length (read from the model directory) and start every `stride`
     nt (default: one window length). Window probabilities are calibrated by `temperature` (logits / T); a
@@ -143,7 +149,7 @@ def predict_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch
 
     short: list = []
     n_sequences = n_windows = 0
-    with io.atomic_paths(f"{out_prefix}.windows.tsv.gz", f"{out_prefix}.sequences.tsv") as (windows_tmp, sequences_tmp):
+    with io.atomic_paths(out_windows, out_sequences) as (windows_tmp, sequences_tmp):
         with gzip.open(windows_tmp, "wt", newline="") as window_handle, \
                 open(sequences_tmp, "w", newline="") as sequence_handle:
             window_writer = csv.writer(window_handle, delimiter="\t", lineterminator="\n")
