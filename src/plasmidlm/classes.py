@@ -32,12 +32,26 @@ def select_classes(
     counts = class_counts(table)
     counts = counts[counts["plasmids"] >= min_plasmids].reset_index(drop=True)
     counts["rank"] = range(1, len(counts) + 1)
+    chosen = _chosen_labels(counts, select, k, ranks, names, min_plasmids)
+    if len(chosen) < 2:
+        raise PlasmidlmError(
+            f"config classes: selection leaves {len(chosen)} class(es); at least 2 are needed "
+            f"(available: {', '.join(f'{name} ({n})' for name, n in zip(counts['label'], counts['plasmids']))})"
+        )
+    counts["selected"] = counts["label"].isin(chosen)
+    selected = table[table["label"].isin(chosen)].reset_index(drop=True)
+    return selected, counts
+
+
+def _chosen_labels(counts: pd.DataFrame, select: str, k: int | None, ranks: list[int] | None,
+                   names: list[str] | None, min_plasmids: int) -> set[str]:
+    """The labels that `select` picks from the ranked classes in `counts`."""
     if select == "all":
-        chosen = set(counts["label"])
+        return set(counts["label"])
     elif select == "top":
         if not k:
             raise PlasmidlmError("config classes.k: required (a positive integer) when classes.select is 'top'")
-        chosen = set(counts["label"].head(k))
+        return set(counts["label"].head(k))
     elif select == "ranks":
         if not ranks:
             raise PlasmidlmError("config classes.ranks: required when classes.select is 'ranks'")
@@ -47,7 +61,7 @@ def select_classes(
                 f"config classes.ranks: rank {too_high[0]} requested but only {len(counts)} "
                 f"classes have at least {min_plasmids} plasmid(s)"
             )
-        chosen = set(counts.loc[counts["rank"].isin(ranks), "label"])
+        return set(counts.loc[counts["rank"].isin(ranks), "label"])
     elif select == "list":
         missing = [name for name in names or [] if name not in set(counts["label"])]
         if missing:
@@ -55,14 +69,6 @@ def select_classes(
                 f"config classes.names: class {missing[0]!r} not found among labels with at least "
                 f"{min_plasmids} plasmid(s) (have: {', '.join(counts['label'])})"
             )
-        chosen = set(names or [])
+        return set(names or [])
     else:
         raise PlasmidlmError(f"config classes.select: unknown value {select!r}")
-    if len(chosen) < 2:
-        raise PlasmidlmError(
-            f"config classes: selection leaves {len(chosen)} class(es); at least 2 are needed "
-            f"(available: {', '.join(f'{name} ({n})' for name, n in zip(counts['label'], counts['plasmids']))})"
-        )
-    counts["selected"] = counts["label"].isin(chosen)
-    selected = table[table["label"].isin(chosen)].reset_index(drop=True)
-    return selected, counts

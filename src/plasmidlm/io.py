@@ -232,7 +232,32 @@ def validate_inputs(
     (`short_sequences="skip"`) or an error (`"error"`).
     """
     label_table = read_labels(labels, id_column, label_column)
-    label_of = dict(zip(label_table["id"], label_table["label"]))
+    rows, seen, short = _usable_records(fasta, labels, dict(zip(label_table["id"], label_table["label"])),
+                                        min_length, short_sequences)
+    unmatched = [record_id for record_id in label_table["id"] if record_id not in seen]
+    if unmatched and labels_without_sequence == "error":
+        raise PlasmidlmError(
+            f"{labels}: record {unmatched[0]}: label without a sequence in {fasta} "
+            f"({len(unmatched)} such record(s))"
+        )
+    table = pd.DataFrame(rows, columns=["id", "label", "length"])
+    summary = {
+        "fasta": str(fasta),
+        "labels": str(labels),
+        "sequences": len(seen),
+        "usable": len(table),
+        "skipped_short": len(short),
+        "skipped_short_by_label": dict(sorted(Counter(short).items())),
+        "labels_without_sequence": len(unmatched),
+        "total_length": int(table["length"].sum()),
+    }
+    return table, summary
+
+
+def _usable_records(fasta: str | Path, labels: str | Path, label_of: dict[str, str], min_length: int,
+                    short_sequences: str) -> tuple[list[tuple[str, str, int]], set[str], list[str]]:
+    """Read `fasta` against the labels: the (id, label, length) of each usable record, the IDs seen, and the label
+    of each sequence skipped as shorter than `min_length`."""
     rows, seen, short, longest = [], set(), [], 0
     for record_id, sequence in iter_fasta(fasta):
         if record_id in seen:
@@ -259,21 +284,4 @@ def validate_inputs(
             f"{fasta}: all {len(seen)} sequences are shorter than the window length {min_length} nt "
             f"(windows.length); the longest is {longest:,} nt"
         )
-    unmatched = [record_id for record_id in label_table["id"] if record_id not in seen]
-    if unmatched and labels_without_sequence == "error":
-        raise PlasmidlmError(
-            f"{labels}: record {unmatched[0]}: label without a sequence in {fasta} "
-            f"({len(unmatched)} such record(s))"
-        )
-    table = pd.DataFrame(rows, columns=["id", "label", "length"])
-    summary = {
-        "fasta": str(fasta),
-        "labels": str(labels),
-        "sequences": len(seen),
-        "usable": len(table),
-        "skipped_short": len(short),
-        "skipped_short_by_label": dict(sorted(Counter(short).items())),
-        "labels_without_sequence": len(unmatched),
-        "total_length": int(table["length"].sum()),
-    }
-    return table, summary
+    return rows, seen, short

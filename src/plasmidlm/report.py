@@ -513,25 +513,66 @@ def _window_length_html(table: pd.DataFrame, lengths: list[int]) -> list[str]:
 
 
 def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], config: dict) -> str:
-    classes_table = io.read_table(run_dir / "data" / "classes.tsv")
-    split_summary = io.read_table(run_dir / "data" / "split_summary.tsv")
-    split_info = io.read_json(run_dir / "data" / "split.json")
-    validation = io.read_json(run_dir / "data" / "validate.json")
-    provenance = io.read_json(run_dir / "provenance.json")
     resolved = _resolved_experiments(config, experiments)
     lengths = {name: settings["windows"]["length"] for name, settings in resolved.items()}
     all_lengths = sorted(set(lengths.values()))
     default_length = config["windows"]["length"]
-    leakage = pd.DataFrame([{**_leakage_row(name, io.read_json(run_dir / name / "leakage.json")),
-                             "window_length": lengths[name]} for name in experiments])
+    body = [
+        f"<h1>plasmidlm report: {html.escape(config['run_name'])}</h1>",
+        f'<p class="muted">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by plasmidlm '
+        f"{html.escape(__version__)}.</p>",
+        _summary_section(table),
+        *_window_length_html(table, all_lengths),
+        _section("Test metrics per checkpoint", "".join(
+            accuracy_plot(rows, metric, length if len(all_lengths) > 1 else None)
+            for length, rows in _by_length(table) for metric in ("accuracy", "balanced_accuracy"))),
+        *_controls_html(run_dir, table, lengths, default_length),
+        *_contig_lengths_html(run_dir, lengths, default_length),
+        _data_section(run_dir, config, resolved, all_lengths),
+        _leakage_section(run_dir, experiments, lengths, all_lengths),
+        _confusion_section(run_dir, table),
+        _section("Training", training_plot(
+            {name: run_dir / name / "model" / "training_log.tsv" for name in experiments})),
+        *_pretraining_section(run_dir),
+        _section("All checkpoints", _paragraph(
+            "Every checkpoint on the same test windows; eval_seconds and windows_per_second are the cost of "
+            "scoring them.") + _table_html(table[[column for column in table.columns if "_ci_" not in column]])),
+        _provenance_section(run_dir, config),
+    ]
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plasmidlm report: '
+            f"{html.escape(config['run_name'])}</title><style>{STYLE}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")
+
+
+def _best_checkpoints(table: pd.DataFrame) -> pd.DataFrame:
     fine_tuned = table[table["kind"] == "fine-tuned"]
-    best = fine_tuned[fine_tuned["best"]]
-    chosen = pd.concat([best, table[table["kind"] == "baseline"]]).sort_values("window_length", kind="stable")
+    return fine_tuned[fine_tuned["best"]]
+
+
+def _summary_section(table: pd.DataFrame) -> str:
+    """Each experiment's best checkpoint beside the baselines, with intervals, and the composition verdicts."""
+    chosen = (pd.concat([_best_checkpoints(table), table[table["kind"] == "baseline"]])
+              .sort_values("window_length", kind="stable"))
     summary_table = chosen[["experiment", "kind", "window_length", "checkpoint", "val_accuracy"]].copy()
     for level in LEVELS:
         for name in ("accuracy", "balanced_accuracy", "auroc"):
             summary_table[f"{level} {name.replace('_', ' ')} [95% CI]"] = _with_interval(chosen, f"{level}_{name}")
     summary_table["plasmid majority-vote accuracy"] = chosen["plasmid_vote_accuracy"]
+    return _section("Best checkpoints and baselines", _paragraph(
+        "The best checkpoint of each experiment is the one with the highest validation accuracy "
+        "(window level, fixed validation windows from validation plasmids); test metrics never choose it. "
+        "Plasmid level = mean of a plasmid's window probabilities; majority vote = the class most of its "
+        "windows predict. Intervals: 95% percentile bootstrap over test plasmids (a plasmid's windows are "
+        "resampled together, since they are not independent).") + _table_html(summary_table)
+        + "".join(_paragraph(sentence) for sentence in composition_verdicts(table)))
+
+
+def _data_section(run_dir: Path, config: dict, resolved: dict, all_lengths: list[int]) -> str:
+    """The input sequences, the classes, the split and the windows of each experiment."""
+    classes_table = io.read_table(run_dir / "data" / "classes.tsv")
+    split_summary = io.read_table(run_dir / "data" / "split_summary.tsv")
+    split_info = io.read_json(run_dir / "data" / "split.json")
+    validation = io.read_json(run_dir / "data" / "validate.json")
     windows = config["windows"]
     experiment_rows = pd.DataFrame([
         {"experiment": name, **{f"windows.{key}": value for key, value in settings["windows"].items()
@@ -539,13 +580,25 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
          "model": settings["model"]["name_or_path"], "learning_rate": settings["train"]["learning_rate"],
          "epochs": settings["train"]["epochs"]}
         for name, settings in resolved.items()])
-    confusion = []
-    for _, row in best.iterrows():
-        checkpoint_eval = run_dir / row["experiment"] / "eval" / f"checkpoint-{row['checkpoint']}"
-        metrics = io.read_json(checkpoint_eval / "metrics.json")
-        for level in LEVELS:
-            confusion.append(confusion_plot(metrics[level]["confusion_matrix"], metrics["classes"],
-                                            f"{row['experiment']} step {row['checkpoint']}: {level}"))
+    return _section("Data", _paragraph(
+        f"{validation['usable']} usable sequences ({validation['total_length']:,} nt) from "
+        f"{validation['fasta']}; {validation['skipped_short']} skipped as shorter than a window.")
+        + "<h3>Classes</h3>" + _table_html(classes_table)
+        + "<h3>Plasmids per split</h3>" + _paragraph(_split_text(split_info)) + _table_html(split_summary)
+        + "<h3>Windows</h3>" + _paragraph(
+            f"Window length {', '.join(f'{length}' for length in all_lengths)} nt; {windows['val_count']} "
+            f"validation and {windows['test_count']} test windows"
+            + (" of each length" if len(all_lengths) > 1 else "")
+            + ", fixed and shared by every experiment and checkpoint"
+            + (" of that length" if len(all_lengths) > 1 else "")
+            + ", balanced across classes and across the plasmids of a class.")
+        + _table_html(experiment_rows))
+
+
+def _leakage_section(run_dir: Path, experiments: list[str], lengths: dict[str, int], all_lengths: list[int]) -> str:
+    """Test windows shared with, or k-mer-covered by, each experiment's training data."""
+    leakage = pd.DataFrame([{**_leakage_row(name, io.read_json(run_dir / name / "leakage.json")),
+                             "window_length": lengths[name]} for name in experiments])
     shared = ", ".join(f"{row.experiment}: {row.test_windows_shared_with_train} of {row.test_windows} "
                        f"({row.test_windows_shared_fraction:.1%})" for row in leakage.itertuples())
     near_copies = (
@@ -555,58 +608,33 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
         "near-identical plasmids recur across isolates, so a split by ID alone overstates accuracy. Read "
         "accuracy with this share in mind."
     )
-    body = [
-        f"<h1>plasmidlm report: {html.escape(config['run_name'])}</h1>",
-        f'<p class="muted">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by plasmidlm '
-        f"{html.escape(__version__)}.</p>",
-        _section("Best checkpoints and baselines", _paragraph(
-            "The best checkpoint of each experiment is the one with the highest validation accuracy "
-            "(window level, fixed validation windows from validation plasmids); test metrics never choose it. "
-            "Plasmid level = mean of a plasmid's window probabilities; majority vote = the class most of its "
-            "windows predict. Intervals: 95% percentile bootstrap over test plasmids (a plasmid's windows are "
-            "resampled together, since they are not independent).") + _table_html(summary_table)
-            + "".join(_paragraph(sentence) for sentence in composition_verdicts(table))),
-        *_window_length_html(table, all_lengths),
-        _section("Test metrics per checkpoint", "".join(
-            accuracy_plot(rows, metric, length if len(all_lengths) > 1 else None)
-            for length, rows in _by_length(table) for metric in ("accuracy", "balanced_accuracy"))),
-        *_controls_html(run_dir, table, lengths, default_length),
-        *_contig_lengths_html(run_dir, lengths, default_length),
-        _section("Data", _paragraph(
-            f"{validation['usable']} usable sequences ({validation['total_length']:,} nt) from "
-            f"{validation['fasta']}; {validation['skipped_short']} skipped as shorter than a window.")
-            + "<h3>Classes</h3>" + _table_html(classes_table)
-            + "<h3>Plasmids per split</h3>" + _paragraph(_split_text(split_info)) + _table_html(split_summary)
-            + "<h3>Windows</h3>" + _paragraph(
-                f"Window length {', '.join(f'{length}' for length in all_lengths)} nt; {windows['val_count']} "
-                f"validation and {windows['test_count']} test windows"
-                + (" of each length" if len(all_lengths) > 1 else "")
-                + ", fixed and shared by every experiment and checkpoint"
-                + (" of that length" if len(all_lengths) > 1 else "")
-                + ", balanced across classes and across the plasmids of a class.")
-            + _table_html(experiment_rows)),
-        _section("Leakage check", _paragraph(
-            "Passed: no test plasmid is in the training windows or the validation split (the pipeline "
-            f"fails otherwise). Test windows whose exact sequence (either strand) also occurs among an "
-            f"experiment's training windows: {shared}.") + _paragraph(near_copies)
-            + _table_html(leakage.drop(columns="by_class"))),
-        _section("Confusion matrices of the best checkpoints", f'<div class="grid">{"".join(confusion)}</div>'),
-        _section("Training", training_plot(
-            {name: run_dir / name / "model" / "training_log.tsv" for name in experiments})),
-        *_pretraining_section(run_dir),
-        _section("All checkpoints", _paragraph(
-            "Every checkpoint on the same test windows; eval_seconds and windows_per_second are the cost of "
-            "scoring them.") + _table_html(table[[column for column in table.columns if "_ci_" not in column]])),
-        _section("Provenance", "<h3>Package versions</h3>" + _table_html(
-            pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"]))
-            + "<h3>Inputs</h3>" + _table_html(pd.DataFrame(
-                [{"input": name, **value} for name, value in provenance["inputs"].items()]))
-            + "<h3>Configuration</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>"
-            + _set_aside_html(run_dir)),
-    ]
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plasmidlm report: '
-            f"{html.escape(config['run_name'])}</title><style>{STYLE}</style></head><body>"
-            + "\n".join(body) + "</body></html>\n")
+    return _section("Leakage check", _paragraph(
+        "Passed: no test plasmid is in the training windows or the validation split (the pipeline "
+        f"fails otherwise). Test windows whose exact sequence (either strand) also occurs among an "
+        f"experiment's training windows: {shared}.") + _paragraph(near_copies)
+        + _table_html(leakage.drop(columns="by_class")))
+
+
+def _confusion_section(run_dir: Path, table: pd.DataFrame) -> str:
+    confusion = []
+    for _, row in _best_checkpoints(table).iterrows():
+        checkpoint_eval = run_dir / row["experiment"] / "eval" / f"checkpoint-{row['checkpoint']}"
+        metrics = io.read_json(checkpoint_eval / "metrics.json")
+        for level in LEVELS:
+            confusion.append(confusion_plot(metrics[level]["confusion_matrix"], metrics["classes"],
+                                            f"{row['experiment']} step {row['checkpoint']}: {level}"))
+    return _section("Confusion matrices of the best checkpoints", f'<div class="grid">{"".join(confusion)}</div>')
+
+
+def _provenance_section(run_dir: Path, config: dict) -> str:
+    """Package versions, input checksums, the configuration and any checkpoints set aside."""
+    provenance = io.read_json(run_dir / "provenance.json")
+    return _section("Provenance", "<h3>Package versions</h3>" + _table_html(
+        pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"]))
+        + "<h3>Inputs</h3>" + _table_html(pd.DataFrame(
+            [{"input": name, **value} for name, value in provenance["inputs"].items()]))
+        + "<h3>Configuration</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>"
+        + _set_aside_html(run_dir))
 
 
 def _set_aside_html(run_dir: Path) -> str:
