@@ -457,19 +457,25 @@ def _baseline_training_windows(fasta, plasmids: pd.DataFrame, policy: WindowPoli
     return train
 
 
-def kmer_baseline(*, fasta, split_path, test_windows, kmer_config: dict, windows_config: dict, n_bootstrap: int,
-                  seed: int, out_metrics, out_predictions, log=_noop):
-    """k-mer frequencies + logistic regression, trained on random windows of the training plasmids (cut as
-    `windows_config` says: length, circular, ambiguous, max_n_fraction)."""
+def _fitted_kmer_baseline(fasta, split_path, kmer_config: dict, windows_config: dict, seed: int, log):
+    """The k-mer baseline's logistic regression on k-mer frequencies of random windows of the training plasmids
+    (cut as `windows_config` says: length, circular, ambiguous, max_n_fraction), and its training windows."""
     from plasmidlm import baselines
 
     plasmids = _split_plasmids(split_path, "train")
-    classes = classes_of_split(io.read_table(split_path))
     train = _baseline_training_windows(fasta, plasmids, WindowPolicy.from_config(windows_config), config=kmer_config,
                                        seed=(seed, "baseline", "kmer"), what="kmer", log=log)
     features = baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"])
-    model = baselines.fit_logistic(features, train["label"], kmer_config["C"], seed)
-    del features
+    return baselines.fit_logistic(features, train["label"], kmer_config["C"], seed), train
+
+
+def kmer_baseline(*, fasta, split_path, test_windows, kmer_config: dict, windows_config: dict, n_bootstrap: int,
+                  seed: int, out_metrics, out_predictions, log=_noop):
+    """k-mer frequencies + logistic regression (`_fitted_kmer_baseline`), scored on the test windows."""
+    from plasmidlm import baselines
+
+    classes = classes_of_split(io.read_table(split_path))
+    model, train = _fitted_kmer_baseline(fasta, split_path, kmer_config, windows_config, seed, log)
     test = io.read_table(test_windows)
     proba = baselines.logistic_proba(model, baselines.kmer_frequencies(test["sequence"].tolist(), kmer_config["k"]),
                                      classes)
@@ -715,19 +721,14 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
 
 def kmer_evidence(*, fasta, split_path, shuffled_windows, tiles_path, contigs_path, kmer_config: dict,
                   windows_config: dict, n_bootstrap: int, seed: int, out_json, out_contig_lengths, log=_noop):
-    """The k-mer baseline (refitted as kmer_baseline fits it) on the shuffled test windows and per contig length."""
+    """The k-mer baseline (fitted again, as kmer_baseline fits it) on the shuffled test windows and per contig
+    length."""
     from plasmidlm import baselines
     from plasmidlm.metrics import evaluate_predictions, predictions_table
 
-    plasmids = _split_plasmids(split_path, "train")
     classes = classes_of_split(io.read_table(split_path))
-    policy = WindowPolicy.from_config(windows_config)
-    length = policy.length
-    train = draw_windows(io.iter_fasta(fasta), plasmids, policy, per_plasmid=kmer_config["windows_per_plasmid"],
-                         seed=(seed, "baseline", "kmer"))
-    _check_drawn(train, plasmids, "kmer baseline training", policy, log)
-    model = baselines.fit_logistic(baselines.kmer_frequencies(train["sequence"].tolist(), kmer_config["k"]),
-                                   train["label"], kmer_config["C"], seed)
+    length = windows_config["length"]
+    model, _ = _fitted_kmer_baseline(fasta, split_path, kmer_config, windows_config, seed, log)
 
     def score(sequences):
         return baselines.logistic_proba(model, baselines.kmer_frequencies(sequences.tolist(), kmer_config["k"]),
