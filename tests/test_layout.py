@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import PurePosixPath
 
 import yaml
 
@@ -12,6 +13,7 @@ from conftest import REPO_ROOT, snakemake
 from plasmidlm import layout
 from plasmidlm.config import BASELINE_NAMES
 from plasmidlm.evidence import COMPOSITION_BASELINES
+from plasmidlm.manifest import UNLISTED
 
 RUN = "results/demo"
 
@@ -96,4 +98,8 @@ def test_the_demos_declared_outputs_are_the_layouts_paths():
     logs = {path for line in re.findall(r"^\s+log: (.+)$", result.stdout, flags=re.MULTILINE)
             for path in line.split(", ")}
     assert logs and all(path.startswith(layout.log(layout.run_folder(run_name), "")[:-len(".log")]) for path in logs)
-    assert layout.manifest_log(layout.run_folder(run_name)) in logs
+    run = layout.run_folder(run_name)
+    assert layout.manifest_log(run) in logs
+    # what the manifest leaves out is the manifest rule's own output and log
+    assert {PurePosixPath(path).relative_to(run) for path in (layout.manifest(run), layout.manifest_log(run))} \
+        == UNLISTED
