@@ -9,6 +9,7 @@ min_version("9.0")
 # workflow_scripts/plasmidlm -> ../src/plasmidlm (Snakemake puts a script's folder on sys.path).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
+from plasmidlm import layout
 from plasmidlm.config import (
     SCHEMA_PATH,
     check_config_given,
@@ -25,7 +26,7 @@ check_config_given(config)
 validate(config, str(SCHEMA_PATH))
 check_references(config)
 EXPERIMENTS = resolve_experiments(config)
-RUN = f"results/{config['run_name']}"
+RUN = layout.run_folder(config["run_name"])
 
 
 include: "rules/common.smk"
@@ -43,12 +44,12 @@ include: "rules/manifest.smk"
 rule all:
     default_target: True
     input:
-        f"{RUN}/report/report.html",
-        f"{RUN}/report/comparison.tsv",
+        layout.report_html(RUN),
+        layout.comparison(RUN),
         expand(
-            f"{RUN}/predict/{{sample}}/{{experiment}}.sequences.tsv",
+            PREDICTED_SEQUENCES,
             sample=config["predict"]["fasta"],
             experiment=EXPERIMENTS,
         ),
         # written last: rule manifest waits for every other file listed here
-        f"{RUN}/manifest.tsv",
+        layout.manifest(RUN),

@@ -1,13 +1,15 @@
 rule kmer_baseline:
     input:
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
+        split=layout.data_file(RUN, "split.tsv"),
+        test=layout.data_file(RUN, "test_windows.tsv.gz", "{length_dir}"),
     output:
-        metrics=f"{RUN}/baselines/{{length_dir}}kmer/metrics.json",
-        predictions=f"{RUN}/baselines/{{length_dir}}kmer/predictions.tsv.gz",
+        metrics=layout.baseline_metrics(RUN, "{length_dir}", "kmer"),
+        predictions=layout.baseline_file(
+            RUN, "{length_dir}", "kmer", "predictions.tsv.gz"
+        ),
     log:
-        f"{RUN}/logs/baselines/{{length_dir}}kmer.log",
+        layout.log(RUN, "baselines/{length_dir}kmer"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -25,13 +27,15 @@ rule kmer_baseline:
 
 rule majority_baseline:
     input:
-        split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
+        split=layout.data_file(RUN, "split.tsv"),
+        test=layout.data_file(RUN, "test_windows.tsv.gz", "{length_dir}"),
     output:
-        metrics=f"{RUN}/baselines/{{length_dir}}majority/metrics.json",
-        predictions=f"{RUN}/baselines/{{length_dir}}majority/predictions.tsv.gz",
+        metrics=layout.baseline_metrics(RUN, "{length_dir}", "majority"),
+        predictions=layout.baseline_file(
+            RUN, "{length_dir}", "majority", "predictions.tsv.gz"
+        ),
     log:
-        f"{RUN}/logs/baselines/{{length_dir}}majority.log",
+        layout.log(RUN, "baselines/{length_dir}majority"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -49,15 +53,21 @@ rule embeddings_baseline:
     input:
         unpack(embeddings_model_inputs),
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
+        split=layout.data_file(RUN, "split.tsv"),
+        test=layout.data_file(RUN, "test_windows.tsv.gz", "{length_dir}"),
     output:
-        logistic_metrics=f"{RUN}/baselines/{{length_dir}}embeddings_logistic/metrics.json",
-        logistic_predictions=f"{RUN}/baselines/{{length_dir}}embeddings_logistic/predictions.tsv.gz",
-        cnn_metrics=f"{RUN}/baselines/{{length_dir}}embeddings_cnn/metrics.json",
-        cnn_predictions=f"{RUN}/baselines/{{length_dir}}embeddings_cnn/predictions.tsv.gz",
+        logistic_metrics=layout.baseline_metrics(
+            RUN, "{length_dir}", "embeddings_logistic"
+        ),
+        logistic_predictions=layout.baseline_file(
+            RUN, "{length_dir}", "embeddings_logistic", "predictions.tsv.gz"
+        ),
+        cnn_metrics=layout.baseline_metrics(RUN, "{length_dir}", "embeddings_cnn"),
+        cnn_predictions=layout.baseline_file(
+            RUN, "{length_dir}", "embeddings_cnn", "predictions.tsv.gz"
+        ),
     log:
-        f"{RUN}/logs/baselines/{{length_dir}}embeddings.log",
+        layout.log(RUN, "baselines/{length_dir}embeddings"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2
@@ -79,11 +89,11 @@ rule embeddings_baseline:
 rule composition_baselines:
     input:
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
+        split=layout.data_file(RUN, "split.tsv"),
+        test=layout.data_file(RUN, "test_windows.tsv.gz", "{length_dir}"),
     output:
         **{
-            f"{name}_{kind}": f"{RUN}/baselines/{{length_dir}}{name}/{file}"
+            f"{name}_{kind}": layout.baseline_file(RUN, "{length_dir}", name, file)
             for name in COMPOSITION_BASELINES
             for kind, file in (
                 ("metrics", "metrics.json"),
@@ -91,7 +101,7 @@ rule composition_baselines:
             )
         },
     log:
-        f"{RUN}/logs/baselines/{{length_dir}}composition.log",
+        layout.log(RUN, "baselines/{length_dir}composition"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -109,17 +119,23 @@ rule composition_baselines:
 
 rule cnn_baseline:
     input:
-        train=lambda wildcards: f"{RUN}/{cnn_experiment(length_of(wildcards))}/train_windows.tsv.gz",
-        val=f"{RUN}/data/{{length_dir}}val_windows.tsv.gz",
-        split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
+        train=lambda wildcards: layout.train_windows(
+            RUN, cnn_experiment(length_of(wildcards))
+        ),
+        val=layout.data_file(RUN, "val_windows.tsv.gz", "{length_dir}"),
+        split=layout.data_file(RUN, "split.tsv"),
+        test=layout.data_file(RUN, "test_windows.tsv.gz", "{length_dir}"),
         # no test metrics unless the leakage check of these training windows passed
-        leakage=lambda wildcards: f"{RUN}/{cnn_experiment(length_of(wildcards))}/leakage.json",
+        leakage=lambda wildcards: layout.leakage(
+            RUN, cnn_experiment(length_of(wildcards))
+        ),
     output:
-        metrics=f"{RUN}/baselines/{{length_dir}}cnn/metrics.json",
-        predictions=f"{RUN}/baselines/{{length_dir}}cnn/predictions.tsv.gz",
+        metrics=layout.baseline_metrics(RUN, "{length_dir}", "cnn"),
+        predictions=layout.baseline_file(
+            RUN, "{length_dir}", "cnn", "predictions.tsv.gz"
+        ),
     log:
-        f"{RUN}/logs/baselines/{{length_dir}}cnn.log",
+        layout.log(RUN, "baselines/{length_dir}cnn"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2

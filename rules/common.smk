@@ -2,22 +2,23 @@ import json
 import re
 
 from plasmidlm import plan
-from plasmidlm.config import length_folder, window_lengths
+from plasmidlm.config import window_lengths
 from plasmidlm.evidence import COMPOSITION_BASELINES
 
+# Every path of the run comes from plasmidlm.layout (the library reads the results folder with it too).
 # Every window length an experiment uses gets its own held-out windows and baselines: windows.length's in
-# data/ and baselines/, another length L's in data/length-L/ and baselines/length-L/ (plasmidlm.config.length_folder).
+# data/ and baselines/, another length L's in data/length-L/ and baselines/length-L/ (plasmidlm.layout.length_dir).
 # Rules that make them take the wildcard `length_dir`: "" or "length-L/".
 WINDOW_LENGTHS = window_lengths(EXPERIMENTS)
-
-
-def length_dir(length):
-    folder = length_folder(length, config["windows"]["length"])
-    return f"{folder}/" if folder else ""
-
-
-LENGTH_DIRS = {length: length_dir(length) for length in WINDOW_LENGTHS}
+LENGTH_DIRS = {
+    length: layout.length_dir(length, config["windows"]["length"])
+    for length in WINDOW_LENGTHS
+}
 LENGTH_OF_DIR = {folder: length for length, folder in LENGTH_DIRS.items()}
+# The predictions of an experiment for one predict.fasta sample
+PREDICTED_WINDOWS, PREDICTED_SEQUENCES = layout.predictions(
+    RUN, "{sample}", "{experiment}"
+)
 
 
 wildcard_constraints:
@@ -45,28 +46,17 @@ def experiment_length(experiment):
     return plan.experiment_length(EXPERIMENTS, experiment)
 
 
-def data_dir(length):
-    """The folder (with a final /) of one window length's validation and test windows, and what is derived
-    from them."""
-    return f"{RUN}/data/{LENGTH_DIRS[length]}"
-
-
-def baselines_dir(length):
-    """The folder (with a final /) of one window length's baselines."""
-    return f"{RUN}/baselines/{LENGTH_DIRS[length]}"
-
-
-def experiment_data(experiment):
-    """The held-out windows' folder (with a final /) of an experiment's window length."""
-    return data_dir(experiment_length(experiment))
+def experiment_data_file(experiment, name):
+    """A file of the held-out windows (or derived from them) of an experiment's window length."""
+    return layout.data_file(RUN, name, LENGTH_DIRS[experiment_length(experiment)])
 
 
 def split_inputs(wildcards):
-    inputs = {"selected": f"{RUN}/data/selected.tsv"}
+    inputs = {"selected": layout.data_file(RUN, "selected.tsv")}
     if config["split"]["near_duplicates"]["enabled"]:
-        inputs["groups"] = f"{RUN}/data/near_duplicate_groups.tsv"
-        inputs["group_summary"] = f"{RUN}/data/near_duplicate_groups.json"
-        inputs["pairs"] = f"{RUN}/data/near_duplicates.tsv"
+        inputs["groups"] = layout.data_file(RUN, "near_duplicate_groups.tsv")
+        inputs["group_summary"] = layout.data_file(RUN, "near_duplicate_groups.json")
+        inputs["pairs"] = layout.data_file(RUN, "near_duplicates.tsv")
     return inputs
 
 
@@ -83,7 +73,7 @@ def checkpoint_steps(experiment):
 
 def checkpoint_metrics(wildcards):
     return [
-        f"{RUN}/{experiment}/eval/checkpoint-{step}/metrics.json"
+        layout.checkpoint_metrics(RUN, experiment, step)
         for experiment in EXPERIMENTS
         for step in checkpoint_steps(experiment)
     ]
@@ -102,11 +92,11 @@ def evidence_outputs():
     if not config["evidence"]["enabled"]:
         return []
     outputs = expand(
-        f"{RUN}/{{experiment}}/evidence/metrics.json", experiment=EXPERIMENTS
+        layout.evidence_metrics(RUN, "{experiment}"), experiment=EXPERIMENTS
     )
     if config["baselines"]["kmer"]["enabled"]:
         outputs += [
-            f"{baselines_dir(length)}kmer/evidence.json" for length in WINDOW_LENGTHS
+            layout.kmer_evidence(RUN, LENGTH_DIRS[length]) for length in WINDOW_LENGTHS
         ]
     return outputs
 
@@ -116,11 +106,11 @@ def embeddings_model_inputs(wildcards):
     experiment = plan.embeddings_experiment(config, EXPERIMENTS)
     if experiment:
         return {
-            "summary": f"{RUN}/{experiment}/model/train_summary.json",
-            "training_log": f"{RUN}/{experiment}/model/training_log.tsv",
+            "summary": layout.train_summary(RUN, experiment),
+            "training_log": layout.training_log(RUN, experiment),
         }
     if plan.embeddings_use_pretrained(config):
-        return {"pretrained": f"{RUN}/pretrain/train_summary.json"}
+        return {"pretrained": layout.pretrain_summary(RUN)}
     return {}
 
 
@@ -130,13 +120,13 @@ def embeddings_model():
         return PRETRAINED_MODEL
     experiment = plan.embeddings_experiment(config, EXPERIMENTS)
     if experiment:
-        return f"{RUN}/{experiment}/model"
+        return layout.model_dir(RUN, experiment)
     return config["baselines"]["embeddings"]["model"]
 
 
 # The pretrain stage's model, which experiments with model.name_or_path: pretrained (plasmidlm.config.PRETRAINED)
 # fine-tune
-PRETRAINED_MODEL = f"{RUN}/pretrain/model"
+PRETRAINED_MODEL = layout.pretrained_model(RUN)
 
 
 def uses_pretraining():
@@ -149,7 +139,7 @@ def experiment_model(experiment):
 
 def pretrained_inputs(wildcards):
     if plan.fine_tunes_pretrained(EXPERIMENTS[wildcards.experiment]):
-        return {"pretrained": f"{RUN}/pretrain/train_summary.json"}
+        return {"pretrained": layout.pretrain_summary(RUN)}
     return {}
 
 

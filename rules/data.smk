@@ -3,10 +3,10 @@ rule validate:
         fasta=config["data"]["fasta"],
         labels=config["data"]["labels"],
     output:
-        table=f"{RUN}/data/validated.tsv",
-        summary=f"{RUN}/data/validate.json",
+        table=layout.data_file(RUN, "validated.tsv"),
+        summary=layout.data_file(RUN, "validate.json"),
     log:
-        f"{RUN}/logs/validate.log",
+        layout.log(RUN, "validate"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -23,13 +23,13 @@ rule validate:
 
 rule select_classes:
     input:
-        validated=f"{RUN}/data/validated.tsv",
-        validation=f"{RUN}/data/validate.json",
+        validated=layout.data_file(RUN, "validated.tsv"),
+        validation=layout.data_file(RUN, "validate.json"),
     output:
-        selected=f"{RUN}/data/selected.tsv",
-        classes=f"{RUN}/data/classes.tsv",
+        selected=layout.data_file(RUN, "selected.tsv"),
+        classes=layout.data_file(RUN, "classes.tsv"),
     log:
-        f"{RUN}/logs/select_classes.log",
+        layout.log(RUN, "select_classes"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -45,11 +45,11 @@ rule select_classes:
 rule sketch:
     input:
         fasta=config["data"]["fasta"],
-        validated=f"{RUN}/data/validated.tsv",
+        validated=layout.data_file(RUN, "validated.tsv"),
     output:
-        f"{RUN}/data/sketches.npz",
+        layout.data_file(RUN, "sketches.npz"),
     log:
-        f"{RUN}/logs/sketch.log",
+        layout.log(RUN, "sketch"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2
@@ -65,12 +65,12 @@ rule sketch:
 
 rule near_duplicates:
     input:
-        sketches=f"{RUN}/data/sketches.npz",
-        selected=f"{RUN}/data/selected.tsv",
+        sketches=layout.data_file(RUN, "sketches.npz"),
+        selected=layout.data_file(RUN, "selected.tsv"),
     output:
-        f"{RUN}/data/near_duplicates.tsv",
+        layout.data_file(RUN, "near_duplicates.tsv"),
     log:
-        f"{RUN}/logs/near_duplicates.log",
+        layout.log(RUN, "near_duplicates"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -86,14 +86,14 @@ rule near_duplicates:
 
 rule near_duplicate_groups:
     input:
-        sketches=f"{RUN}/data/sketches.npz",
-        selected=f"{RUN}/data/selected.tsv",
-        pairs=f"{RUN}/data/near_duplicates.tsv",
+        sketches=layout.data_file(RUN, "sketches.npz"),
+        selected=layout.data_file(RUN, "selected.tsv"),
+        pairs=layout.data_file(RUN, "near_duplicates.tsv"),
     output:
-        groups=f"{RUN}/data/near_duplicate_groups.tsv",
-        json=f"{RUN}/data/near_duplicate_groups.json",
+        groups=layout.data_file(RUN, "near_duplicate_groups.tsv"),
+        json=layout.data_file(RUN, "near_duplicate_groups.json"),
     log:
-        f"{RUN}/logs/near_duplicate_groups.log",
+        layout.log(RUN, "near_duplicate_groups"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -111,15 +111,15 @@ rule split:
     input:
         unpack(split_inputs),
     output:
-        split=f"{RUN}/data/split.tsv",
+        split=layout.data_file(RUN, "split.tsv"),
         summary=report(
-            f"{RUN}/data/split_summary.tsv",
+            layout.data_file(RUN, "split_summary.tsv"),
             caption="captions/split_summary.rst",
             category="Data",
         ),
-        json=f"{RUN}/data/split.json",
+        json=layout.data_file(RUN, "split.json"),
     log:
-        f"{RUN}/logs/split.log",
+        layout.log(RUN, "split"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -146,11 +146,11 @@ rule split:
 rule held_out_windows:
     input:
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
+        split=layout.data_file(RUN, "split.tsv"),
     output:
-        f"{RUN}/data/{{length_dir}}{{held_out}}_windows.tsv.gz",
+        layout.data_file(RUN, "{held_out}_windows.tsv.gz", "{length_dir}"),
     log:
-        f"{RUN}/logs/{{length_dir}}{{held_out}}_windows.log",
+        layout.log(RUN, "{length_dir}{held_out}_windows"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -169,11 +169,11 @@ rule held_out_windows:
 rule training_windows:
     input:
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
+        split=layout.data_file(RUN, "split.tsv"),
     output:
-        f"{RUN}/{{experiment}}/train_windows.tsv.gz",
+        layout.train_windows(RUN, "{experiment}"),
     log:
-        f"{RUN}/logs/{{experiment}}/training_windows.log",
+        layout.log(RUN, "{experiment}/training_windows"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -207,12 +207,12 @@ rule training_windows:
 rule kmer_coverage:
     input:
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
-        test=f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
+        split=layout.data_file(RUN, "split.tsv"),
+        test=layout.data_file(RUN, "test_windows.tsv.gz", "{length_dir}"),
     output:
-        f"{RUN}/data/{{length_dir}}test_kmer_coverage.tsv.gz",
+        layout.data_file(RUN, "test_kmer_coverage.tsv.gz", "{length_dir}"),
     log:
-        f"{RUN}/logs/{{length_dir}}kmer_coverage.log",
+        layout.log(RUN, "{length_dir}kmer_coverage"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -228,15 +228,21 @@ rule kmer_coverage:
 # Separate from drawing the windows, so that a new test window count does not redraw training windows.
 rule leakage:
     input:
-        split=f"{RUN}/data/split.tsv",
-        train=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
-        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
-        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows.tsv.gz",
-        coverage=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_kmer_coverage.tsv.gz",
+        split=layout.data_file(RUN, "split.tsv"),
+        train=layout.train_windows(RUN, "{experiment}"),
+        val=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "val_windows.tsv.gz"
+        ),
+        test=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "test_windows.tsv.gz"
+        ),
+        coverage=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "test_kmer_coverage.tsv.gz"
+        ),
     output:
-        f"{RUN}/{{experiment}}/leakage.json",
+        layout.leakage(RUN, "{experiment}"),
     log:
-        f"{RUN}/logs/{{experiment}}/leakage.log",
+        layout.log(RUN, "{experiment}/leakage"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1

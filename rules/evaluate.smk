@@ -3,16 +3,20 @@
 # their evaluations stay. A checkpoint trained anew is a new directory, so its evaluation runs again.
 rule evaluate_checkpoint:
     input:
-        checkpoint=f"{RUN}/{{experiment}}/model/checkpoint-{{step}}",
-        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows.tsv.gz",
-        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
+        checkpoint=layout.checkpoint_dir(RUN, "{experiment}", "{step}"),
+        test=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "test_windows.tsv.gz"
+        ),
+        val=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "val_windows.tsv.gz"
+        ),
         # no test metrics unless the leakage check passed
-        leakage=f"{RUN}/{{experiment}}/leakage.json",
+        leakage=layout.leakage(RUN, "{experiment}"),
     output:
-        metrics=f"{RUN}/{{experiment}}/eval/checkpoint-{{step}}/metrics.json",
-        predictions=f"{RUN}/{{experiment}}/eval/checkpoint-{{step}}/predictions.tsv.gz",
+        metrics=layout.checkpoint_metrics(RUN, "{experiment}", "{step}"),
+        predictions=layout.checkpoint_predictions(RUN, "{experiment}", "{step}"),
     log:
-        f"{RUN}/logs/{{experiment}}/evaluate_checkpoint-{{step}}.log",
+        layout.log(RUN, "{experiment}/evaluate_checkpoint-{step}"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2

@@ -1,10 +1,10 @@
 rule shuffled_test_windows:
     input:
-        f"{RUN}/data/{{length_dir}}test_windows.tsv.gz",
+        layout.data_file(RUN, "test_windows.tsv.gz", "{length_dir}"),
     output:
-        f"{RUN}/data/{{length_dir}}test_windows_shuffled.tsv.gz",
+        layout.data_file(RUN, "test_windows_shuffled.tsv.gz", "{length_dir}"),
     log:
-        f"{RUN}/logs/{{length_dir}}test_windows_shuffled.log",
+        layout.log(RUN, "{length_dir}test_windows_shuffled"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -20,12 +20,12 @@ rule shuffled_test_windows:
 rule contig_tiles:
     input:
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
+        split=layout.data_file(RUN, "split.tsv"),
     output:
-        tiles=f"{RUN}/data/{{length_dir}}test_tiles.tsv.gz",
-        contigs=f"{RUN}/data/{{length_dir}}test_contigs.tsv.gz",
+        tiles=layout.data_file(RUN, "test_tiles.tsv.gz", "{length_dir}"),
+        contigs=layout.data_file(RUN, "test_contigs.tsv.gz", "{length_dir}"),
     log:
-        f"{RUN}/logs/{{length_dir}}contig_tiles.log",
+        layout.log(RUN, "{length_dir}contig_tiles"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -42,25 +42,37 @@ rule contig_tiles:
 
 rule model_evidence:
     input:
-        summary=f"{RUN}/{{experiment}}/model/train_summary.json",
-        training_log=f"{RUN}/{{experiment}}/model/training_log.tsv",
-        test=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows.tsv.gz",
-        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
-        shuffled=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_windows_shuffled.tsv.gz",
-        tiles=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_tiles.tsv.gz",
-        contigs=lambda wildcards: f"{experiment_data(wildcards.experiment)}test_contigs.tsv.gz",
+        summary=layout.train_summary(RUN, "{experiment}"),
+        training_log=layout.training_log(RUN, "{experiment}"),
+        test=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "test_windows.tsv.gz"
+        ),
+        val=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "val_windows.tsv.gz"
+        ),
+        shuffled=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "test_windows_shuffled.tsv.gz"
+        ),
+        tiles=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "test_tiles.tsv.gz"
+        ),
+        contigs=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "test_contigs.tsv.gz"
+        ),
         # no test metrics unless the leakage check passed
-        leakage=f"{RUN}/{{experiment}}/leakage.json",
+        leakage=layout.leakage(RUN, "{experiment}"),
         evaluations=lambda wildcards: [
-            f"{RUN}/{wildcards.experiment}/eval/checkpoint-{step}/predictions.tsv.gz"
+            layout.checkpoint_predictions(RUN, wildcards.experiment, step)
             for step in checkpoint_steps(wildcards.experiment)
         ],
     output:
-        json=f"{RUN}/{{experiment}}/evidence/metrics.json",
-        contig_lengths=f"{RUN}/{{experiment}}/evidence/contig_lengths.tsv",
-        shuffled_predictions=f"{RUN}/{{experiment}}/evidence/shuffled_predictions.tsv.gz",
+        json=layout.evidence_metrics(RUN, "{experiment}"),
+        contig_lengths=layout.contig_lengths(RUN, "{experiment}"),
+        shuffled_predictions=layout.evidence_file(
+            RUN, "{experiment}", "shuffled_predictions.tsv.gz"
+        ),
     log:
-        f"{RUN}/logs/{{experiment}}/evidence.log",
+        layout.log(RUN, "{experiment}/evidence"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2
@@ -70,7 +82,7 @@ rule model_evidence:
     params:
         model_dir=lambda wildcards, input: os.path.dirname(input.summary),
         length=lambda wildcards: experiment_length(wildcards.experiment),
-        eval_dir=lambda wildcards: f"{RUN}/{wildcards.experiment}/eval",
+        eval_dir=lambda wildcards: layout.eval_dir(RUN, wildcards.experiment),
         evaluate={
             key: config["evaluate"][key]
             for key in ("batch_size", "bootstrap", "both_strands")
@@ -87,15 +99,15 @@ rule model_evidence:
 rule kmer_evidence:
     input:
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
-        shuffled=f"{RUN}/data/{{length_dir}}test_windows_shuffled.tsv.gz",
-        tiles=f"{RUN}/data/{{length_dir}}test_tiles.tsv.gz",
-        contigs=f"{RUN}/data/{{length_dir}}test_contigs.tsv.gz",
+        split=layout.data_file(RUN, "split.tsv"),
+        shuffled=layout.data_file(RUN, "test_windows_shuffled.tsv.gz", "{length_dir}"),
+        tiles=layout.data_file(RUN, "test_tiles.tsv.gz", "{length_dir}"),
+        contigs=layout.data_file(RUN, "test_contigs.tsv.gz", "{length_dir}"),
     output:
-        json=f"{RUN}/baselines/{{length_dir}}kmer/evidence.json",
-        contig_lengths=f"{RUN}/baselines/{{length_dir}}kmer/contig_lengths.tsv",
+        json=layout.kmer_evidence(RUN, "{length_dir}"),
+        contig_lengths=layout.kmer_contig_lengths(RUN, "{length_dir}"),
     log:
-        f"{RUN}/logs/baselines/{{length_dir}}kmer_evidence.log",
+        layout.log(RUN, "baselines/{length_dir}kmer_evidence"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1

@@ -4,13 +4,13 @@ rule manifest:
     input:
         # everything rule all collects but the manifest: all other files of the run are written by then
         lambda wildcards: [
-            path for path in rules.all.input if path != f"{RUN}/manifest.tsv"
+            path for path in rules.all.input if path != layout.manifest(RUN)
         ],
     output:
-        f"{RUN}/manifest.tsv",
+        layout.manifest(RUN),
     log:
         # plasmidlm.manifest.UNLISTED: still being written while the files are hashed
-        f"{RUN}/logs/manifest.log",
+        layout.manifest_log(RUN),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1

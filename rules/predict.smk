@@ -1,18 +1,18 @@
 rule predict:
     input:
         fasta=lambda wildcards: config["predict"]["fasta"][wildcards.sample],
-        summary=f"{RUN}/{{experiment}}/model/train_summary.json",
-        training_log=f"{RUN}/{{experiment}}/model/training_log.tsv",
+        summary=layout.train_summary(RUN, "{experiment}"),
+        training_log=layout.training_log(RUN, "{experiment}"),
         evidence=lambda wildcards: (
-            [f"{RUN}/{wildcards.experiment}/evidence/metrics.json"]
+            [layout.evidence_metrics(RUN, wildcards.experiment)]
             if config["evidence"]["enabled"]
             else []
         ),
     output:
-        sequences=f"{RUN}/predict/{{sample}}/{{experiment}}.sequences.tsv",
-        windows=f"{RUN}/predict/{{sample}}/{{experiment}}.windows.tsv.gz",
+        sequences=PREDICTED_SEQUENCES,
+        windows=PREDICTED_WINDOWS,
     log:
-        f"{RUN}/logs/{{experiment}}/predict_{{sample}}.log",
+        layout.log(RUN, "{experiment}/predict_{sample}"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2

@@ -3,13 +3,13 @@
 rule pretrain:
     input:
         fasta=config["data"]["fasta"],
-        split=f"{RUN}/data/split.tsv",
+        split=layout.data_file(RUN, "split.tsv"),
         extra=config["pretrain"]["extra_fasta"],
     output:
-        summary=f"{RUN}/pretrain/train_summary.json",
-        log_table=f"{RUN}/pretrain/training_log.tsv",
+        summary=layout.pretrain_summary(RUN),
+        log_table=layout.pretrain_log(RUN),
     log:
-        f"{RUN}/logs/pretrain.log",
+        layout.log(RUN, "pretrain"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2

@@ -3,10 +3,10 @@ rule provenance:
         fasta=config["data"]["fasta"],
         labels=config["data"]["labels"],
     output:
-        provenance=f"{RUN}/provenance.json",
-        config=f"{RUN}/config.yaml",
+        provenance=layout.provenance(RUN),
+        config=layout.run_config(RUN),
     log:
-        f"{RUN}/logs/provenance.log",
+        layout.log(RUN, "provenance"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1
@@ -23,38 +23,38 @@ rule report:
     input:
         metrics=checkpoint_metrics,
         summaries=expand(
-            f"{RUN}/{{experiment}}/model/train_summary.json", experiment=EXPERIMENTS
+            layout.train_summary(RUN, "{experiment}"), experiment=EXPERIMENTS
         ),
         training_logs=expand(
-            f"{RUN}/{{experiment}}/model/training_log.tsv", experiment=EXPERIMENTS
+            layout.training_log(RUN, "{experiment}"), experiment=EXPERIMENTS
         ),
-        leakage=expand(f"{RUN}/{{experiment}}/leakage.json", experiment=EXPERIMENTS),
+        leakage=expand(layout.leakage(RUN, "{experiment}"), experiment=EXPERIMENTS),
         # every baseline at every window length
         baselines=[
-            f"{baselines_dir(length)}{baseline}/metrics.json"
+            layout.baseline_metrics(RUN, LENGTH_DIRS[length], baseline)
             for length in WINDOW_LENGTHS
             for baseline in baseline_names()
         ],
-        split_summary=f"{RUN}/data/split_summary.tsv",
-        split=f"{RUN}/data/split.json",
-        classes=f"{RUN}/data/classes.tsv",
-        validation=f"{RUN}/data/validate.json",
-        provenance=f"{RUN}/provenance.json",
-        pretraining=[f"{RUN}/pretrain/training_log.tsv"] if uses_pretraining() else [],
+        split_summary=layout.data_file(RUN, "split_summary.tsv"),
+        split=layout.data_file(RUN, "split.json"),
+        classes=layout.data_file(RUN, "classes.tsv"),
+        validation=layout.data_file(RUN, "validate.json"),
+        provenance=layout.provenance(RUN),
+        pretraining=[layout.pretrain_log(RUN)] if uses_pretraining() else [],
         evidence=evidence_outputs(),
     output:
         comparison=report(
-            f"{RUN}/report/comparison.tsv",
+            layout.comparison(RUN),
             caption="captions/comparison.rst",
             category="Comparison",
         ),
         html=report(
-            f"{RUN}/report/report.html",
+            layout.report_html(RUN),
             caption="captions/report.rst",
             category="Comparison",
         ),
     log:
-        f"{RUN}/logs/report.log",
+        layout.log(RUN, "report"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 1

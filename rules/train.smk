@@ -9,14 +9,16 @@
 checkpoint train:
     input:
         unpack(pretrained_inputs),
-        windows=f"{RUN}/{{experiment}}/train_windows.tsv.gz",
-        val=lambda wildcards: f"{experiment_data(wildcards.experiment)}val_windows.tsv.gz",
-        split=f"{RUN}/data/split.tsv",
+        windows=layout.train_windows(RUN, "{experiment}"),
+        val=lambda wildcards: experiment_data_file(
+            wildcards.experiment, "val_windows.tsv.gz"
+        ),
+        split=layout.data_file(RUN, "split.tsv"),
     output:
-        summary=f"{RUN}/{{experiment}}/model/train_summary.json",
-        log_table=f"{RUN}/{{experiment}}/model/training_log.tsv",
+        summary=layout.train_summary(RUN, "{experiment}"),
+        log_table=layout.training_log(RUN, "{experiment}"),
     log:
-        f"{RUN}/logs/{{experiment}}/train.log",
+        layout.log(RUN, "{experiment}/train"),
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2
@@ -31,6 +33,6 @@ checkpoint train:
         # build_or_load checks that windows of this length fit the model's token limit
         window_length=lambda wildcards: experiment_length(wildcards.experiment),
         seed=config["seed"],
-        model_dir=lambda wildcards: f"{RUN}/{wildcards.experiment}/model",
+        model_dir=lambda wildcards: layout.model_dir(RUN, wildcards.experiment),
     script:
         "../workflow_scripts/train.py"

@@ -17,12 +17,12 @@ from plasmidlm.config import (
     RUN_FOLDERS,
     check_config_given,
     check_references,
-    length_folder,
     load_schema,
     resolve_experiments,
     window_lengths,
 )
 from plasmidlm.evidence import COMPOSITION_BASELINES
+from plasmidlm.layout import length_folder
 
 RULES = REPO_ROOT / "rules"
 
@@ -36,16 +36,17 @@ def minimal_config(experiments=None) -> dict:
     }
 
 
-def test_run_folders_are_the_folders_the_rules_write():
-    """Every folder directly under results/<run>/ that a rule names (other than {experiment}) is reserved."""
-    text = "\n".join(path.read_text() for path in RULES.glob("*.smk"))
-    folders = set(re.findall(r"\{RUN\}/([A-Za-z0-9_.-]+)/", text))
+def test_run_folders_are_the_folders_of_the_layout():
+    """Every folder directly under results/<run>/ that plasmidlm.layout names (other than an experiment's) is
+    reserved; the rules build their paths with plasmidlm.layout (tests/test_layout.py)."""
+    text = (RULES.parent / "src" / "plasmidlm" / "layout.py").read_text()
+    folders = set(re.findall(r"\{run\}/([A-Za-z0-9_-]+)(?=[/\"])", text))
     assert folders == set(RUN_FOLDERS)
 
 
 def test_baseline_names_are_the_baselines_the_rules_write():
     text = (RULES / "baselines.smk").read_text()
-    named = set(re.findall(r"\{RUN\}/baselines/\{\{length_dir\}\}([A-Za-z0-9_]+)/", text))
+    named = set(re.findall(r'layout\.baseline_(?:metrics|file)\(\s*RUN, "\{length_dir\}", "([A-Za-z0-9_]+)"', text))
     assert "in COMPOSITION_BASELINES" in text  # the composition rule writes one folder per composition baseline
     assert named | set(COMPOSITION_BASELINES) == set(BASELINE_NAMES)
 

@@ -12,7 +12,8 @@ from scipy.special import softmax
 from plasmidlm import io
 from plasmidlm.checkpoints import best_checkpoint
 from plasmidlm.evaluate import evaluate_checkpoint
-from plasmidlm.predict import predict_fasta, prediction_paths
+from plasmidlm.layout import prediction_paths
+from plasmidlm.predict import predict_fasta
 from plasmidlm.windows import reverse_complement
 
 EXPERIMENTS = ["first", "random"]

@@ -14,7 +14,8 @@ from conftest import CLASSES, WINDOW, random_windows, write_fasta
 from plasmidlm import PlasmidlmError
 from plasmidlm.cli import main
 from plasmidlm.evaluate import embed_windows, evaluate_checkpoint
-from plasmidlm.predict import embed_fasta, predict_fasta, prediction_paths, tile_starts
+from plasmidlm.layout import prediction_paths
+from plasmidlm.predict import embed_fasta, predict_fasta, tile_starts
 
 
 def test_tile_starts_cover_the_whole_sequence():

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from plasmidlm import PlasmidlmError
+from plasmidlm import PlasmidlmError, layout
 from plasmidlm.io import write_json
 
 PARAMS_FILE = "plasmidlm_train_params.json"
@@ -400,7 +400,7 @@ def epochs_to_draw(n_windows: int, batch_size: int, epochs: float, max_steps: in
 
 def validation_accuracy(model_dir) -> dict[int, float]:
     """Validation accuracy per checkpoint step, from the `training_log.tsv` beside the checkpoints."""
-    log = pd.read_csv(Path(model_dir) / "training_log.tsv", sep="\t")
+    log = pd.read_csv(layout.training_log_in(model_dir), sep="\t")
     if "eval_accuracy" not in log:
         return {}
     rows = log.dropna(subset=["eval_accuracy"])
@@ -409,7 +409,7 @@ def validation_accuracy(model_dir) -> dict[int, float]:
 
 def best_checkpoint(model_dir) -> int:
     """The checkpoint step with the highest validation accuracy (the earliest on ties; never test metrics)."""
-    steps = json.loads((Path(model_dir) / "train_summary.json").read_text())["checkpoints"]
+    steps = json.loads(Path(layout.summary_in(model_dir)).read_text())["checkpoints"]
     scores = validation_accuracy(model_dir)
     scored = [step for step in steps if step in scores]
     if not scored:

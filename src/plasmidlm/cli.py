@@ -16,7 +16,8 @@ def _log(message: str) -> None:
 
 
 def _predict(args) -> None:
-    from plasmidlm.predict import predict_fasta, prediction_paths
+    from plasmidlm.layout import prediction_paths
+    from plasmidlm.predict import predict_fasta
 
     out_windows, out_sequences = prediction_paths(args.out)
     summary = predict_fasta(args.model, args.fasta, out_windows, out_sequences, stride=args.stride,
@@ -37,15 +38,16 @@ def _embed(args) -> None:
 
 
 def _report(args) -> None:
+    from plasmidlm import layout
     from plasmidlm.report import write_report
 
     run_dir = Path(args.run_dir)
-    config_path = run_dir / "config.yaml"
+    config_path = Path(layout.run_config(run_dir))
     if not config_path.is_file():
         raise PlasmidlmError(f"{config_path}: not found; is {run_dir} a finished plasmidlm run folder?")
-    write_report(run_dir, yaml.safe_load(config_path.read_text()), run_dir / "report" / "comparison.tsv",
-                 run_dir / "report" / "report.html")
-    print(f"wrote {run_dir / 'report' / 'report.html'}")
+    write_report(run_dir, yaml.safe_load(config_path.read_text()), layout.comparison(run_dir),
+                 layout.report_html(run_dir))
+    print(f"wrote {layout.report_html(run_dir)}")
 
 
 def _add_model_arguments(parser, outputs: str) -> None:

@@ -10,6 +10,7 @@ import yaml
 
 from plasmidlm import PlasmidlmError
 from plasmidlm.evidence import COMPOSITION_BASELINES
+from plasmidlm.layout import RUN_FOLDERS
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 # Windows per inference batch when none is given (evaluate.batch_size null, no --batch-size): evaluation,
@@ -34,11 +35,10 @@ def deep_merge(base: dict, override: dict | None) -> dict:
 
 
 # Names an experiment cannot take: each experiment writes results/<run>/<experiment>/, next to these folders
-# of the run (rules/*.smk; tests/test_config.py checks the list against them); "pretrained" is the model
+# of the run (plasmidlm.layout; tests/test_config.py checks the list against the rules); "pretrained" is the model
 # name of the pretraining stage's model (model.name_or_path, baselines.embeddings.model); and the baselines
 # share the `experiment` column of report/comparison.tsv with the experiments. Compared ignoring case:
 # "Data" and "data" are one folder on macOS and Windows file systems.
-RUN_FOLDERS = ("data", "logs", "pretrain", "baselines", "report", "predict")
 PRETRAINED = "pretrained"
 BUILTIN = "builtin"
 BASELINE_NAMES = ("majority", "kmer", *COMPOSITION_BASELINES, "cnn", "embeddings_logistic", "embeddings_cnn")
@@ -141,12 +141,6 @@ def window_lengths(experiments: dict[str, dict]) -> list[int]:
     """The distinct window lengths of the resolved experiments (`resolve_experiments`), shortest first: the
     held-out windows and every baseline are made once per length."""
     return sorted({settings["windows"]["length"] for settings in experiments.values()})
-
-
-def length_folder(length: int, default: int) -> str:
-    """The sub-folder of data/ and baselines/ that holds one window length's held-out windows and baselines:
-    none ("") for the run's `windows.length`, so that a run with one length keeps its paths, else `length-<L>`."""
-    return "" if length == default else f"length-{length}"
 
 
 def embeddings_trust_remote_code(config: dict, experiments: dict[str, dict]) -> bool:

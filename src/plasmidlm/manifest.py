@@ -12,13 +12,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from plasmidlm import PlasmidlmError
+from plasmidlm import PlasmidlmError, layout
 from plasmidlm.io import sha256sum, write_atomic
 
-MANIFEST_NAME = "manifest.tsv"
-# The log of the job that writes the manifest (rule manifest) is still being written while the files are
-# hashed, so it is left out, like the manifest itself.
-UNLISTED = frozenset({PurePosixPath(MANIFEST_NAME), PurePosixPath("logs/manifest.log")})
+MANIFEST_NAME = layout.MANIFEST
+# The log of the job that writes the manifest (rule manifest, whose paths are layout.manifest and
+# layout.manifest_log) is still being written while the files are hashed, so it is left out, like the
+# manifest itself.
+UNLISTED = frozenset({PurePosixPath(layout.MANIFEST), PurePosixPath(layout.MANIFEST_LOG)})
 COLUMNS = ("path", "bytes", "sha256")
 
 
@@ -53,7 +54,7 @@ def build_manifest(run_dir) -> list[dict]:
 
 def write_manifest(run_dir, log: Callable[[str], None] = print) -> Path:
     """Write `run_dir/manifest.tsv` and return its path."""
-    out = Path(run_dir, MANIFEST_NAME)
+    out = Path(layout.manifest(run_dir))
     rows = build_manifest(run_dir)
 
     def write(tmp):  # io.write_atomic's temporary name is hidden, so never listed itself

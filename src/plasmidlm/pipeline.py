@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from plasmidlm import PlasmidlmError, __version__, distributed, io, neardup
+from plasmidlm import PlasmidlmError, __version__, distributed, io, layout, neardup
 from plasmidlm.checkpoints import best_checkpoint, epochs_to_draw
 from plasmidlm.classes import select_classes
 from plasmidlm.evidence import COMPOSITION_BASELINES
@@ -501,7 +501,7 @@ def embeddings_baseline(*, fasta, split_path, test_windows, model: str, from_exp
     from plasmidlm.evaluate import embed_windows
 
     if from_experiment:
-        model = Path(model) / f"checkpoint-{best_checkpoint(model)}"
+        model = Path(layout.checkpoint_in(model, best_checkpoint(model)))
     log(f"embeddings of {model}")
     encoder, tokenizer, metadata = baselines.load_encoder(model, trust_remote_code, embeddings_config["kmer"])
     plasmids = _split_plasmids(split_path, "train")
@@ -673,7 +673,7 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
     from plasmidlm.windows import reverse_complement
 
     step = best_checkpoint(model_dir)
-    model, tokenizer, metadata = load_checkpoint(Path(model_dir) / f"checkpoint-{step}", default_device(),
+    model, tokenizer, metadata = load_checkpoint(Path(layout.checkpoint_in(model_dir, step)), default_device(),
                                                  trust_remote_code, "set model.trust_remote_code: true")
     classes = classes_of(model)
 
@@ -686,7 +686,7 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
     if evaluate_config["both_strands"]:
         forward = score(test["sequence"])
     else:
-        evaluated = io.read_table(Path(eval_dir) / f"checkpoint-{step}" / "predictions.tsv.gz")
+        evaluated = io.read_table(layout.checkpoint_predictions_in(eval_dir, step))
         if evaluated["window_id"].tolist() != test["window_id"].tolist():
             raise PlasmidlmError(f"{eval_dir}/checkpoint-{step}: predictions are not of the current test windows")
         forward = evaluated[probability_columns(classes)].to_numpy()
@@ -761,7 +761,7 @@ def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, t
     if evidence is not None and predict_config["calibrated"]:
         temperature = io.read_json(evidence)["calibration"]["temperature"]
         log(f"calibrated with temperature {temperature:.4f} (fitted on the validation windows)")
-    predict_fasta(Path(model_dir) / f"checkpoint-{step}", fasta, out_windows, out_sequences,
+    predict_fasta(Path(layout.checkpoint_in(model_dir, step)), fasta, out_windows, out_sequences,
                   stride=predict_config["stride"], batch_size=batch_size, both_strands=predict_config["both_strands"],
                   trust_remote_code=trust_remote_code, temperature=temperature,
                   min_confidence=predict_config["min_confidence"], log=log)

@@ -124,11 +124,6 @@ def _format(values) -> list[str]:
     return [f"{value:.6g}" for value in values]
 
 
-def prediction_paths(out_prefix) -> tuple[str, str]:
-    """The per-window and per-sequence tables `plasmidlm predict --out PREFIX` writes."""
-    return f"{out_prefix}.windows.tsv.gz", f"{out_prefix}.sequences.tsv"
-
-
 def predict_fasta(model_dir, fasta, out_windows, out_sequences, stride: int | None = None,
                   batch_size: int | None = None, both_strands: bool = False, window_length: int | None = None,
                   trust_remote_code: bool = False, temperature: float = 1.0, min_confidence: float | None = None,

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-from plasmidlm import distributed
+from plasmidlm import distributed, layout
 from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
 from plasmidlm.model import METADATA_KEY, builtin_config, parameter_counts
 from plasmidlm.tokenize import flat_token_ids
@@ -24,9 +24,6 @@ from plasmidlm.train import (
     schedule,
     training_arguments,
 )
-
-MODEL_DIR = "model"
-
 
 @dataclass
 class KmerSpanMasking(DataCollatorForLanguageModeling):
@@ -119,6 +116,6 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
         callbacks=[ProgressLog(log), stop],
     )
     steps = run_until_done_or_sigterm(trainer, stop, resume_from, "pretrain", total_steps)
-    trainer.save_model(output_dir / MODEL_DIR)
+    trainer.save_model(layout.pretrained_model_in(output_dir))
     return {"checkpoints": steps, "parameters": n_params, "total_steps": trainer.state.max_steps,
             "log_history": trainer.state.log_history}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import glob
 import html
 import io as stdio
 from datetime import datetime, timezone
@@ -16,9 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from plasmidlm import __version__, io  # noqa: E402
+from plasmidlm import __version__, io, layout  # noqa: E402
 from plasmidlm.checkpoints import best_checkpoint, set_aside_records, validation_accuracy  # noqa: E402
-from plasmidlm.config import length_folder, resolve_experiments  # noqa: E402
+from plasmidlm.config import resolve_experiments  # noqa: E402
 from plasmidlm.evidence import COMPOSITION_BASELINES  # noqa: E402
 from plasmidlm.metrics import HEADLINE  # noqa: E402
 
@@ -27,12 +28,14 @@ EXPERIMENT_MARKERS = ("o", "D", "^", "v", "P", "X", "*", "h")
 
 
 def discover_experiments(run_dir: Path) -> list[str]:
-    return sorted(path.parent.parent.name for path in run_dir.glob("*/model/train_summary.json"))
+    return sorted(Path(path).parent.parent.name
+                  for path in glob.glob(layout.train_summary(glob.escape(str(run_dir)), "*")))
 
 
 def discover_baselines(run_dir: Path) -> list[str]:
     """The baselines of any window length (baselines/<name>/, baselines/length-<L>/<name>/)."""
-    return sorted({path.parent.name for path in run_dir.glob("baselines/**/metrics.json")})
+    return sorted({Path(path).parent.name for path in
+                   glob.glob(layout.baseline_metrics(glob.escape(str(run_dir)), "**/", "*"), recursive=True)})
 
 
 def _metric_row(metrics: dict) -> dict:
@@ -80,16 +83,15 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str], leng
     The best checkpoint of an experiment is the one with the highest validation accuracy (earliest on
     ties); the test metrics play no part in choosing it.
     """
-    run_dir = Path(run_dir)
     experiments, baselines = sorted(experiments), sorted(baselines)
     rows = []
     for experiment in experiments:
-        model_dir = run_dir / experiment / "model"
-        summary = io.read_json(model_dir / "train_summary.json")
+        model_dir = layout.model_dir(run_dir, experiment)
+        summary = io.read_json(layout.summary_in(model_dir))
         val_accuracy = validation_accuracy(model_dir)
         best = best_checkpoint(model_dir)
         for step in summary["checkpoints"]:
-            metrics = io.read_json(run_dir / experiment / "eval" / f"checkpoint-{step}" / "metrics.json")
+            metrics = io.read_json(layout.checkpoint_metrics(run_dir, experiment, step))
             rows.append({"experiment": experiment, "kind": "fine-tuned", "window_length": lengths[experiment],
                          "checkpoint": step,
                          "val_accuracy": val_accuracy.get(step, np.nan), **_metric_row(metrics),
@@ -99,8 +101,8 @@ def comparison_table(run_dir, experiments: list[str], baselines: list[str], leng
                          "best": step == best})
     for length in sorted({lengths[experiment] for experiment in experiments}):
         for baseline in baselines:
-            metrics = io.read_json(run_dir / "baselines" / length_folder(length, default_length) / baseline
-                                   / "metrics.json")
+            metrics = io.read_json(layout.baseline_metrics(run_dir, layout.length_dir(length, default_length),
+                                                           baseline))
             rows.append({"experiment": baseline, "kind": "baseline", "window_length": length, "checkpoint": None,
                          "val_accuracy": np.nan, **_metric_row(metrics), "test_windows": metrics["window"]["n"],
                          **_baseline_cost(metrics), "best": False})
@@ -159,18 +161,16 @@ def _composition_verdicts_of(table: pd.DataFrame, names: dict[str, str]) -> list
     return sentences
 
 
-def _evidence_files(run_dir: Path, lengths: dict[str, int], default_length: int) -> list[tuple[str, int, Path]]:
-    """(name, window length, evidence folder) of each experiment and of the k-mer baseline at each window length,
-    where the evidence step ran."""
-    folders = [(name, lengths[name], run_dir / name / "evidence") for name in sorted(lengths)]
-    folders += [("kmer", length, run_dir / "baselines" / length_folder(length, default_length) / "kmer")
-                for length in sorted(set(lengths.values()))]
-    return [(name, length, folder) for name, length, folder in folders
-            if (folder / ("evidence.json" if name == "kmer" else "metrics.json")).is_file()]
-
-
-def _evidence_json(name: str, folder: Path) -> dict:
-    return io.read_json(folder / ("evidence.json" if name == "kmer" else "metrics.json"))
+def _evidence_files(run_dir, lengths: dict[str, int], default_length: int) -> list[tuple[str, int, str, str]]:
+    """(name, window length, evidence JSON, contig-length curve) of each experiment and of the k-mer baseline at
+    each window length, where the evidence step ran."""
+    files = [(name, lengths[name], layout.evidence_metrics(run_dir, name), layout.contig_lengths(run_dir, name))
+             for name in sorted(lengths)]
+    for length in sorted(set(lengths.values())):
+        length_dir = layout.length_dir(length, default_length)
+        files.append(("kmer", length, layout.kmer_evidence(run_dir, length_dir),
+                      layout.kmer_contig_lengths(run_dir, length_dir)))
+    return [(name, length, evidence, curve) for name, length, evidence, curve in files if Path(evidence).is_file()]
 
 
 def add_evidence_columns(table: pd.DataFrame, run_dir: Path, lengths: dict[str, int],
@@ -178,8 +178,8 @@ def add_evidence_columns(table: pd.DataFrame, run_dir: Path, lengths: dict[str, 
     """Shuffled-window accuracy, strand flips, temperature, ECE and accuracy per contig length, on the rows of
     the best checkpoints (and of the k-mer baseline at each window length, without calibration or strands)."""
     table = table.copy()
-    for name, length, folder in _evidence_files(Path(run_dir), lengths, default_length):
-        evidence = _evidence_json(name, folder)
+    for name, length, evidence_path, curve in _evidence_files(run_dir, lengths, default_length):
+        evidence = io.read_json(evidence_path)
         rows = (table["experiment"] == name) & (
             table["best"] if name != "kmer" else (table["kind"] == "baseline") & (table["window_length"] == length))
         values = {f"shuffled_{level}_accuracy": evidence["shuffled"][level]["accuracy"] for level in LEVELS}
@@ -190,7 +190,7 @@ def add_evidence_columns(table: pd.DataFrame, run_dir: Path, lengths: dict[str, 
             for level in ("window", "sequence"):
                 for stage in ("before", "after"):
                     values[f"{level}_ece_{stage}"] = calibration[level][stage]["ece"]
-        for row in io.read_table(folder / "contig_lengths.tsv").itertuples():
+        for row in io.read_table(curve).itertuples():
             values[f"contig_{row.contig_length}nt_accuracy"] = row.accuracy
         for column, value in values.items():
             table.loc[rows, column] = value
@@ -236,8 +236,8 @@ def _controls_html(run_dir: Path, table: pd.DataFrame, lengths: dict[str, int], 
         return []
     rows, diagrams, verdicts = [], [], []
     all_lengths = sorted(set(lengths.values()))
-    for name, length, folder in files:
-        evidence = _evidence_json(name, folder)
+    for name, length, evidence_path, _ in files:
+        evidence = io.read_json(evidence_path)
         baselines = table[(table["kind"] == "baseline") & (table["window_length"] == length)]
         majority = baselines.loc[baselines["experiment"] == "majority", "window_accuracy"]
         chance = majority.iloc[0] if len(majority) else np.nan
@@ -303,7 +303,7 @@ def _contig_lengths_html(run_dir: Path, lengths: dict[str, int], default_length:
         return []
     all_lengths = sorted(set(lengths.values()))
     curves = {(_at_length(name, length, all_lengths) if name == "kmer" else name):
-              io.read_table(folder / "contig_lengths.tsv") for name, length, folder in files}
+              io.read_table(curve) for name, length, _, curve in files}
     long = pd.concat([curve.assign(model=name) for name, curve in curves.items()], ignore_index=True)
     long = long[["model", *[column for column in long.columns if column != "model"]]]
     for name in ("accuracy", "balanced_accuracy"):
@@ -441,10 +441,10 @@ table.data th{background:#f5f5f5} img{max-width:100%} .muted{color:#666;font-siz
 
 
 def _pretraining_section(run_dir: Path) -> list[str]:
-    log = run_dir / "pretrain" / "training_log.tsv"
+    log = Path(layout.pretrain_log(run_dir))
     if not log.exists():
         return []
-    summary = io.read_json(run_dir / "pretrain" / "train_summary.json")
+    summary = io.read_json(layout.pretrain_summary(run_dir))
     return [_section("Masked-LM pretraining", _paragraph(
         f"The built-in model ({summary['parameters']:,} parameters) pretrained for {summary['total_steps']} steps "
         "on random windows of the training plasmids only; accuracy = masked tokens predicted right on other "
@@ -532,7 +532,7 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
         _leakage_section(run_dir, experiments, lengths, all_lengths),
         _confusion_section(run_dir, table),
         _section("Training", training_plot(
-            {name: run_dir / name / "model" / "training_log.tsv" for name in experiments})),
+            {name: layout.training_log(run_dir, name) for name in experiments})),
         *_pretraining_section(run_dir),
         _section("All checkpoints", _paragraph(
             "Every checkpoint on the same test windows; eval_seconds and windows_per_second are the cost of "
@@ -569,10 +569,10 @@ def _summary_section(table: pd.DataFrame) -> str:
 
 def _data_section(run_dir: Path, config: dict, resolved: dict, all_lengths: list[int]) -> str:
     """The input sequences, the classes, the split and the windows of each experiment."""
-    classes_table = io.read_table(run_dir / "data" / "classes.tsv")
-    split_summary = io.read_table(run_dir / "data" / "split_summary.tsv")
-    split_info = io.read_json(run_dir / "data" / "split.json")
-    validation = io.read_json(run_dir / "data" / "validate.json")
+    classes_table = io.read_table(layout.data_file(run_dir, "classes.tsv"))
+    split_summary = io.read_table(layout.data_file(run_dir, "split_summary.tsv"))
+    split_info = io.read_json(layout.data_file(run_dir, "split.json"))
+    validation = io.read_json(layout.data_file(run_dir, "validate.json"))
     windows = config["windows"]
     experiment_rows = pd.DataFrame([
         {"experiment": name, **{f"windows.{key}": value for key, value in settings["windows"].items()
@@ -597,7 +597,7 @@ def _data_section(run_dir: Path, config: dict, resolved: dict, all_lengths: list
 
 def _leakage_section(run_dir: Path, experiments: list[str], lengths: dict[str, int], all_lengths: list[int]) -> str:
     """Test windows shared with, or k-mer-covered by, each experiment's training data."""
-    leakage = pd.DataFrame([{**_leakage_row(name, io.read_json(run_dir / name / "leakage.json")),
+    leakage = pd.DataFrame([{**_leakage_row(name, io.read_json(layout.leakage(run_dir, name))),
                              "window_length": lengths[name]} for name in experiments])
     shared = ", ".join(f"{row.experiment}: {row.test_windows_shared_with_train} of {row.test_windows} "
                        f"({row.test_windows_shared_fraction:.1%})" for row in leakage.itertuples())
@@ -618,8 +618,7 @@ def _leakage_section(run_dir: Path, experiments: list[str], lengths: dict[str, i
 def _confusion_section(run_dir: Path, table: pd.DataFrame) -> str:
     confusion = []
     for _, row in _best_checkpoints(table).iterrows():
-        checkpoint_eval = run_dir / row["experiment"] / "eval" / f"checkpoint-{row['checkpoint']}"
-        metrics = io.read_json(checkpoint_eval / "metrics.json")
+        metrics = io.read_json(layout.checkpoint_metrics(run_dir, row["experiment"], row["checkpoint"]))
         for level in LEVELS:
             confusion.append(confusion_plot(metrics[level]["confusion_matrix"], metrics["classes"],
                                             f"{row['experiment']} step {row['checkpoint']}: {level}"))
@@ -628,7 +627,7 @@ def _confusion_section(run_dir: Path, table: pd.DataFrame) -> str:
 
 def _provenance_section(run_dir: Path, config: dict) -> str:
     """Package versions, input checksums, the configuration and any checkpoints set aside."""
-    provenance = io.read_json(run_dir / "provenance.json")
+    provenance = io.read_json(layout.provenance(run_dir))
     return _section("Provenance", "<h3>Package versions</h3>" + _table_html(
         pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"]))
         + "<h3>Inputs</h3>" + _table_html(pd.DataFrame(
