@@ -132,15 +132,18 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted)
     assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
 
 
+TRAINING_STEP = Trainer.training_step
+
+
+def sigterm_in_step_10(self, *positional, **keywords):
+    """Trainer.training_step, sending this process SIGTERM as step 10 begins."""
+    if self.state.global_step == 9:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return TRAINING_STEP(self, *positional, **keywords)
+
+
 def test_sigterm_stops_after_the_current_step_and_the_run_resumes_exactly(tmp_path, monkeypatch, uninterrupted):
     output_dir = tmp_path / "model"
-    step = Trainer.training_step
-
-    def sigterm_in_step_10(self, *positional, **keywords):
-        if self.state.global_step == 9:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return step(self, *positional, **keywords)
-
     handler = signal.getsignal(signal.SIGTERM)
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "training_step", sigterm_in_step_10)
@@ -622,13 +625,6 @@ def test_fresh_windows_resume_mid_epoch_exactly(tmp_path, monkeypatch, uninterru
     """Stopped in step 10 (epoch 1, block 1), resumed from checkpoint-8: the skipped batches are not loaded and
     the rest matches the uninterrupted run."""
     output_dir = tmp_path / "model"
-    step = Trainer.training_step
-
-    def sigterm_in_step_10(self, *positional, **keywords):
-        if self.state.global_step == 9:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return step(self, *positional, **keywords)
-
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "training_step", sigterm_in_step_10)
         with pytest.raises(PlasmidlmError, match="stopped by SIGTERM after step 10 of 18"):
