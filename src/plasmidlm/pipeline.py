@@ -55,9 +55,17 @@ def _noop(message: str) -> None:
     pass
 
 
-def _plain(arguments: dict) -> dict:
-    """Step arguments as JSON-ready values (paths as strings), to hand to other processes."""
-    return json.loads(json.dumps(arguments, default=str))
+def _launched_in_ranks(step: str, section_config: dict, arguments: dict, log) -> bool:
+    """With `<step>.gpus` above 1, outside a rank: run the step `step` with `arguments` (its parameters but `log`)
+    in that many data-parallel processes (`distributed.launch`) and return True; otherwise False."""
+    gpus = section_config.get("gpus", 1)
+    if gpus <= 1 or distributed.in_rank():
+        return False
+    distributed.per_process_batch(section_config["batch_size"], gpus, step)
+    # JSON-ready values (paths as strings), to hand to the ranks
+    plain = json.loads(json.dumps({key: value for key, value in arguments.items() if key != "log"}, default=str))
+    distributed.launch(step, plain, gpus, log)
+    return True
 
 
 def classes_of_split(split: pd.DataFrame) -> list[str]:
@@ -270,7 +278,8 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
                                           seeds=[epoch_seed], prefix="train_")
             _check_drawn(table, plasmids, "training", policy, log)
             if fresh:
-                table["window_id"] = [f"train_{sum(drawn) + index:07d}" for index in range(len(table))]
+                first = sum(drawn)  # window ids run on across epochs
+                table["window_id"] = [f"train_{first + index:07d}" for index in range(len(table))]
                 table["epoch"] = epoch
             drawn.append(len(table))
             yield table
@@ -350,10 +359,8 @@ def _training_windows(path):
 def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
           seed: int, model_dir, out_summary, out_log, log=_noop):
     """Fine-tune; with `train.gpus` above 1, in that many data-parallel processes (`distributed.launch`)."""
-    if train_config.get("gpus", 1) > 1 and not distributed.in_rank():
-        distributed.per_process_batch(train_config["batch_size"], train_config["gpus"], "train")
-        arguments = {key: value for key, value in locals().items() if key != "log"}
-        return distributed.launch("train", _plain(arguments), train_config["gpus"], log)
+    if _launched_in_ranks("train", train_config, locals(), log):
+        return
     from plasmidlm.train import fine_tune, log_history_table
 
     classes = classes_of_split(io.read_table(split_path))
@@ -372,10 +379,8 @@ def pretrain(*, fasta, split_path, extra_fasta: list, pretrain_config: dict, win
     Validation and test plasmids never enter the corpus: the job fails if one would. With `pretrain.gpus` above
     1, in that many data-parallel processes (`distributed.launch`).
     """
-    if pretrain_config.get("gpus", 1) > 1 and not distributed.in_rank():
-        distributed.per_process_batch(pretrain_config["batch_size"], pretrain_config["gpus"], "pretrain")
-        arguments = {key: value for key, value in locals().items() if key != "log"}
-        return distributed.launch("pretrain", _plain(arguments), pretrain_config["gpus"], log)
+    if _launched_in_ranks("pretrain", pretrain_config, locals(), log):
+        return
     from plasmidlm.pretrain import pretrain_mlm
     from plasmidlm.train import log_history_table
 
