@@ -10,7 +10,7 @@ import pytest
 
 from plasmidlm import evidence, io, pipeline
 from plasmidlm.config import load_schema
-from plasmidlm.report import composition_verdicts
+from plasmidlm.report.verdicts import composition_verdicts, shuffle_verdict
 
 from conftest import write_fasta
 
@@ -124,8 +124,6 @@ def test_cnn_baseline_must_name_an_experiment():
 
 
 def test_report_says_whether_a_model_keeps_its_accuracy_on_shuffled_windows():
-    from plasmidlm.report import shuffle_verdict
-
     assert "reads composition, not order" in shuffle_verdict("m", 0.80, 0.75, 0.76)
     assert "reads composition, not order" in shuffle_verdict("m", 0.80, float("nan"), 0.81)
     assert "loses 0.250" in shuffle_verdict("m", 0.80, 0.75, 0.55)
