@@ -1,4 +1,5 @@
-"""The HTML report renders in a real headless browser (skipped where Chromium is not installed)."""
+"""The HTML report escapes what it quotes, and renders in a real headless browser (skipped where Chromium is not
+installed)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 from PIL import Image
+
+from plasmidlm.report import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -26,3 +30,13 @@ def test_report_renders_in_headless_chromium(finished_run, tmp_path):
         assert image.size == (1200, 3000)
         colours = image.convert("L").getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 50  # text and plots, not a blank page
+
+
+def test_report_escapes_text_but_not_its_tables_and_figures(finished_run, tmp_path):
+    config = yaml.safe_load((finished_run.run / "config.yaml").read_text()) | {"run_name": "<b>e2e</b> & 'co'"}
+    write_report(finished_run.run, config=config, out_comparison=tmp_path / "comparison.tsv",
+                 out_html=tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "<title>plasmidlm report: &lt;b&gt;e2e&lt;/b&gt; &amp; &#39;co&#39;</title>" in page
+    assert "<b>" not in page
+    assert '<table class="dataframe data">' in page and '<img alt="training curves" src="data:image/png' in page

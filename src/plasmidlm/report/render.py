@@ -1,11 +1,12 @@
-"""The self-contained HTML page of a finished run, section by section."""
+"""The self-contained HTML page of a finished run: the numbers, tables and figures of each section, filled into
+templates/report.html.j2 (the page's wording, order and CSS live there)."""
 
 from __future__ import annotations
 
-import html
 from datetime import datetime, timezone
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 import yaml
@@ -18,40 +19,39 @@ from plasmidlm.report.tables import (LEVELS, at_length, best_checkpoints, by_len
                                      resolved_experiments, with_interval)
 from plasmidlm.report.verdicts import composition_verdicts, kmer_covered_text, shuffle_verdict, split_text
 
+TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("plasmidlm.report", "templates"),
+                               autoescape=jinja2.select_autoescape(("html", "html.j2")),
+                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                               undefined=jinja2.StrictUndefined)
+
 
 def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], config: dict) -> str:
     resolved = resolved_experiments(config, experiments)
     lengths = {name: settings["windows"]["length"] for name, settings in resolved.items()}
     all_lengths = sorted(set(lengths.values()))
     default_length = config["windows"]["length"]
-    body = [
-        f"<h1>plasmidlm report: {html.escape(config['run_name'])}</h1>",
-        f'<p class="muted">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by plasmidlm '
-        f"{html.escape(__version__)}.</p>",
-        _summary_section(table),
-        *_window_length_html(table, all_lengths),
-        _section("Test metrics per checkpoint", "".join(
-            accuracy_plot(rows, metric, length if len(all_lengths) > 1 else None)
-            for length, rows in by_length(table) for metric in ("accuracy", "balanced_accuracy"))),
-        *_controls_html(run_dir, table, lengths, default_length),
-        *_contig_lengths_html(run_dir, lengths, default_length),
-        _data_section(run_dir, config, resolved, all_lengths),
-        _leakage_section(run_dir, experiments, lengths, all_lengths),
-        _confusion_section(run_dir, table),
-        _section("Training", training_plot(
-            {name: layout.training_log(run_dir, name) for name in experiments})),
-        *_pretraining_section(run_dir),
-        _section("All checkpoints", _paragraph(
-            "Every checkpoint on the same test windows; eval_seconds and windows_per_second are the cost of "
-            "scoring them.") + _table_html(table[[column for column in table.columns if "_ci_" not in column]])),
-        _provenance_section(run_dir, config),
-    ]
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>plasmidlm report: '
-            f"{html.escape(config['run_name'])}</title><style>{STYLE}</style></head><body>"
-            + "\n".join(body) + "</body></html>\n")
+    return TEMPLATES.get_template("report.html.j2").render(
+        run_name=config["run_name"],
+        generated=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+        version=__version__,
+        window_lengths=all_lengths,
+        summary=_summary(table),
+        window_length_plot=window_length_plot(table) if len(all_lengths) > 1 else None,
+        accuracy_plots=[accuracy_plot(rows, metric, length if len(all_lengths) > 1 else None)
+                        for length, rows in by_length(table) for metric in ("accuracy", "balanced_accuracy")],
+        controls=_controls(run_dir, table, lengths, default_length),
+        contig_lengths=_contig_lengths(run_dir, lengths, default_length),
+        data=_data(run_dir, config, resolved),
+        leakage=_leakage(run_dir, experiments, lengths, all_lengths),
+        confusion_plots=_confusion_plots(run_dir, table),
+        training_plot=training_plot({name: layout.training_log(run_dir, name) for name in experiments}),
+        pretraining=_pretraining(run_dir),
+        all_checkpoints=_table_html(table[[column for column in table.columns if "_ci_" not in column]]),
+        provenance=_provenance(run_dir, config),
+    )
 
 
-def _summary_section(table: pd.DataFrame) -> str:
+def _summary(table: pd.DataFrame) -> dict:
     """Each experiment's best checkpoint beside the baselines, with intervals, and the composition verdicts."""
     chosen = (pd.concat([best_checkpoints(table), table[table["kind"] == "baseline"]])
               .sort_values("window_length", kind="stable"))
@@ -60,29 +60,14 @@ def _summary_section(table: pd.DataFrame) -> str:
         for name in ("accuracy", "balanced_accuracy", "auroc"):
             summary_table[f"{level} {name.replace('_', ' ')} [95% CI]"] = with_interval(chosen, f"{level}_{name}")
     summary_table["plasmid majority-vote accuracy"] = chosen["plasmid_vote_accuracy"]
-    return _section("Best checkpoints and baselines", _paragraph(
-        "The best checkpoint of each experiment is the one with the highest validation accuracy "
-        "(window level, fixed validation windows from validation plasmids); test metrics never choose it. "
-        "Plasmid level = mean of a plasmid's window probabilities; majority vote = the class most of its "
-        "windows predict. Intervals: 95% percentile bootstrap over test plasmids (a plasmid's windows are "
-        "resampled together, since they are not independent).") + _table_html(summary_table)
-        + "".join(_paragraph(sentence) for sentence in composition_verdicts(table)))
+    return {"table": _table_html(summary_table), "verdicts": composition_verdicts(table)}
 
 
-def _window_length_html(table: pd.DataFrame, lengths: list[int]) -> list[str]:
-    if len(lengths) < 2:
-        return []
-    return [_section("Accuracy per window length", _paragraph(
-        f"Experiments use {len(lengths)} window lengths ({', '.join(f'{length} nt' for length in lengths)}). Each "
-        "length has its own validation and test windows, drawn from the same validation and test plasmids with the "
-        "same number of windows per plasmid, and every baseline runs at each length; a model is compared with the "
-        "baselines of its own length.") + window_length_plot(table))]
-
-
-def _controls_html(run_dir: Path, table: pd.DataFrame, lengths: dict[str, int], default_length: int) -> list[str]:
+def _controls(run_dir: Path, table: pd.DataFrame, lengths: dict[str, int], default_length: int) -> dict | None:
+    """Shuffled-window verdicts, strand flips and calibration of each model the evidence step ran on."""
     files = evidence_files(run_dir, lengths, default_length)
     if not files:
-        return []
+        return None
     rows, diagrams, verdicts = [], [], []
     all_lengths = sorted(set(lengths.values()))
     for name, length, evidence_path, _ in files:
@@ -112,24 +97,14 @@ def _controls_html(run_dir: Path, table: pd.DataFrame, lengths: dict[str, int], 
                                                    f"{calibration['sequence']['after']['ece']:.3f}"}
             diagrams.append(reliability_plot(name, calibration))
         rows.append(row)
-    text = _paragraph(
-        "Each test window is shuffled with its dinucleotide counts kept exactly (Altschul-Erickson, seeded): the "
-        "composition stays, the order goes. A model that keeps its accuracy on shuffled windows reads composition, "
-        "not order; one that falls to chance reads order. Strand flips: the share of test windows whose predicted "
-        "class changes between a window and its reverse complement. Temperature scaling divides the logits by one "
-        "temperature fitted on the validation windows; it never changes a window's predicted class. Expected "
-        "calibration error (ECE): the gap between confidence and accuracy, averaged over equal-width confidence "
-        "bins, on the test windows and on test plasmids (mean of their windows' probabilities). Accuracies here "
-        "score the forward strand only.")
-    return [_section("Controls: shuffled windows, strands and calibration", text
-                     + "".join(_paragraph(verdict) for verdict in verdicts)
-                     + _table_html(pd.DataFrame(rows)) + f'<div class="grid">{"".join(diagrams)}</div>')]
+    return {"verdicts": verdicts, "table": _table_html(pd.DataFrame(rows)), "diagrams": diagrams}
 
 
-def _contig_lengths_html(run_dir: Path, lengths: dict[str, int], default_length: int) -> list[str]:
+def _contig_lengths(run_dir: Path, lengths: dict[str, int], default_length: int) -> dict | None:
+    """Accuracy per contig length of each model the evidence step ran on: a plot and its table."""
     files = evidence_files(run_dir, lengths, default_length)
     if not files:
-        return []
+        return None
     all_lengths = sorted(set(lengths.values()))
     curves = {(at_length(name, length, all_lengths) if name == "kmer" else name):
               io.read_table(curve) for name, length, _, curve in files}
@@ -139,59 +114,41 @@ def _contig_lengths_html(run_dir: Path, lengths: dict[str, int], default_length:
         if f"{name}_ci_low" in long:
             long[name] = with_interval(long, name)
             long = long.drop(columns=[f"{name}_ci_low", f"{name}_ci_high"])
-    return [_section("How long must a contig be?", _paragraph(
-        "Every test plasmid is cut into as many non-overlapping sub-sequences (contigs) of each length as fit, at "
-        "a seeded offset; a contig's class is the mean of its windows' probabilities (calibrated for fine-tuned "
-        "models, as predict does). Best checkpoint of each experiment, and the k-mer baseline (dashed). Plasmids "
-        "shorter than a length give no contig of that length.") + contig_length_plot(curves) + _table_html(long))]
+    return {"plot": contig_length_plot(curves), "table": _table_html(long)}
 
 
-def _data_section(run_dir: Path, config: dict, resolved: dict, all_lengths: list[int]) -> str:
+def _data(run_dir: Path, config: dict, resolved: dict) -> dict:
     """The input sequences, the classes, the split and the windows of each experiment."""
-    classes_table = io.read_table(layout.data_file(run_dir, "classes.tsv"))
-    split_summary = io.read_table(layout.data_file(run_dir, "split_summary.tsv"))
-    split_info = io.read_json(layout.data_file(run_dir, "split.json"))
     validation = io.read_json(layout.data_file(run_dir, "validate.json"))
-    windows = config["windows"]
     experiment_rows = pd.DataFrame([
         {"experiment": name, **{f"windows.{key}": value for key, value in settings["windows"].items()
                                 if key not in ("val_count", "test_count")},
          "model": settings["model"]["name_or_path"], "learning_rate": settings["train"]["learning_rate"],
          "epochs": settings["train"]["epochs"]}
         for name, settings in resolved.items()])
-    return _section("Data", _paragraph(
-        f"{validation['usable']} usable sequences ({validation['total_length']:,} nt) from "
-        f"{validation['fasta']}; {validation['skipped_short']} skipped as shorter than a window.")
-        + "<h3>Classes</h3>" + _table_html(classes_table)
-        + "<h3>Plasmids per split</h3>" + _paragraph(split_text(split_info)) + _table_html(split_summary)
-        + "<h3>Windows</h3>" + _paragraph(
-            f"Window length {', '.join(f'{length}' for length in all_lengths)} nt; {windows['val_count']} "
-            f"validation and {windows['test_count']} test windows"
-            + (" of each length" if len(all_lengths) > 1 else "")
-            + ", fixed and shared by every experiment and checkpoint"
-            + (" of that length" if len(all_lengths) > 1 else "")
-            + ", balanced across classes and across the plasmids of a class.")
-        + _table_html(experiment_rows))
+    return {
+        **{key: validation[key] for key in ("usable", "total_length", "fasta", "skipped_short")},
+        "classes": _table_html(io.read_table(layout.data_file(run_dir, "classes.tsv"))),
+        "split_text": split_text(io.read_json(layout.data_file(run_dir, "split.json"))),
+        "split_summary": _table_html(io.read_table(layout.data_file(run_dir, "split_summary.tsv"))),
+        "val_count": config["windows"]["val_count"],
+        "test_count": config["windows"]["test_count"],
+        "experiments": _table_html(experiment_rows),
+    }
 
 
-def _leakage_section(run_dir: Path, experiments: list[str], lengths: dict[str, int], all_lengths: list[int]) -> str:
+def _leakage(run_dir: Path, experiments: list[str], lengths: dict[str, int], all_lengths: list[int]) -> dict:
     """Test windows shared with, or k-mer-covered by, each experiment's training data."""
     leakage = pd.DataFrame([{**_leakage_row(name, io.read_json(layout.leakage(run_dir, name))),
                              "window_length": lengths[name]} for name in experiments])
-    shared = ", ".join(f"{row.experiment}: {row.test_windows_shared_with_train} of {row.test_windows} "
-                       f"({row.test_windows_shared_fraction:.1%})" for row in leakage.itertuples())
-    near_copies = (
-        "; ".join(kmer_covered_text(rows.iloc[0], length if len(all_lengths) > 1 else None)
-                  for length, rows in leakage.groupby("window_length"))
-        + ". Such windows are (near-)copies of training sequence although their plasmid is not in training: "
-        "near-identical plasmids recur across isolates, so a split by ID alone overstates accuracy. Read "
-        "accuracy with this share in mind."
-    )
-    return _section("Leakage check", _paragraph(
-        "Passed: no test plasmid is in the training windows or the validation split (the pipeline "
-        f"fails otherwise). Test windows whose exact sequence (either strand) also occurs among an "
-        f"experiment's training windows: {shared}.") + _paragraph(near_copies)
-        + _table_html(leakage.drop(columns="by_class")))
+    return {
+        "shared": [{"experiment": row.experiment, "shared": row.test_windows_shared_with_train,
+                    "test_windows": row.test_windows, "fraction": row.test_windows_shared_fraction}
+                   for row in leakage.itertuples()],
+        "kmer_covered": [kmer_covered_text(rows.iloc[0], length if len(all_lengths) > 1 else None)
+                         for length, rows in leakage.groupby("window_length")],
+        "table": _table_html(leakage.drop(columns="by_class")),
+    }
 
 
 def _leakage_row(experiment: str, leakage: dict) -> dict:
@@ -199,45 +156,36 @@ def _leakage_row(experiment: str, leakage: dict) -> dict:
     return {"experiment": experiment, **leakage, "by_class": by_class}
 
 
-def _confusion_section(run_dir: Path, table: pd.DataFrame) -> str:
-    confusion = []
+def _confusion_plots(run_dir: Path, table: pd.DataFrame) -> list[str]:
+    plots = []
     for _, row in best_checkpoints(table).iterrows():
         metrics = io.read_json(layout.checkpoint_metrics(run_dir, row["experiment"], row["checkpoint"]))
         for level in LEVELS:
-            confusion.append(confusion_plot(metrics[level]["confusion_matrix"], metrics["classes"],
-                                            f"{row['experiment']} step {row['checkpoint']}: {level}"))
-    return _section("Confusion matrices of the best checkpoints", f'<div class="grid">{"".join(confusion)}</div>')
+            plots.append(confusion_plot(metrics[level]["confusion_matrix"], metrics["classes"],
+                                        f"{row['experiment']} step {row['checkpoint']}: {level}"))
+    return plots
 
 
-def _pretraining_section(run_dir: Path) -> list[str]:
+def _pretraining(run_dir: Path) -> dict | None:
     log = Path(layout.pretrain_log(run_dir))
     if not log.exists():
-        return []
+        return None
     summary = io.read_json(layout.pretrain_summary(run_dir))
-    return [_section("Masked-LM pretraining", _paragraph(
-        f"The built-in model ({summary['parameters']:,} parameters) pretrained for {summary['total_steps']} steps "
-        "on random windows of the training plasmids only; accuracy = masked tokens predicted right on other "
-        "windows of the training plasmids. Experiments with model 'pretrained' fine-tune this model.")
-        + training_plot({"pretraining": log}, "masked-token accuracy (held-out training windows)"))]
+    return {"parameters": summary["parameters"], "total_steps": summary["total_steps"],
+            "plot": training_plot({"pretraining": log}, "masked-token accuracy (held-out training windows)")}
 
 
-def _provenance_section(run_dir: Path, config: dict) -> str:
-    """Package versions, input checksums, the configuration and any checkpoints set aside."""
+def _provenance(run_dir: Path, config: dict) -> dict:
+    """Package versions, input checksums, the configuration and the checkpoints that re-runs set aside
+    (train.old_checkpoints: move_aside)."""
     provenance = io.read_json(layout.provenance(run_dir))
-    return _section("Provenance", "<h3>Package versions</h3>" + _table_html(
-        pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"]))
-        + "<h3>Inputs</h3>" + _table_html(pd.DataFrame(
-            [{"input": name, **value} for name, value in provenance["inputs"].items()]))
-        + "<h3>Configuration</h3><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>"
-        + _set_aside_html(run_dir))
-
-
-def _set_aside_html(run_dir: Path) -> str:
-    """The checkpoints that re-runs set aside (train.old_checkpoints: move_aside), and why."""
-    rows = set_aside_records(run_dir)
-    text = ("Checkpoints that a re-run with other parameters could not use were moved to these folders (paths "
-            "relative to the run folder), not deleted." if rows else "No checkpoint was set aside.")
-    return "<h3>Checkpoints set aside</h3>" + _paragraph(text) + (_table_html(pd.DataFrame(rows)) if rows else "")
+    set_aside = set_aside_records(run_dir)
+    return {
+        "versions": _table_html(pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"])),
+        "inputs": _table_html(pd.DataFrame([{"input": name, **value} for name, value in provenance["inputs"].items()])),
+        "config": yaml.safe_dump(config, sort_keys=False),
+        "set_aside": _table_html(pd.DataFrame(set_aside)) if set_aside else "",
+    }
 
 
 def _table_html(table: pd.DataFrame) -> str:
@@ -245,22 +193,3 @@ def _table_html(table: pd.DataFrame) -> str:
         table = table.assign(checkpoint=table["checkpoint"].astype(object).where(table["checkpoint"].notna(), ""))
     return table.to_html(index=False, float_format=lambda value: f"{value:.4f}", na_rep="", border=0,
                          classes="data")
-
-
-def _section(title: str, body: str) -> str:
-    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
-
-
-def _paragraph(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>"
-
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1150px;
-color:#222;padding:0 1rem}
-h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
-table.data{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-table.data th,table.data td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
-table.data th{background:#f5f5f5} img{max-width:100%} .muted{color:#666;font-size:.9rem}
-.grid{display:flex;flex-wrap:wrap;gap:1rem} pre{background:#f7f7f7;padding:.8rem;overflow-x:auto;font-size:.8rem}
-"""
