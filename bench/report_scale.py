@@ -66,8 +66,8 @@ def main() -> None:
     report = arguments.workdir / "report"
     report.mkdir(exist_ok=True)
     seconds, peak, output = run_job(
-        f"from plasmidlm import report\nreport.write_report({str(run)!r}, {config!r}, '{report}/comparison.tsv', "
-        f"'{report}/report.html', log=log)", arguments.library)
+        f"from plasmidlm import report\nreport.write_report({str(run)!r}, config={config!r}, "
+        f"out_comparison='{report}/comparison.tsv', out_html='{report}/report.html')", arguments.library)
     html_mb = (report / "report.html").stat().st_size / 1e6
     print(f"{len(experiments)} experiments x {arguments.checkpoints:,} checkpoints: report {seconds:.0f} s, "
           f"{peak:,.0f} MiB (mem_mb {resources.mem_mb('report', {})}); report.html {html_mb:.1f} MB")

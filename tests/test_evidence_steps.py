@@ -124,8 +124,8 @@ def test_cnn_baseline_must_name_an_experiment():
 
 
 def test_report_says_whether_a_model_keeps_its_accuracy_on_shuffled_windows():
-    assert "reads composition, not order" in shuffle_verdict("m", 0.80, 0.75, 0.76)
-    assert "reads composition, not order" in shuffle_verdict("m", 0.80, float("nan"), 0.81)
-    assert "loses 0.250" in shuffle_verdict("m", 0.80, 0.75, 0.55)
-    assert "says nothing" in shuffle_verdict("m", 0.52, 0.47, 0.50, chance=0.5)
-    assert "loses" in shuffle_verdict("m", 0.80, 0.75, 0.55, chance=0.5)
+    assert "reads composition, not order" in shuffle_verdict("m", accuracy=0.80, ci_low=0.75, shuffled=0.76)
+    assert "reads composition, not order" in shuffle_verdict("m", accuracy=0.80, ci_low=float("nan"), shuffled=0.81)
+    assert "loses 0.250" in shuffle_verdict("m", accuracy=0.80, ci_low=0.75, shuffled=0.55)
+    assert "says nothing" in shuffle_verdict("m", accuracy=0.52, ci_low=0.47, shuffled=0.50, chance=0.5)
+    assert "loses" in shuffle_verdict("m", accuracy=0.80, ci_low=0.75, shuffled=0.55, chance=0.5)

@@ -139,8 +139,8 @@ def test_comparison_has_each_baseline_once_per_length_and_the_report_plots_lengt
         evidence = io.read_json(baseline_dir(run, length, "kmer") / "evidence.json")
         assert kmer.loc[length, "shuffled_window_accuracy"] == pytest.approx(evidence["shuffled"]["window"]["accuracy"])
     # `plasmidlm report` finds the baselines of every length itself
-    write_report(run, yaml.safe_load((run / "config.yaml").read_text()), tmp_path / "comparison.tsv",
-                 tmp_path / "report.html", log=lambda message: None)
+    write_report(run, config=yaml.safe_load((run / "config.yaml").read_text()),
+                 out_comparison=tmp_path / "comparison.tsv", out_html=tmp_path / "report.html")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "comparison.tsv", sep="\t"), comparison)
     page = (run / "report" / "report.html").read_text()
     assert "Accuracy per window length" in page

@@ -45,8 +45,8 @@ def _report(args) -> None:
     config_path = Path(layout.run_config(run_dir))
     if not config_path.is_file():
         raise PlasmidlmError(f"{config_path}: not found; is {run_dir} a finished plasmidlm run folder?")
-    write_report(run_dir, yaml.safe_load(config_path.read_text()), layout.comparison(run_dir),
-                 layout.report_html(run_dir))
+    write_report(run_dir, config=yaml.safe_load(config_path.read_text()), out_comparison=layout.comparison(run_dir),
+                 out_html=layout.report_html(run_dir))
     print(f"wrote {layout.report_html(run_dir)}")
 
 

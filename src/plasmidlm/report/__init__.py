@@ -21,7 +21,7 @@ from plasmidlm.report.tables import (add_evidence_columns, comparison_table, dis
                                      discover_experiments, resolved_experiments)
 
 
-def write_report(run_dir, config: dict, out_comparison, out_html, experiments: list[str] | None = None,
+def write_report(run_dir, *, config: dict, out_comparison, out_html, experiments: list[str] | None = None,
                  baselines: list[str] | None = None, log=print) -> pd.DataFrame:
     """Write `comparison.tsv` and `report.html` for a finished run directory."""
     run_dir = Path(run_dir)
@@ -30,8 +30,9 @@ def write_report(run_dir, config: dict, out_comparison, out_html, experiments: l
     lengths = {name: settings["windows"]["length"] for name, settings in
                resolved_experiments(config, experiments).items()}
     default_length = config["windows"]["length"]
-    table = add_evidence_columns(comparison_table(run_dir, experiments, baselines, lengths, default_length), run_dir,
-                                 lengths, default_length)
+    table = comparison_table(run_dir, experiments=experiments, baselines=baselines, lengths=lengths,
+                             default_length=default_length)
+    table = add_evidence_columns(table, run_dir, lengths, default_length)
     io.write_table(table, out_comparison)
     page = render_html(run_dir, table, experiments, config)
     io.write_atomic(out_html, lambda tmp: Path(tmp).write_text(page))

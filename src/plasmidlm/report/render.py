@@ -84,8 +84,8 @@ def _controls(run_dir: Path, table: pd.DataFrame, lengths: dict[str, int], defau
             row = {"model": name, "window length": length, "checkpoint": evidence["checkpoint"],
                    **{f"{level} accuracy": evidence["test"][level]["accuracy"] for level in LEVELS}}
             low = (evidence["test"]["window"].get("ci95") or {}).get("accuracy", [np.nan])[0]
-        verdicts.append(shuffle_verdict(row["model"], row["window accuracy"], low,
-                                        evidence["shuffled"]["window"]["accuracy"], chance))
+        verdicts.append(shuffle_verdict(row["model"], accuracy=row["window accuracy"], ci_low=low,
+                                        shuffled=evidence["shuffled"]["window"]["accuracy"], chance=chance))
         for level in LEVELS:
             row[f"{level} accuracy, shuffled windows"] = evidence["shuffled"][level]["accuracy"]
         if "calibration" in evidence:

@@ -64,7 +64,7 @@ def _baseline_cost(metrics: dict) -> dict:
     return cost
 
 
-def comparison_table(run_dir, experiments: list[str], baselines: list[str], lengths: dict[str, int],
+def comparison_table(run_dir, *, experiments: list[str], baselines: list[str], lengths: dict[str, int],
                      default_length: int) -> pd.DataFrame:
     """One row per (experiment, checkpoint) and per (baseline, window length), with the best checkpoint marked;
     rows grouped by window length (`lengths`: experiment -> its windows.length; `default_length`: the run's

@@ -48,7 +48,7 @@ def _composition_verdicts_of(table: pd.DataFrame, names: dict[str, str]) -> list
     return sentences
 
 
-def shuffle_verdict(name: str, accuracy: float, ci_low: float, shuffled: float, chance: float = np.nan) -> str:
+def shuffle_verdict(name: str, *, accuracy: float, ci_low: float, shuffled: float, chance: float = np.nan) -> str:
     """Whether a model keeps its window accuracy on dinucleotide-shuffled windows (within its 95% interval).
 
     `chance` is the majority baseline's accuracy: a model not above it has nothing to lose.
