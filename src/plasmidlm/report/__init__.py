@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -20,9 +21,11 @@ from plasmidlm.report.render import render_html
 from plasmidlm.report.tables import (add_evidence_columns, comparison_table, discover_baselines,
                                      discover_experiments, resolved_experiments)
 
+logger = logging.getLogger(__name__)
+
 
 def write_report(run_dir, *, config: dict, out_comparison, out_html, experiments: list[str] | None = None,
-                 baselines: list[str] | None = None, log=print) -> pd.DataFrame:
+                 baselines: list[str] | None = None) -> pd.DataFrame:
     """Write `comparison.tsv` and `report.html` for a finished run directory."""
     run_dir = Path(run_dir)
     experiments = experiments if experiments is not None else discover_experiments(run_dir)
@@ -37,6 +40,6 @@ def write_report(run_dir, *, config: dict, out_comparison, out_html, experiments
     page = render_html(run_dir, table, experiments, config)
     io.write_atomic(out_html, lambda tmp: Path(tmp).write_text(page))
     for row in table[table["best"]].itertuples():
-        log(f"{row.experiment}: best checkpoint {row.checkpoint} (val accuracy {row.val_accuracy:.4f}): "
-            f"test window accuracy {row.window_accuracy:.4f}, plasmid accuracy {row.plasmid_accuracy:.4f}")
+        logger.info(f"{row.experiment}: best checkpoint {row.checkpoint} (val accuracy {row.val_accuracy:.4f}): "
+                    f"test window accuracy {row.window_accuracy:.4f}, plasmid accuracy {row.plasmid_accuracy:.4f}")
     return table
