@@ -16,24 +16,26 @@ import pandas as pd
 import pytest
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.checkpoints import (
+from plasmidlm.config import load_schema
+from plasmidlm.training.checkpointing import (
     DELETING,
-    LENGTH_KEYS,
     MOVING,
-    NEUTRAL_KEYS,
     PARAMS_FILE,
     SET_ASIDE_DIR,
     SET_ASIDE_RECORD,
     TRAINER_STATE,
-    best_checkpoint,
     is_complete_checkpoint,
     prepare_output_dir,
-    run_record,
     set_aside_records,
+)
+from plasmidlm.training.runs import (
+    LENGTH_KEYS,
+    NEUTRAL_KEYS,
+    best_checkpoint,
+    run_record,
     validation_accuracy,
     windows_sha256,
 )
-from plasmidlm.config import load_schema
 
 from conftest import SRC
 
@@ -306,7 +308,7 @@ def test_an_io_error_stops_the_job_and_touches_nothing(tmp_path, monkeypatch, un
 # (0: never; it then prints how many calls there were).
 KILLED_PREPARE = """
 import json, os, signal, sys
-from plasmidlm.checkpoints import prepare_output_dir
+from plasmidlm.training.checkpointing import prepare_output_dir
 
 args = json.loads(sys.argv[1])
 calls = 0

@@ -12,17 +12,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.checkpoints import PARAMS_FILE, is_complete_checkpoint
 from plasmidlm.config import load_schema
 from plasmidlm.model import ALL_LINEAR, METADATA_KEY, build_or_load, default_lora_targets, load_checkpoint
 from plasmidlm.tokenize import kmer_text
-from plasmidlm.train import (
-    LORA_ADAPTER_DIR,
-    WindowTrainer,
-    fine_tune,
-    make_dataset,
-    training_arguments,
-)
+from plasmidlm.training.arguments import training_arguments
+from plasmidlm.training.checkpointing import PARAMS_FILE, is_complete_checkpoint
+from plasmidlm.training.data import make_dataset
+from plasmidlm.training.fine_tune import fine_tune
+from plasmidlm.training.trainer import LORA_ADAPTER_DIR, WindowTrainer
 
 from conftest import CLASSES, TINY, WINDOW, assert_same_weights, losses, random_windows
 

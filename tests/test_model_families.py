@@ -21,7 +21,8 @@ from plasmidlm import PlasmidlmError, cli, io, pipeline
 from plasmidlm.evaluate import embed_windows, predict_proba
 from plasmidlm.model import build_or_load, forward_input_names, load_checkpoint
 from plasmidlm.tokenize import encode
-from plasmidlm.train import PadToLongest, fine_tune
+from plasmidlm.training.data import PadToLongest
+from plasmidlm.training.fine_tune import fine_tune
 from standins import FAMILIES, write_standin
 
 CLASSES = ["alpha", "beta"]

@@ -11,8 +11,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from conftest import random_windows, write_fasta
 from plasmidlm import PlasmidlmError, io, pipeline
 from plasmidlm.model import MIN_POSITIONS, build_or_load
-from plasmidlm.pretrain import KmerSpanMasking, build_mlm, pretrain_mlm
 from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
+from plasmidlm.training.pretrain import KmerSpanMasking, build_mlm, pretrain_mlm
 
 TINY_PRETRAIN = {"preset": "tiny", "kmer": 3, "kmer_stride": 1, "windows_per_plasmid": 4, "heldout_windows": 16,
                  "extra_fasta": [], "mlm_probability": 0.15, "batch_size": 16, "eval_batch_size": 64, "epochs": 1,

@@ -19,23 +19,25 @@ import torch
 from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback
 
-from plasmidlm import PlasmidlmError, train
-from plasmidlm.checkpoints import SET_ASIDE_DIR, TRAINER_STATE, is_complete_checkpoint, windows_sha256
+from plasmidlm import PlasmidlmError
 from plasmidlm.config import load_schema
 from plasmidlm.model import build_or_load
 from plasmidlm.io import write_table
-from plasmidlm.train import (
+from plasmidlm.training import arguments
+from plasmidlm.training.arguments import training_arguments
+from plasmidlm.training.checkpointing import SET_ASIDE_DIR, TRAINER_STATE, is_complete_checkpoint
+from plasmidlm.training.data import (
     EpochSampler,
     EpochTable,
     EpochWindows,
     WindowDataset,
-    WindowTrainer,
     class_loss_weights,
-    fine_tune,
     make_dataset,
     sampling_weights,
-    training_arguments,
 )
+from plasmidlm.training.fine_tune import fine_tune
+from plasmidlm.training.runs import windows_sha256
+from plasmidlm.training.trainer import WindowTrainer
 
 from conftest import SRC, TINY, WINDOW, assert_same_weights, losses, random_windows
 
@@ -81,7 +83,7 @@ KILLED_RUN = """
 import json, sys, time
 import pandas as pd, torch
 from transformers import Trainer, TrainerCallback
-from plasmidlm.train import fine_tune
+from plasmidlm.training.fine_tune import fine_tune
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
@@ -191,7 +193,7 @@ def checkpoint_files(directory) -> dict:
 
 
 def test_keys_that_do_not_change_the_trajectory_give_the_same_weights(tmp_path, uninterrupted):
-    """Why logging_steps and eval_batch_size are in checkpoints.NEUTRAL_KEYS (save_steps is not: see there)."""
+    """Why logging_steps and eval_batch_size are in runs.NEUTRAL_KEYS (save_steps is not: see there)."""
     summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
                         RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
                         tmp_path, seed=3, log=lambda message: None)
@@ -370,7 +372,7 @@ def test_unknown_balance_mode_is_an_error(imbalanced, tmp_path):
 
 @pytest.mark.parametrize("installed, report_to", [(True, ["tensorboard"]), (False, [])])
 def test_tensorboard_only_when_installed(tmp_path, monkeypatch, installed, report_to):
-    monkeypatch.setattr(train, "is_tensorboard_available", lambda: installed)
+    monkeypatch.setattr(arguments, "is_tensorboard_available", lambda: installed)
     assert training_arguments(TRAIN_DEFAULTS, tmp_path, seed=0).report_to == report_to
 
 
@@ -392,16 +394,16 @@ def test_training_arguments_follow_the_config(tmp_path):
 def test_gpu_settings_bf16_tf32_and_collating_workers(monkeypatch, bf16, capability):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: capability)
-    settings = train.device_settings(cuda=True)
+    settings = arguments.device_settings(cuda=True)
     assert (settings["bf16"], settings["fp16"]) == (bf16, not bf16)
     assert settings["tf32"] == (True if capability >= (8, 0) else None)  # None: TF32 left as torch has it
-    assert settings["dataloader_num_workers"] == train.GPU_DATALOADER_WORKERS > 0
+    assert settings["dataloader_num_workers"] == arguments.GPU_DATALOADER_WORKERS > 0
     assert settings["dataloader_pin_memory"] and settings["dataloader_persistent_workers"]
-    masking = train.device_settings(cuda=True, random_collator=True)
+    masking = arguments.device_settings(cuda=True, random_collator=True)
     assert masking["dataloader_num_workers"] == 0 and not masking["dataloader_persistent_workers"]
-    per_epoch = train.device_settings(cuda=True, data_per_epoch=True)
+    per_epoch = arguments.device_settings(cuda=True, data_per_epoch=True)
     assert per_epoch["dataloader_num_workers"] > 0 and not per_epoch["dataloader_persistent_workers"]
-    assert train.device_settings(cuda=False) == {"use_cpu": True, "bf16": False, "fp16": False}
+    assert arguments.device_settings(cuda=False) == {"use_cpu": True, "bf16": False, "fp16": False}
 
 
 # --- fresh windows every epoch ---------------------------------------------------------------------------
@@ -648,14 +650,14 @@ def test_fresh_windows_reach_data_loader_workers(tmp_path, monkeypatch, uninterr
     the batches are those of the run without workers."""
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
-    gpu_settings = train.device_settings
+    gpu_settings = arguments.device_settings
 
     def cpu_with_gpu_workers(cuda, random_collator=False, data_per_epoch=False):
         settings = gpu_settings(True, random_collator, data_per_epoch)
         return {"use_cpu": True, "bf16": False, "fp16": False,
                 **{key: settings[key] for key in ("dataloader_num_workers", "dataloader_persistent_workers")}}
 
-    monkeypatch.setattr(train, "device_settings", cpu_with_gpu_workers)
+    monkeypatch.setattr(arguments, "device_settings", cpu_with_gpu_workers)
     summary, seen = fresh_run(tmp_path, monkeypatch)
     _, reference, reference_seen = uninterrupted_fresh
     assert len(seen["batches"]) == 18

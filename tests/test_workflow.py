@@ -316,7 +316,7 @@ def test_report_regenerates_from_a_moved_results_folder(finished_run, tmp_path):
 
 
 def test_report_lists_checkpoints_set_aside(finished_run, tmp_path):
-    from plasmidlm.checkpoints import set_aside
+    from plasmidlm.training.checkpointing import set_aside
     from plasmidlm.cli import main
 
     _, _, run = finished_run

@@ -18,10 +18,11 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from plasmidlm import __version__, io, layout  # noqa: E402
-from plasmidlm.checkpoints import best_checkpoint, set_aside_records, validation_accuracy  # noqa: E402
 from plasmidlm.config import resolve_experiments  # noqa: E402
 from plasmidlm.evidence import COMPOSITION_BASELINES  # noqa: E402
 from plasmidlm.metrics import HEADLINE  # noqa: E402
+from plasmidlm.training.checkpointing import set_aside_records  # noqa: E402
+from plasmidlm.training.runs import best_checkpoint, validation_accuracy  # noqa: E402
 
 LEVELS = ("window", "plasmid")
 EXPERIMENT_MARKERS = ("o", "D", "^", "v", "P", "X", "*", "h")

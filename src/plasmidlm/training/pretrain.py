@@ -11,19 +11,15 @@ import torch
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
 from plasmidlm import distributed, layout
-from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
 from plasmidlm.model import METADATA_KEY, builtin_config, parameter_counts
 from plasmidlm.tokenize import flat_token_ids
-from plasmidlm.train import (
-    TOKENS_FILE,
-    CheckpointTrainer,
-    ProgressLog,
-    StopOnSigterm,
-    WindowDataset,
-    run_until_done_or_sigterm,
-    schedule,
-    training_arguments,
-)
+from plasmidlm.training.arguments import training_arguments
+from plasmidlm.training.checkpoint_writes import CheckpointTrainer
+from plasmidlm.training.checkpointing import prepare_output_dir
+from plasmidlm.training.data import TOKENS_FILE, WindowDataset
+from plasmidlm.training.runs import run_record, schedule, windows_sha256
+from plasmidlm.training.trainer import ProgressLog, StopOnSigterm, run_until_done_or_sigterm
+
 
 @dataclass
 class KmerSpanMasking(DataCollatorForLanguageModeling):
@@ -79,7 +75,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     """Pretrain a masked LM; checkpoints in `output_dir/checkpoint-<step>`, the final model in `output_dir/model`.
 
     Masked-token accuracy on `heldout_windows` is logged at the checkpoint cadence (`eval_accuracy`).
-    Resumes, like fine-tuning, from the last usable checkpoint (`checkpoints.prepare_output_dir`).
+    Resumes, like fine-tuning, from the last usable checkpoint (`checkpointing.prepare_output_dir`).
     """
     output_dir = Path(output_dir)
     kmer, stride = pretrain_config["kmer"], pretrain_config["kmer_stride"]
