@@ -51,8 +51,7 @@ def _corpus(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_a_few_steps_lower_the_loss_and_the_model_loads_with_plain_transformers(tmp_path):
-    summary = pretrain_mlm(_corpus(640, 0), _corpus(32, 1), TINY_PRETRAIN, 60, tmp_path, seed=0,
-                           log=lambda message: None)
+    summary = pretrain_mlm(_corpus(640, 0), _corpus(32, 1), TINY_PRETRAIN, 60, tmp_path, seed=0)
     losses = [entry["loss"] for entry in summary["log_history"] if "loss" in entry]
     assert losses[-1] < losses[0] * 0.8
     accuracies = [entry["eval_accuracy"] for entry in summary["log_history"] if "eval_accuracy" in entry]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -57,9 +58,9 @@ TRAIN_WINDOWS = windows_table(["a"] * 36 + ["b"] * 12, seed=1)
 VAL_WINDOWS = windows_table(["a", "b"] * 8, seed=2)
 
 
-def run_fine_tune(output_dir, balance: str, log=lambda message: None) -> dict:
+def run_fine_tune(output_dir, balance: str) -> dict:
     return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), RESUME_TRAIN | {"balance": balance},
-                     WINDOW, output_dir, seed=3, log=log)
+                     WINDOW, output_dir, seed=3)
 
 
 def final_weights(output_dir) -> dict:
@@ -100,7 +101,7 @@ fine_tune(pd.read_json(args["train"]), pd.read_json(args["val"]), ["a", "b"], ar
 """
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted):
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted, caplog):
     output_dir = tmp_path / "model"
     (tmp_path / "train.json").write_text(TRAIN_WINDOWS.to_json())
     (tmp_path / "val.json").write_text(VAL_WINDOWS.to_json())
@@ -121,11 +122,11 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted)
     (output_dir / "checkpoint-8").mkdir()
     (output_dir / "checkpoint-8" / "model.safetensors").write_bytes(b"\0" * 100)
 
-    messages = []
-    summary = run_fine_tune(output_dir, "none", log=messages.append)
+    caplog.set_level(logging.INFO)
+    summary = run_fine_tune(output_dir, "none")
 
-    assert any("set aside checkpoint-8: half-written" in message for message in messages)
-    assert any("resuming from checkpoint-4" in message for message in messages)
+    assert any("set aside checkpoint-8: half-written" in message for message in caplog.messages)
+    assert any("resuming from checkpoint-4" in message for message in caplog.messages)
     [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
     assert (aside / "checkpoint-8" / "model.safetensors").read_bytes() == b"\0" * 100
     assert summary["checkpoints"] == [4, 8, 12]
@@ -174,11 +175,9 @@ def test_rerun_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
 
 def test_rerun_of_a_run_finished_mid_epoch_trains_nothing(tmp_path):
     config = RESUME_TRAIN | {"balance": "none", "max_steps": 10}  # 6 steps per epoch: ends in the second
-    first = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3,
-                      log=lambda message: None)
+    first = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3)
     weights = load_file(tmp_path / "checkpoint-10" / "model.safetensors")
-    again = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3,
-                      log=lambda message: None)
+    again = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3)
     assert first["checkpoints"] == again["checkpoints"] == [4, 8, 10]
     assert losses(again) == losses(first)
     assert [entry for entry in again["log_history"] if "eval_accuracy" in entry] == [
@@ -196,38 +195,37 @@ def test_keys_that_do_not_change_the_trajectory_give_the_same_weights(tmp_path, 
     """Why logging_steps and eval_batch_size are in runs.NEUTRAL_KEYS (save_steps is not: see there)."""
     summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
                         RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
-                        tmp_path, seed=3, log=lambda message: None)
+                        tmp_path, seed=3)
     reference_dir, reference = uninterrupted["none"]
     assert_same_weights(final_weights(tmp_path), final_weights(reference_dir))
     assert summary["checkpoints"] == reference["checkpoints"]
 
 
-def test_rerun_with_other_logging_steps_keeps_every_checkpoint_and_trains_nothing(tmp_path, uninterrupted):
+def test_rerun_with_other_logging_steps_keeps_every_checkpoint_and_trains_nothing(tmp_path, uninterrupted, caplog):
     reference_dir, reference = uninterrupted["none"]
     output_dir = shutil.copytree(reference_dir, tmp_path / "model")
     before = checkpoint_files(output_dir)
-    messages = []
+    caplog.set_level(logging.INFO)
     summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
                         RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
-                        output_dir, seed=3, log=messages.append)
+                        output_dir, seed=3)
     assert checkpoint_files(output_dir) == before
     assert not (output_dir / SET_ASIDE_DIR).exists()
-    assert any("resuming from checkpoint-12" in message for message in messages)
+    assert any("resuming from checkpoint-12" in message for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12] and losses(summary) == losses(reference)
 
 
-def test_run_with_another_learning_rate_sets_the_old_checkpoints_aside(tmp_path, uninterrupted):
+def test_run_with_another_learning_rate_sets_the_old_checkpoints_aside(tmp_path, uninterrupted, caplog):
     reference_dir, _ = uninterrupted["none"]
     output_dir = shutil.copytree(reference_dir, tmp_path / "model")
-    messages = []
+    caplog.set_level(logging.INFO)
     summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"balance": "none", "learning_rate": 2.0e-3}, WINDOW, output_dir, seed=3,
-                        log=messages.append)
+                        RESUME_TRAIN | {"balance": "none", "learning_rate": 2.0e-3}, WINDOW, output_dir, seed=3)
     [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
     assert sorted(path.name for path in aside.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-4",
                                                                          "checkpoint-8"]
     assert_same_weights(final_weights(aside), final_weights(reference_dir))
-    assert any("train.learning_rate: 0.001 -> 0.002" in message for message in messages)
+    assert any("train.learning_rate: 0.001 -> 0.002" in message for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12]  # trained anew; the set-aside ones are not this run's
     assert (final_weights(output_dir)["classifier.weight"] != final_weights(aside)["classifier.weight"]).any()
 
@@ -236,47 +234,45 @@ def test_run_with_another_learning_rate_sets_the_old_checkpoints_aside(tmp_path,
 CONSTANT = RESUME_TRAIN | {"balance": "none", "lr_scheduler": "constant"}
 
 
-def test_longer_run_with_a_constant_schedule_continues_exactly(tmp_path):
+def test_longer_run_with_a_constant_schedule_continues_exactly(tmp_path, caplog):
     reference_dir = tmp_path / "reference"
     reference = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, reference_dir,
-                          seed=3, log=lambda message: None)
+                          seed=3)
     output_dir = tmp_path / "model"
     fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT | {"max_steps": 8}, WINDOW, output_dir,
-              seed=3, log=lambda message: None)
+              seed=3)
     before = checkpoint_files(output_dir)
-    messages = []
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, output_dir, seed=3,
-                        log=messages.append)
+    caplog.set_level(logging.INFO)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, output_dir, seed=3)
     assert any("the total steps changed from 8 to 12; the constant learning-rate schedule does not depend on it"
-               in message for message in messages)
-    assert any("resuming from checkpoint-8" in message for message in messages)
+               in message for message in caplog.messages)
+    assert any("resuming from checkpoint-8" in message for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12]
     assert {path: stat for path, stat in checkpoint_files(output_dir).items() if path in before} == before
     assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
     assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
 
 
-def test_longer_run_with_a_linear_schedule_continues_only_when_asked(tmp_path, uninterrupted):
+def test_longer_run_with_a_linear_schedule_continues_only_when_asked(tmp_path, uninterrupted, caplog):
     reference_dir, _ = uninterrupted["none"]
     longer = RESUME_TRAIN | {"balance": "none", "max_steps": 16}
     output_dir = shutil.copytree(reference_dir, tmp_path / "asked" / "model")
     before = checkpoint_files(output_dir)
-    messages = []
+    caplog.set_level(logging.INFO)
     summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        longer | {"continue_from_last": True, "logging_steps": 1}, WINDOW, output_dir, seed=3,
-                        log=messages.append)
+                        longer | {"continue_from_last": True, "logging_steps": 1}, WINDOW, output_dir, seed=3)
     assert any("train.continue_from_last is set, so the run continues from checkpoint-12" in message
-               for message in messages)
+               for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12, 16]
     assert list(losses(summary)) == [2, 4, 6, 8, 10, 12, 13, 14, 15, 16]  # the new logging_steps after resuming
     assert {path: stat for path, stat in checkpoint_files(output_dir).items() if path in before} == before
 
     output_dir = shutil.copytree(reference_dir, tmp_path / "not_asked" / "model")
-    messages = []
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), longer, WINDOW, output_dir, seed=3,
-                        log=messages.append)
+    caplog.clear()
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), longer, WINDOW, output_dir, seed=3)
     assert any("the total steps changed from 12 to 16 and the learning rate of the linear schedule at every step "
-               "depends on the total steps; set train.continue_from_last: true" in message for message in messages)
+               "depends on the total steps; set train.continue_from_last: true" in message
+               for message in caplog.messages)
     [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
     assert_same_weights(final_weights(aside), final_weights(reference_dir))
     assert summary["checkpoints"] == [4, 8, 12, 16]
@@ -496,15 +492,14 @@ def test_epoch_table_reads_one_epoch_from_a_file_in_pieces(tmp_path):
     assert sorted(shuffled.read(1)["sequence"]) == sorted(table["sequence"][10:20])
 
 
-def test_fine_tune_with_fresh_windows_trains_each_epoch_on_its_own_block(tmp_path):
+def test_fine_tune_with_fresh_windows_trains_each_epoch_on_its_own_block(tmp_path, caplog):
     blocks = pd.concat([TRAIN_WINDOWS.assign(epoch=0), windows_table(["a"] * 36 + ["b"] * 12, seed=9).assign(epoch=1)],
                        ignore_index=True)
-    messages = []
+    caplog.set_level(logging.INFO)
     summary = fine_tune(blocks, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"max_steps": None, "epochs": 2, "save_steps": 6}, WINDOW, tmp_path, seed=3,
-                        log=messages.append)
+                        RESUME_TRAIN | {"max_steps": None, "epochs": 2, "save_steps": 6}, WINDOW, tmp_path, seed=3)
     assert summary["steps_per_epoch"] == 6 and summary["total_steps"] == 12 and summary["checkpoints"] == [6, 12]
-    assert any("fresh training windows every epoch: 48 windows in each of 2 epoch(s)" in m for m in messages)
+    assert any("fresh training windows every epoch: 48 windows in each of 2 epoch(s)" in m for m in caplog.messages)
 
 
 # --- checkpoints written in the background ---------------------------------------------------------------------
@@ -593,8 +588,7 @@ def fresh_run(output_dir, patch) -> tuple[dict, dict]:
 
     patch.setattr(Trainer, "training_step", recording_step)
     patch.setattr(EpochTable, "read", recording_read)
-    return fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3,
-                     log=lambda message: None), seen
+    return fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3), seen
 
 
 @pytest.fixture(scope="module")
@@ -630,8 +624,7 @@ def test_fresh_windows_resume_mid_epoch_exactly(tmp_path, monkeypatch, uninterru
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "training_step", sigterm_in_step_10)
         with pytest.raises(PlasmidlmError, match="stopped by SIGTERM after step 10 of 18"):
-            fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3,
-                      log=lambda message: None)
+            fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3)
     summary, seen = fresh_run(output_dir, monkeypatch)
 
     reference_dir, reference, reference_seen = uninterrupted_fresh

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -35,6 +36,8 @@ SET_ASIDE_DIR = "set_aside"
 SET_ASIDE_RECORD = "set_aside.json"
 MOVING = "moving.json"  # inside a set-aside folder while checkpoints are being moved into it
 DELETING = "deleting-"  # prefix of a set-aside folder being deleted (old_checkpoints: delete)
+
+logger = logging.getLogger(__name__)
 
 
 # --- the checkpoints in a directory -------------------------------------------------------------------------
@@ -98,7 +101,7 @@ def _new_folder(parent: Path) -> Path:
     return folder
 
 
-def set_aside(output_dir: Path, reasons: dict[str, str], delete: bool, log) -> Path | None:
+def set_aside(output_dir: Path, reasons: dict[str, str], delete: bool) -> Path | None:
     """Move the checkpoints named in `reasons` (name -> why) into a new `set_aside/<UTC time>/` folder with a
     copy of PARAMS_FILE and SET_ASIDE_RECORD; with `delete`, then remove that folder. Returns the folder kept.
 
@@ -116,12 +119,12 @@ def set_aside(output_dir: Path, reasons: dict[str, str], delete: bool, log) -> P
         os.rename(output_dir / name, folder / name)
     os.rename(folder / MOVING, folder / SET_ASIDE_RECORD)
     for name, reason in reasons.items():
-        log(f"set aside {name}: {reason}")
+        logger.info(f"set aside {name}: {reason}")
     if delete:
         _delete(folder)
-        log(f"deleted the {len(reasons)} checkpoint(s) set aside (old_checkpoints: delete)")
+        logger.info(f"deleted the {len(reasons)} checkpoint(s) set aside (old_checkpoints: delete)")
         return None
-    log(f"{len(reasons)} checkpoint(s) moved to {folder}")
+    logger.info(f"{len(reasons)} checkpoint(s) moved to {folder}")
     return folder
 
 
@@ -132,7 +135,7 @@ def _delete(folder: Path) -> None:
     shutil.rmtree(doomed)
 
 
-def repair_set_aside(output_dir: Path, log) -> None:
+def repair_set_aside(output_dir: Path) -> None:
     """Finish what a job killed while setting checkpoints aside left: a move is undone (its checkpoints go
     back, so that this run decides afresh), a deletion is completed."""
     parent = Path(output_dir) / SET_ASIDE_DIR
@@ -143,7 +146,7 @@ def repair_set_aside(output_dir: Path, log) -> None:
             continue
         if folder.name.startswith(DELETING):
             shutil.rmtree(folder)
-            log(f"finished deleting {folder.name.removeprefix(DELETING)}, which a stopped job had set aside")
+            logger.info(f"finished deleting {folder.name.removeprefix(DELETING)}, which a stopped job had set aside")
         elif (folder / MOVING).exists():
             moved = checkpoint_dirs(folder)
             for path in moved:
@@ -156,11 +159,11 @@ def repair_set_aside(output_dir: Path, log) -> None:
                 (folder / PARAMS_FILE).unlink()
             (folder / MOVING).unlink()
             folder.rmdir()
-            log(f"a stopped job was setting checkpoints aside into {folder}: moved {len(moved)} back")
+            logger.info(f"a stopped job was setting checkpoints aside into {folder}: moved {len(moved)} back")
         elif (folder / SET_ASIDE_RECORD).exists():
             if json.loads((folder / SET_ASIDE_RECORD).read_text()).get("delete"):
                 _delete(folder)
-                log(f"deleted {folder.name}, which a stopped job had set aside to delete")
+                logger.info(f"deleted {folder.name}, which a stopped job had set aside to delete")
         elif not any(folder.iterdir()):
             folder.rmdir()
 
@@ -233,7 +236,7 @@ def _keep(old: dict | None, new: dict, config: dict, steps: list[int], section: 
                 f"{' or '.join(CONTINUABLE_SCHEDULES)} schedule", None, None)
 
 
-def prepare_output_dir(output_dir, record: dict, config: dict, log, section: str = "train") -> Path | None:
+def prepare_output_dir(output_dir, record: dict, config: dict, section: str = "train") -> Path | None:
     """Make `output_dir` ready for the run `record` (see `run_record`); return the checkpoint to resume from.
 
     `config` holds the run's `section` settings (lr_scheduler, warmup_ratio, continue_from_last,
@@ -244,7 +247,7 @@ def prepare_output_dir(output_dir, record: dict, config: dict, log, section: str
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    repair_set_aside(output_dir, log)
+    repair_set_aside(output_dir)
     try:
         found = checkpoint_dirs(output_dir)
     except OSError as error:
@@ -257,21 +260,21 @@ def prepare_output_dir(output_dir, record: dict, config: dict, log, section: str
         if step in complete:
             continue
         if complete and step < max(complete):
-            log(f"removing {path.name}: half-written (no readable {TRAINER_STATE}) and older than the complete "
-                f"checkpoint-{max(complete)}")
+            logger.info(f"removing {path.name}: half-written (no readable {TRAINER_STATE}) and older than the complete "
+                        f"checkpoint-{max(complete)}")
             shutil.rmtree(path)
         else:
             reasons[path.name] = f"half-written: no readable {TRAINER_STATE} (the job stopped while saving it)"
     kept, why, message, continued = _keep(old, record, config, sorted(complete), section)
     reasons |= {complete[step].name: why for step in sorted(complete) if step not in kept}
     if reasons:
-        set_aside(output_dir, reasons, config.get("old_checkpoints", "move_aside") == "delete", log)
+        set_aside(output_dir, reasons, config.get("old_checkpoints", "move_aside") == "delete")
     history = (old or {}).get("continued", []) if kept else []
     write_json(record | ({"continued": history + [continued]} if continued else
                          {"continued": history} if history else {}), output_dir / PARAMS_FILE)
     if message:
-        log(message)
+        logger.info(message)
     if not kept:
         return None
-    log(f"resuming from checkpoint-{kept[-1]}, the last of {len(kept)} checkpoint(s) in {output_dir}")
+    logger.info(f"resuming from checkpoint-{kept[-1]}, the last of {len(kept)} checkpoint(s) in {output_dir}")
     return complete[kept[-1]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,8 @@ from plasmidlm.training.trainer import (
 
 EPOCH_TOKENS_FILE = ".tokens-block{block}.pt"  # the same for one epoch's block of fresh windows
 
+logger = logging.getLogger(__name__)
+
 
 def fine_tune(
     train_windows: pd.DataFrame | EpochTable,
@@ -40,7 +43,6 @@ def fine_tune(
     window_length: int,
     output_dir: str | Path,
     seed: int,
-    log=print,
 ) -> dict:
     """Fine-tune a classifier; every checkpoint lands in `output_dir/checkpoint-<step>` as an HF directory.
 
@@ -56,18 +58,18 @@ def fine_tune(
     if isinstance(train_windows, pd.DataFrame) and "epoch" in train_windows.columns:
         train_windows = EpochTable.of_frame(train_windows)
     fresh = isinstance(train_windows, EpochTable)
-    model, tokenizer = _model_for(train_windows, classes, model_config, window_length, seed, log)
+    model, tokenizer = _model_for(train_windows, classes, model_config, window_length, seed)
     windows_per_epoch = min(train_windows.sizes) if fresh else len(train_windows)
     plan = schedule(windows_per_epoch, train_config["batch_size"], train_config["epochs"],
                     train_config.get("max_steps"), train_config["save_steps"])
     trainable, n_params = parameter_counts(model)
     _log_plan(model, (trainable, n_params), model_config, classes, train_windows, windows_per_epoch, plan,
-              len(val_windows), train_config, log)
+              len(val_windows), train_config)
     record = run_record("train", train_config, plan["total_steps"], model=model_config, window_length=window_length,
                         seed=seed, classes=classes, steps_per_epoch=plan["steps_per_epoch"],
                         train_windows_sha256=train_windows.sha256 if fresh else windows_sha256(train_windows),
                         val_windows_sha256=windows_sha256(val_windows))
-    resume_from = distributed.main_then_shared(lambda: prepare_output_dir(output_dir, record, train_config, log))
+    resume_from = distributed.main_then_shared(lambda: prepare_output_dir(output_dir, record, train_config))
     train_dataset, eval_dataset = _datasets(train_windows, val_windows, tokenizer, model.config.plasmidlm, classes,
                                             output_dir)
     stop = StopOnSigterm()
@@ -79,7 +81,7 @@ def fine_tune(
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         compute_metrics=accuracy_metric,
-        callbacks=[ProgressLog(log), stop],
+        callbacks=[ProgressLog(), stop],
         balance=train_config["balance"],
     )
     steps = run_until_done_or_sigterm(trainer, stop, resume_from, "train", plan["total_steps"])
@@ -88,7 +90,7 @@ def fine_tune(
 
 
 def _model_for(train_windows: pd.DataFrame | EpochTable, classes: list[str], model_config: dict, window_length: int,
-               seed: int, log) -> tuple:
+               seed: int) -> tuple:
     """The model and tokenizer, after checking that every training label is one of `classes`."""
     fresh = isinstance(train_windows, EpochTable)
     unknown = sorted(set(train_windows.label_counts if fresh else train_windows["label"]) - set(classes))
@@ -96,8 +98,7 @@ def _model_for(train_windows: pd.DataFrame | EpochTable, classes: list[str], mod
         raise PlasmidlmError(f"train: training windows have label(s) outside the classes: {unknown}")
     # with fresh windows every epoch, the checks sample the first epoch's windows
     sequences = train_windows.read(train_windows.blocks[0])["sequence"] if fresh else train_windows["sequence"]
-    return build_or_load(model_config, window_length, classes, seed, sample_windows=sample_for_checks(sequences, seed),
-                         log=log)
+    return build_or_load(model_config, window_length, classes, seed, sample_windows=sample_for_checks(sequences, seed))
 
 
 def _per_process_batch(train_config: dict) -> int:
@@ -106,23 +107,23 @@ def _per_process_batch(train_config: dict) -> int:
 
 def _log_plan(model, parameters: tuple[int, int], model_config: dict, classes: list[str],
               train_windows: pd.DataFrame | EpochTable, windows_per_epoch: int, plan: dict, val_windows: int,
-              train_config: dict, log) -> None:
+              train_config: dict) -> None:
     """Log the model, its trainable (of all) `parameters`, the training windows, the batch and the schedule."""
     trainable, n_params = parameters
-    log(f"model: {model_config['name_or_path']} ({n_params:,} parameters); classes: {', '.join(classes)}")
+    logger.info(f"model: {model_config['name_or_path']} ({n_params:,} parameters); classes: {', '.join(classes)}")
     if is_lora_model(model):
-        log(f"{lora_description(model)}: {trainable:,} of {n_params:,} parameters trainable "
-            f"({trainable / n_params:.2%})")
+        logger.info(f"{lora_description(model)}: {trainable:,} of {n_params:,} parameters trainable "
+                    f"({trainable / n_params:.2%})")
     if isinstance(train_windows, EpochTable):
-        log(f"fresh training windows every epoch: {windows_per_epoch:,} windows in each of "
-            f"{len(train_windows.blocks)} epoch(s) drawn, read and tokenized one epoch at a time")
+        logger.info(f"fresh training windows every epoch: {windows_per_epoch:,} windows in each of "
+                    f"{len(train_windows.blocks)} epoch(s) drawn, read and tokenized one epoch at a time")
     processes = distributed.world()[1]
     batch = f"{train_config['batch_size']}" + (
         f" ({_per_process_batch(train_config)} on each of {processes} GPUs/processes)" if processes > 1 else "")
-    log(f"{windows_per_epoch:,} training windows per epoch, batch {batch}: "
-        f"{plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps in all, "
-        f"{len(plan['checkpoints'])} checkpoint(s) at steps {plan['checkpoints']}; "
-        f"{val_windows:,} validation windows at each checkpoint; class balance: {train_config['balance']}")
+    logger.info(f"{windows_per_epoch:,} training windows per epoch, batch {batch}: "
+                f"{plan['steps_per_epoch']} steps/epoch, {plan['total_steps']} steps in all, "
+                f"{len(plan['checkpoints'])} checkpoint(s) at steps {plan['checkpoints']}; "
+                f"{val_windows:,} validation windows at each checkpoint; class balance: {train_config['balance']}")
 
 
 def _datasets(train_windows: pd.DataFrame | EpochTable, val_windows: pd.DataFrame, tokenizer, metadata: dict,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from plasmidlm.training.checkpointing import prepare_output_dir
 from plasmidlm.training.data import TOKENS_FILE, WindowDataset
 from plasmidlm.training.runs import run_record, schedule, windows_sha256
 from plasmidlm.training.trainer import ProgressLog, StopOnSigterm, run_until_done_or_sigterm
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,7 +74,7 @@ def build_mlm(preset: str, kmer: int, kmer_stride: int, window_length: int, seed
 
 
 def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pretrain_config: dict,
-                 window_length: int, output_dir, seed: int, log=print) -> dict:
+                 window_length: int, output_dir, seed: int) -> dict:
     """Pretrain a masked LM; checkpoints in `output_dir/checkpoint-<step>`, the final model in `output_dir/model`.
 
     Masked-token accuracy on `heldout_windows` is logged at the checkpoint cadence (`eval_accuracy`).
@@ -81,16 +84,16 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     kmer, stride = pretrain_config["kmer"], pretrain_config["kmer_stride"]
     model, tokenizer = build_mlm(pretrain_config["preset"], kmer, stride, window_length, seed)
     _, n_params = parameter_counts(model)
-    log(f"masked-LM pretraining: {pretrain_config['preset']} BERT ({n_params:,} parameters), {kmer}-mer tokens, "
-        f"spans of {kmer if stride == 1 else 1} masked; {len(train_windows):,} windows, "
-        f"{len(heldout_windows):,} held out")
+    logger.info(f"masked-LM pretraining: {pretrain_config['preset']} BERT ({n_params:,} parameters), "
+                f"{kmer}-mer tokens, spans of {kmer if stride == 1 else 1} masked; {len(train_windows):,} windows, "
+                f"{len(heldout_windows):,} held out")
     total_steps = schedule(len(train_windows), pretrain_config["batch_size"], pretrain_config["epochs"],
                            pretrain_config["max_steps"], pretrain_config["save_steps"])["total_steps"]
     record = run_record("pretrain", pretrain_config, total_steps, window_length=window_length, seed=seed,
                         train_windows_sha256=windows_sha256(train_windows),
                         val_windows_sha256=windows_sha256(heldout_windows))
     resume_from = distributed.main_then_shared(
-        lambda: prepare_output_dir(output_dir, record, pretrain_config, log, section="pretrain"))
+        lambda: prepare_output_dir(output_dir, record, pretrain_config, section="pretrain"))
     encodings = distributed.computed_once(output_dir / TOKENS_FILE, lambda: {
         name: dict(zip(("tokens", "offsets"), map(torch.from_numpy, flat_token_ids(tokenizer, windows["sequence"],
                                                                                    kmer, stride))))
@@ -109,7 +112,7 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
         processing_class=tokenizer,
         compute_metrics=masked_accuracy,
         preprocess_logits_for_metrics=_argmax_logits,
-        callbacks=[ProgressLog(log), stop],
+        callbacks=[ProgressLog(), stop],
     )
     steps = run_until_done_or_sigterm(trainer, stop, resume_from, "pretrain", total_steps)
     trainer.save_model(layout.pretrained_model_in(output_dir))

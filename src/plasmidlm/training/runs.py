@@ -136,10 +136,10 @@ def epochs_to_draw(n_windows: int, batch_size: int, epochs: float, max_steps: in
 
 def validation_accuracy(model_dir) -> dict[int, float]:
     """Validation accuracy per checkpoint step, from the `training_log.tsv` beside the checkpoints."""
-    log = pd.read_csv(layout.training_log_in(model_dir), sep="\t")
-    if "eval_accuracy" not in log:
+    training_log = pd.read_csv(layout.training_log_in(model_dir), sep="\t")
+    if "eval_accuracy" not in training_log:
         return {}
-    rows = log.dropna(subset=["eval_accuracy"])
+    rows = training_log.dropna(subset=["eval_accuracy"])
     return dict(zip(rows["step"].astype(int), rows["eval_accuracy"].astype(float)))
 
 

@@ -5,6 +5,7 @@ table (`log_history_table`)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -22,6 +23,8 @@ from plasmidlm.training.data import EpochSampler, EpochWindows, PadToLongest, cl
 
 LORA_ADAPTER_DIR = "lora_adapter"  # inside a checkpoint of a LoRA run: the adapters and head that resuming loads
 BALANCE_MODES = ("none", "weighted_sampler", "class_weights")
+
+logger = logging.getLogger(__name__)
 
 
 def accuracy_metric(eval_prediction) -> dict:
@@ -95,9 +98,6 @@ class WindowTrainer(CheckpointTrainer):
 class ProgressLog(TrainerCallback):
     """One plain log line per logging step: readable in a Snakemake/Slurm log file, unlike a tqdm bar."""
 
-    def __init__(self, log):
-        self.log = log
-
     def on_train_begin(self, args, state, control, **kwargs):
         # A resumed state keeps the logging cadence of its checkpoint; logging_steps may have changed since.
         state.logging_steps = args.logging_steps
@@ -105,7 +105,7 @@ class ProgressLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         values = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
                            for key, value in (logs or {}).items())
-        self.log(f"step {state.global_step}/{state.max_steps}: {values}")
+        logger.info(f"step {state.global_step}/{state.max_steps}: {values}")
 
 
 class StopOnSigterm(TrainerCallback):
