@@ -88,7 +88,7 @@ def plasmidlm_arguments(options, output_dir: str, section: str = "train") -> Tra
     defaults = {key: spec["default"] for key, spec in load_schema()["properties"][section]["properties"].items()}
     config = defaults | {"batch_size": options.batch_size, "eval_batch_size": options.eval_batch_size,
                          "max_steps": options.steps}
-    return dataclasses.replace(training_arguments(config, output_dir, SEED, masked_lm=section == "pretrain"),
+    return dataclasses.replace(training_arguments(config, output_dir, seed=SEED, masked_lm=section == "pretrain"),
                                save_strategy="no",
                                eval_strategy="no", report_to="none")
 
@@ -138,7 +138,8 @@ def measure(name: str, options, data: dict) -> dict:
 
 def measure_pretraining(options, data: dict) -> float:
     """Masked-LM pretraining windows/s of `pretrain_mlm`'s setup (span masking, its Trainer arguments)."""
-    model, tokenizer = build_mlm(options.preset, options.kmer, 1, options.window_length, SEED)
+    model, tokenizer = build_mlm(options.preset, kmer=options.kmer, kmer_stride=1, window_length=options.window_length,
+                                 seed=SEED)
     train = WindowDataset(*flat_token_ids(tokenizer, data["train"]["sequence"], options.kmer, 1))
     clock = StepClock(options.warmup_steps)
     with tempfile.TemporaryDirectory() as output_dir:

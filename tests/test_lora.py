@@ -38,7 +38,8 @@ VAL_WINDOWS = pd.DataFrame({"label": ["a", "b"] * 4, "sequence": random_windows(
 
 
 def run_fine_tune(output_dir) -> dict:
-    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, CLASSES, LORA_MODEL, LORA_TRAIN, WINDOW, output_dir, seed=3)
+    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=CLASSES, model_config=LORA_MODEL, train_config=LORA_TRAIN,
+                     window_length=WINDOW, output_dir=output_dir, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,9 @@ def trained(standins, tmp_path_factory, one_thread) -> dict[str, tuple]:
         output_dir = tmp_path_factory.mktemp(f"trained_{family}")
         printed = StringIO()  # model.py reports by print until it logs too (issue 27: dropped at merge)
         with logged_messages() as messages, contextlib.redirect_stdout(printed):
-            summary = fine_tune(windows_table(16, seed=1), windows_table(8, seed=2), CLASSES, model_config, TRAIN,
-                                WINDOW, output_dir, seed=0)
+            summary = fine_tune(windows_table(16, seed=1), windows_table(8, seed=2), classes=CLASSES,
+                                model_config=model_config, train_config=TRAIN, window_length=WINDOW,
+                                output_dir=output_dir, seed=0)
         messages += printed.getvalue().splitlines()
         assert summary["checkpoints"] == [2, 4]
         runs[family] = (output_dir / "checkpoint-4", messages)
@@ -222,8 +223,9 @@ def test_embeddings_come_from_the_model_body_of_every_family(standins, trained):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_lora_with_default_targets_trains_and_reloads(family, standins, tmp_path, one_thread):
-    summary = fine_tune(windows_table(8, seed=1), windows_table(4, seed=2), CLASSES, standins[family] | {"lora": LORA},
-                        TRAIN | {"max_steps": 2}, WINDOW, tmp_path, seed=0)
+    summary = fine_tune(windows_table(8, seed=1), windows_table(4, seed=2), classes=CLASSES,
+                        model_config=standins[family] | {"lora": LORA}, train_config=TRAIN | {"max_steps": 2},
+                        window_length=WINDOW, output_dir=tmp_path, seed=0)
     assert 0 < summary["trainable_parameters"] < summary["parameters"]
     model, tokenizer, metadata = load_checkpoint(tmp_path / "checkpoint-2",
                                                  trust_remote_code=standins[family]["trust_remote_code"])

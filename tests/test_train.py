@@ -59,8 +59,9 @@ VAL_WINDOWS = windows_table(["a", "b"] * 8, seed=2)
 
 
 def run_fine_tune(output_dir, balance: str) -> dict:
-    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), RESUME_TRAIN | {"balance": balance},
-                     WINDOW, output_dir, seed=3)
+    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                     train_config=RESUME_TRAIN | {"balance": balance}, window_length=WINDOW, output_dir=output_dir,
+                     seed=3)
 
 
 def final_weights(output_dir) -> dict:
@@ -96,8 +97,8 @@ def hang_after_first_checkpoint(self, *positional, **keywords):
     return step(self, *positional, **keywords)
 
 Trainer.training_step = hang_after_first_checkpoint
-fine_tune(pd.read_json(args["train"]), pd.read_json(args["val"]), ["a", "b"], args["model"], args["config"],
-          args["window"], args["output_dir"], seed=3)
+fine_tune(pd.read_json(args["train"]), pd.read_json(args["val"]), classes=["a", "b"], model_config=args["model"],
+          train_config=args["config"], window_length=args["window"], output_dir=args["output_dir"], seed=3)
 """
 
 
@@ -175,9 +176,11 @@ def test_rerun_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
 
 def test_rerun_of_a_run_finished_mid_epoch_trains_nothing(tmp_path):
     config = RESUME_TRAIN | {"balance": "none", "max_steps": 10}  # 6 steps per epoch: ends in the second
-    first = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3)
+    first = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=config,
+                      window_length=WINDOW, output_dir=tmp_path, seed=3)
     weights = load_file(tmp_path / "checkpoint-10" / "model.safetensors")
-    again = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3)
+    again = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=config,
+                      window_length=WINDOW, output_dir=tmp_path, seed=3)
     assert first["checkpoints"] == again["checkpoints"] == [4, 8, 10]
     assert losses(again) == losses(first)
     assert [entry for entry in again["log_history"] if "eval_accuracy" in entry] == [
@@ -193,9 +196,9 @@ def checkpoint_files(directory) -> dict:
 
 def test_keys_that_do_not_change_the_trajectory_give_the_same_weights(tmp_path, uninterrupted):
     """Why logging_steps and eval_batch_size are in runs.NEUTRAL_KEYS (save_steps is not: see there)."""
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
-                        tmp_path, seed=3)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5},
+                        window_length=WINDOW, output_dir=tmp_path, seed=3)
     reference_dir, reference = uninterrupted["none"]
     assert_same_weights(final_weights(tmp_path), final_weights(reference_dir))
     assert summary["checkpoints"] == reference["checkpoints"]
@@ -206,9 +209,9 @@ def test_rerun_with_other_logging_steps_keeps_every_checkpoint_and_trains_nothin
     output_dir = shutil.copytree(reference_dir, tmp_path / "model")
     before = checkpoint_files(output_dir)
     caplog.set_level(logging.INFO)
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
-                        output_dir, seed=3)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5},
+                        window_length=WINDOW, output_dir=output_dir, seed=3)
     assert checkpoint_files(output_dir) == before
     assert not (output_dir / SET_ASIDE_DIR).exists()
     assert any("resuming from checkpoint-12" in message for message in caplog.messages)
@@ -219,8 +222,9 @@ def test_run_with_another_learning_rate_sets_the_old_checkpoints_aside(tmp_path,
     reference_dir, _ = uninterrupted["none"]
     output_dir = shutil.copytree(reference_dir, tmp_path / "model")
     caplog.set_level(logging.INFO)
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"balance": "none", "learning_rate": 2.0e-3}, WINDOW, output_dir, seed=3)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=RESUME_TRAIN | {"balance": "none", "learning_rate": 2.0e-3}, window_length=WINDOW,
+                        output_dir=output_dir, seed=3)
     [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
     assert sorted(path.name for path in aside.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-4",
                                                                          "checkpoint-8"]
@@ -236,14 +240,15 @@ CONSTANT = RESUME_TRAIN | {"balance": "none", "lr_scheduler": "constant"}
 
 def test_longer_run_with_a_constant_schedule_continues_exactly(tmp_path, caplog):
     reference_dir = tmp_path / "reference"
-    reference = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, reference_dir,
-                          seed=3)
+    reference = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                          train_config=CONSTANT, window_length=WINDOW, output_dir=reference_dir, seed=3)
     output_dir = tmp_path / "model"
-    fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT | {"max_steps": 8}, WINDOW, output_dir,
-              seed=3)
+    fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+              train_config=CONSTANT | {"max_steps": 8}, window_length=WINDOW, output_dir=output_dir, seed=3)
     before = checkpoint_files(output_dir)
     caplog.set_level(logging.INFO)
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, output_dir, seed=3)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=CONSTANT,
+                        window_length=WINDOW, output_dir=output_dir, seed=3)
     assert any("the total steps changed from 8 to 12; the constant learning-rate schedule does not depend on it"
                in message for message in caplog.messages)
     assert any("resuming from checkpoint-8" in message for message in caplog.messages)
@@ -259,8 +264,9 @@ def test_longer_run_with_a_linear_schedule_continues_only_when_asked(tmp_path, u
     output_dir = shutil.copytree(reference_dir, tmp_path / "asked" / "model")
     before = checkpoint_files(output_dir)
     caplog.set_level(logging.INFO)
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        longer | {"continue_from_last": True, "logging_steps": 1}, WINDOW, output_dir, seed=3)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=longer | {"continue_from_last": True, "logging_steps": 1}, window_length=WINDOW,
+                        output_dir=output_dir, seed=3)
     assert any("train.continue_from_last is set, so the run continues from checkpoint-12" in message
                for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12, 16]
@@ -269,7 +275,8 @@ def test_longer_run_with_a_linear_schedule_continues_only_when_asked(tmp_path, u
 
     output_dir = shutil.copytree(reference_dir, tmp_path / "not_asked" / "model")
     caplog.clear()
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), longer, WINDOW, output_dir, seed=3)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=longer,
+                        window_length=WINDOW, output_dir=output_dir, seed=3)
     assert any("the total steps changed from 12 to 16 and the learning rate of the linear schedule at every step "
                "depends on the total steps; set train.continue_from_last: true" in message
                for message in caplog.messages)
@@ -496,8 +503,9 @@ def test_fine_tune_with_fresh_windows_trains_each_epoch_on_its_own_block(tmp_pat
     blocks = pd.concat([TRAIN_WINDOWS.assign(epoch=0), windows_table(["a"] * 36 + ["b"] * 12, seed=9).assign(epoch=1)],
                        ignore_index=True)
     caplog.set_level(logging.INFO)
-    summary = fine_tune(blocks, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"max_steps": None, "epochs": 2, "save_steps": 6}, WINDOW, tmp_path, seed=3)
+    summary = fine_tune(blocks, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=RESUME_TRAIN | {"max_steps": None, "epochs": 2, "save_steps": 6},
+                        window_length=WINDOW, output_dir=tmp_path, seed=3)
     assert summary["steps_per_epoch"] == 6 and summary["total_steps"] == 12 and summary["checkpoints"] == [6, 12]
     assert any("fresh training windows every epoch: 48 windows in each of 2 epoch(s)" in m for m in caplog.messages)
 
@@ -588,7 +596,8 @@ def fresh_run(output_dir, patch) -> tuple[dict, dict]:
 
     patch.setattr(Trainer, "training_step", recording_step)
     patch.setattr(EpochTable, "read", recording_read)
-    return fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3), seen
+    return fine_tune(FRESH_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=FRESH_TRAIN,
+                     window_length=WINDOW, output_dir=output_dir, seed=3), seen
 
 
 @pytest.fixture(scope="module")
@@ -624,7 +633,8 @@ def test_fresh_windows_resume_mid_epoch_exactly(tmp_path, monkeypatch, uninterru
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "training_step", sigterm_in_step_10)
         with pytest.raises(PlasmidlmError, match="stopped by SIGTERM after step 10 of 18"):
-            fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3)
+            fine_tune(FRESH_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                      train_config=FRESH_TRAIN, window_length=WINDOW, output_dir=output_dir, seed=3)
     summary, seen = fresh_run(output_dir, monkeypatch)
 
     reference_dir, reference, reference_seen = uninterrupted_fresh

@@ -365,8 +365,9 @@ def train(train_windows, val_windows, split_path, model_config: dict, train_conf
     from plasmidlm.training.trainer import log_history_table
 
     classes = classes_of_split(io.read_table(split_path))
-    summary = fine_tune(_training_windows(train_windows), io.read_table(val_windows), classes, model_config,
-                        train_config, window_length, model_dir, seed)
+    summary = fine_tune(_training_windows(train_windows), io.read_table(val_windows), classes=classes,
+                        model_config=model_config, train_config=train_config, window_length=window_length,
+                        output_dir=model_dir, seed=seed)
     if distributed.is_main():
         io.write_table(log_history_table(summary.pop("log_history")), out_log)
         io.write_json(summary, out_summary)
@@ -411,7 +412,8 @@ def pretrain(*, fasta, split_path, extra_fasta: list, pretrain_config: dict, win
                                     seed=(seed, "pretrain", "heldout"))
     _check_drawn(corpus.assign(label="all"), plasmids, "pretraining corpus", policy, log)
     _check_drawn(heldout, plasmids, "pretraining held-out", policy, log)
-    summary = pretrain_mlm(corpus, heldout, pretrain_config, policy.length, output_dir, seed)
+    summary = pretrain_mlm(corpus, heldout, pretrain_config=pretrain_config, window_length=policy.length,
+                           output_dir=output_dir, seed=seed)
     if distributed.is_main():
         io.write_table(log_history_table(summary.pop("log_history")), out_log)
         io.write_json(summary, out_summary)

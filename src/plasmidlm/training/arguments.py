@@ -32,7 +32,7 @@ def device_settings(cuda: bool, random_collator: bool = False, data_per_epoch: b
             "dataloader_persistent_workers": workers > 0 and not data_per_epoch}
 
 
-def training_arguments(train_config: dict, output_dir: str | Path, seed: int, masked_lm: bool = False,
+def training_arguments(train_config: dict, output_dir: str | Path, *, seed: int, masked_lm: bool = False,
                        all_parameters_used: bool = False, data_per_epoch: bool = False) -> TrainingArguments:
     """The Trainer settings of a run: fused AdamW, the device's settings (`device_settings`), `torch.compile`
     with `compile`, TensorBoard if installed. The loss is not checked for NaN or inf at every step (the Trainer's

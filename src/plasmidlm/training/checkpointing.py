@@ -203,7 +203,7 @@ def _length_change(old: dict, new: dict) -> bool:
             and _prefix_of_each_other(old.get(windows, []), new.get(windows, [])))
 
 
-def _keep(old: dict | None, new: dict, config: dict, steps: list[int], section: str
+def _keep(old: dict | None, new: dict, *, config: dict, steps: list[int], section: str
           ) -> tuple[list[int], str, str | None, dict | None]:
     """Which complete checkpoint steps a run recorded as `new` keeps: (kept, why the others are not, what the
     log says about the kept ones, a continuation to record or None)."""
@@ -265,7 +265,7 @@ def prepare_output_dir(output_dir, record: dict, config: dict, section: str = "t
             shutil.rmtree(path)
         else:
             reasons[path.name] = f"half-written: no readable {TRAINER_STATE} (the job stopped while saving it)"
-    kept, why, message, continued = _keep(old, record, config, sorted(complete), section)
+    kept, why, message, continued = _keep(old, record, config=config, steps=sorted(complete), section=section)
     reasons |= {complete[step].name: why for step in sorted(complete) if step not in kept}
     if reasons:
         set_aside(output_dir, reasons, config.get("old_checkpoints", "move_aside") == "delete")

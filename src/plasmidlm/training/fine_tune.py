@@ -29,7 +29,7 @@ from plasmidlm.training.trainer import (
     run_until_done_or_sigterm,
 )
 
-EPOCH_TOKENS_FILE = ".tokens-block{block}.pt"  # the same for one epoch's block of fresh windows
+EPOCH_TOKENS_FILE = ".tokens-block{block}.pt"  # as data.TOKENS_FILE, for one epoch's block of fresh windows
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 def fine_tune(
     train_windows: pd.DataFrame | EpochTable,
     val_windows: pd.DataFrame,
+    *,
     classes: list[str],
     model_config: dict,
     train_config: dict,
@@ -58,25 +59,28 @@ def fine_tune(
     if isinstance(train_windows, pd.DataFrame) and "epoch" in train_windows.columns:
         train_windows = EpochTable.of_frame(train_windows)
     fresh = isinstance(train_windows, EpochTable)
-    model, tokenizer = _model_for(train_windows, classes, model_config, window_length, seed)
+    model, tokenizer = _model_for(train_windows, classes=classes, model_config=model_config,
+                                  window_length=window_length, seed=seed)
     windows_per_epoch = min(train_windows.sizes) if fresh else len(train_windows)
-    plan = schedule(windows_per_epoch, train_config["batch_size"], train_config["epochs"],
-                    train_config.get("max_steps"), train_config["save_steps"])
+    plan = schedule(windows_per_epoch, batch_size=train_config["batch_size"], epochs=train_config["epochs"],
+                    max_steps=train_config.get("max_steps"), save_steps=train_config["save_steps"])
     trainable, n_params = parameter_counts(model)
-    _log_plan(model, (trainable, n_params), model_config, classes, train_windows, windows_per_epoch, plan,
-              len(val_windows), train_config)
+    _log_plan(model, parameters=(trainable, n_params), model_config=model_config, classes=classes,
+              train_windows=train_windows, windows_per_epoch=windows_per_epoch, plan=plan,
+              val_windows=len(val_windows), train_config=train_config)
     record = run_record("train", train_config, plan["total_steps"], model=model_config, window_length=window_length,
                         seed=seed, classes=classes, steps_per_epoch=plan["steps_per_epoch"],
                         train_windows_sha256=train_windows.sha256 if fresh else windows_sha256(train_windows),
                         val_windows_sha256=windows_sha256(val_windows))
     resume_from = distributed.main_then_shared(lambda: prepare_output_dir(output_dir, record, train_config))
-    train_dataset, eval_dataset = _datasets(train_windows, val_windows, tokenizer, model.config.plasmidlm, classes,
-                                            output_dir)
+    train_dataset, eval_dataset = _datasets(train_windows, val_windows, tokenizer=tokenizer,
+                                            metadata=model.config.plasmidlm, classes=classes, output_dir=output_dir)
     stop = StopOnSigterm()
     trainer = WindowTrainer(
         model=model,
-        args=training_arguments(train_config | {"batch_size": _per_process_batch(train_config)}, output_dir, seed,
-                                all_parameters_used=model_config["name_or_path"] == BUILTIN, data_per_epoch=fresh),
+        args=training_arguments(train_config | {"batch_size": _per_process_batch(train_config)}, output_dir,
+                                seed=seed, all_parameters_used=model_config["name_or_path"] == BUILTIN,
+                                data_per_epoch=fresh),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
@@ -84,13 +88,14 @@ def fine_tune(
         callbacks=[ProgressLog(), stop],
         balance=train_config["balance"],
     )
-    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "train", plan["total_steps"])
+    steps = run_until_done_or_sigterm(trainer, stop, resume_from=resume_from, step_name="train",
+                                      total_steps=plan["total_steps"])
     return {**plan, "checkpoints": steps, "parameters": n_params, "trainable_parameters": trainable,
             "log_history": trainer.state.log_history}
 
 
-def _model_for(train_windows: pd.DataFrame | EpochTable, classes: list[str], model_config: dict, window_length: int,
-               seed: int) -> tuple:
+def _model_for(train_windows: pd.DataFrame | EpochTable, *, classes: list[str], model_config: dict,
+               window_length: int, seed: int) -> tuple:
     """The model and tokenizer, after checking that every training label is one of `classes`."""
     fresh = isinstance(train_windows, EpochTable)
     unknown = sorted(set(train_windows.label_counts if fresh else train_windows["label"]) - set(classes))
@@ -105,7 +110,7 @@ def _per_process_batch(train_config: dict) -> int:
     return distributed.per_process_batch(train_config["batch_size"], distributed.world()[1], "train")
 
 
-def _log_plan(model, parameters: tuple[int, int], model_config: dict, classes: list[str],
+def _log_plan(model, *, parameters: tuple[int, int], model_config: dict, classes: list[str],
               train_windows: pd.DataFrame | EpochTable, windows_per_epoch: int, plan: dict, val_windows: int,
               train_config: dict) -> None:
     """Log the model, its trainable (of all) `parameters`, the training windows, the batch and the schedule."""
@@ -126,7 +131,7 @@ def _log_plan(model, parameters: tuple[int, int], model_config: dict, classes: l
                 f"{val_windows:,} validation windows at each checkpoint; class balance: {train_config['balance']}")
 
 
-def _datasets(train_windows: pd.DataFrame | EpochTable, val_windows: pd.DataFrame, tokenizer, metadata: dict,
+def _datasets(train_windows: pd.DataFrame | EpochTable, val_windows: pd.DataFrame, *, tokenizer, metadata: dict,
               classes: list[str], output_dir: Path) -> tuple[torch.utils.data.Dataset, WindowDataset]:
     """The tokenized training and validation datasets; fresh windows are tokenized one epoch at a time."""
     fresh = isinstance(train_windows, EpochTable)

@@ -119,7 +119,7 @@ def differences(old: dict, new: dict, limit: int = 6) -> str:
 # --- the schedule and the best checkpoint -------------------------------------------------------------------
 
 
-def schedule(n_windows: int, batch_size: int, epochs: float, max_steps: int | None, save_steps: int) -> dict:
+def schedule(n_windows: int, *, batch_size: int, epochs: float, max_steps: int | None, save_steps: int) -> dict:
     """Steps per epoch, total steps and checkpoints that a run will produce."""
     steps_per_epoch = math.ceil(n_windows / batch_size)
     total = max_steps if max_steps else math.ceil(steps_per_epoch * epochs)
@@ -130,7 +130,7 @@ def schedule(n_windows: int, batch_size: int, epochs: float, max_steps: int | No
 def epochs_to_draw(n_windows: int, batch_size: int, epochs: float, max_steps: int | None) -> int:
     """The epochs, whole or begun, that a run on `n_windows` windows per epoch trains: how many epochs of fresh
     windows (`windows.resample_each_epoch`) the data stage draws."""
-    plan = schedule(n_windows, batch_size, epochs, max_steps, save_steps=1)
+    plan = schedule(n_windows, batch_size=batch_size, epochs=epochs, max_steps=max_steps, save_steps=1)
     return math.ceil(plan["total_steps"] / plan["steps_per_epoch"])
 
 

@@ -158,7 +158,7 @@ class StopOnSigterm(TrainerCallback):
             self.vote.finish()
 
 
-def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, resume_from: Path | None, step_name: str,
+def run_until_done_or_sigterm(trainer: Trainer, stop: StopOnSigterm, *, resume_from: Path | None, step_name: str,
                               total_steps: int) -> list[int]:
     """Train (from `resume_from` when given) until the last step or a SIGTERM; return the checkpoint steps written.
 
