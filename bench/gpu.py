@@ -5,10 +5,10 @@ For each preset and window length, on a freshly initialised built-in model saved
   code path of the evaluation jobs, `predict` and `embed`), with its default batch size and precision, against a
   plain loop: `AutoModelForSequenceClassification` in fp32, the tokenizer padding each batch of 256 windows,
   `softmax(...).cpu()` per batch. The largest difference between the two sets of probabilities is printed too.
-- **training**: `plasmidlm.train.WindowTrainer` with `plasmidlm.train.training_arguments` against a plain
-  `transformers.Trainer` with default `TrainingArguments` (and the tokenizer as collator; fp32 matrix products
-  in full precision, torch's default), same model
-  initialisation, data, batch and steps; checkpoints and validation off in both.
+- **training**: `plasmidlm.training.trainer.WindowTrainer` with `plasmidlm.training.arguments.training_arguments`
+  against a plain `transformers.Trainer` with default `TrainingArguments` (and the tokenizer as collator; fp32
+  matrix products in full precision, torch's default), same model initialisation, data, batch and steps;
+  checkpoints and validation off in both.
 - **checkpoints**: how long writing one checkpoint (weights, optimizer, scheduler, trainer state) stops
   `WindowTrainer`'s training, written in the foreground and in the background (`CheckpointTrainer`), as a share of
   the steps between two checkpoints at the default `train.save_steps`.
@@ -35,7 +35,8 @@ from plasmidlm.config import load_schema
 from plasmidlm.evaluate import default_batch_size, inference_precision, predict_proba
 from plasmidlm.model import PRESETS, build_or_load, forward_input_names, load_checkpoint
 from plasmidlm.tokenize import kmer_id_table, kmer_ids, kmer_text, n_tokens
-from plasmidlm.train import PadToLongest, WindowTrainer, make_dataset
+from plasmidlm.training.data import PadToLongest, make_dataset
+from plasmidlm.training.trainer import WindowTrainer
 from train_throughput import CLASSES, SEED, StepClock, plain_arguments, plasmidlm_arguments, random_windows, synchronize
 
 KMER = 6

@@ -32,7 +32,7 @@ import pandas as pd
 
 from data_scale import generate
 from plasmidlm import resources
-from plasmidlm.checkpoints import epochs_to_draw
+from plasmidlm.training.runs import epochs_to_draw
 from plasmidlm.config import load_schema
 
 
@@ -178,7 +178,7 @@ def main() -> None:
         classes = sorted(split["label"].unique())
         jobs["epoch_switch"] = (
             f"from plasmidlm import io\nfrom plasmidlm.model import build_or_load\n"
-            f"from plasmidlm.train import EpochTable, make_dataset\n"
+            f"from plasmidlm.training.data import EpochTable, make_dataset\n"
             f"table = EpochTable(lambda: io.iter_table({train_windows!r}, ['label', 'sequence', 'epoch']))\n"
             f"log('summary pass over the table')\n"
             f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, 1, log=log)\n"

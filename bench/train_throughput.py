@@ -1,11 +1,12 @@
 """Training and evaluation throughput of the built-in model: plasmidlm's Trainer settings vs a plain Trainer.
 
 Both trainers get the same freshly initialised model, the same pre-tokenized random windows and the same
-batch sizes, in one run. "plasmidlm" uses the TrainingArguments of `plasmidlm.train.fine_tune` (bf16 or fp16
+batch sizes, in one run. "plasmidlm" uses the TrainingArguments of `plasmidlm.training.fine_tune` (bf16 or fp16
 on a GPU, fused AdamW, padding each batch to its longest window); "plain" is a `transformers.Trainer` with default
 TrainingArguments and the tokenizer as processing class (so it pads every batch with the tokenizer). Checkpoints
 and periodic validation are off in both, so only training steps are timed. Last, the masked-LM pretraining
-throughput (windows/s and tokens/s) of `plasmidlm.pretrain.pretrain_mlm`'s setup. Example (README.md next to this file):
+throughput (windows/s and tokens/s) of `plasmidlm.training.pretrain.pretrain_mlm`'s setup. Example (README.md
+next to this file):
 
     PYTHONPATH=src python bench/train_throughput.py --preset base --window-length 100 --steps 60 \
         --batch-size 256 --peak-tflops 989
@@ -25,9 +26,11 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from plasmidlm.config import load_schema
 from plasmidlm.model import PRESETS, build_or_load, parameter_counts
-from plasmidlm.pretrain import KmerSpanMasking, build_mlm
 from plasmidlm.tokenize import flat_token_ids, n_tokens
-from plasmidlm.train import WindowDataset, WindowTrainer, make_dataset, training_arguments
+from plasmidlm.training.arguments import training_arguments
+from plasmidlm.training.data import WindowDataset, make_dataset
+from plasmidlm.training.pretrain import KmerSpanMasking, build_mlm
+from plasmidlm.training.trainer import WindowTrainer
 
 CLASSES = ["plasmid", "chromosome"]
 SEED = 1
@@ -85,7 +88,7 @@ def plasmidlm_arguments(options, output_dir: str, section: str = "train") -> Tra
     defaults = {key: spec["default"] for key, spec in load_schema()["properties"][section]["properties"].items()}
     config = defaults | {"batch_size": options.batch_size, "eval_batch_size": options.eval_batch_size,
                          "max_steps": options.steps}
-    return dataclasses.replace(training_arguments(config, output_dir, SEED, masked_lm=section == "pretrain"),
+    return dataclasses.replace(training_arguments(config, output_dir, seed=SEED, masked_lm=section == "pretrain"),
                                save_strategy="no",
                                eval_strategy="no", report_to="none")
 
@@ -135,7 +138,8 @@ def measure(name: str, options, data: dict) -> dict:
 
 def measure_pretraining(options, data: dict) -> float:
     """Masked-LM pretraining windows/s of `pretrain_mlm`'s setup (span masking, its Trainer arguments)."""
-    model, tokenizer = build_mlm(options.preset, options.kmer, 1, options.window_length, SEED)
+    model, tokenizer = build_mlm(options.preset, kmer=options.kmer, kmer_stride=1, window_length=options.window_length,
+                                 seed=SEED)
     train = WindowDataset(*flat_token_ids(tokenizer, data["train"]["sequence"], options.kmer, 1))
     clock = StepClock(options.warmup_steps)
     with tempfile.TemporaryDirectory() as output_dir:

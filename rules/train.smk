@@ -1,11 +1,11 @@
 # A checkpoint: which checkpoint-<step> directories training writes is known only after it ran.
 # The checkpoint directories are not declared outputs, so Snakemake never deletes them: not when the job
 # fails, and not before re-running it (it removes only train_summary.json and training_log.tsv). The job
-# itself decides which checkpoints stay (plasmidlm.checkpoints.prepare_output_dir): a re-run for a key that
-# does not change the trajectory (e.g. logging_steps) resumes from the last checkpoint and, when training had
-# finished, ends at once; checkpoints that other parameters make invalid are moved to model/set_aside/.
-# SIGTERM (a Slurm time limit) ends the job after the current step, as a failure, so that it is re-run or
-# requeued.
+# itself decides which checkpoints stay (plasmidlm.training.checkpointing.prepare_output_dir): a re-run for a
+# key that does not change the trajectory (e.g. logging_steps) resumes from the last checkpoint and, when
+# training had finished, ends at once; checkpoints that other parameters make invalid are moved to
+# model/set_aside/. SIGTERM (a Slurm time limit) ends the job after the current step, as a failure, so that it
+# is re-run or requeued.
 checkpoint train:
     input:
         unpack(pretrained_inputs),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import subprocess
@@ -205,3 +206,23 @@ def finished_run(tmp_path_factory) -> FinishedRun:
     result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
     assert result.returncode == 0, result.stderr[-5000:]
     return FinishedRun(workdir, config, workdir / "results" / reduced_config()["run_name"])
+
+
+@contextlib.contextmanager
+def logged_messages():
+    """The messages the library logs (INFO and above) while inside, for fixtures wider than one test, where
+    pytest's caplog does not reach."""
+    import logging
+
+    messages = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("plasmidlm")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

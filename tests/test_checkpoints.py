@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,24 +17,26 @@ import pandas as pd
 import pytest
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.checkpoints import (
+from plasmidlm.config import load_schema
+from plasmidlm.training.checkpointing import (
     DELETING,
-    LENGTH_KEYS,
     MOVING,
-    NEUTRAL_KEYS,
     PARAMS_FILE,
     SET_ASIDE_DIR,
     SET_ASIDE_RECORD,
     TRAINER_STATE,
-    best_checkpoint,
     is_complete_checkpoint,
     prepare_output_dir,
-    run_record,
     set_aside_records,
+)
+from plasmidlm.training.runs import (
+    LENGTH_KEYS,
+    NEUTRAL_KEYS,
+    best_checkpoint,
+    run_record,
     validation_accuracy,
     windows_sha256,
 )
-from plasmidlm.config import load_schema
 
 from conftest import SRC
 
@@ -75,23 +78,29 @@ def set_aside_folders(output_dir: Path) -> list[Path]:
     return sorted(parent.iterdir()) if parent.exists() else []
 
 
-class Log(list):
-    def __call__(self, message: str) -> None:
-        self.append(message)
+class Logged:
+    def __init__(self, caplog):
+        self.caplog = caplog
 
     def has(self, text: str) -> bool:
-        return any(text in message for message in self)
+        return any(text in message for message in self.caplog.messages)
+
+
+@pytest.fixture
+def log(caplog) -> Logged:
+    """What the code under test logs (INFO and above)."""
+    caplog.set_level(logging.INFO)
+    return Logged(caplog)
 
 
 def test_first_run_records_its_parameters(tmp_path):
-    assert prepare_output_dir(tmp_path / "model", record(), TRAIN, Log()) is None
+    assert prepare_output_dir(tmp_path / "model", record(), TRAIN) is None
     assert json.loads((tmp_path / "model" / PARAMS_FILE).read_text()) == record()
 
 
-def test_same_run_resumes_from_the_last_complete_checkpoint(tmp_path):
+def test_same_run_resumes_from_the_last_complete_checkpoint(tmp_path, log):
     output_dir = trained(tmp_path)
-    log = Log()
-    assert prepare_output_dir(output_dir, record(), TRAIN, log) == output_dir / "checkpoint-12"
+    assert prepare_output_dir(output_dir, record(), TRAIN) == output_dir / "checkpoint-12"
     assert names(output_dir) == ["checkpoint-12", "checkpoint-4", "checkpoint-8"]
     assert set_aside_folders(output_dir) == [] and log.has("resuming from checkpoint-12, the last of 3")
 
@@ -119,7 +128,7 @@ def test_the_key_classes_name_schema_keys_of_train_and_pretrain():
 def test_a_key_that_does_not_change_the_trajectory_keeps_the_checkpoints(tmp_path, key):
     output_dir = trained(tmp_path)
     changed = TRAIN | {key: other_value(SCHEMA["train"]["properties"][key], TRAIN[key])}
-    assert prepare_output_dir(output_dir, record(changed), changed, Log()) == output_dir / "checkpoint-12"
+    assert prepare_output_dir(output_dir, record(changed), changed) == output_dir / "checkpoint-12"
     assert names(output_dir) == ["checkpoint-12", "checkpoint-4", "checkpoint-8"]
     assert set_aside_folders(output_dir) == []
 
@@ -131,7 +140,7 @@ OTHER_FIXED = {"model": {"name_or_path": "builtin", "preset": "small"}, "window_
 
 
 @pytest.mark.parametrize("key", [f"train.{key}" for key in TRAJECTORY_TRAIN_KEYS] + sorted(OTHER_FIXED))
-def test_every_other_key_sets_the_checkpoints_aside(tmp_path, key):
+def test_every_other_key_sets_the_checkpoints_aside(tmp_path, key, log):
     output_dir = trained(tmp_path)
     config, fixed = dict(TRAIN), {}
     if key.startswith("train."):
@@ -139,8 +148,7 @@ def test_every_other_key_sets_the_checkpoints_aside(tmp_path, key):
         config[name] = other_value(SCHEMA["train"]["properties"][name], TRAIN[name])
     else:
         fixed[key] = OTHER_FIXED[key]
-    log = Log()
-    assert prepare_output_dir(output_dir, record(config, **fixed), config, log) is None
+    assert prepare_output_dir(output_dir, record(config, **fixed), config) is None
     assert names(output_dir) == []
     [folder] = set_aside_folders(output_dir)
     assert names(folder) == ["checkpoint-12", "checkpoint-4", "checkpoint-8"]
@@ -156,16 +164,15 @@ def test_every_other_key_sets_the_checkpoints_aside(tmp_path, key):
 def test_checkpoints_without_a_record_are_set_aside(tmp_path):
     output_dir = trained(tmp_path)
     (output_dir / PARAMS_FILE).unlink()
-    assert prepare_output_dir(output_dir, record(), TRAIN, Log()) is None
+    assert prepare_output_dir(output_dir, record(), TRAIN) is None
     [folder] = set_aside_folders(output_dir)
     assert names(folder) == ["checkpoint-12", "checkpoint-4", "checkpoint-8"]
 
 
-def test_old_checkpoints_delete_removes_what_is_set_aside(tmp_path):
+def test_old_checkpoints_delete_removes_what_is_set_aside(tmp_path, log):
     output_dir = trained(tmp_path)
     config = TRAIN | {"learning_rate": 1.0, "old_checkpoints": "delete"}
-    log = Log()
-    assert prepare_output_dir(output_dir, record(config), config, log) is None
+    assert prepare_output_dir(output_dir, record(config), config) is None
     assert names(output_dir) == [] and set_aside_folders(output_dir) == []
     assert log.has("deleted the 3 checkpoint(s) set aside (old_checkpoints: delete)")
 
@@ -175,17 +182,16 @@ def test_old_checkpoints_delete_removes_what_is_set_aside(tmp_path):
 CONSTANT = TRAIN | {"lr_scheduler": "constant"}
 
 
-def test_a_longer_run_with_a_constant_schedule_continues_from_the_last_checkpoint(tmp_path):
+def test_a_longer_run_with_a_constant_schedule_continues_from_the_last_checkpoint(tmp_path, log):
     output_dir = trained(tmp_path, config=CONSTANT)
-    log = Log()
-    assert prepare_output_dir(output_dir, record(CONSTANT, 20), CONSTANT, log) == output_dir / "checkpoint-12"
+    assert prepare_output_dir(output_dir, record(CONSTANT, 20), CONSTANT) == output_dir / "checkpoint-12"
     assert log.has("the total steps changed from 12 to 20; the constant learning-rate schedule does not depend on it")
     assert set_aside_folders(output_dir) == []
 
 
 def test_a_shorter_run_with_a_constant_schedule_sets_aside_the_checkpoints_beyond_it(tmp_path):
     output_dir = trained(tmp_path, config=CONSTANT)
-    assert prepare_output_dir(output_dir, record(CONSTANT, 10), CONSTANT, Log()) == output_dir / "checkpoint-8"
+    assert prepare_output_dir(output_dir, record(CONSTANT, 10), CONSTANT) == output_dir / "checkpoint-8"
     [folder] = set_aside_folders(output_dir)
     assert names(folder) == ["checkpoint-12"]
     assert json.loads((folder / SET_ASIDE_RECORD).read_text())["checkpoints"] == {
@@ -195,39 +201,36 @@ def test_a_shorter_run_with_a_constant_schedule_sets_aside_the_checkpoints_beyon
 # warm-up steps = ceil(warmup_ratio x total): 0 -> 0, ceil(1.2) = 2 -> ceil(1.4) = 2, ceil(2.4) = 3 -> 4
 @pytest.mark.parametrize("warmup_ratio, total_steps, continues", [(0.0, 20, True), (0.1, 14, True), (0.2, 20, False)])
 def test_constant_with_warmup_continues_when_the_warmup_keeps_its_steps(tmp_path, warmup_ratio, total_steps,
-                                                                       continues):
+                                                                       continues, log):
     config = TRAIN | {"lr_scheduler": "constant_with_warmup", "warmup_ratio": warmup_ratio}
     output_dir = trained(tmp_path, config=config)
-    log = Log()
-    resumed = prepare_output_dir(output_dir, record(config, total_steps), config, log)
+    resumed = prepare_output_dir(output_dir, record(config, total_steps), config)
     assert (resumed == output_dir / "checkpoint-12") is continues
     assert log.has("the warm-up of the constant_with_warmup schedule changes from 3 to 4 steps") is not continues
 
 
 @pytest.mark.parametrize("scheduler", ["linear", "cosine"])
-def test_a_longer_run_with_a_schedule_that_depends_on_the_length_starts_again(tmp_path, scheduler):
+def test_a_longer_run_with_a_schedule_that_depends_on_the_length_starts_again(tmp_path, scheduler, log):
     config = TRAIN | {"lr_scheduler": scheduler}
     output_dir = trained(tmp_path, config=config)
-    log = Log()
-    assert prepare_output_dir(output_dir, record(config, 20), config, log) is None
+    assert prepare_output_dir(output_dir, record(config, 20), config) is None
     [folder] = set_aside_folders(output_dir)
     assert names(folder) == ["checkpoint-12", "checkpoint-4", "checkpoint-8"]
     assert log.has(f"the total steps changed from 12 to 20 and the learning rate of the {scheduler} schedule at "
                    f"every step depends on the total steps; set train.continue_from_last: true")
 
 
-def test_continue_from_last_continues_any_schedule_and_is_recorded(tmp_path):
+def test_continue_from_last_continues_any_schedule_and_is_recorded(tmp_path, log):
     output_dir = trained(tmp_path)
     config = TRAIN | {"continue_from_last": True}
-    log = Log()
-    assert prepare_output_dir(output_dir, record(config, 20), config, log) == output_dir / "checkpoint-12"
+    assert prepare_output_dir(output_dir, record(config, 20), config) == output_dir / "checkpoint-12"
     assert log.has("train.continue_from_last is set, so the run continues from checkpoint-12 with the learning "
                    "rate of a 20-step schedule")
     continued = [{"from_step": 12, "total_steps_before": 12}]
     assert json.loads((output_dir / PARAMS_FILE).read_text())["continued"] == continued
     # a re-run of the continued run resumes and keeps the history, whatever continue_from_last says now
     make_checkpoint(output_dir, 16)
-    assert prepare_output_dir(output_dir, record(TRAIN, 20), TRAIN, Log()) == output_dir / "checkpoint-16"
+    assert prepare_output_dir(output_dir, record(TRAIN, 20), TRAIN) == output_dir / "checkpoint-16"
     assert json.loads((output_dir / PARAMS_FILE).read_text())["continued"] == continued
 
 
@@ -235,9 +238,9 @@ def test_fresh_windows_per_epoch_continue_when_the_first_epochs_are_the_same(tmp
     two_epochs = {"train_windows_sha256": ["e0" * 32, "e1" * 32]}
     output_dir = trained(tmp_path, config=CONSTANT, **two_epochs)
     longer = record(CONSTANT, 18, train_windows_sha256=["e0" * 32, "e1" * 32, "e2" * 32])
-    assert prepare_output_dir(output_dir, longer, CONSTANT, Log()) == output_dir / "checkpoint-12"
+    assert prepare_output_dir(output_dir, longer, CONSTANT) == output_dir / "checkpoint-12"
     redrawn = record(CONSTANT, 24, train_windows_sha256=["e0" * 32, "ff" * 32, "e2" * 32, "e3" * 32])
-    assert prepare_output_dir(output_dir, redrawn, CONSTANT, Log()) is None
+    assert prepare_output_dir(output_dir, redrawn, CONSTANT) is None
 
 
 def test_windows_sha256_is_one_digest_per_epoch_and_depends_on_label_and_sequence():
@@ -266,12 +269,11 @@ def test_is_complete_checkpoint(tmp_path):
     assert not is_complete_checkpoint(checkpoint)
 
 
-def test_a_half_written_checkpoint_is_removed_only_below_a_complete_one(tmp_path):
+def test_a_half_written_checkpoint_is_removed_only_below_a_complete_one(tmp_path, log):
     output_dir = trained(tmp_path, steps=(4, 12))
     make_checkpoint(output_dir, 8, complete=False)  # no later job can be writing it: checkpoint-12 is complete
     make_checkpoint(output_dir, 16, complete=False)  # the job stopped while saving it
-    log = Log()
-    assert prepare_output_dir(output_dir, record(), TRAIN, log) == output_dir / "checkpoint-12"
+    assert prepare_output_dir(output_dir, record(), TRAIN) == output_dir / "checkpoint-12"
     assert names(output_dir) == ["checkpoint-12", "checkpoint-4"]
     assert log.has("removing checkpoint-8: half-written (no readable trainer_state.json) and older than the "
                    "complete checkpoint-12")
@@ -295,7 +297,7 @@ def test_an_io_error_stops_the_job_and_touches_nothing(tmp_path, monkeypatch, un
     other = TRAIN | {"learning_rate": 1.0}  # a run that would set every checkpoint aside
     with pytest.raises(PlasmidlmError, match=rf"^{failing}: cannot be read \(Input/output error\); stopping "
                                              r"without touching any checkpoint"):
-        prepare_output_dir(output_dir, record(other), other, Log())
+        prepare_output_dir(output_dir, record(other), other)
     assert names(output_dir) == ["checkpoint-12", "checkpoint-4", "checkpoint-8"]
     assert set_aside_folders(output_dir) == []
 
@@ -306,7 +308,7 @@ def test_an_io_error_stops_the_job_and_touches_nothing(tmp_path, monkeypatch, un
 # (0: never; it then prints how many calls there were).
 KILLED_PREPARE = """
 import json, os, signal, sys
-from plasmidlm.checkpoints import prepare_output_dir
+from plasmidlm.training.checkpointing import prepare_output_dir
 
 args = json.loads(sys.argv[1])
 calls = 0
@@ -322,7 +324,7 @@ def killing(function):
 
 for name in ("rename", "unlink", "rmdir"):
     setattr(os, name, killing(getattr(os, name)))
-prepare_output_dir(args["output_dir"], args["record"], args["config"], lambda message: None)
+prepare_output_dir(args["output_dir"], args["record"], args["config"])
 print(calls)
 """
 
@@ -348,7 +350,7 @@ def test_a_kill_at_any_point_of_setting_aside_leaves_a_state_the_next_run_repair
         interrupted["deletion"] += any(output_dir.glob(f"{SET_ASIDE_DIR}/{DELETING}*"))
 
         # the user re-runs the old config: nothing is lost, and what is still in place resumes
-        reverted = prepare_output_dir(output_dir, record(), TRAIN, Log())
+        reverted = prepare_output_dir(output_dir, record(), TRAIN)
         assert not list(output_dir.glob(f"{SET_ASIDE_DIR}/*/{MOVING}")), kill_at
         aside = [path for path in output_dir.glob(f"{SET_ASIDE_DIR}/*/checkpoint-*")]
         if old_checkpoints == "move_aside":
@@ -358,7 +360,7 @@ def test_a_kill_at_any_point_of_setting_aside_leaves_a_state_the_next_run_repair
         assert reverted == (output_dir / "checkpoint-12" if names(output_dir) else None), kill_at
 
         # the new config again: the same end state as without a kill
-        prepare_output_dir(output_dir, new, config, Log())
+        prepare_output_dir(output_dir, new, config)
         assert names(output_dir) == [], kill_at
         assert json.loads((output_dir / PARAMS_FILE).read_text()) == new
         if old_checkpoints == "delete":
@@ -377,7 +379,7 @@ def test_set_aside_records_list_every_folder_for_the_report(tmp_path):
     run_dir = tmp_path / "run"
     output_dir = trained(run_dir / "first" / "model")
     other = TRAIN | {"learning_rate": 1.0}
-    prepare_output_dir(output_dir, record(other), other, Log())
+    prepare_output_dir(output_dir, record(other), other)
     rows = set_aside_records(run_dir)
     [folder] = set_aside_folders(output_dir)
     assert [row["checkpoint"] for row in rows] == ["checkpoint-4", "checkpoint-8", "checkpoint-12"]

@@ -254,7 +254,7 @@ def test_a_rank_seeing_fewer_gpus_than_asked_for_says_so(monkeypatch, capsys):
 
 
 def test_checkpoints_recorded_before_gpus_and_compile_existed_stay_valid():
-    from plasmidlm.checkpoints import run_record
+    from plasmidlm.training.runs import run_record
 
     before = {key: value for key, value in TRAIN.items() if key not in ("gpus", "compile")}
     assert run_record("train", TRAIN | {"gpus": 1, "compile": False}, 12) == run_record("train", before, 12)

@@ -10,7 +10,7 @@ import pytest
 from scipy.special import softmax
 
 from plasmidlm import io
-from plasmidlm.checkpoints import best_checkpoint
+from plasmidlm.training.runs import best_checkpoint
 from plasmidlm.evaluate import evaluate_checkpoint
 from plasmidlm.layout import prediction_paths
 from plasmidlm.predict import predict_fasta

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 
@@ -12,19 +13,16 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.checkpoints import PARAMS_FILE, is_complete_checkpoint
 from plasmidlm.config import load_schema
 from plasmidlm.model import ALL_LINEAR, METADATA_KEY, build_or_load, default_lora_targets, load_checkpoint
 from plasmidlm.tokenize import kmer_text
-from plasmidlm.train import (
-    LORA_ADAPTER_DIR,
-    WindowTrainer,
-    fine_tune,
-    make_dataset,
-    training_arguments,
-)
+from plasmidlm.training.arguments import training_arguments
+from plasmidlm.training.checkpointing import PARAMS_FILE, is_complete_checkpoint
+from plasmidlm.training.data import make_dataset
+from plasmidlm.training.fine_tune import fine_tune
+from plasmidlm.training.trainer import LORA_ADAPTER_DIR, WindowTrainer
 
-from conftest import CLASSES, TINY, WINDOW, assert_same_weights, losses, random_windows
+from conftest import CLASSES, TINY, WINDOW, assert_same_weights, logged_messages, losses, random_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,8 +37,9 @@ TRAIN_WINDOWS = pd.DataFrame({"label": ["a"] * 20 + ["b"] * 12, "sequence": rand
 VAL_WINDOWS = pd.DataFrame({"label": ["a", "b"] * 4, "sequence": random_windows(8, WINDOW, seed=2)})
 
 
-def run_fine_tune(output_dir, log=lambda message: None) -> dict:
-    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, CLASSES, LORA_MODEL, LORA_TRAIN, WINDOW, output_dir, seed=3, log=log)
+def run_fine_tune(output_dir) -> dict:
+    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=CLASSES, model_config=LORA_MODEL, train_config=LORA_TRAIN,
+                     window_length=WINDOW, output_dir=output_dir, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +63,8 @@ def trained(tmp_path_factory):
 def lora_run(tmp_path_factory):
     """An uninterrupted `fine_tune` with LoRA: (output_dir, summary, log messages)."""
     output_dir = tmp_path_factory.mktemp("lora_run")
-    messages = []
-    return output_dir, run_fine_tune(output_dir, messages.append), messages
+    with logged_messages() as messages:
+        return output_dir, run_fine_tune(output_dir), messages
 
 
 def test_only_adapters_and_head_train(trained):
@@ -110,18 +109,18 @@ def test_fine_tune_logs_trainable_parameters(lora_run):
     assert any(message.startswith(line) for message in messages), messages
 
 
-def test_resume_from_a_checkpoint_matches_the_uninterrupted_run(tmp_path, lora_run):
+def test_resume_from_a_checkpoint_matches_the_uninterrupted_run(tmp_path, lora_run, caplog):
     reference_dir, reference, _ = lora_run
     output_dir = tmp_path / "model"
     output_dir.mkdir()
     # What a run killed during step 5 leaves behind.
     shutil.copy(reference_dir / PARAMS_FILE, output_dir)
     shutil.copytree(reference_dir / "checkpoint-4", output_dir / "checkpoint-4")
-    messages = []
+    caplog.set_level(logging.INFO)
 
-    summary = run_fine_tune(output_dir, messages.append)
+    summary = run_fine_tune(output_dir)
 
-    assert any("resuming from checkpoint-4" in message for message in messages)
+    assert any("resuming from checkpoint-4" in message for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8]
     for weights in ("model.safetensors", f"{LORA_ADAPTER_DIR}/adapter_model.safetensors"):
         assert_same_weights(load_file(output_dir / "checkpoint-8" / weights),

@@ -11,8 +11,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from conftest import random_windows, write_fasta
 from plasmidlm import PlasmidlmError, io, pipeline
 from plasmidlm.model import MIN_POSITIONS, build_or_load
-from plasmidlm.pretrain import KmerSpanMasking, build_mlm, pretrain_mlm
 from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
+from plasmidlm.training.pretrain import KmerSpanMasking, build_mlm, pretrain_mlm
 
 TINY_PRETRAIN = {"preset": "tiny", "kmer": 3, "kmer_stride": 1, "windows_per_plasmid": 4, "heldout_windows": 16,
                  "extra_fasta": [], "mlm_probability": 0.15, "batch_size": 16, "eval_batch_size": 64, "epochs": 1,
@@ -51,8 +51,8 @@ def _corpus(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_a_few_steps_lower_the_loss_and_the_model_loads_with_plain_transformers(tmp_path):
-    summary = pretrain_mlm(_corpus(640, 0), _corpus(32, 1), TINY_PRETRAIN, 60, tmp_path, seed=0,
-                           log=lambda message: None)
+    summary = pretrain_mlm(_corpus(640, 0), _corpus(32, 1), pretrain_config=TINY_PRETRAIN, window_length=60,
+                           output_dir=tmp_path, seed=0)
     losses = [entry["loss"] for entry in summary["log_history"] if "loss" in entry]
     assert losses[-1] < losses[0] * 0.8
     accuracies = [entry["eval_accuracy"] for entry in summary["log_history"] if "eval_accuracy" in entry]
@@ -85,7 +85,7 @@ def test_a_test_plasmid_in_the_extra_corpus_fails_the_job(tmp_path):
 def test_pretraining_builds_the_bert_of_the_builtin_classifier(window_length):
     classifier, _ = build_or_load({"name_or_path": "builtin", "preset": "tiny", "kmer": 1}, window_length, ["a", "b"],
                                   seed=0)
-    mlm, _ = build_mlm("tiny", 1, 1, window_length, seed=0)
+    mlm, _ = build_mlm("tiny", kmer=1, kmer_stride=1, window_length=window_length, seed=0)
     body = ["vocab_size", "max_position_embeddings", "pad_token_id", "hidden_size", "num_hidden_layers"]
     assert [getattr(mlm.config, key) for key in body] == [getattr(classifier.config, key) for key in body]
     assert mlm.config.max_position_embeddings == max(MIN_POSITIONS, n_tokens(window_length, 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -19,23 +20,25 @@ import torch
 from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback
 
-from plasmidlm import PlasmidlmError, train
-from plasmidlm.checkpoints import SET_ASIDE_DIR, TRAINER_STATE, is_complete_checkpoint, windows_sha256
+from plasmidlm import PlasmidlmError
 from plasmidlm.config import load_schema
 from plasmidlm.model import build_or_load
 from plasmidlm.io import write_table
-from plasmidlm.train import (
+from plasmidlm.training import arguments
+from plasmidlm.training.arguments import training_arguments
+from plasmidlm.training.checkpointing import SET_ASIDE_DIR, TRAINER_STATE, is_complete_checkpoint
+from plasmidlm.training.data import (
     EpochSampler,
     EpochTable,
     EpochWindows,
     WindowDataset,
-    WindowTrainer,
     class_loss_weights,
-    fine_tune,
     make_dataset,
     sampling_weights,
-    training_arguments,
 )
+from plasmidlm.training.fine_tune import fine_tune
+from plasmidlm.training.runs import windows_sha256
+from plasmidlm.training.trainer import WindowTrainer
 
 from conftest import SRC, TINY, WINDOW, assert_same_weights, losses, random_windows
 
@@ -55,9 +58,10 @@ TRAIN_WINDOWS = windows_table(["a"] * 36 + ["b"] * 12, seed=1)
 VAL_WINDOWS = windows_table(["a", "b"] * 8, seed=2)
 
 
-def run_fine_tune(output_dir, balance: str, log=lambda message: None) -> dict:
-    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), RESUME_TRAIN | {"balance": balance},
-                     WINDOW, output_dir, seed=3, log=log)
+def run_fine_tune(output_dir, balance: str) -> dict:
+    return fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                     train_config=RESUME_TRAIN | {"balance": balance}, window_length=WINDOW, output_dir=output_dir,
+                     seed=3)
 
 
 def final_weights(output_dir) -> dict:
@@ -81,7 +85,7 @@ KILLED_RUN = """
 import json, sys, time
 import pandas as pd, torch
 from transformers import Trainer, TrainerCallback
-from plasmidlm.train import fine_tune
+from plasmidlm.training.fine_tune import fine_tune
 
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
@@ -93,12 +97,12 @@ def hang_after_first_checkpoint(self, *positional, **keywords):
     return step(self, *positional, **keywords)
 
 Trainer.training_step = hang_after_first_checkpoint
-fine_tune(pd.read_json(args["train"]), pd.read_json(args["val"]), ["a", "b"], args["model"], args["config"],
-          args["window"], args["output_dir"], seed=3)
+fine_tune(pd.read_json(args["train"]), pd.read_json(args["val"]), classes=["a", "b"], model_config=args["model"],
+          train_config=args["config"], window_length=args["window"], output_dir=args["output_dir"], seed=3)
 """
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted):
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted, caplog):
     output_dir = tmp_path / "model"
     (tmp_path / "train.json").write_text(TRAIN_WINDOWS.to_json())
     (tmp_path / "val.json").write_text(VAL_WINDOWS.to_json())
@@ -119,11 +123,11 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, uninterrupted)
     (output_dir / "checkpoint-8").mkdir()
     (output_dir / "checkpoint-8" / "model.safetensors").write_bytes(b"\0" * 100)
 
-    messages = []
-    summary = run_fine_tune(output_dir, "none", log=messages.append)
+    caplog.set_level(logging.INFO)
+    summary = run_fine_tune(output_dir, "none")
 
-    assert any("set aside checkpoint-8: half-written" in message for message in messages)
-    assert any("resuming from checkpoint-4" in message for message in messages)
+    assert any("set aside checkpoint-8: half-written" in message for message in caplog.messages)
+    assert any("resuming from checkpoint-4" in message for message in caplog.messages)
     [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
     assert (aside / "checkpoint-8" / "model.safetensors").read_bytes() == b"\0" * 100
     assert summary["checkpoints"] == [4, 8, 12]
@@ -172,11 +176,11 @@ def test_rerun_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
 
 def test_rerun_of_a_run_finished_mid_epoch_trains_nothing(tmp_path):
     config = RESUME_TRAIN | {"balance": "none", "max_steps": 10}  # 6 steps per epoch: ends in the second
-    first = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3,
-                      log=lambda message: None)
+    first = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=config,
+                      window_length=WINDOW, output_dir=tmp_path, seed=3)
     weights = load_file(tmp_path / "checkpoint-10" / "model.safetensors")
-    again = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), config, WINDOW, tmp_path, seed=3,
-                      log=lambda message: None)
+    again = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=config,
+                      window_length=WINDOW, output_dir=tmp_path, seed=3)
     assert first["checkpoints"] == again["checkpoints"] == [4, 8, 10]
     assert losses(again) == losses(first)
     assert [entry for entry in again["log_history"] if "eval_accuracy" in entry] == [
@@ -191,41 +195,41 @@ def checkpoint_files(directory) -> dict:
 
 
 def test_keys_that_do_not_change_the_trajectory_give_the_same_weights(tmp_path, uninterrupted):
-    """Why logging_steps and eval_batch_size are in checkpoints.NEUTRAL_KEYS (save_steps is not: see there)."""
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
-                        tmp_path, seed=3, log=lambda message: None)
+    """Why logging_steps and eval_batch_size are in runs.NEUTRAL_KEYS (save_steps is not: see there)."""
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5},
+                        window_length=WINDOW, output_dir=tmp_path, seed=3)
     reference_dir, reference = uninterrupted["none"]
     assert_same_weights(final_weights(tmp_path), final_weights(reference_dir))
     assert summary["checkpoints"] == reference["checkpoints"]
 
 
-def test_rerun_with_other_logging_steps_keeps_every_checkpoint_and_trains_nothing(tmp_path, uninterrupted):
+def test_rerun_with_other_logging_steps_keeps_every_checkpoint_and_trains_nothing(tmp_path, uninterrupted, caplog):
     reference_dir, reference = uninterrupted["none"]
     output_dir = shutil.copytree(reference_dir, tmp_path / "model")
     before = checkpoint_files(output_dir)
-    messages = []
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5}, WINDOW,
-                        output_dir, seed=3, log=messages.append)
+    caplog.set_level(logging.INFO)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=RESUME_TRAIN | {"balance": "none", "logging_steps": 3, "eval_batch_size": 5},
+                        window_length=WINDOW, output_dir=output_dir, seed=3)
     assert checkpoint_files(output_dir) == before
     assert not (output_dir / SET_ASIDE_DIR).exists()
-    assert any("resuming from checkpoint-12" in message for message in messages)
+    assert any("resuming from checkpoint-12" in message for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12] and losses(summary) == losses(reference)
 
 
-def test_run_with_another_learning_rate_sets_the_old_checkpoints_aside(tmp_path, uninterrupted):
+def test_run_with_another_learning_rate_sets_the_old_checkpoints_aside(tmp_path, uninterrupted, caplog):
     reference_dir, _ = uninterrupted["none"]
     output_dir = shutil.copytree(reference_dir, tmp_path / "model")
-    messages = []
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"balance": "none", "learning_rate": 2.0e-3}, WINDOW, output_dir, seed=3,
-                        log=messages.append)
+    caplog.set_level(logging.INFO)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=RESUME_TRAIN | {"balance": "none", "learning_rate": 2.0e-3}, window_length=WINDOW,
+                        output_dir=output_dir, seed=3)
     [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
     assert sorted(path.name for path in aside.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-4",
                                                                          "checkpoint-8"]
     assert_same_weights(final_weights(aside), final_weights(reference_dir))
-    assert any("train.learning_rate: 0.001 -> 0.002" in message for message in messages)
+    assert any("train.learning_rate: 0.001 -> 0.002" in message for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12]  # trained anew; the set-aside ones are not this run's
     assert (final_weights(output_dir)["classifier.weight"] != final_weights(aside)["classifier.weight"]).any()
 
@@ -234,47 +238,48 @@ def test_run_with_another_learning_rate_sets_the_old_checkpoints_aside(tmp_path,
 CONSTANT = RESUME_TRAIN | {"balance": "none", "lr_scheduler": "constant"}
 
 
-def test_longer_run_with_a_constant_schedule_continues_exactly(tmp_path):
+def test_longer_run_with_a_constant_schedule_continues_exactly(tmp_path, caplog):
     reference_dir = tmp_path / "reference"
-    reference = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, reference_dir,
-                          seed=3, log=lambda message: None)
+    reference = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                          train_config=CONSTANT, window_length=WINDOW, output_dir=reference_dir, seed=3)
     output_dir = tmp_path / "model"
-    fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT | {"max_steps": 8}, WINDOW, output_dir,
-              seed=3, log=lambda message: None)
+    fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+              train_config=CONSTANT | {"max_steps": 8}, window_length=WINDOW, output_dir=output_dir, seed=3)
     before = checkpoint_files(output_dir)
-    messages = []
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), CONSTANT, WINDOW, output_dir, seed=3,
-                        log=messages.append)
+    caplog.set_level(logging.INFO)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=CONSTANT,
+                        window_length=WINDOW, output_dir=output_dir, seed=3)
     assert any("the total steps changed from 8 to 12; the constant learning-rate schedule does not depend on it"
-               in message for message in messages)
-    assert any("resuming from checkpoint-8" in message for message in messages)
+               in message for message in caplog.messages)
+    assert any("resuming from checkpoint-8" in message for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12]
     assert {path: stat for path, stat in checkpoint_files(output_dir).items() if path in before} == before
     assert_same_weights(final_weights(output_dir), final_weights(reference_dir))
     assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
 
 
-def test_longer_run_with_a_linear_schedule_continues_only_when_asked(tmp_path, uninterrupted):
+def test_longer_run_with_a_linear_schedule_continues_only_when_asked(tmp_path, uninterrupted, caplog):
     reference_dir, _ = uninterrupted["none"]
     longer = RESUME_TRAIN | {"balance": "none", "max_steps": 16}
     output_dir = shutil.copytree(reference_dir, tmp_path / "asked" / "model")
     before = checkpoint_files(output_dir)
-    messages = []
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        longer | {"continue_from_last": True, "logging_steps": 1}, WINDOW, output_dir, seed=3,
-                        log=messages.append)
+    caplog.set_level(logging.INFO)
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=longer | {"continue_from_last": True, "logging_steps": 1}, window_length=WINDOW,
+                        output_dir=output_dir, seed=3)
     assert any("train.continue_from_last is set, so the run continues from checkpoint-12" in message
-               for message in messages)
+               for message in caplog.messages)
     assert summary["checkpoints"] == [4, 8, 12, 16]
     assert list(losses(summary)) == [2, 4, 6, 8, 10, 12, 13, 14, 15, 16]  # the new logging_steps after resuming
     assert {path: stat for path, stat in checkpoint_files(output_dir).items() if path in before} == before
 
     output_dir = shutil.copytree(reference_dir, tmp_path / "not_asked" / "model")
-    messages = []
-    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), longer, WINDOW, output_dir, seed=3,
-                        log=messages.append)
+    caplog.clear()
+    summary = fine_tune(TRAIN_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=longer,
+                        window_length=WINDOW, output_dir=output_dir, seed=3)
     assert any("the total steps changed from 12 to 16 and the learning rate of the linear schedule at every step "
-               "depends on the total steps; set train.continue_from_last: true" in message for message in messages)
+               "depends on the total steps; set train.continue_from_last: true" in message
+               for message in caplog.messages)
     [aside] = (output_dir / SET_ASIDE_DIR).iterdir()
     assert_same_weights(final_weights(aside), final_weights(reference_dir))
     assert summary["checkpoints"] == [4, 8, 12, 16]
@@ -370,7 +375,7 @@ def test_unknown_balance_mode_is_an_error(imbalanced, tmp_path):
 
 @pytest.mark.parametrize("installed, report_to", [(True, ["tensorboard"]), (False, [])])
 def test_tensorboard_only_when_installed(tmp_path, monkeypatch, installed, report_to):
-    monkeypatch.setattr(train, "is_tensorboard_available", lambda: installed)
+    monkeypatch.setattr(arguments, "is_tensorboard_available", lambda: installed)
     assert training_arguments(TRAIN_DEFAULTS, tmp_path, seed=0).report_to == report_to
 
 
@@ -392,16 +397,16 @@ def test_training_arguments_follow_the_config(tmp_path):
 def test_gpu_settings_bf16_tf32_and_collating_workers(monkeypatch, bf16, capability):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: capability)
-    settings = train.device_settings(cuda=True)
+    settings = arguments.device_settings(cuda=True)
     assert (settings["bf16"], settings["fp16"]) == (bf16, not bf16)
     assert settings["tf32"] == (True if capability >= (8, 0) else None)  # None: TF32 left as torch has it
-    assert settings["dataloader_num_workers"] == train.GPU_DATALOADER_WORKERS > 0
+    assert settings["dataloader_num_workers"] == arguments.GPU_DATALOADER_WORKERS > 0
     assert settings["dataloader_pin_memory"] and settings["dataloader_persistent_workers"]
-    masking = train.device_settings(cuda=True, random_collator=True)
+    masking = arguments.device_settings(cuda=True, random_collator=True)
     assert masking["dataloader_num_workers"] == 0 and not masking["dataloader_persistent_workers"]
-    per_epoch = train.device_settings(cuda=True, data_per_epoch=True)
+    per_epoch = arguments.device_settings(cuda=True, data_per_epoch=True)
     assert per_epoch["dataloader_num_workers"] > 0 and not per_epoch["dataloader_persistent_workers"]
-    assert train.device_settings(cuda=False) == {"use_cpu": True, "bf16": False, "fp16": False}
+    assert arguments.device_settings(cuda=False) == {"use_cpu": True, "bf16": False, "fp16": False}
 
 
 # --- fresh windows every epoch ---------------------------------------------------------------------------
@@ -494,15 +499,15 @@ def test_epoch_table_reads_one_epoch_from_a_file_in_pieces(tmp_path):
     assert sorted(shuffled.read(1)["sequence"]) == sorted(table["sequence"][10:20])
 
 
-def test_fine_tune_with_fresh_windows_trains_each_epoch_on_its_own_block(tmp_path):
+def test_fine_tune_with_fresh_windows_trains_each_epoch_on_its_own_block(tmp_path, caplog):
     blocks = pd.concat([TRAIN_WINDOWS.assign(epoch=0), windows_table(["a"] * 36 + ["b"] * 12, seed=9).assign(epoch=1)],
                        ignore_index=True)
-    messages = []
-    summary = fine_tune(blocks, VAL_WINDOWS, ["a", "b"], dict(TINY),
-                        RESUME_TRAIN | {"max_steps": None, "epochs": 2, "save_steps": 6}, WINDOW, tmp_path, seed=3,
-                        log=messages.append)
+    caplog.set_level(logging.INFO)
+    summary = fine_tune(blocks, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                        train_config=RESUME_TRAIN | {"max_steps": None, "epochs": 2, "save_steps": 6},
+                        window_length=WINDOW, output_dir=tmp_path, seed=3)
     assert summary["steps_per_epoch"] == 6 and summary["total_steps"] == 12 and summary["checkpoints"] == [6, 12]
-    assert any("fresh training windows every epoch: 48 windows in each of 2 epoch(s)" in m for m in messages)
+    assert any("fresh training windows every epoch: 48 windows in each of 2 epoch(s)" in m for m in caplog.messages)
 
 
 # --- checkpoints written in the background ---------------------------------------------------------------------
@@ -591,8 +596,8 @@ def fresh_run(output_dir, patch) -> tuple[dict, dict]:
 
     patch.setattr(Trainer, "training_step", recording_step)
     patch.setattr(EpochTable, "read", recording_read)
-    return fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3,
-                     log=lambda message: None), seen
+    return fine_tune(FRESH_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY), train_config=FRESH_TRAIN,
+                     window_length=WINDOW, output_dir=output_dir, seed=3), seen
 
 
 @pytest.fixture(scope="module")
@@ -628,8 +633,8 @@ def test_fresh_windows_resume_mid_epoch_exactly(tmp_path, monkeypatch, uninterru
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "training_step", sigterm_in_step_10)
         with pytest.raises(PlasmidlmError, match="stopped by SIGTERM after step 10 of 18"):
-            fine_tune(FRESH_WINDOWS, VAL_WINDOWS, ["a", "b"], dict(TINY), FRESH_TRAIN, WINDOW, output_dir, seed=3,
-                      log=lambda message: None)
+            fine_tune(FRESH_WINDOWS, VAL_WINDOWS, classes=["a", "b"], model_config=dict(TINY),
+                      train_config=FRESH_TRAIN, window_length=WINDOW, output_dir=output_dir, seed=3)
     summary, seen = fresh_run(output_dir, monkeypatch)
 
     reference_dir, reference, reference_seen = uninterrupted_fresh
@@ -648,14 +653,14 @@ def test_fresh_windows_reach_data_loader_workers(tmp_path, monkeypatch, uninterr
     the batches are those of the run without workers."""
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
-    gpu_settings = train.device_settings
+    gpu_settings = arguments.device_settings
 
     def cpu_with_gpu_workers(cuda, random_collator=False, data_per_epoch=False):
         settings = gpu_settings(True, random_collator, data_per_epoch)
         return {"use_cpu": True, "bf16": False, "fp16": False,
                 **{key: settings[key] for key in ("dataloader_num_workers", "dataloader_persistent_workers")}}
 
-    monkeypatch.setattr(train, "device_settings", cpu_with_gpu_workers)
+    monkeypatch.setattr(arguments, "device_settings", cpu_with_gpu_workers)
     summary, seen = fresh_run(tmp_path, monkeypatch)
     _, reference, reference_seen = uninterrupted_fresh
     assert len(seen["batches"]) == 18

@@ -316,13 +316,13 @@ def test_report_regenerates_from_a_moved_results_folder(finished_run, tmp_path):
 
 
 def test_report_lists_checkpoints_set_aside(finished_run, tmp_path):
-    from plasmidlm.checkpoints import set_aside
+    from plasmidlm.training.checkpointing import set_aside
     from plasmidlm.cli import main
 
     _, _, run = finished_run
     copy = shutil.copytree(run, tmp_path / "e2e")
     folder = set_aside(copy / "first" / "model", {"checkpoint-3": "trained with other parameters (seed: 1 -> 2)"},
-                       delete=False, log=lambda message: None)
+                       delete=False)
     shutil.copytree(run / "first" / "model" / "checkpoint-3", copy / "first" / "model" / "checkpoint-3")
     assert main(["report", str(copy)]) == 0
     page = (copy / "report" / "report.html").read_text()

@@ -19,7 +19,6 @@ import pandas as pd
 import yaml
 
 from plasmidlm import PlasmidlmError, __version__, distributed, io, layout, neardup
-from plasmidlm.checkpoints import best_checkpoint, epochs_to_draw
 from plasmidlm.classes import select_classes
 from plasmidlm.evidence import COMPOSITION_BASELINES
 from plasmidlm.split import (
@@ -30,6 +29,7 @@ from plasmidlm.split import (
     split_summary,
     stratification,
 )
+from plasmidlm.training.runs import best_checkpoint, epochs_to_draw
 from plasmidlm.windows import (
     WindowPolicy,
     assert_no_plasmid_leakage,
@@ -348,9 +348,9 @@ def leakage(split_path, train_windows, val_windows, test_windows, coverage, kmer
 
 def _training_windows(path):
     """What training needs of a window table: label (categorical) and sequence; with fresh windows every epoch
-    (an `epoch` column), a `train.EpochTable` that reads one epoch at a time."""
+    (an `epoch` column), a `training.data.EpochTable` that reads one epoch at a time."""
     if "epoch" in pd.read_csv(path, sep="\t", nrows=0).columns:
-        from plasmidlm.train import EpochTable
+        from plasmidlm.training.data import EpochTable
 
         return EpochTable(lambda: io.iter_table(path, ["label", "sequence", "epoch"]))
     return pd.read_csv(path, sep="\t", usecols=["label", "sequence"], dtype={"label": "category"})
@@ -361,11 +361,13 @@ def train(train_windows, val_windows, split_path, model_config: dict, train_conf
     """Fine-tune; with `train.gpus` above 1, in that many data-parallel processes (`distributed.launch`)."""
     if _launched_in_ranks("train", train_config, locals(), log):
         return
-    from plasmidlm.train import fine_tune, log_history_table
+    from plasmidlm.training.fine_tune import fine_tune
+    from plasmidlm.training.trainer import log_history_table
 
     classes = classes_of_split(io.read_table(split_path))
-    summary = fine_tune(_training_windows(train_windows), io.read_table(val_windows), classes, model_config,
-                        train_config, window_length, model_dir, seed, log)
+    summary = fine_tune(_training_windows(train_windows), io.read_table(val_windows), classes=classes,
+                        model_config=model_config, train_config=train_config, window_length=window_length,
+                        output_dir=model_dir, seed=seed)
     if distributed.is_main():
         io.write_table(log_history_table(summary.pop("log_history")), out_log)
         io.write_json(summary, out_summary)
@@ -381,8 +383,8 @@ def pretrain(*, fasta, split_path, extra_fasta: list, pretrain_config: dict, win
     """
     if _launched_in_ranks("pretrain", pretrain_config, locals(), log):
         return
-    from plasmidlm.pretrain import pretrain_mlm
-    from plasmidlm.train import log_history_table
+    from plasmidlm.training.pretrain import pretrain_mlm
+    from plasmidlm.training.trainer import log_history_table
 
     split_table = io.read_table(split_path)
     plasmids = split_table[split_table["split"] == "train"][["id", "label", "length"]]
@@ -410,7 +412,8 @@ def pretrain(*, fasta, split_path, extra_fasta: list, pretrain_config: dict, win
                                     seed=(seed, "pretrain", "heldout"))
     _check_drawn(corpus.assign(label="all"), plasmids, "pretraining corpus", policy, log)
     _check_drawn(heldout, plasmids, "pretraining held-out", policy, log)
-    summary = pretrain_mlm(corpus, heldout, pretrain_config, policy.length, output_dir, seed, log)
+    summary = pretrain_mlm(corpus, heldout, pretrain_config=pretrain_config, window_length=policy.length,
+                           output_dir=output_dir, seed=seed)
     if distributed.is_main():
         io.write_table(log_history_table(summary.pop("log_history")), out_log)
         io.write_json(summary, out_summary)

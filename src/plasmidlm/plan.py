@@ -8,7 +8,7 @@ rules (rules/common.smk) turn their answers into paths.
 
 from __future__ import annotations
 
-from plasmidlm.checkpoints import epochs_to_draw
+from plasmidlm.training.runs import epochs_to_draw
 from plasmidlm.config import PRETRAINED
 from plasmidlm.evidence import COMPOSITION_BASELINES
 

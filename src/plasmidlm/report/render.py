@@ -12,12 +12,12 @@ import pandas as pd
 import yaml
 
 from plasmidlm import __version__, io, layout
-from plasmidlm.checkpoints import set_aside_records
 from plasmidlm.report.plots import (accuracy_plot, confusion_plot, contig_length_plot, reliability_plot,
                                     training_plot, window_length_plot)
 from plasmidlm.report.tables import (LEVELS, at_length, best_checkpoints, by_length, evidence_files,
                                      resolved_experiments, with_interval)
 from plasmidlm.report.verdicts import composition_verdicts, kmer_covered_text, shuffle_verdict, split_text
+from plasmidlm.training.checkpointing import set_aside_records
 
 TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("plasmidlm.report", "templates"),
                                autoescape=jinja2.select_autoescape(("html", "html.j2")),

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from plasmidlm import io, layout
-from plasmidlm.checkpoints import best_checkpoint, validation_accuracy
 from plasmidlm.config import resolve_experiments
 from plasmidlm.metrics import HEADLINE
+from plasmidlm.training.runs import best_checkpoint, validation_accuracy
 
 LEVELS = ("window", "plasmid")
 

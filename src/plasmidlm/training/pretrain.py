@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,19 +12,17 @@ import torch
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
 from plasmidlm import distributed, layout
-from plasmidlm.checkpoints import prepare_output_dir, run_record, windows_sha256
 from plasmidlm.model import METADATA_KEY, builtin_config, parameter_counts
 from plasmidlm.tokenize import flat_token_ids
-from plasmidlm.train import (
-    TOKENS_FILE,
-    CheckpointTrainer,
-    ProgressLog,
-    StopOnSigterm,
-    WindowDataset,
-    run_until_done_or_sigterm,
-    schedule,
-    training_arguments,
-)
+from plasmidlm.training.arguments import training_arguments
+from plasmidlm.training.checkpoint_writes import CheckpointTrainer
+from plasmidlm.training.checkpointing import prepare_output_dir
+from plasmidlm.training.data import TOKENS_FILE, WindowDataset
+from plasmidlm.training.runs import run_record, schedule, windows_sha256
+from plasmidlm.training.trainer import ProgressLog, StopOnSigterm, run_until_done_or_sigterm
+
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class KmerSpanMasking(DataCollatorForLanguageModeling):
@@ -65,7 +64,7 @@ def _argmax_logits(logits, labels):
     return logits.argmax(dim=-1)
 
 
-def build_mlm(preset: str, kmer: int, kmer_stride: int, window_length: int, seed: int):
+def build_mlm(preset: str, *, kmer: int, kmer_stride: int, window_length: int, seed: int):
     """A freshly initialised BERT masked-LM of a size preset, with a k-mer tokenizer."""
     config, tokenizer = builtin_config(preset, kmer, kmer_stride, window_length)
     torch.manual_seed(seed)
@@ -74,27 +73,29 @@ def build_mlm(preset: str, kmer: int, kmer_stride: int, window_length: int, seed
     return model, tokenizer
 
 
-def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pretrain_config: dict,
-                 window_length: int, output_dir, seed: int, log=print) -> dict:
+def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, *, pretrain_config: dict,
+                 window_length: int, output_dir, seed: int) -> dict:
     """Pretrain a masked LM; checkpoints in `output_dir/checkpoint-<step>`, the final model in `output_dir/model`.
 
     Masked-token accuracy on `heldout_windows` is logged at the checkpoint cadence (`eval_accuracy`).
-    Resumes, like fine-tuning, from the last usable checkpoint (`checkpoints.prepare_output_dir`).
+    Resumes, like fine-tuning, from the last usable checkpoint (`checkpointing.prepare_output_dir`).
     """
     output_dir = Path(output_dir)
     kmer, stride = pretrain_config["kmer"], pretrain_config["kmer_stride"]
-    model, tokenizer = build_mlm(pretrain_config["preset"], kmer, stride, window_length, seed)
+    model, tokenizer = build_mlm(pretrain_config["preset"], kmer=kmer, kmer_stride=stride, window_length=window_length,
+                                 seed=seed)
     _, n_params = parameter_counts(model)
-    log(f"masked-LM pretraining: {pretrain_config['preset']} BERT ({n_params:,} parameters), {kmer}-mer tokens, "
-        f"spans of {kmer if stride == 1 else 1} masked; {len(train_windows):,} windows, "
-        f"{len(heldout_windows):,} held out")
-    total_steps = schedule(len(train_windows), pretrain_config["batch_size"], pretrain_config["epochs"],
-                           pretrain_config["max_steps"], pretrain_config["save_steps"])["total_steps"]
+    logger.info(f"masked-LM pretraining: {pretrain_config['preset']} BERT ({n_params:,} parameters), "
+                f"{kmer}-mer tokens, spans of {kmer if stride == 1 else 1} masked; {len(train_windows):,} windows, "
+                f"{len(heldout_windows):,} held out")
+    total_steps = schedule(len(train_windows), batch_size=pretrain_config["batch_size"],
+                           epochs=pretrain_config["epochs"], max_steps=pretrain_config["max_steps"],
+                           save_steps=pretrain_config["save_steps"])["total_steps"]
     record = run_record("pretrain", pretrain_config, total_steps, window_length=window_length, seed=seed,
                         train_windows_sha256=windows_sha256(train_windows),
                         val_windows_sha256=windows_sha256(heldout_windows))
     resume_from = distributed.main_then_shared(
-        lambda: prepare_output_dir(output_dir, record, pretrain_config, log, section="pretrain"))
+        lambda: prepare_output_dir(output_dir, record, pretrain_config, section="pretrain"))
     encodings = distributed.computed_once(output_dir / TOKENS_FILE, lambda: {
         name: dict(zip(("tokens", "offsets"), map(torch.from_numpy, flat_token_ids(tokenizer, windows["sequence"],
                                                                                    kmer, stride))))
@@ -104,8 +105,8 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
     stop = StopOnSigterm()
     trainer = CheckpointTrainer(
         model=model,
-        args=training_arguments(pretrain_config | {"batch_size": per_process}, output_dir, seed, masked_lm=True,
-                                all_parameters_used=True),
+        args=training_arguments(pretrain_config | {"batch_size": per_process}, output_dir, seed=seed,
+                                masked_lm=True, all_parameters_used=True),
         train_dataset=WindowDataset.from_tensors(encodings["train"]),
         eval_dataset=WindowDataset.from_tensors(encodings["eval"]),
         data_collator=KmerSpanMasking(tokenizer=tokenizer, mlm_probability=pretrain_config["mlm_probability"],
@@ -113,9 +114,10 @@ def pretrain_mlm(train_windows: pd.DataFrame, heldout_windows: pd.DataFrame, pre
         processing_class=tokenizer,
         compute_metrics=masked_accuracy,
         preprocess_logits_for_metrics=_argmax_logits,
-        callbacks=[ProgressLog(log), stop],
+        callbacks=[ProgressLog(), stop],
     )
-    steps = run_until_done_or_sigterm(trainer, stop, resume_from, "pretrain", total_steps)
+    steps = run_until_done_or_sigterm(trainer, stop, resume_from=resume_from, step_name="pretrain",
+                                      total_steps=total_steps)
     trainer.save_model(layout.pretrained_model_in(output_dir))
     return {"checkpoints": steps, "parameters": n_params, "total_steps": trainer.state.max_steps,
             "log_history": trainer.state.log_history}
