@@ -17,7 +17,8 @@ import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import REPO_ROOT, make_dataset, random_windows, snakemake, write_fasta
-from plasmidlm import PlasmidlmError, cli, io, pipeline
+from plasmidlm import PlasmidlmError, cli, io
+from plasmidlm.steps import baselines as baselines_steps
 from plasmidlm.evaluate import embed_windows, predict_proba
 from plasmidlm.model import build_or_load, forward_input_names, load_checkpoint
 from plasmidlm.tokenize import encode
@@ -279,7 +280,7 @@ def test_family_runs_through_the_whole_workflow(family, standins, families_run, 
     if family == WORKFLOW_EMBEDDINGS:
         assert {"embeddings_logistic", "embeddings_cnn"} <= set(comparison["experiment"])
     else:
-        pipeline.embeddings_baseline(
+        baselines_steps.embeddings_baseline(
             fasta=data.fasta, split_path=run / "data" / "split.tsv", test_windows=run / "data" / "test_windows.tsv.gz",
             model=str(run / family / "model"), from_experiment=True, trust_remote_code=trust, n_bootstrap=0, seed=0,
             windows_config={"length": WINDOW, "circular": False, "ambiguous": "keep", "max_n_fraction": 1.0},

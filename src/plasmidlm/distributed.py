@@ -13,6 +13,7 @@ This module imports torch only inside the ranks, so that a data step importing t
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import os
 import signal
@@ -161,7 +162,7 @@ def _forward(stream, rank: int, log, errors: list) -> None:
 
 
 def launch(step: str, kwargs: dict, processes: int, log) -> None:
-    """Run `pipeline.<step>(**kwargs)` in `processes` ranks and wait for them; their output goes to `log`.
+    """Run `plasmidlm.steps.<step>.<step>(**kwargs)` in `processes` ranks and wait for them; their output goes to `log`.
 
     The first SIGTERM is passed on to every rank, which all stop after the same step; a second one kills them.
     When a rank fails, the others get FAILURE_GRACE_SECONDS to end, then are killed; the error is raised here
@@ -224,7 +225,7 @@ def _rank_main(specification: str) -> int:
     import torch
     import torch.distributed as dist
 
-    from plasmidlm import pipeline
+    from plasmidlm.steps.common import _noop
 
     global _CPU_GROUP
     cuda = torch.cuda.is_available()
@@ -247,7 +248,8 @@ def _rank_main(specification: str) -> int:
         print(message, flush=True)
 
     try:
-        getattr(pipeline, request["step"])(**request["kwargs"], log=log if dist.get_rank() == 0 else pipeline._noop)
+        step = getattr(importlib.import_module(f"plasmidlm.steps.{request['step']}"), request["step"])
+        step(**request["kwargs"], log=log if dist.get_rank() == 0 else _noop)
     except PlasmidlmError as error:
         print(f"error: {error}", flush=True)
         return 1
