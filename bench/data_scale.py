@@ -131,8 +131,7 @@ def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
                                  f"{str(data / 'groups.json')!r})",
         "split": f"data.split({str(data / 'selected.tsv')!r}, {str(data / 'groups.tsv')!r}, "
                  f"{str(data / 'groups.json')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
-                 f"{str(data / 'split.tsv')!r}, {str(data / 'split_summary.tsv')!r}, {str(data / 'split.json')!r}, "
-                 f"log=print)",
+                 f"{str(data / 'split.tsv')!r}, {str(data / 'split_summary.tsv')!r}, {str(data / 'split.json')!r})",
         "val_windows": f"data.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'val', {windows!r}, "
                        f"{default('windows', 'val_count')}, 1, {str(data / 'val_windows.tsv.gz')!r})",
         "test_windows": f"data.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'test', {windows!r}, "
@@ -149,7 +148,8 @@ def run_stage(statement: str) -> tuple[float, float, float, str]:
     peak RSS in GiB, the step's output).
     """
     started = time.perf_counter()
-    program = (f"import os, time; from Bio import SeqIO; from plasmidlm.steps import data; started = time.perf_counter(); "
+    program = (f"import logging, os, time; from Bio import SeqIO; from plasmidlm.steps import data; "
+               f"logging.basicConfig(level=logging.INFO, format='%(message)s'); started = time.perf_counter(); "
                f"{statement}; print('step seconds', time.perf_counter() - started)")
     process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)

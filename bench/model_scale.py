@@ -46,9 +46,14 @@ def defaults(schema: dict) -> dict:
 def run_job(statement: str, library: Path) -> tuple[float, float, str]:
     """Run `statement` in a fresh process with `library` first on the path; (seconds, peak RSS in MiB, output)."""
     started = time.perf_counter()
-    program = ("import time; T0 = time.perf_counter()\n"
+    program = ("import logging, sys, time; T0 = time.perf_counter()\n"
                "from plasmidlm.steps import baselines, data, evaluate, pretrain, train\n"
-               "def log(message): print(f'{time.perf_counter() - T0:.3f} {message}', flush=True)\n"
+               "class Elapsed(logging.Formatter):\n"
+               "    def format(self, record): return f'{time.perf_counter() - T0:.3f} {record.getMessage()}'\n"
+               "handler = logging.StreamHandler(sys.stdout)\n"
+               "handler.setFormatter(Elapsed())\n"
+               "logging.basicConfig(level=logging.INFO, handlers=[handler])\n"
+               "log = logging.getLogger('bench').info\n"
                f"{statement}")
     environment = {**os.environ, "PYTHONPATH": str(library), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -149,22 +154,22 @@ def main() -> None:
     jobs = {
         "train": (f"train.train({train_windows!r}, '{d}/val_windows.tsv.gz', '{d}/split.tsv', {model_config!r}, "
                   f"{train_config!r}, {windows['length']}, 1, {str(model_dir)!r}, '{out}/train_summary.json', "
-                  f"'{out}/training_log.tsv', log=log)",
+                  f"'{out}/training_log.tsv')",
                   {"windows": [train_windows], "val": [f"{d}/val_windows.tsv.gz"], "split": [f"{d}/split.tsv"]}),
         "evaluate_checkpoint": (
             f"evaluate.evaluate('{model_dir}/checkpoint-{steps}', '{d}/test_windows.tsv.gz', '{d}/val_windows.tsv.gz', "
-            f"{evaluate!r}, 1, False, '{out}/eval.json', '{out}/eval.tsv.gz', log=log)",
+            f"{evaluate!r}, 1, False, '{out}/eval.json', '{out}/eval.tsv.gz')",
             {"checkpoint": [f"{model_dir}/checkpoint-{steps}"], "test": [f"{d}/test_windows.tsv.gz"],
              "val": [f"{d}/val_windows.tsv.gz"]}),
         "pretrain": (f"pretrain.pretrain(fasta={f!r}, split_path='{d}/split.tsv', extra_fasta=[], "
                      f"pretrain_config={pretrain_config!r}, windows_config={windows!r}, seed=1, "
                      f"output_dir='{out}/pretrain', out_summary='{out}/pretrain_summary.json', "
-                     f"out_log='{out}/pretrain_log.tsv', log=log)",
+                     f"out_log='{out}/pretrain_log.tsv')",
                      {"fasta": [f], "split": [f"{d}/split.tsv"], "extra": []}),
         "kmer_baseline": (f"baselines.kmer_baseline(fasta={f!r}, split_path='{d}/split.tsv', "
                           f"test_windows='{d}/test_windows.tsv.gz', kmer_config={baselines['kmer']!r}, "
                           f"windows_config={windows!r}, n_bootstrap=0, seed=1, out_metrics='{out}/kmer.json', "
-                          f"out_predictions='{out}/kmer.tsv.gz', log=log)",
+                          f"out_predictions='{out}/kmer.tsv.gz')",
                           {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
         "embeddings_baseline": (
             f"baselines.embeddings_baseline(fasta={f!r}, split_path='{d}/split.tsv', "
@@ -172,7 +177,7 @@ def main() -> None:
             f"embeddings_config={baselines['embeddings']!r}, trust_remote_code=False, windows_config={windows!r}, "
             f"n_bootstrap=0, seed=1, out_logistic_metrics='{out}/el.json', "
             f"out_logistic_predictions='{out}/el.tsv.gz', out_cnn_metrics='{out}/ec.json', "
-            f"out_cnn_predictions='{out}/ec.tsv.gz', log=log)",
+            f"out_cnn_predictions='{out}/ec.tsv.gz')",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
     }
     if epochs:  # what training does when an epoch begins, for the last epoch (the whole table is read)
@@ -182,22 +187,22 @@ def main() -> None:
             f"from plasmidlm.train import EpochTable, make_dataset\n"
             f"table = EpochTable(lambda: io.iter_table({train_windows!r}, ['label', 'sequence', 'epoch']))\n"
             f"log('summary pass over the table')\n"
-            f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, 1, log=log)\n"
+            f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, 1)\n"
             f"T0 = time.perf_counter()\n"
             f"dataset = make_dataset(table.read(table.blocks[-1]), tokenizer, model.config.plasmidlm, {classes!r})\n"
             f"log(f'last epoch: {{len(dataset):,}} windows read and tokenized')", {})
     if old:
         jobs["leakage"] = (f"data.leakage({f!r}, '{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
-                           f"'{d}/test_windows.tsv.gz', 31, '{out}/leakage.json', log=log)", {})
+                           f"'{d}/test_windows.tsv.gz', 31, '{out}/leakage.json')", {})
     else:
         jobs["kmer_coverage"] = (
             f"data.kmer_coverage({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', 31, "
-            f"'{d}/test_kmer_coverage.tsv.gz', log=log)",
+            f"'{d}/test_kmer_coverage.tsv.gz')",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]})
         jobs["leakage"] = (
             f"data.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
             f"'{d}/test_windows.tsv.gz', "
-            f"'{d}/test_kmer_coverage.tsv.gz', 31, '{out}/leakage.json', log=log)",
+            f"'{d}/test_kmer_coverage.tsv.gz', 31, '{out}/leakage.json')",
             {"split": [f"{d}/split.tsv"], "train": [train_windows], "val": [f"{d}/val_windows.tsv.gz"],
              "test": [f"{d}/test_windows.tsv.gz"], "coverage": [f"{d}/test_kmer_coverage.tsv.gz"]})
     print(f"{'job':<22} {'seconds':>8} {'set-up s':>9} {'s/step':>7} {'peak MiB':>9} {'mem_mb':>7}")

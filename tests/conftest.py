@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import logging
 import os
 import subprocess
 import sys
@@ -28,6 +30,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # Four classes of different abundance (rank 1 = alpha ... rank 4 = delta).
 SYNTHETIC_COUNTS = {"alpha": 12, "beta": 9, "gamma": 7, "delta": 5}
+
+
+@contextlib.contextmanager
+def logged_messages():
+    """The messages plasmidlm logs (INFO and above) within the block: caplog for a fixture or helper, whose scope is
+    not one test."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    library = logging.getLogger("plasmidlm")
+    level = library.level
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
 
 
 @dataclass

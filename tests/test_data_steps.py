@@ -11,7 +11,7 @@ from plasmidlm.steps import data as data_steps
 from plasmidlm.config import load_schema
 from plasmidlm.windows import WindowPolicy, reverse_complement, windows_covered_by_kmers
 
-from conftest import make_dataset, random_sequence, write_fasta
+from conftest import logged_messages, make_dataset, random_sequence, write_fasta
 
 WINDOW_DEFAULTS = {key: spec["default"] for key, spec in load_schema()["properties"]["windows"]["properties"].items()}
 SPLIT_CONFIG = {key: spec["default"] for key, spec in load_schema()["properties"]["split"]["properties"].items()
@@ -46,10 +46,10 @@ def split_run(tmp_path):
                              tmp_path / "pairs.tsv")
     data_steps.near_duplicate_groups(tmp_path / "sketches.npz", tmp_path / "validated.tsv", tmp_path / "pairs.tsv",
                                    "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
-    messages = []
-    data_steps.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json",
-                   tmp_path / "pairs.tsv", SPLIT_CONFIG, 1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv",
-                   tmp_path / "split.json", log=messages.append)
+    with logged_messages() as messages:
+        data_steps.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json",
+                         tmp_path / "pairs.tsv", SPLIT_CONFIG, 1, tmp_path / "split.tsv",
+                         tmp_path / "split_summary.tsv", tmp_path / "split.json")
     return tmp_path, fasta, messages
 
 
@@ -91,9 +91,9 @@ def test_group_summary_lists_the_largest_groups_with_their_diameter(split_run):
 
 def split_with(directory, groups, **settings):
     outputs = [directory / name for name in ("s.tsv", "s_summary.tsv", "s.json")]
-    messages = []
-    data_steps.split(directory / "validated.tsv", groups, None, directory / "pairs.tsv", SPLIT_CONFIG | settings, 1,
-                   *outputs, log=messages.append)
+    with logged_messages() as messages:
+        data_steps.split(directory / "validated.tsv", groups, None, directory / "pairs.tsv", SPLIT_CONFIG | settings,
+                         1, *outputs)
     return io.read_table(outputs[0]), io.read_json(outputs[2]), messages
 
 

@@ -16,7 +16,7 @@ import torch
 import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import REPO_ROOT, make_dataset, random_windows, snakemake, write_fasta
+from conftest import REPO_ROOT, logged_messages, make_dataset, random_windows, snakemake, write_fasta
 from plasmidlm import PlasmidlmError, cli, io
 from plasmidlm.steps import baselines as baselines_steps
 from plasmidlm.evaluate import embed_windows, predict_proba
@@ -65,9 +65,9 @@ def trained(standins, tmp_path_factory, one_thread) -> dict[str, tuple]:
     runs = {}
     for family, model_config in standins.items():
         output_dir = tmp_path_factory.mktemp(f"trained_{family}")
-        messages = []
-        summary = fine_tune(windows_table(16, seed=1), windows_table(8, seed=2), CLASSES, model_config, TRAIN,
-                            WINDOW, output_dir, seed=0, log=messages.append)
+        with logged_messages() as messages:
+            summary = fine_tune(windows_table(16, seed=1), windows_table(8, seed=2), CLASSES, model_config, TRAIN,
+                                WINDOW, output_dir, seed=0)
         assert summary["checkpoints"] == [2, 4]
         runs[family] = (output_dir / "checkpoint-4", messages)
     return runs

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 from plasmidlm import PlasmidlmError
+
+logger = logging.getLogger(__name__)
 
 RANK_MARKER = "PLASMIDLM_DISTRIBUTED"  # set in the environment of the ranks that `launch` starts
 STOP_SIGNAL = signal.SIGUSR1  # how `launch` tells the ranks that the job got SIGTERM
@@ -153,16 +156,16 @@ def _rank_environment(rank: int, processes: int, port: int) -> dict:
     }
 
 
-def _forward(stream, rank: int, log, errors: list) -> None:
+def _forward(stream, rank: int, errors: list) -> None:
     for line in stream:
         line = line.rstrip("\n")
         if line.startswith("error: "):
             errors.append(line.removeprefix("error: "))
-        log(line if rank == 0 else f"[rank {rank}] {line}")
+        logger.info(line if rank == 0 else f"[rank {rank}] {line}")
 
 
-def launch(step: str, kwargs: dict, processes: int, log) -> None:
-    """Run `plasmidlm.steps.<step>.<step>(**kwargs)` in `processes` ranks and wait for them; their output goes to `log`.
+def launch(step: str, kwargs: dict, processes: int) -> None:
+    """Run `plasmidlm.steps.<step>.<step>(**kwargs)` in `processes` ranks and wait for them; their output is logged.
 
     The first SIGTERM is passed on to every rank, which all stop after the same step; a second one kills them.
     When a rank fails, the others get FAILURE_GRACE_SECONDS to end, then are killed; the error is raised here
@@ -175,7 +178,7 @@ def launch(step: str, kwargs: dict, processes: int, log) -> None:
                               stderr=subprocess.STDOUT, text=True, bufsize=1)
              for rank in range(processes)]
     errors: list[str] = []
-    readers = [threading.Thread(target=_forward, args=(process.stdout, rank, log, errors), daemon=True)
+    readers = [threading.Thread(target=_forward, args=(process.stdout, rank, errors), daemon=True)
                for rank, process in enumerate(ranks)]
     for reader in readers:
         reader.start()
@@ -225,8 +228,6 @@ def _rank_main(specification: str) -> int:
     import torch
     import torch.distributed as dist
 
-    from plasmidlm.steps.common import _noop
-
     global _CPU_GROUP
     cuda = torch.cuda.is_available()
     size = int(os.environ["WORLD_SIZE"])
@@ -243,13 +244,12 @@ def _rank_main(specification: str) -> int:
     else:
         dist.init_process_group(backend="gloo", timeout=ONCE_TIMEOUT)
     request = json.loads(specification)
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if dist.get_rank() != 0:  # rank 0 logs the step's progress for all
+        logging.getLogger("plasmidlm").setLevel(logging.ERROR)
     try:
         step = getattr(importlib.import_module(f"plasmidlm.steps.{request['step']}"), request["step"])
-        step(**request["kwargs"], log=log if dist.get_rank() == 0 else _noop)
+        step(**request["kwargs"])
     except PlasmidlmError as error:
         print(f"error: {error}", flush=True)
         return 1

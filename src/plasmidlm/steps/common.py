@@ -3,6 +3,7 @@ baseline's outputs, and handing a step over to data-parallel ranks."""
 
 from __future__ import annotations
 
+import logging
 import json
 
 import numpy as np
@@ -11,21 +12,19 @@ import pandas as pd
 from plasmidlm import PlasmidlmError, distributed, io
 from plasmidlm.windows import WindowPolicy
 
-
-def _noop(message: str) -> None:
-    pass
+logger = logging.getLogger(__name__)
 
 
-def launched_in_ranks(step: str, section_config: dict, arguments: dict, log) -> bool:
-    """With `<step>.gpus` above 1, outside a rank: run the step `step` with `arguments` (its parameters but `log`)
+def launched_in_ranks(step: str, section_config: dict, arguments: dict) -> bool:
+    """With `<step>.gpus` above 1, outside a rank: run the step `step` with `arguments` (its parameters)
     in that many data-parallel processes (`distributed.launch`) and return True; otherwise False."""
     gpus = section_config.get("gpus", 1)
     if gpus <= 1 or distributed.in_rank():
         return False
     distributed.per_process_batch(section_config["batch_size"], gpus, step)
     # JSON-ready values (paths as strings), to hand to the ranks
-    plain = json.loads(json.dumps({key: value for key, value in arguments.items() if key != "log"}, default=str))
-    distributed.launch(step, plain, gpus, log)
+    plain = json.loads(json.dumps(arguments, default=str))
+    distributed.launch(step, plain, gpus)
     return True
 
 
@@ -38,12 +37,12 @@ def split_plasmids(split_path, name: str) -> pd.DataFrame:
     return split[split["split"] == name].reset_index(drop=True)
 
 
-def check_drawn(windows: pd.DataFrame, plasmids: pd.DataFrame, what: str, policy: WindowPolicy, log) -> None:
+def check_drawn(windows: pd.DataFrame, plasmids: pd.DataFrame, what: str, policy: WindowPolicy) -> None:
     """Log the windows that the ambiguity policy left undrawn, and stop where a class got none: training or scoring
     without the class would fail later, or quietly mean something else."""
     if windows.attrs["missing"]:
-        log(f"warning: {windows.attrs['missing']} {what} window(s) could not be drawn: their plasmids had too few "
-            f"windows that pass windows.ambiguous / windows.max_n_fraction")
+        logger.warning(f"warning: {windows.attrs['missing']} {what} window(s) could not be drawn: their plasmids had "
+                       f"too few windows that pass windows.ambiguous / windows.max_n_fraction")
     empty = sorted(set(plasmids["label"]) - set(windows["label"]))
     if empty:
         which = "any class" if len(empty) == len(set(plasmids["label"])) else f"class(es) {', '.join(empty)}"

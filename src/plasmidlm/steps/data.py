@@ -3,6 +3,7 @@ the held-out and training windows, and check for leakage."""
 
 from __future__ import annotations
 
+import logging
 import numpy as np
 import pandas as pd
 
@@ -17,7 +18,7 @@ from plasmidlm.split import (
     split_summary,
     stratification,
 )
-from plasmidlm.steps.common import _noop, check_drawn, split_plasmids
+from plasmidlm.steps.common import check_drawn, split_plasmids
 from plasmidlm.windows import (
     WindowPolicy,
     assert_no_plasmid_leakage,
@@ -28,25 +29,27 @@ from plasmidlm.windows import (
     windows_from_counts,
 )
 
+logger = logging.getLogger(__name__)
+
 
 LARGEST_GROUPS = 10  # groups listed, with their diameter, in near_duplicate_groups.json and split.json
 
 
-def validate(fasta, labels, data_config: dict, window_length: int, out_table, out_summary, log=_noop):
+def validate(fasta, labels, data_config: dict, window_length: int, out_table, out_summary):
     table, summary = io.validate_inputs(
         fasta, labels, data_config["id_column"], data_config["label_column"], window_length,
         data_config["short_sequences"], data_config["labels_without_sequence"],
     )
     if summary["skipped_short"]:
-        log(f"skipped {summary['skipped_short']} sequence(s) shorter than {window_length} nt")
+        logger.info(f"skipped {summary['skipped_short']} sequence(s) shorter than {window_length} nt")
     if summary["labels_without_sequence"]:
-        log(f"warning: {summary['labels_without_sequence']} labelled ID(s) have no sequence in {fasta}")
-    log(f"{summary['usable']} usable sequences, {summary['total_length']:,} nt")
+        logger.warning(f"warning: {summary['labels_without_sequence']} labelled ID(s) have no sequence in {fasta}")
+    logger.info(f"{summary['usable']} usable sequences, {summary['total_length']:,} nt")
     io.write_table(table, out_table)
     io.write_json(summary, out_summary)
 
 
-def select(validated, classes_config: dict, out_selected, out_classes, validation=None, log=_noop):
+def select(validated, classes_config: dict, out_selected, out_classes, validation=None):
     """Select the classes; `validation` (validate.json) lets an error name the sequences skipped as too short."""
     try:
         selected, counts = select_classes(io.read_table(validated), **classes_config)
@@ -57,30 +60,30 @@ def select(validated, classes_config: dict, out_selected, out_classes, validatio
         raise PlasmidlmError(
             f"{error}. Sequences shorter than the window length (windows.length) were skipped before: "
             f"{', '.join(f'{n} of class {label}' for label, n in skipped.items())} (data/validate.json)") from None
-    log(f"selected {counts['selected'].sum()} of {len(counts)} classes, {len(selected)} plasmids")
+    logger.info(f"selected {counts['selected'].sum()} of {len(counts)} classes, {len(selected)} plasmids")
     io.write_table(counts, out_classes)
     io.write_table(selected, out_selected)
 
 
-def sketch(fasta, validated, ksize: int, scaled: int, out, threads: int = 1, log=_noop):
+def sketch(fasta, validated, ksize: int, scaled: int, out, threads: int = 1):
     """FracMinHash sketches of every usable sequence, for finding near-duplicates."""
     usable = set(io.read_table(validated)["id"])
     ids, sketches = neardup.sketch_records(io.iter_fasta(fasta, usable), ksize, scaled, threads)
-    log(f"sketched {len(ids)} sequences (k={ksize}, scaled={scaled}): {sum(map(len, sketches)):,} hashes")
+    logger.info(f"sketched {len(ids)} sequences (k={ksize}, scaled={scaled}): {sum(map(len, sketches)):,} hashes")
     neardup.write_sketches(out, ids, sketches, ksize, scaled)
 
 
-def near_duplicates(sketches, selected, measure: str, threshold: float, out, log=_noop):
+def near_duplicates(sketches, selected, measure: str, threshold: float, out):
     """Pairs of selected plasmids whose sketches are similar at or above the threshold."""
     chosen = set(io.read_table(selected)["id"])
     ids, hashes = neardup.read_sketches(sketches)
     keep = [index for index, record_id in enumerate(ids) if record_id in chosen]
     pairs = neardup.similar_pairs([ids[i] for i in keep], [hashes[i] for i in keep], threshold, measure)
-    log(f"{len(pairs)} pair(s) of the {len(keep)} selected plasmids with {measure} >= {threshold}")
+    logger.info(f"{len(pairs)} pair(s) of the {len(keep)} selected plasmids with {measure} >= {threshold}")
     io.write_table(pairs, out)
 
 
-def near_duplicate_groups(sketches, selected, pairs, linkage: str, measure: str, out_groups, out_json, log=_noop):
+def near_duplicate_groups(sketches, selected, pairs, linkage: str, measure: str, out_groups, out_json):
     """Group the selected plasmids by their near-duplicate pairs; describe the largest groups and their diameter."""
     table = io.read_table(selected)
     table["group"] = neardup.group_ids(table["id"].tolist(), io.read_table(pairs), linkage,
@@ -94,18 +97,17 @@ def near_duplicate_groups(sketches, selected, pairs, linkage: str, measure: str,
     summary = {"linkage": linkage, "measure": measure, "plasmids": len(table), "groups": len(sizes),
                "merged_groups": int((sizes > 1).sum()), "plasmids_in_merged_groups": int(sizes[sizes > 1].sum()),
                "largest_groups": largest}
-    log(f"{linkage}: {summary['plasmids_in_merged_groups']} of {len(table)} plasmids in {summary['merged_groups']} "
-        f"near-duplicate group(s) of two or more")
+    logger.info(f"{linkage}: {summary['plasmids_in_merged_groups']} of {len(table)} plasmids in "
+                f"{summary['merged_groups']} near-duplicate group(s) of two or more")
     for row in largest:
         mix = ", ".join(f"{label} {n}" for label, n in row["classes"].items())
-        log(f"group {row['group']}: {row['size']} plasmids ({mix}), lowest containment {row['min_containment']:.3f}, "
-            f"lowest jaccard {row['min_jaccard']:.3f}")
+        logger.info(f"group {row['group']}: {row['size']} plasmids ({mix}), lowest containment "
+                    f"{row['min_containment']:.3f}, lowest jaccard {row['min_jaccard']:.3f}")
     io.write_json(summary, out_json)
     io.write_table(table[["id", "group"]], out_groups)
 
 
-def split(selected, groups, group_summary, pairs, split_config: dict, seed: int, out_split, out_summary, out_json,
-          log=_noop):
+def split(selected, groups, group_summary, pairs, split_config: dict, seed: int, out_split, out_summary, out_json):
     """Split by plasmid; with `groups` (a table of id → group, or None), near-duplicate groups stay together.
 
     `group_summary` (near_duplicate_groups.json) gives the diameters of the largest groups, and `pairs` the
@@ -121,21 +123,21 @@ def split(selected, groups, group_summary, pairs, split_config: dict, seed: int,
     handling = split_config["cross_class_groups"]
     spanning_rows = largest_groups(table[table["group"].isin(spanning)], len(spanning))
     if spanning:
-        log(f"{len(spanning)} near-duplicate group(s) span several classes: "
-            + "; ".join(f"{row['group']} ({', '.join(f'{k} {v}' for k, v in row['classes'].items())})"
-                        for row in spanning_rows[:LARGEST_GROUPS])
-            + {"keep": "", "train": " (split.cross_class_groups: train, so they are never evaluated)",
-               "drop": " (split.cross_class_groups: drop, so they are left out)"}[handling])
+        logger.info(f"{len(spanning)} near-duplicate group(s) span several classes: "
+                    + "; ".join(f"{row['group']} ({', '.join(f'{k} {v}' for k, v in row['classes'].items())})"
+                                for row in spanning_rows[:LARGEST_GROUPS])
+                    + {"keep": "", "train": " (split.cross_class_groups: train, so they are never evaluated)",
+                       "drop": " (split.cross_class_groups: drop, so they are left out)"}[handling])
     if handling == "drop":
         table = table[~table["group"].isin(spanning)]
     table = split_by_plasmid(table, val_fraction, test_fraction, seed, split_config["assignment"],
-                             train_only=spanning if handling == "train" else (), log=log)
+                             train_only=spanning if handling == "train" else ())
     strata = stratification(table, val_fraction, test_fraction)
     if strata["max_deviation"] > split_config["max_deviation"]:
         if not split_config["accept_deviation"]:
             check_deviation(table, val_fraction, test_fraction, split_config["max_deviation"])
-        log(f"warning: deviation {strata['max_deviation']:.3f} above split.max_deviation "
-            f"{split_config['max_deviation']:g}, accepted (split.accept_deviation: true)")
+        logger.warning(f"warning: deviation {strata['max_deviation']:.3f} above split.max_deviation "
+                       f"{split_config['max_deviation']:g}, accepted (split.accept_deviation: true)")
     group_sizes = table["group"].value_counts()
     diameters = {row["group"]: row for row in io.read_json(group_summary)["largest_groups"]} if group_summary else {}
     largest = largest_groups(table, LARGEST_GROUPS)
@@ -161,20 +163,19 @@ def split(selected, groups, group_summary, pairs, split_config: dict, seed: int,
                                "groups": spanning_rows},
     }
     summary = split_summary(table)
-    log(f"{info['plasmids']} plasmids in {info['groups']} groups: {info['merged_groups']} near-duplicate "
-        f"group(s) merge {info['plasmids_in_merged_groups']} plasmids (largest {info['largest_group']}; "
-        f"{info['groups_with_several_classes']} span several classes); {info['linked_pairs_across_splits']} "
-        f"linked pair(s) straddle splits")
-    log(summary.to_string(index=False))
-    log(f"largest deviation of a class's share from the requested fractions: {strata['max_deviation']:.3f} "
-        f"(class {strata['max_deviation_class']})")
+    logger.info(f"{info['plasmids']} plasmids in {info['groups']} groups: {info['merged_groups']} near-duplicate "
+                f"group(s) merge {info['plasmids_in_merged_groups']} plasmids (largest {info['largest_group']}; "
+                f"{info['groups_with_several_classes']} span several classes); {info['linked_pairs_across_splits']} "
+                f"linked pair(s) straddle splits")
+    logger.info(summary.to_string(index=False))
+    logger.info(f"largest deviation of a class's share from the requested fractions: {strata['max_deviation']:.3f} "
+                f"(class {strata['max_deviation_class']})")
     io.write_table(summary, out_summary)
     io.write_json(info | {"stratification": strata}, out_json)
     io.write_table(table[["id", "label", "split", "length", "group"]], out_split)
 
 
-def held_out_windows(fasta, split_path, split_name: str, windows_config: dict, count: int, seed: int, out,
-                     log=_noop):
+def held_out_windows(fasta, split_path, split_name: str, windows_config: dict, count: int, seed: int, out):
     """The fixed validation or test windows: drawn once, balanced across classes and plasmids."""
     plasmids = split_plasmids(split_path, split_name)
     n_classes = plasmids["label"].nunique()
@@ -184,13 +185,13 @@ def held_out_windows(fasta, split_path, split_name: str, windows_config: dict, c
     policy = WindowPolicy.from_config(windows_config)
     windows = draw_balanced_windows(io.iter_fasta(fasta), plasmids, policy, count=count,
                                     seed=(seed, "windows", split_name), prefix=f"{split_name}_")
-    check_drawn(windows, plasmids, split_name, policy, log)
-    log(f"{len(windows)} {split_name} windows from {windows['plasmid_id'].nunique()} plasmids")
+    check_drawn(windows, plasmids, split_name, policy)
+    logger.info(f"{len(windows)} {split_name} windows from {windows['plasmid_id'].nunique()} plasmids")
     io.write_table(windows, out)
 
 
 def training_windows(fasta, split_path, windows_config: dict, length: int, seed: int, experiment: str, out,
-                     epoch_schedule: dict | None = None, log=_noop):
+                     epoch_schedule: dict | None = None):
     """An experiment's training windows, drawn from training plasmids only.
 
     With `windows_config["resample_each_epoch"]`, fresh windows for every epoch that `epoch_schedule`
@@ -216,7 +217,7 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
                                           strategy=windows_config["strategy"],
                                           reverse_complement_p=windows_config["reverse_complement_p"],
                                           seeds=[epoch_seed], prefix="train_")
-            check_drawn(table, plasmids, "training", policy, log)
+            check_drawn(table, plasmids, "training", policy)
             if fresh:
                 first = sum(drawn)  # window ids run on across epochs
                 table["window_id"] = [f"train_{first + index:07d}" for index in range(len(table))]
@@ -226,11 +227,11 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
 
     io.write_tables(epochs(), out)
     if fresh:
-        log(f"fresh windows for each of {len(drawn)} epoch(s)")
-    log(f"{sum(drawn)} training windows from {len(plasmids)} plasmids")
+        logger.info(f"fresh windows for each of {len(drawn)} epoch(s)")
+    logger.info(f"{sum(drawn)} training windows from {len(plasmids)} plasmids")
 
 
-def kmer_coverage(fasta, split_path, test_windows, kmer: int, out, log=_noop):
+def kmer_coverage(fasta, split_path, test_windows, kmer: int, out):
     """For each test window, whether every one of its k-mers occurs in a training plasmid (streamed, once per run:
     it depends only on the split and the test windows)."""
     split_table = io.read_table(split_path)
@@ -238,12 +239,12 @@ def kmer_coverage(fasta, split_path, test_windows, kmer: int, out, log=_noop):
     train_ids = set(split_table.loc[split_table["split"] == "train", "id"])
     training_sequences = (sequence for _, sequence in io.iter_fasta(fasta, train_ids))
     covered = windows_covered_by_kmers(test["sequence"].tolist(), training_sequences, kmer)
-    log(f"{covered.sum()} of {len(test)} test windows have all their {kmer}-mers in the {len(train_ids)} training "
-        f"plasmids")
+    logger.info(f"{covered.sum()} of {len(test)} test windows have all their {kmer}-mers in the {len(train_ids)} "
+                f"training plasmids")
     io.write_table(pd.DataFrame({"window_id": test["window_id"], "covered": covered}), out)
 
 
-def leakage(split_path, train_windows, val_windows, test_windows, coverage, kmer: int, out, log=_noop):
+def leakage(split_path, train_windows, val_windows, test_windows, coverage, kmer: int, out):
     """Fail if a test plasmid is among the training or validation plasmids; measure what ID checks miss.
 
     Counts test windows found verbatim (either strand) among the training windows (read in pieces, compared by
@@ -280,7 +281,7 @@ def leakage(split_path, train_windows, val_windows, test_windows, coverage, kmer
         "kmer_covered_fraction_by_class": {label: float(values.mean()) for label, values in
                                            pd.Series(covered).groupby(test["label"].to_numpy())},
     }
-    log(f"no test plasmid in training or validation; {shared} of {len(test)} test windows occur verbatim "
-        f"(either strand) among the {n_train} training windows; {covered.sum()} "
-        f"({report['test_windows_kmer_covered_fraction']:.1%}) have all their {kmer}-mers in training plasmids")
+    logger.info(f"no test plasmid in training or validation; {shared} of {len(test)} test windows occur verbatim "
+                f"(either strand) among the {n_train} training windows; {covered.sum()} "
+                f"({report['test_windows_kmer_covered_fraction']:.1%}) have all their {kmer}-mers in training plasmids")
     io.write_json(report, out)

@@ -3,6 +3,7 @@ experiment's best checkpoint and of the k-mer baseline."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -12,20 +13,21 @@ import pandas as pd
 from plasmidlm import PlasmidlmError, io, layout
 from plasmidlm.checkpoints import best_checkpoint
 from plasmidlm.steps.baselines import fitted_kmer_baseline
-from plasmidlm.steps.common import _noop, classes_of_split, split_plasmids
+from plasmidlm.steps.common import classes_of_split, split_plasmids
+
+logger = logging.getLogger(__name__)
 
 
-def shuffled_test_windows(test_windows, seed: int, out, log=_noop):
+def shuffled_test_windows(test_windows, seed: int, out):
     """The test windows, each dinucleotide-shuffled (seeded): same composition, order destroyed."""
     from plasmidlm.evidence import shuffled_windows
 
     test = io.read_table(test_windows)
     io.write_table(shuffled_windows(test, seed), out)
-    log(f"{len(test)} test windows shuffled, dinucleotide counts preserved")
+    logger.info(f"{len(test)} test windows shuffled, dinucleotide counts preserved")
 
 
-def contig_tiles(fasta, split_path, length: int, contig_lengths: list[int], seed: int, out_tiles, out_contigs,
-                 log=_noop):
+def contig_tiles(fasta, split_path, length: int, contig_lengths: list[int], seed: int, out_tiles, out_contigs):
     """Non-overlapping windows (tiles) of every test plasmid, and sub-sequences of each length made of them."""
     from plasmidlm import evidence
 
@@ -33,8 +35,8 @@ def contig_tiles(fasta, split_path, length: int, contig_lengths: list[int], seed
     tile_table = evidence.tiles(io.iter_fasta(fasta, set(plasmids["id"])), plasmids, length)
     contig_table = evidence.contigs(dict(zip(plasmids["id"], plasmids["length"])), contig_lengths, length, seed)
     counts = contig_table.groupby("contig_length")["plasmid_id"].agg(["size", "nunique"])
-    log(f"{len(tile_table)} tiles of {length} nt from {len(plasmids)} test plasmids; contigs per length: "
-        + ", ".join(f"{row.Index} nt: {row.size} from {row.nunique} plasmids" for row in counts.itertuples()))
+    logger.info(f"{len(tile_table)} tiles of {length} nt from {len(plasmids)} test plasmids; contigs per length: "
+                + ", ".join(f"{row.Index} nt: {row.size} from {row.nunique} plasmids" for row in counts.itertuples()))
     io.write_table(tile_table, out_tiles)
     io.write_table(contig_table, out_contigs)
 
@@ -58,7 +60,7 @@ def _contig_curve(tiles_path, contigs_path, tile_proba: np.ndarray, length: int,
 
 def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_windows, tiles_path, contigs_path,
                    length: int, evaluate_config: dict, evidence_config: dict, seed: int, trust_remote_code: bool,
-                   out_json, out_contig_lengths, out_shuffled_predictions, log=_noop):
+                   out_json, out_contig_lengths, out_shuffled_predictions):
     """Controls and calibration of an experiment's best checkpoint (chosen on validation).
 
     Scores the test windows on both strands (strand flips), their dinucleotide-shuffled copies, the validation
@@ -109,18 +111,19 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
         "inference": {"windows": n_windows, "seconds": seconds, "windows_per_second": n_windows / max(seconds, 1e-9)},
     }
     curve = _contig_curve(tiles_path, contigs_path, tile_proba, length, classes, n_bootstrap, seed)
-    log(f"checkpoint-{step}: test window accuracy {result['test']['window']['accuracy']:.4f}, after a dinucleotide "
-        f"shuffle {result['shuffled']['window']['accuracy']:.4f}; {result['strand_flip_fraction']:.1%} of windows "
-        f"flip class on the other strand; temperature {calibration['temperature']:.3f}, window ECE "
-        f"{calibration['window']['before']['ece']:.4f} -> {calibration['window']['after']['ece']:.4f}")
-    log(curve.to_string(index=False))
+    logger.info(f"checkpoint-{step}: test window accuracy {result['test']['window']['accuracy']:.4f}, after a "
+                f"dinucleotide shuffle {result['shuffled']['window']['accuracy']:.4f}; "
+                f"{result['strand_flip_fraction']:.1%} of windows flip class on the other strand; temperature "
+                f"{calibration['temperature']:.3f}, window ECE "
+                f"{calibration['window']['before']['ece']:.4f} -> {calibration['window']['after']['ece']:.4f}")
+    logger.info(curve.to_string(index=False))
     io.write_table(shuffled_predictions, out_shuffled_predictions)
     io.write_table(curve, out_contig_lengths)
     io.write_json(result, out_json)
 
 
 def kmer_evidence(*, fasta, split_path, shuffled_windows, tiles_path, contigs_path, kmer_config: dict,
-                  windows_config: dict, n_bootstrap: int, seed: int, out_json, out_contig_lengths, log=_noop):
+                  windows_config: dict, n_bootstrap: int, seed: int, out_json, out_contig_lengths):
     """The k-mer baseline (fitted again, as kmer_baseline fits it) on the shuffled test windows and per contig
     length."""
     from plasmidlm import baselines
@@ -128,7 +131,7 @@ def kmer_evidence(*, fasta, split_path, shuffled_windows, tiles_path, contigs_pa
 
     classes = classes_of_split(io.read_table(split_path))
     length = windows_config["length"]
-    model, _ = fitted_kmer_baseline(fasta, split_path, kmer_config, windows_config, seed, log)
+    model, _ = fitted_kmer_baseline(fasta, split_path, kmer_config, windows_config, seed)
 
     def score(sequences):
         return baselines.logistic_proba(model, baselines.kmer_frequencies(sequences.tolist(), kmer_config["k"]),
@@ -139,8 +142,8 @@ def kmer_evidence(*, fasta, split_path, shuffled_windows, tiles_path, contigs_pa
                                    n_bootstrap, seed)
     curve = _contig_curve(tiles_path, contigs_path, score(io.read_table(tiles_path)["sequence"]), length, classes,
                           n_bootstrap, seed)
-    log(f"{kmer_config['k']}-mer baseline after a dinucleotide shuffle: window accuracy "
-        f"{metrics['window']['accuracy']:.4f}")
-    log(curve.to_string(index=False))
+    logger.info(f"{kmer_config['k']}-mer baseline after a dinucleotide shuffle: window accuracy "
+                f"{metrics['window']['accuracy']:.4f}")
+    logger.info(curve.to_string(index=False))
     io.write_table(curve, out_contig_lengths)
     io.write_json({"shuffled": _headline_levels(metrics)}, out_json)

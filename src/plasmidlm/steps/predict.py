@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from plasmidlm import io, layout
 from plasmidlm.checkpoints import best_checkpoint
-from plasmidlm.steps.common import _noop
+
+logger = logging.getLogger(__name__)
 
 
 def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, trust_remote_code: bool, out_windows,
-                      out_sequences, evidence=None, log=_noop):
+                      out_sequences, evidence=None):
     """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation).
 
     With `evidence` (that checkpoint's evidence metrics.json) and `predict.calibrated`, probabilities are
@@ -19,12 +21,12 @@ def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, t
     from plasmidlm.predict import predict_fasta
 
     step = best_checkpoint(model_dir)
-    log(f"best checkpoint by validation accuracy: checkpoint-{step}")
+    logger.info(f"best checkpoint by validation accuracy: checkpoint-{step}")
     temperature = 1.0
     if evidence is not None and predict_config["calibrated"]:
         temperature = io.read_json(evidence)["calibration"]["temperature"]
-        log(f"calibrated with temperature {temperature:.4f} (fitted on the validation windows)")
+        logger.info(f"calibrated with temperature {temperature:.4f} (fitted on the validation windows)")
     predict_fasta(Path(layout.checkpoint_in(model_dir, step)), fasta, out_windows, out_sequences,
                   stride=predict_config["stride"], batch_size=batch_size, both_strands=predict_config["both_strands"],
                   trust_remote_code=trust_remote_code, temperature=temperature,
-                  min_confidence=predict_config["min_confidence"], log=log)
+                  min_confidence=predict_config["min_confidence"])

@@ -3,6 +3,7 @@ itself is written by `plasmidlm.report.write_report`.)"""
 
 from __future__ import annotations
 
+import logging
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -11,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from plasmidlm import __version__, io
-from plasmidlm.steps.common import _noop
+
+logger = logging.getLogger(__name__)
 
 
 PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "numpy", "pandas",
@@ -28,9 +30,9 @@ def package_versions() -> dict:
     return versions
 
 
-def provenance(inputs: dict, config: dict, out, out_config, log=_noop):
+def provenance(inputs: dict, config: dict, out, out_config):
     """Resolved config, package versions and input checksums: what is needed to reproduce the run."""
     checksums = {name: {"path": str(path), "sha256": io.sha256sum(path)} for name, path in inputs.items()}
     io.write_atomic(out_config, lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
     io.write_json({"versions": package_versions(), "inputs": checksums}, out)
-    log(f"recorded {len(checksums)} input checksum(s)")
+    logger.info(f"recorded {len(checksums)} input checksum(s)")
