@@ -250,7 +250,7 @@ def test_a_rank_seeing_fewer_gpus_than_asked_for_says_so(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("WORLD_SIZE", "4")
-    assert distributed._rank_main(json.dumps({"step": "train", "kwargs": {}})) == 1
+    assert distributed._rank_main(json.dumps({"step": "plasmidlm.steps.train:train", "kwargs": {}})) == 1
     assert capsys.readouterr().out.startswith("error: 4 GPUs asked for (train.gpus / pretrain.gpus), but the job "
                                               "sees 1")
 

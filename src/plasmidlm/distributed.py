@@ -1,13 +1,15 @@
 """Data-parallel training (DDP) on several GPUs of one node, or several CPU processes, inside one pipeline job.
 
 `launch` starts one process per GPU (rank), as `torchrun --standalone` would, each running the same pipeline
-step (`python -m plasmidlm.distributed`). It forwards their output to the job's log and the first SIGTERM to
-every rank (as SIGUSR1, see `train.StopOnSigterm`); torchrun's agent is not used because it answers SIGTERM by
-sending SIGTERM to the ranks itself, which would end them mid-step instead of after it. The ranks agree on
+step, named as "package.module:function" (`python -m plasmidlm.distributed`). It forwards their output to the
+job's log and the first SIGTERM to every rank (as SIGUSR1, see `train.StopOnSigterm`); torchrun's agent is not
+used because it answers SIGTERM by sending SIGTERM to the ranks itself, which would end them mid-step instead of
+after it. The ranks agree on
 everything that must happen once (`main_then_shared`, `computed_once`): rank 0 prepares the checkpoint folder
 and tokenizes, the others wait and read what it wrote; only rank 0 writes checkpoints, logs and summaries.
 
-This module imports torch only inside the ranks, so that a data step importing the pipeline stays quick.
+This module imports torch only inside the ranks, so that a data step importing it stays quick; it imports the
+step only inside the ranks, by name, so that the steps may import it.
 """
 
 from __future__ import annotations
@@ -165,7 +167,8 @@ def _forward(stream, rank: int, errors: list) -> None:
 
 
 def launch(step: str, kwargs: dict, processes: int) -> None:
-    """Run `plasmidlm.steps.<step>.<step>(**kwargs)` in `processes` ranks and wait for them; their output is logged.
+    """Run `step` ("package.module:function", e.g. "plasmidlm.steps.train:train") with `kwargs` in `processes`
+    ranks and wait for them; their output is logged.
 
     The first SIGTERM is passed on to every rank, which all stop after the same step; a second one kills them.
     When a rank fails, the others get FAILURE_GRACE_SECONDS to end, then are killed; the error is raised here
@@ -203,7 +206,8 @@ def launch(step: str, kwargs: dict, processes: int) -> None:
         if errors:
             raise PlasmidlmError(errors[0])
         failed = next(rank for rank, code in enumerate(codes) if code)
-        raise PlasmidlmError(f"{step}: rank {failed} of {processes} ended with status {codes[failed]}; see the log")
+        raise PlasmidlmError(f"{step.rpartition(':')[2]}: rank {failed} of {processes} ended with status "
+                             f"{codes[failed]}; see the log")
 
 
 def _wait(ranks: list) -> list[int]:
@@ -248,8 +252,8 @@ def _rank_main(specification: str) -> int:
     if dist.get_rank() != 0:  # rank 0 logs the step's progress for all
         logging.getLogger("plasmidlm").setLevel(logging.ERROR)
     try:
-        step = getattr(importlib.import_module(f"plasmidlm.steps.{request['step']}"), request["step"])
-        step(**request["kwargs"])
+        module, function = request["step"].split(":")
+        getattr(importlib.import_module(module), function)(**request["kwargs"])
     except PlasmidlmError as error:
         print(f"error: {error}", flush=True)
         return 1

@@ -15,13 +15,13 @@ from plasmidlm.windows import WindowPolicy
 logger = logging.getLogger(__name__)
 
 
-def launched_in_ranks(step: str, section_config: dict, arguments: dict) -> bool:
-    """With `<step>.gpus` above 1, outside a rank: run the step `step` with `arguments` (its parameters)
-    in that many data-parallel processes (`distributed.launch`) and return True; otherwise False."""
+def launched_in_ranks(step: str, section: str, section_config: dict, arguments: dict) -> bool:
+    """With `<section>.gpus` above 1, outside a rank: run `step` ("package.module:function") with `arguments` (its
+    parameters) in that many data-parallel processes (`distributed.launch`) and return True; otherwise False."""
     gpus = section_config.get("gpus", 1)
     if gpus <= 1 or distributed.in_rank():
         return False
-    distributed.per_process_batch(section_config["batch_size"], gpus, step)
+    distributed.per_process_batch(section_config["batch_size"], gpus, section)
     # JSON-ready values (paths as strings), to hand to the ranks
     plain = json.loads(json.dumps(arguments, default=str))
     distributed.launch(step, plain, gpus)

@@ -20,7 +20,7 @@ def pretrain(*, fasta, split_path, extra_fasta: list, pretrain_config: dict, win
     Validation and test plasmids never enter the corpus: the job fails if one would. With `pretrain.gpus` above
     1, in that many data-parallel processes (`distributed.launch`).
     """
-    if launched_in_ranks("pretrain", pretrain_config, locals()):
+    if launched_in_ranks(f"{__name__}:pretrain", "pretrain", pretrain_config, locals()):
         return
     from plasmidlm.pretrain import pretrain_mlm
     from plasmidlm.train import log_history_table

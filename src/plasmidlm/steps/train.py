@@ -24,7 +24,7 @@ def _training_windows(path):
 def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
           seed: int, model_dir, out_summary, out_log):
     """Fine-tune; with `train.gpus` above 1, in that many data-parallel processes (`distributed.launch`)."""
-    if launched_in_ranks("train", train_config, locals()):
+    if launched_in_ranks(f"{__name__}:train", "train", train_config, locals()):
         return
     from plasmidlm.train import fine_tune, log_history_table
 
