@@ -96,12 +96,13 @@ def test_kmer_baseline_caps_its_training_windows(tmp_path, synthetic):
     n_train = int((split["split"] == "train").sum())
     for max_windows, expected in [(None, 3 * n_train), (n_train + 5, n_train + 5)]:
         baselines_steps.kmer_baseline(fasta=synthetic.fasta, split_path=tmp_path / "split.tsv",
-                               test_windows=tmp_path / "test.tsv",
-                               kmer_config={"k": 3, "windows_per_plasmid": 3, "max_windows": max_windows, "C": 1.0},
-                               windows_config={"length": 60, "circular": False, "ambiguous": "keep",
-                                               "max_n_fraction": 1.0},
-                               n_bootstrap=0, seed=0, out_metrics=tmp_path / "metrics.json",
-                               out_predictions=tmp_path / "predictions.tsv")
+                                      test_windows=tmp_path / "test.tsv",
+                                      kmer_config={"k": 3, "windows_per_plasmid": 3, "max_windows": max_windows,
+                                                   "C": 1.0},
+                                      windows_config={"length": 60, "circular": False, "ambiguous": "keep",
+                                                      "max_n_fraction": 1.0},
+                                      n_bootstrap=0, seed=0, out_metrics=tmp_path / "metrics.json",
+                                      out_predictions=tmp_path / "predictions.tsv")
         metrics = io.read_json(tmp_path / "metrics.json")
         assert metrics["training_windows"] == expected and metrics["window"]["n"] == len(test)
 

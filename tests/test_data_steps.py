@@ -43,9 +43,9 @@ def split_run(tmp_path):
     data_steps.validate(fasta, label_path, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
     data_steps.sketch(fasta, tmp_path / "validated.tsv", 21, 10, tmp_path / "sketches.npz")
     data_steps.near_duplicates(tmp_path / "sketches.npz", tmp_path / "validated.tsv", "containment", 0.95,
-                             tmp_path / "pairs.tsv")
+                               tmp_path / "pairs.tsv")
     data_steps.near_duplicate_groups(tmp_path / "sketches.npz", tmp_path / "validated.tsv", tmp_path / "pairs.tsv",
-                                   "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
+                                     "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
     with logged_messages() as messages:
         data_steps.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json",
                          tmp_path / "pairs.tsv", SPLIT_CONFIG, 1, tmp_path / "split.tsv",
@@ -136,7 +136,7 @@ def test_groups_spanning_classes_are_listed_and_can_be_kept_out_of_evaluation(sp
 def test_split_without_grouping_keeps_every_plasmid_alone(split_run):
     directory, _, _ = split_run
     data_steps.split(directory / "validated.tsv", None, None, None, SPLIT_CONFIG, 1,
-                   directory / "s.tsv", directory / "s_summary.tsv", directory / "s.json")
+                     directory / "s.tsv", directory / "s_summary.tsv", directory / "s.json")
     split = io.read_table(directory / "s.tsv")
     assert (split["group"] == split["id"]).all()
     assert io.read_json(directory / "s.json")["near_duplicate_grouping"] is False
@@ -149,7 +149,7 @@ def test_fresh_windows_every_epoch(split_run):
     data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", fixed)
     # batch 4: steps per epoch = ceil(windows / 4); 2.5 epochs need 3 blocks of windows
     data_steps.training_windows(fasta, directory / "split.tsv", settings | {"resample_each_epoch": True}, 100, 1, "exp",
-                              fresh, epoch_schedule={"batch_size": 4, "epochs": 2.5, "max_steps": None})
+                                fresh, epoch_schedule={"batch_size": 4, "epochs": 2.5, "max_steps": None})
     fixed, fresh = io.read_table(fixed), io.read_table(fresh)
     assert sorted(fresh["epoch"].unique()) == [0, 1, 2]
     assert (fresh.groupby("epoch").size() == len(fixed)).all()
@@ -171,7 +171,7 @@ def test_fresh_windows_are_drawn_one_epoch_per_pass_as_all_epochs_in_one(split_r
 
     monkeypatch.setattr(data_steps, "windows_from_counts", one_pass)
     data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", directory / "fresh.tsv.gz",
-                              epoch_schedule={"batch_size": 4, "epochs": 3, "max_steps": None})
+                                epoch_schedule={"batch_size": 4, "epochs": 3, "max_steps": None})
     assert [len(epoch_seeds) for epoch_seeds in seeds] == [1, 1, 1]  # a pass per epoch, one epoch held
     plasmids = io.read_table(directory / "split.tsv").query("split == 'train'")[["id", "label"]]
     all_at_once = draw(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"], 3),
@@ -192,7 +192,7 @@ def test_epochs_follow_max_steps(split_run):
     train_plasmids = (io.read_table(directory / "split.tsv")["split"] == "train").sum()
     steps_per_epoch = -(-2 * train_plasmids // 8)
     data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", out,
-                              epoch_schedule={"batch_size": 8, "epochs": 1, "max_steps": 2 * steps_per_epoch + 1})
+                                epoch_schedule={"batch_size": 8, "epochs": 1, "max_steps": 2 * steps_per_epoch + 1})
     assert io.read_table(out)["epoch"].nunique() == 3
 
 
@@ -205,7 +205,7 @@ def test_held_out_windows_respect_the_ambiguity_policy(tmp_path):
     io.write_table(split, tmp_path / "split.tsv")
     out = tmp_path / "test_windows.tsv.gz"
     data_steps.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS | {"ambiguous": "drop"}, 60, 0,
-                              out)
+                                out)
     windows = io.read_table(out)
     assert len(windows) == 60 and not windows["sequence"].str.contains("N").any()
 
@@ -221,9 +221,10 @@ def test_leakage_counts_verbatim_windows_by_hash_and_takes_coverage_from_the_run
     # two test windows that are training windows verbatim (one reverse-complemented): counted by their hashes
     train.loc[[0, 1], "sequence"] = [test["sequence"][0], reverse_complement(test["sequence"][1])]
     io.write_table(train, directory / "train.tsv.gz")
-    data_steps.kmer_coverage(fasta, directory / "split.tsv", directory / "test.tsv.gz", 31, directory / "coverage.tsv.gz")
+    data_steps.kmer_coverage(fasta, directory / "split.tsv", directory / "test.tsv.gz", 31,
+                             directory / "coverage.tsv.gz")
     data_steps.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
-                     directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
+                       directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
     report = io.read_json(directory / "leakage.json")
     assert report["test_windows_shared_with_train"] == 2
     split = io.read_table(directory / "split.tsv")
@@ -233,7 +234,7 @@ def test_leakage_counts_verbatim_windows_by_hash_and_takes_coverage_from_the_run
     io.write_table(io.read_table(directory / "coverage.tsv.gz").iloc[1:], directory / "coverage.tsv.gz")
     with pytest.raises(PlasmidlmError, match="does not list the test windows"):
         data_steps.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
-                         directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
+                           directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
 
 
 # --- errors that name their cause, not a consequence in a later step ---------------------------------------
@@ -272,7 +273,7 @@ def test_fewer_held_out_windows_than_classes_is_a_config_error(tmp_path):
     io.write_table(dataset.table.assign(split="test", group=dataset.table["id"]), tmp_path / "split.tsv")
     with pytest.raises(PlasmidlmError, match=r"^config windows\.test_count: 2 window\(s\) for 3 classes"):
         data_steps.held_out_windows(dataset.fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 2, 0,
-                                  tmp_path / "test.tsv.gz")
+                                    tmp_path / "test.tsv.gz")
 
 
 def test_class_selection_error_names_sequences_skipped_as_too_short(tmp_path):
@@ -289,4 +290,4 @@ def test_class_selection_error_names_sequences_skipped_as_too_short(tmp_path):
                                              r"than the window length \(windows\.length\) were skipped before: 4 of "
                                              r"class b \(data/validate\.json\)$"):
         data_steps.select(tmp_path / "validated.tsv", classes, tmp_path / "selected.tsv", tmp_path / "classes.tsv",
-                        validation=tmp_path / "validate.json")
+                          validation=tmp_path / "validate.json")

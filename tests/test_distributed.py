@@ -233,9 +233,10 @@ def test_pretraining_on_two_processes_writes_one_model(tmp_path, caplog):
                "max_steps": 6, "save_steps": 3, "logging_steps": 3, "gpus": 2}
     caplog.set_level(logging.INFO)
     pretrain_steps.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[], pretrain_config=config,
-                      windows_config={"length": WINDOW, "circular": False, "ambiguous": "keep", "max_n_fraction": 1.0},
-                      seed=0, output_dir=tmp_path / "out", out_summary=tmp_path / "out" / "summary.json",
-                      out_log=tmp_path / "out" / "log.tsv")
+                            windows_config={"length": WINDOW, "circular": False, "ambiguous": "keep",
+                                            "max_n_fraction": 1.0},
+                            seed=0, output_dir=tmp_path / "out", out_summary=tmp_path / "out" / "summary.json",
+                            out_log=tmp_path / "out" / "log.tsv")
     assert set(os.listdir(tmp_path / "out")) - {"runs"} == {
         "checkpoint-3", "checkpoint-6", "model", "plasmidlm_train_params.json", "summary.json", "log.tsv"}
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["checkpoints"] == [3, 6]

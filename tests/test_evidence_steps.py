@@ -36,7 +36,7 @@ def gc_run(tmp_path):
     split = pd.DataFrame(rows).assign(length=[len(s) for _, s in records], group=lambda t: t["id"])
     io.write_table(split, tmp_path / "split.tsv")
     data_steps.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 200, 1,
-                              tmp_path / "test_windows.tsv.gz")
+                                tmp_path / "test_windows.tsv.gz")
     return tmp_path, fasta, dict(records)
 
 
@@ -44,11 +44,12 @@ def test_composition_baselines_read_gc_and_their_features_are_what_they_say(gc_r
     tmp_path, fasta, _ = gc_run
     names = list(evidence.COMPOSITION_BASELINES)
     baselines_steps.composition_baselines(fasta=fasta, split_path=tmp_path / "split.tsv",
-                                   test_windows=tmp_path / "test_windows.tsv.gz",
-                                   composition_config={"windows_per_plasmid": 8, "C": 1.0},
-                                   windows_config=WINDOW_DEFAULTS, n_bootstrap=0, seed=1,
-                                   out_metrics={name: tmp_path / name / "metrics.json" for name in names},
-                                   out_predictions={name: tmp_path / name / "predictions.tsv.gz" for name in names})
+                                          test_windows=tmp_path / "test_windows.tsv.gz",
+                                          composition_config={"windows_per_plasmid": 8, "C": 1.0},
+                                          windows_config=WINDOW_DEFAULTS, n_bootstrap=0, seed=1,
+                                          out_metrics={name: tmp_path / name / "metrics.json" for name in names},
+                                          out_predictions={name: tmp_path / name / "predictions.tsv.gz"
+                                                           for name in names})
     for name in names:
         assert io.read_json(tmp_path / name / "metrics.json")["window"]["accuracy"] > 0.8
     assert len(io.read_table(tmp_path / "composition_gc" / "predictions.tsv.gz")) == 200

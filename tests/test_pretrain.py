@@ -77,8 +77,9 @@ def test_a_test_plasmid_in_the_extra_corpus_fails_the_job(tmp_path):
     extra = write_fasta(tmp_path / "extra.fa", [records[2]])
     with pytest.raises(PlasmidlmError, match="test plasmid.*pretraining corpus"):
         pretrain_steps.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[extra],
-                          pretrain_config=TINY_PRETRAIN, windows_config=LINEAR_60, seed=0, output_dir=tmp_path / "out",
-                          out_summary=tmp_path / "summary.json", out_log=tmp_path / "log.tsv")
+                                pretrain_config=TINY_PRETRAIN, windows_config=LINEAR_60, seed=0,
+                                output_dir=tmp_path / "out",
+                                out_summary=tmp_path / "summary.json", out_log=tmp_path / "log.tsv")
     assert not (tmp_path / "out").exists()
 
 

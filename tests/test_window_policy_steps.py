@@ -77,27 +77,30 @@ def test_kmer_and_composition_baselines_and_kmer_evidence_cut_windows_by_the_pol
     split = tmp_path / "split.tsv"
     kmer_config = {"k": 3, "windows_per_plasmid": 16, "max_windows": None, "C": 1.0}
     baselines_steps.kmer_baseline(fasta=fasta, split_path=split, test_windows=tmp_path / "test_windows.tsv.gz",
-                           kmer_config=kmer_config, windows_config=POLICY, n_bootstrap=0, seed=1,
-                           out_metrics=tmp_path / "kmer.json", out_predictions=tmp_path / "kmer.tsv.gz")
+                                  kmer_config=kmer_config, windows_config=POLICY, n_bootstrap=0, seed=1,
+                                  out_metrics=tmp_path / "kmer.json", out_predictions=tmp_path / "kmer.tsv.gz")
     assert_cut_by_policy(drawn, sequences)
     assert io.read_json(tmp_path / "kmer.json")["training_windows"] == 12 * 16
 
     drawn.clear()
     names = list(COMPOSITION_BASELINES)
     baselines_steps.composition_baselines(fasta=fasta, split_path=split, test_windows=tmp_path / "test_windows.tsv.gz",
-                                   composition_config={"windows_per_plasmid": 16, "C": 1.0}, windows_config=POLICY,
-                                   n_bootstrap=0, seed=1,
-                                   out_metrics={name: tmp_path / f"{name}.json" for name in names},
-                                   out_predictions={name: tmp_path / f"{name}.tsv.gz" for name in names})
+                                          composition_config={"windows_per_plasmid": 16, "C": 1.0},
+                                          windows_config=POLICY,
+                                          n_bootstrap=0, seed=1,
+                                          out_metrics={name: tmp_path / f"{name}.json" for name in names},
+                                          out_predictions={name: tmp_path / f"{name}.tsv.gz" for name in names})
     assert_cut_by_policy(drawn, sequences)
 
     evidence_steps.shuffled_test_windows(tmp_path / "test_windows.tsv.gz", 1, tmp_path / "shuffled.tsv.gz")
-    evidence_steps.contig_tiles(fasta, split, WINDOW, [2 * WINDOW], 1, tmp_path / "tiles.tsv.gz", tmp_path / "contigs.tsv.gz")
+    evidence_steps.contig_tiles(fasta, split, WINDOW, [2 * WINDOW], 1, tmp_path / "tiles.tsv.gz",
+                                tmp_path / "contigs.tsv.gz")
     drawn.clear()
     evidence_steps.kmer_evidence(fasta=fasta, split_path=split, shuffled_windows=tmp_path / "shuffled.tsv.gz",
-                           tiles_path=tmp_path / "tiles.tsv.gz", contigs_path=tmp_path / "contigs.tsv.gz",
-                           kmer_config=kmer_config, windows_config=POLICY, n_bootstrap=0, seed=1,
-                           out_json=tmp_path / "evidence.json", out_contig_lengths=tmp_path / "contig_lengths.tsv")
+                                 tiles_path=tmp_path / "tiles.tsv.gz", contigs_path=tmp_path / "contigs.tsv.gz",
+                                 kmer_config=kmer_config, windows_config=POLICY, n_bootstrap=0, seed=1,
+                                 out_json=tmp_path / "evidence.json",
+                                 out_contig_lengths=tmp_path / "contig_lengths.tsv")
     assert_cut_by_policy(drawn, sequences)
 
 
@@ -119,8 +122,8 @@ def test_pretraining_cuts_its_corpus_and_held_out_windows_by_the_policy(policy_r
 
     tmp_path, fasta, sequences = policy_run
     pretrain_steps.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[],
-                      pretrain_config=TINY_PRETRAIN | {"max_steps": 2, "save_steps": 2}, windows_config=POLICY,
-                      seed=1, output_dir=tmp_path / "pretrain", out_summary=tmp_path / "summary.json",
-                      out_log=tmp_path / "log.tsv")
+                            pretrain_config=TINY_PRETRAIN | {"max_steps": 2, "save_steps": 2}, windows_config=POLICY,
+                            seed=1, output_dir=tmp_path / "pretrain", out_summary=tmp_path / "summary.json",
+                            out_log=tmp_path / "log.tsv")
     assert_cut_by_policy(drawn, sequences)
     assert len(drawn) == 2 * 12  # corpus and held-out windows of the 12 training plasmids
