@@ -103,7 +103,7 @@ def generate(fasta: Path, labels: Path, gbp: float, seed: int, lineages: bool = 
 
 
 def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
-    """Each data step as the Python statement the workflow script runs (via plasmidlm.pipeline)."""
+    """Each data step as the Python statement the workflow script runs (via plasmidlm.steps.data)."""
     data = workdir / "data"
     near = {key: default("split", "near_duplicates", key)
             for key in ("measure", "threshold", "ksize", "scaled", "linkage")}
@@ -117,27 +117,26 @@ def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
     classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
     return {
         "biopython SeqIO.parse (reference)": f"sum(len(r.seq) for r in SeqIO.parse({str(fasta)!r}, 'fasta'))",
-        "validate": f"pipeline.validate({str(fasta)!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, "
+        "validate": f"data.validate({str(fasta)!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, "
                     f"{str(data / 'validated.tsv')!r}, {str(data / 'validate.json')!r})",
-        "select_classes": f"pipeline.select({str(data / 'validated.tsv')!r}, {classes!r}, "
+        "select_classes": f"data.select({str(data / 'validated.tsv')!r}, {classes!r}, "
                           f"{str(data / 'selected.tsv')!r}, {str(data / 'classes.tsv')!r})",
-        "sketch": f"pipeline.sketch({str(fasta)!r}, {str(data / 'validated.tsv')!r}, {near['ksize']}, "
+        "sketch": f"data.sketch({str(fasta)!r}, {str(data / 'validated.tsv')!r}, {near['ksize']}, "
                   f"{near['scaled']}, {str(data / 'sketches.npz')!r}, threads=os.cpu_count())",
-        "near_duplicates": f"pipeline.near_duplicates({str(data / 'sketches.npz')!r}, {str(data / 'selected.tsv')!r}, "
+        "near_duplicates": f"data.near_duplicates({str(data / 'sketches.npz')!r}, {str(data / 'selected.tsv')!r}, "
                            f"{near['measure']!r}, {near['threshold']}, {str(data / 'near_duplicates.tsv')!r})",
-        "near_duplicate_groups": f"pipeline.near_duplicate_groups({str(data / 'sketches.npz')!r}, "
+        "near_duplicate_groups": f"data.near_duplicate_groups({str(data / 'sketches.npz')!r}, "
                                  f"{str(data / 'selected.tsv')!r}, {str(data / 'near_duplicates.tsv')!r}, "
                                  f"{near['linkage']!r}, {near['measure']!r}, {str(data / 'groups.tsv')!r}, "
                                  f"{str(data / 'groups.json')!r})",
-        "split": f"pipeline.split({str(data / 'selected.tsv')!r}, {str(data / 'groups.tsv')!r}, "
+        "split": f"data.split({str(data / 'selected.tsv')!r}, {str(data / 'groups.tsv')!r}, "
                  f"{str(data / 'groups.json')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
-                 f"{str(data / 'split.tsv')!r}, {str(data / 'split_summary.tsv')!r}, {str(data / 'split.json')!r}, "
-                 f"log=print)",
-        "val_windows": f"pipeline.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'val', {windows!r}, "
+                 f"{str(data / 'split.tsv')!r}, {str(data / 'split_summary.tsv')!r}, {str(data / 'split.json')!r})",
+        "val_windows": f"data.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'val', {windows!r}, "
                        f"{default('windows', 'val_count')}, 1, {str(data / 'val_windows.tsv.gz')!r})",
-        "test_windows": f"pipeline.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'test', {windows!r}, "
+        "test_windows": f"data.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'test', {windows!r}, "
                         f"{default('windows', 'test_count')}, 1, {str(data / 'test_windows.tsv.gz')!r})",
-        "training_windows": f"pipeline.training_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, {training!r}, "
+        "training_windows": f"data.training_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, {training!r}, "
                             f"{windows['length']}, 1, 'random8', {str(workdir / 'train_windows.tsv.gz')!r})",
     }
 
@@ -149,7 +148,8 @@ def run_stage(statement: str) -> tuple[float, float, float, str]:
     peak RSS in GiB, the step's output).
     """
     started = time.perf_counter()
-    program = (f"import os, time; from Bio import SeqIO; from plasmidlm import pipeline; started = time.perf_counter(); "
+    program = (f"import logging, os, time; from Bio import SeqIO; from plasmidlm.steps import data; "
+               f"logging.basicConfig(level=logging.INFO, format='%(message)s'); started = time.perf_counter(); "
                f"{statement}; print('step seconds', time.perf_counter() - started)")
     process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)

@@ -81,7 +81,7 @@ def main() -> None:
     train = draw_balanced_windows(sequences, plasmids, policy, count=args.cnn_windows, seed=(1, "cnn"))
     y = np.array([classes.index(label) for label in train["label"]])
     cnn_model, cost = cnn.fit(train["sequence"], y, val["sequence"], np.array([classes.index(v) for v in val["label"]]),
-                      len(classes), args.cnn_epochs, 1, log=lambda message: None)
+                      len(classes), args.cnn_epochs, 1)
     _, cnn_scoring = timed(cnn.predict_proba, cnn_model, test["sequence"])
     rows = [{"step": name, "seconds": seconds, "× one evaluation": seconds / evaluation}
             for name, seconds in steps.items()]

@@ -46,8 +46,14 @@ def defaults(schema: dict) -> dict:
 def run_job(statement: str, library: Path) -> tuple[float, float, str]:
     """Run `statement` in a fresh process with `library` first on the path; (seconds, peak RSS in MiB, output)."""
     started = time.perf_counter()
-    program = ("import time; T0 = time.perf_counter(); from plasmidlm import pipeline\n"
-               "def log(message): print(f'{time.perf_counter() - T0:.3f} {message}', flush=True)\n"
+    program = ("import logging, sys, time; T0 = time.perf_counter()\n"
+               "from plasmidlm.steps import baselines, data, evaluate, pretrain, train\n"
+               "class Elapsed(logging.Formatter):\n"
+               "    def format(self, record): return f'{time.perf_counter() - T0:.3f} {record.getMessage()}'\n"
+               "handler = logging.StreamHandler(sys.stdout)\n"
+               "handler.setFormatter(Elapsed())\n"
+               "logging.basicConfig(level=logging.INFO, handlers=[handler])\n"
+               "log = logging.getLogger('bench').info\n"
                f"{statement}")
     environment = {**os.environ, "PYTHONPATH": str(library), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     process = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -107,21 +113,21 @@ def main() -> None:
     windows_name = f"{per_plasmid}x{epochs}" if epochs else f"{per_plasmid}"
     train_windows = str(work / f"train_windows_{windows_name}.tsv.gz")
     prepare = [
-        f"pipeline.validate({f!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, '{d}/validated.tsv', "
+        f"data.validate({f!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, '{d}/validated.tsv', "
         f"'{d}/validate.json')",
-        f"pipeline.select('{d}/validated.tsv', {classes!r}, '{d}/selected.tsv', '{d}/classes.tsv')",
-        f"pipeline.split('{d}/selected.tsv', None, None, None, {split_config!r}, 1, '{d}/split.tsv', "
+        f"data.select('{d}/validated.tsv', {classes!r}, '{d}/selected.tsv', '{d}/classes.tsv')",
+        f"data.split('{d}/selected.tsv', None, None, None, {split_config!r}, 1, '{d}/split.tsv', "
         f"'{d}/split_summary.tsv', '{d}/split.json')",
-        f"pipeline.held_out_windows({f!r}, '{d}/split.tsv', 'val', {windows!r}, {windows['val_count']}, 1, "
+        f"data.held_out_windows({f!r}, '{d}/split.tsv', 'val', {windows!r}, {windows['val_count']}, 1, "
         f"'{d}/val_windows.tsv.gz')",
-        f"pipeline.held_out_windows({f!r}, '{d}/split.tsv', 'test', {windows!r}, {windows['test_count']}, 1, "
+        f"data.held_out_windows({f!r}, '{d}/split.tsv', 'test', {windows!r}, {windows['test_count']}, 1, "
         f"'{d}/test_windows.tsv.gz')",
     ]
     if not (data / "test_windows.tsv.gz").exists():
         for statement in prepare:
             run_job(statement, arguments.library)
     if not Path(train_windows).exists():
-        seconds, peak, _ = run_job(f"pipeline.training_windows({f!r}, '{d}/split.tsv', {training!r}, "
+        seconds, peak, _ = run_job(f"data.training_windows({f!r}, '{d}/split.tsv', {training!r}, "
                                    f"{windows['length']}, 1, 'bench', {train_windows!r}, {epoch_schedule!r})",
                                    arguments.library)
         print(f"training_windows: {seconds:.0f} s, {peak:,.0f} MiB")
@@ -146,32 +152,32 @@ def main() -> None:
     old = not (arguments.library / "plasmidlm" / "resources.py").exists()
     evaluate = config["evaluate"] | {"bootstrap": 0}
     jobs = {
-        "train": (f"pipeline.train({train_windows!r}, '{d}/val_windows.tsv.gz', '{d}/split.tsv', {model_config!r}, "
+        "train": (f"train.train({train_windows!r}, '{d}/val_windows.tsv.gz', '{d}/split.tsv', {model_config!r}, "
                   f"{train_config!r}, {windows['length']}, 1, {str(model_dir)!r}, '{out}/train_summary.json', "
-                  f"'{out}/training_log.tsv', log=log)",
+                  f"'{out}/training_log.tsv')",
                   {"windows": [train_windows], "val": [f"{d}/val_windows.tsv.gz"], "split": [f"{d}/split.tsv"]}),
         "evaluate_checkpoint": (
-            f"pipeline.evaluate('{model_dir}/checkpoint-{steps}', '{d}/test_windows.tsv.gz', '{d}/val_windows.tsv.gz', "
-            f"{evaluate!r}, 1, False, '{out}/eval.json', '{out}/eval.tsv.gz', log=log)",
+            f"evaluate.evaluate('{model_dir}/checkpoint-{steps}', '{d}/test_windows.tsv.gz', '{d}/val_windows.tsv.gz', "
+            f"{evaluate!r}, 1, False, '{out}/eval.json', '{out}/eval.tsv.gz')",
             {"checkpoint": [f"{model_dir}/checkpoint-{steps}"], "test": [f"{d}/test_windows.tsv.gz"],
              "val": [f"{d}/val_windows.tsv.gz"]}),
-        "pretrain": (f"pipeline.pretrain(fasta={f!r}, split_path='{d}/split.tsv', extra_fasta=[], "
+        "pretrain": (f"pretrain.pretrain(fasta={f!r}, split_path='{d}/split.tsv', extra_fasta=[], "
                      f"pretrain_config={pretrain_config!r}, windows_config={windows!r}, seed=1, "
                      f"output_dir='{out}/pretrain', out_summary='{out}/pretrain_summary.json', "
-                     f"out_log='{out}/pretrain_log.tsv', log=log)",
+                     f"out_log='{out}/pretrain_log.tsv')",
                      {"fasta": [f], "split": [f"{d}/split.tsv"], "extra": []}),
-        "kmer_baseline": (f"pipeline.kmer_baseline(fasta={f!r}, split_path='{d}/split.tsv', "
+        "kmer_baseline": (f"baselines.kmer_baseline(fasta={f!r}, split_path='{d}/split.tsv', "
                           f"test_windows='{d}/test_windows.tsv.gz', kmer_config={baselines['kmer']!r}, "
                           f"windows_config={windows!r}, n_bootstrap=0, seed=1, out_metrics='{out}/kmer.json', "
-                          f"out_predictions='{out}/kmer.tsv.gz', log=log)",
+                          f"out_predictions='{out}/kmer.tsv.gz')",
                           {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
         "embeddings_baseline": (
-            f"pipeline.embeddings_baseline(fasta={f!r}, split_path='{d}/split.tsv', "
+            f"baselines.embeddings_baseline(fasta={f!r}, split_path='{d}/split.tsv', "
             f"test_windows='{d}/test_windows.tsv.gz', model='{model_dir}/checkpoint-{steps}', from_experiment=False, "
             f"embeddings_config={baselines['embeddings']!r}, trust_remote_code=False, windows_config={windows!r}, "
             f"n_bootstrap=0, seed=1, out_logistic_metrics='{out}/el.json', "
             f"out_logistic_predictions='{out}/el.tsv.gz', out_cnn_metrics='{out}/ec.json', "
-            f"out_cnn_predictions='{out}/ec.tsv.gz', log=log)",
+            f"out_cnn_predictions='{out}/ec.tsv.gz')",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]}),
     }
     if epochs:  # what training does when an epoch begins, for the last epoch (the whole table is read)
@@ -181,22 +187,22 @@ def main() -> None:
             f"from plasmidlm.training.data import EpochTable, make_dataset\n"
             f"table = EpochTable(lambda: io.iter_table({train_windows!r}, ['label', 'sequence', 'epoch']))\n"
             f"log('summary pass over the table')\n"
-            f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, 1, log=log)\n"
+            f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, 1)\n"
             f"T0 = time.perf_counter()\n"
             f"dataset = make_dataset(table.read(table.blocks[-1]), tokenizer, model.config.plasmidlm, {classes!r})\n"
             f"log(f'last epoch: {{len(dataset):,}} windows read and tokenized')", {})
     if old:
-        jobs["leakage"] = (f"pipeline.leakage({f!r}, '{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
-                           f"'{d}/test_windows.tsv.gz', 31, '{out}/leakage.json', log=log)", {})
+        jobs["leakage"] = (f"data.leakage({f!r}, '{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
+                           f"'{d}/test_windows.tsv.gz', 31, '{out}/leakage.json')", {})
     else:
         jobs["kmer_coverage"] = (
-            f"pipeline.kmer_coverage({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', 31, "
-            f"'{d}/test_kmer_coverage.tsv.gz', log=log)",
+            f"data.kmer_coverage({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', 31, "
+            f"'{d}/test_kmer_coverage.tsv.gz')",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]})
         jobs["leakage"] = (
-            f"pipeline.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
+            f"data.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
             f"'{d}/test_windows.tsv.gz', "
-            f"'{d}/test_kmer_coverage.tsv.gz', 31, '{out}/leakage.json', log=log)",
+            f"'{d}/test_kmer_coverage.tsv.gz', 31, '{out}/leakage.json')",
             {"split": [f"{d}/split.tsv"], "train": [train_windows], "val": [f"{d}/val_windows.tsv.gz"],
              "test": [f"{d}/test_windows.tsv.gz"], "coverage": [f"{d}/test_kmer_coverage.tsv.gz"]})
     print(f"{'job':<22} {'seconds':>8} {'set-up s':>9} {'s/step':>7} {'peak MiB':>9} {'mem_mb':>7}")

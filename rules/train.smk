@@ -25,7 +25,7 @@ checkpoint train:
     resources:
         mem_mb=memory("train", windows_of_one_epoch),
         runtime=minutes("train"),
-        # train.gpus: data-parallel ranks in this one job (plasmidlm.distributed); Slurm gets that many GPUs.
+        # train.gpus: data-parallel ranks in this one job (plasmidlm.training.distributed); Slurm gets that many GPUs.
         gpu=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"]["gpus"],
     params:
         model=lambda wildcards: experiment_model(wildcards.experiment),

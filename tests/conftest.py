@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import logging
 import os
 import subprocess
 import sys
@@ -29,6 +30,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # Four classes of different abundance (rank 1 = alpha ... rank 4 = delta).
 SYNTHETIC_COUNTS = {"alpha": 12, "beta": 9, "gamma": 7, "delta": 5}
+
+
+@contextlib.contextmanager
+def logged_messages():
+    """The messages plasmidlm logs (INFO and above) within the block: caplog for a fixture or helper, whose scope is
+    not one test."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    library = logging.getLogger("plasmidlm")
+    level = library.level
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
 
 
 @dataclass
@@ -207,22 +226,3 @@ def finished_run(tmp_path_factory) -> FinishedRun:
     assert result.returncode == 0, result.stderr[-5000:]
     return FinishedRun(workdir, config, workdir / "results" / reduced_config()["run_name"])
 
-
-@contextlib.contextmanager
-def logged_messages():
-    """The messages the library logs (INFO and above) while inside, for fixtures wider than one test, where
-    pytest's caplog does not reach."""
-    import logging
-
-    messages = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = logging.getLogger("plasmidlm")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)

@@ -85,7 +85,8 @@ def test_capped_counts_spread_the_cap_evenly_and_reproducibly():
 
 
 def test_kmer_baseline_caps_its_training_windows(tmp_path, synthetic):
-    from plasmidlm import io, pipeline
+    from plasmidlm import io
+    from plasmidlm.steps import baselines as baselines_steps
 
     split = synthetic.table.assign(split=["test" if i % 4 == 0 else "train" for i in range(len(synthetic.table))])
     io.write_table(split, tmp_path / "split.tsv")
@@ -94,13 +95,14 @@ def test_kmer_baseline_caps_its_training_windows(tmp_path, synthetic):
     io.write_table(test, tmp_path / "test.tsv")
     n_train = int((split["split"] == "train").sum())
     for max_windows, expected in [(None, 3 * n_train), (n_train + 5, n_train + 5)]:
-        pipeline.kmer_baseline(fasta=synthetic.fasta, split_path=tmp_path / "split.tsv",
-                               test_windows=tmp_path / "test.tsv",
-                               kmer_config={"k": 3, "windows_per_plasmid": 3, "max_windows": max_windows, "C": 1.0},
-                               windows_config={"length": 60, "circular": False, "ambiguous": "keep",
-                                               "max_n_fraction": 1.0},
-                               n_bootstrap=0, seed=0, out_metrics=tmp_path / "metrics.json",
-                               out_predictions=tmp_path / "predictions.tsv")
+        baselines_steps.kmer_baseline(fasta=synthetic.fasta, split_path=tmp_path / "split.tsv",
+                                      test_windows=tmp_path / "test.tsv",
+                                      kmer_config={"k": 3, "windows_per_plasmid": 3, "max_windows": max_windows,
+                                                   "C": 1.0},
+                                      windows_config={"length": 60, "circular": False, "ambiguous": "keep",
+                                                      "max_n_fraction": 1.0},
+                                      n_bootstrap=0, seed=0, out_metrics=tmp_path / "metrics.json",
+                                      out_predictions=tmp_path / "predictions.tsv")
         metrics = io.read_json(tmp_path / "metrics.json")
         assert metrics["training_windows"] == expected and metrics["window"]["n"] == len(test)
 

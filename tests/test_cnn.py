@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -27,16 +29,16 @@ def with_motif(sequences, rng, motif="GATTACAGATTACA"):
     return out
 
 
-def test_cnn_learns_a_motif_anywhere_and_keeps_the_best_validation_epoch():
+def test_cnn_learns_a_motif_anywhere_and_keeps_the_best_validation_epoch(caplog):
     rng = np.random.default_rng(0)
     plain, motif = random_windows(400, length=80, seed=1), with_motif(random_windows(400, length=80, seed=2), rng)
     sequences, labels = plain[:300] + motif[:300], np.array([0] * 300 + [1] * 300)
     val, val_labels = plain[300:350] + motif[300:350], np.array([0] * 50 + [1] * 50)
     test, test_labels = plain[350:] + motif[350:], np.array([0] * 50 + [1] * 50)
-    messages = []
+    caplog.set_level(logging.INFO, logger="plasmidlm.cnn")
     torch.set_num_threads(1)
-    model, cost = cnn.fit(sequences, labels, val, val_labels, 2, epochs=4, seed=0, channels=16, log=messages.append)
-    accuracies = [float(message.rsplit(" ", 1)[1]) for message in messages]
+    model, cost = cnn.fit(sequences, labels, val, val_labels, 2, epochs=4, seed=0, channels=16)
+    accuracies = [float(message.rsplit(" ", 1)[1]) for message in caplog.messages]
     assert cost["best_epoch"] == int(np.argmax(accuracies)) + 1 and cost["val_accuracy"] == max(accuracies)
     assert (cnn.predict_proba(model, val).argmax(axis=1) == val_labels).mean() == pytest.approx(max(accuracies))
     assert (cnn.predict_proba(model, test).argmax(axis=1) == test_labels).mean() > 0.9

@@ -1,4 +1,4 @@
-"""The data steps as the workflow runs them (plasmidlm.pipeline): files in, files out."""
+"""The data steps as the workflow runs them (plasmidlm.steps.data): files in, files out."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plasmidlm import PlasmidlmError, io, pipeline
+from plasmidlm import PlasmidlmError, io
+from plasmidlm.steps import data as data_steps
 from plasmidlm.config import load_schema
 from plasmidlm.windows import WindowPolicy, reverse_complement, windows_covered_by_kmers
 
-from conftest import make_dataset, random_sequence, write_fasta
+from conftest import logged_messages, make_dataset, random_sequence, write_fasta
 
 WINDOW_DEFAULTS = {key: spec["default"] for key, spec in load_schema()["properties"]["windows"]["properties"].items()}
 SPLIT_CONFIG = {key: spec["default"] for key, spec in load_schema()["properties"]["split"]["properties"].items()
@@ -39,16 +40,16 @@ def split_run(tmp_path):
                                                                                        index=False)
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
-    pipeline.validate(fasta, label_path, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
-    pipeline.sketch(fasta, tmp_path / "validated.tsv", 21, 10, tmp_path / "sketches.npz")
-    pipeline.near_duplicates(tmp_path / "sketches.npz", tmp_path / "validated.tsv", "containment", 0.95,
-                             tmp_path / "pairs.tsv")
-    pipeline.near_duplicate_groups(tmp_path / "sketches.npz", tmp_path / "validated.tsv", tmp_path / "pairs.tsv",
-                                   "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
-    messages = []
-    pipeline.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json",
-                   tmp_path / "pairs.tsv", SPLIT_CONFIG, 1, tmp_path / "split.tsv", tmp_path / "split_summary.tsv",
-                   tmp_path / "split.json", log=messages.append)
+    data_steps.validate(fasta, label_path, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
+    data_steps.sketch(fasta, tmp_path / "validated.tsv", 21, 10, tmp_path / "sketches.npz")
+    data_steps.near_duplicates(tmp_path / "sketches.npz", tmp_path / "validated.tsv", "containment", 0.95,
+                               tmp_path / "pairs.tsv")
+    data_steps.near_duplicate_groups(tmp_path / "sketches.npz", tmp_path / "validated.tsv", tmp_path / "pairs.tsv",
+                                     "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
+    with logged_messages() as messages:
+        data_steps.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json",
+                         tmp_path / "pairs.tsv", SPLIT_CONFIG, 1, tmp_path / "split.tsv",
+                         tmp_path / "split_summary.tsv", tmp_path / "split.json")
     return tmp_path, fasta, messages
 
 
@@ -90,9 +91,9 @@ def test_group_summary_lists_the_largest_groups_with_their_diameter(split_run):
 
 def split_with(directory, groups, **settings):
     outputs = [directory / name for name in ("s.tsv", "s_summary.tsv", "s.json")]
-    messages = []
-    pipeline.split(directory / "validated.tsv", groups, None, directory / "pairs.tsv", SPLIT_CONFIG | settings, 1,
-                   *outputs, log=messages.append)
+    with logged_messages() as messages:
+        data_steps.split(directory / "validated.tsv", groups, None, directory / "pairs.tsv", SPLIT_CONFIG | settings,
+                         1, *outputs)
     return io.read_table(outputs[0]), io.read_json(outputs[2]), messages
 
 
@@ -134,8 +135,8 @@ def test_groups_spanning_classes_are_listed_and_can_be_kept_out_of_evaluation(sp
 
 def test_split_without_grouping_keeps_every_plasmid_alone(split_run):
     directory, _, _ = split_run
-    pipeline.split(directory / "validated.tsv", None, None, None, SPLIT_CONFIG, 1,
-                   directory / "s.tsv", directory / "s_summary.tsv", directory / "s.json")
+    data_steps.split(directory / "validated.tsv", None, None, None, SPLIT_CONFIG, 1,
+                     directory / "s.tsv", directory / "s_summary.tsv", directory / "s.json")
     split = io.read_table(directory / "s.tsv")
     assert (split["group"] == split["id"]).all()
     assert io.read_json(directory / "s.json")["near_duplicate_grouping"] is False
@@ -145,10 +146,10 @@ def test_fresh_windows_every_epoch(split_run):
     directory, fasta, _ = split_run
     settings = WINDOW_DEFAULTS | {"per_plasmid": 2}
     fixed, fresh = directory / "fixed.tsv.gz", directory / "fresh.tsv.gz"
-    pipeline.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", fixed)
+    data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", fixed)
     # batch 4: steps per epoch = ceil(windows / 4); 2.5 epochs need 3 blocks of windows
-    pipeline.training_windows(fasta, directory / "split.tsv", settings | {"resample_each_epoch": True}, 100, 1, "exp",
-                              fresh, epoch_schedule={"batch_size": 4, "epochs": 2.5, "max_steps": None})
+    data_steps.training_windows(fasta, directory / "split.tsv", settings | {"resample_each_epoch": True}, 100, 1, "exp",
+                                fresh, epoch_schedule={"batch_size": 4, "epochs": 2.5, "max_steps": None})
     fixed, fresh = io.read_table(fixed), io.read_table(fresh)
     assert sorted(fresh["epoch"].unique()) == [0, 1, 2]
     assert (fresh.groupby("epoch").size() == len(fixed)).all()
@@ -162,15 +163,15 @@ def test_fresh_windows_are_drawn_one_epoch_per_pass_as_all_epochs_in_one(split_r
     directory, fasta, _ = split_run
     settings = WINDOW_DEFAULTS | {"per_plasmid": 3, "resample_each_epoch": True}
     seeds = []
-    draw = pipeline.windows_from_counts
+    draw = data_steps.windows_from_counts
 
     def one_pass(*arguments, **keywords):
         seeds.append(keywords["seeds"])
         return draw(*arguments, **keywords)
 
-    monkeypatch.setattr(pipeline, "windows_from_counts", one_pass)
-    pipeline.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", directory / "fresh.tsv.gz",
-                              epoch_schedule={"batch_size": 4, "epochs": 3, "max_steps": None})
+    monkeypatch.setattr(data_steps, "windows_from_counts", one_pass)
+    data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", directory / "fresh.tsv.gz",
+                                epoch_schedule={"batch_size": 4, "epochs": 3, "max_steps": None})
     assert [len(epoch_seeds) for epoch_seeds in seeds] == [1, 1, 1]  # a pass per epoch, one epoch held
     plasmids = io.read_table(directory / "split.tsv").query("split == 'train'")[["id", "label"]]
     all_at_once = draw(io.iter_fasta(fasta), plasmids, dict.fromkeys(plasmids["id"], 3),
@@ -190,8 +191,8 @@ def test_epochs_follow_max_steps(split_run):
     out = directory / "fresh.tsv.gz"
     train_plasmids = (io.read_table(directory / "split.tsv")["split"] == "train").sum()
     steps_per_epoch = -(-2 * train_plasmids // 8)
-    pipeline.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", out,
-                              epoch_schedule={"batch_size": 8, "epochs": 1, "max_steps": 2 * steps_per_epoch + 1})
+    data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", out,
+                                epoch_schedule={"batch_size": 8, "epochs": 1, "max_steps": 2 * steps_per_epoch + 1})
     assert io.read_table(out)["epoch"].nunique() == 3
 
 
@@ -203,8 +204,8 @@ def test_held_out_windows_respect_the_ambiguity_policy(tmp_path):
     split = dataset.table.assign(split="test", group=dataset.table["id"])
     io.write_table(split, tmp_path / "split.tsv")
     out = tmp_path / "test_windows.tsv.gz"
-    pipeline.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS | {"ambiguous": "drop"}, 60, 0,
-                              out)
+    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS | {"ambiguous": "drop"}, 60, 0,
+                                out)
     windows = io.read_table(out)
     assert len(windows) == 60 and not windows["sequence"].str.contains("N").any()
 
@@ -212,17 +213,18 @@ def test_held_out_windows_respect_the_ambiguity_policy(tmp_path):
 def test_leakage_counts_verbatim_windows_by_hash_and_takes_coverage_from_the_run(split_run):
     directory, fasta, _ = split_run
     windows = {**WINDOW_DEFAULTS, "per_plasmid": 3}
-    pipeline.training_windows(fasta, directory / "split.tsv", windows, 100, 1, "e", directory / "train.tsv.gz")
+    data_steps.training_windows(fasta, directory / "split.tsv", windows, 100, 1, "e", directory / "train.tsv.gz")
     for name in ("val", "test"):
-        pipeline.held_out_windows(fasta, directory / "split.tsv", name, windows, 40, 1, directory / f"{name}.tsv.gz")
+        data_steps.held_out_windows(fasta, directory / "split.tsv", name, windows, 40, 1, directory / f"{name}.tsv.gz")
     test = io.read_table(directory / "test.tsv.gz")
     train = io.read_table(directory / "train.tsv.gz")
     # two test windows that are training windows verbatim (one reverse-complemented): counted by their hashes
     train.loc[[0, 1], "sequence"] = [test["sequence"][0], reverse_complement(test["sequence"][1])]
     io.write_table(train, directory / "train.tsv.gz")
-    pipeline.kmer_coverage(fasta, directory / "split.tsv", directory / "test.tsv.gz", 31, directory / "coverage.tsv.gz")
-    pipeline.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
-                     directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
+    data_steps.kmer_coverage(fasta, directory / "split.tsv", directory / "test.tsv.gz", 31,
+                             directory / "coverage.tsv.gz")
+    data_steps.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
+                       directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
     report = io.read_json(directory / "leakage.json")
     assert report["test_windows_shared_with_train"] == 2
     split = io.read_table(directory / "split.tsv")
@@ -231,8 +233,8 @@ def test_leakage_counts_verbatim_windows_by_hash_and_takes_coverage_from_the_run
     assert report["test_windows_kmer_covered"] == int(expected.sum())
     io.write_table(io.read_table(directory / "coverage.tsv.gz").iloc[1:], directory / "coverage.tsv.gz")
     with pytest.raises(PlasmidlmError, match="does not list the test windows"):
-        pipeline.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
-                         directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
+        data_steps.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
+                           directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
 
 
 # --- errors that name their cause, not a consequence in a later step ---------------------------------------
@@ -254,7 +256,7 @@ def test_training_windows_that_lose_a_class_to_the_ambiguity_policy_name_it(tmp_
     config = WINDOW_DEFAULTS | {"strategy": "first", "per_plasmid": 2, "ambiguous": "drop"}
     with pytest.raises(PlasmidlmError, match=rf"^windows: no training window of {which} passes windows\.ambiguous "
                                              r"\(drop\) and windows\.max_n_fraction \(0\.1\)"):
-        pipeline.training_windows(fasta, split, config, 100, 0, "e", tmp_path / "train.tsv.gz")
+        data_steps.training_windows(fasta, split, config, 100, 0, "e", tmp_path / "train.tsv.gz")
     assert not (tmp_path / "train.tsv.gz").exists()
 
 
@@ -263,15 +265,15 @@ def test_held_out_windows_that_lose_a_class_to_the_ambiguity_policy_name_it(tmp_
     fasta, split = _n_rich_split(tmp_path, {"b"}, "val")
     config = WINDOW_DEFAULTS | {"length": 200}
     with pytest.raises(PlasmidlmError, match=r"^windows: no val window of class\(es\) b passes"):
-        pipeline.held_out_windows(fasta, split, "val", config, 20, 0, tmp_path / "val.tsv.gz")
+        data_steps.held_out_windows(fasta, split, "val", config, 20, 0, tmp_path / "val.tsv.gz")
 
 
 def test_fewer_held_out_windows_than_classes_is_a_config_error(tmp_path):
     dataset = make_dataset(tmp_path, counts={"a": 3, "b": 3, "c": 3})
     io.write_table(dataset.table.assign(split="test", group=dataset.table["id"]), tmp_path / "split.tsv")
     with pytest.raises(PlasmidlmError, match=r"^config windows\.test_count: 2 window\(s\) for 3 classes"):
-        pipeline.held_out_windows(dataset.fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 2, 0,
-                                  tmp_path / "test.tsv.gz")
+        data_steps.held_out_windows(dataset.fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 2, 0,
+                                    tmp_path / "test.tsv.gz")
 
 
 def test_class_selection_error_names_sequences_skipped_as_too_short(tmp_path):
@@ -282,10 +284,10 @@ def test_class_selection_error_names_sequences_skipped_as_too_short(tmp_path):
     fasta = write_fasta(tmp_path / "short_b.fasta", sequences.items())
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
-    pipeline.validate(fasta, dataset.labels, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
+    data_steps.validate(fasta, dataset.labels, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
     classes = {"select": "all", "min_plasmids": 3}
     with pytest.raises(PlasmidlmError, match=r"^config classes: selection leaves 1 class\(es\).*Sequences shorter "
                                              r"than the window length \(windows\.length\) were skipped before: 4 of "
                                              r"class b \(data/validate\.json\)$"):
-        pipeline.select(tmp_path / "validated.tsv", classes, tmp_path / "selected.tsv", tmp_path / "classes.tsv",
-                        validation=tmp_path / "validate.json")
+        data_steps.select(tmp_path / "validated.tsv", classes, tmp_path / "selected.tsv", tmp_path / "classes.tsv",
+                          validation=tmp_path / "validate.json")

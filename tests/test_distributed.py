@@ -4,6 +4,7 @@ of a single-process run with the same global batch, SIGTERM stopping every rank,
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -17,8 +18,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForSequenceClassification
 
-from conftest import SRC, WINDOW, random_windows, write_fasta
-from plasmidlm import PlasmidlmError, io, pipeline
+from conftest import SRC, WINDOW, logged_messages, random_windows, write_fasta
+from plasmidlm import PlasmidlmError, io
+from plasmidlm.steps import pretrain as pretrain_steps, train as train_steps
 from plasmidlm.config import load_schema
 from plasmidlm.tokenize import build_kmer_tokenizer
 
@@ -61,8 +63,8 @@ def arguments(inputs, model_dir, gpus: int) -> dict:
 
 
 def run(inputs, model_dir, gpus: int) -> list[str]:
-    lines = []
-    pipeline.train(**arguments(inputs, model_dir, gpus), log=lines.append)
+    with logged_messages() as lines:
+        train_steps.train(**arguments(inputs, model_dir, gpus))
     return lines
 
 
@@ -116,7 +118,7 @@ def test_lora_on_two_processes_trains_the_adapters_of_one(inputs, tmp_path):
     for gpus in (1, 2):
         settings = arguments(inputs, tmp_path / f"lora{gpus}", gpus)
         settings["model_config"] |= {"lora": lora}
-        pipeline.train(**settings, log=lambda message: None)
+        train_steps.train(**settings)
         models[gpus] = tmp_path / f"lora{gpus}"
     assert sorted(path.name for path in models[2].glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-4",
                                                                              "checkpoint-8"]
@@ -139,9 +141,8 @@ def test_fresh_windows_every_epoch_on_two_processes_train_the_weights_of_one(inp
     runs = {}
     for gpus in (1, 2):
         model_dir = tmp_path / f"gpus{gpus}"
-        lines = []
-        pipeline.train(**arguments(inputs, model_dir, gpus) | {"train_windows": str(tmp_path / "fresh.tsv.gz")},
-                       log=lines.append)
+        with logged_messages() as lines:
+            train_steps.train(**arguments(inputs, model_dir, gpus) | {"train_windows": str(tmp_path / "fresh.tsv.gz")})
         assert any("48 windows in each of 2 epoch(s) drawn, read and tokenized one epoch at a time" in line
                    for line in lines)
         assert not list(model_dir.glob(".tokens*"))
@@ -152,7 +153,7 @@ def test_fresh_windows_every_epoch_on_two_processes_train_the_weights_of_one(inp
 
 def test_a_batch_that_does_not_split_evenly_is_an_error(inputs, tmp_path):
     with pytest.raises(PlasmidlmError, match=r"train.batch_size: 8 is not a multiple of train.gpus \(3\)"):
-        pipeline.train(**arguments(inputs, tmp_path / "model", gpus=3), log=lambda message: None)
+        train_steps.train(**arguments(inputs, tmp_path / "model", gpus=3))
 
 
 # Slows every rank's steps after checkpoint-4, so that the test can send SIGTERM while the run is under way, and
@@ -187,8 +188,9 @@ def test_a_stopped_or_killed_run_resumes(inputs, two_processes, tmp_path, kill):
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SLOW_STEPS)
     model_dir = tmp_path / "model"
-    code = ("import json, sys; from plasmidlm import pipeline; "
-            "pipeline.train(**json.loads(sys.argv[1]), log=lambda message: print(message, flush=True))")
+    code = ("import json, logging, sys; from plasmidlm.steps import train as train_steps; "
+            "logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout); "
+            "train_steps.train(**json.loads(sys.argv[1]))")
     job = subprocess.Popen([sys.executable, "-c", code, json.dumps(arguments(inputs, model_dir, gpus=2))],
                            env=os.environ | {"PYTHONPATH": f"{hook}{os.pathsep}{SRC}"}, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -220,7 +222,7 @@ def test_a_stopped_or_killed_run_resumes(inputs, two_processes, tmp_path, kill):
         np.testing.assert_allclose(actual[name].numpy(), tensor.numpy(), atol=1e-6, err_msg=name)
 
 
-def test_pretraining_on_two_processes_writes_one_model(tmp_path):
+def test_pretraining_on_two_processes_writes_one_model(tmp_path, caplog):
     records = [(f"p{i}", sequence) for i, sequence in enumerate(random_windows(8, length=300, seed=4))]
     fasta = write_fasta(tmp_path / "all.fa", records)
     io.write_table(pd.DataFrame({"id": [name for name, _ in records], "label": "x", "split": "train",
@@ -229,26 +231,27 @@ def test_pretraining_on_two_processes_writes_one_model(tmp_path):
     config = {key: spec["default"] for key, spec in load_schema()["properties"]["pretrain"]["properties"].items()}
     config |= {"preset": "tiny", "kmer": 3, "windows_per_plasmid": 8, "heldout_windows": 16, "batch_size": 8,
                "max_steps": 6, "save_steps": 3, "logging_steps": 3, "gpus": 2}
-    lines = []
-    pipeline.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[], pretrain_config=config,
-                      windows_config={"length": WINDOW, "circular": False, "ambiguous": "keep", "max_n_fraction": 1.0},
-                      seed=0, output_dir=tmp_path / "out", out_summary=tmp_path / "out" / "summary.json",
-                      out_log=tmp_path / "out" / "log.tsv", log=lines.append)
+    caplog.set_level(logging.INFO)
+    pretrain_steps.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[], pretrain_config=config,
+                            windows_config={"length": WINDOW, "circular": False, "ambiguous": "keep",
+                                            "max_n_fraction": 1.0},
+                            seed=0, output_dir=tmp_path / "out", out_summary=tmp_path / "out" / "summary.json",
+                            out_log=tmp_path / "out" / "log.tsv")
     assert set(os.listdir(tmp_path / "out")) - {"runs"} == {
         "checkpoint-3", "checkpoint-6", "model", "plasmidlm_train_params.json", "summary.json", "log.tsv"}
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["checkpoints"] == [3, 6]
-    assert sum("masked-LM pretraining:" in line for line in lines) == 1
+    assert sum("masked-LM pretraining:" in line for line in caplog.messages) == 1
 
 
 def test_a_rank_seeing_fewer_gpus_than_asked_for_says_so(monkeypatch, capsys):
     import torch
 
-    from plasmidlm import distributed
+    from plasmidlm.training import distributed
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("WORLD_SIZE", "4")
-    assert distributed._rank_main(json.dumps({"step": "train", "kwargs": {}})) == 1
+    assert distributed._rank_main(json.dumps({"step": "plasmidlm.steps.train:train", "kwargs": {}})) == 1
     assert capsys.readouterr().out.startswith("error: 4 GPUs asked for (train.gpus / pretrain.gpus), but the job "
                                               "sees 1")
 

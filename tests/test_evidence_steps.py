@@ -1,4 +1,4 @@
-"""Evidence steps as the workflow runs them (plasmidlm.pipeline): files in, files out."""
+"""Evidence steps as the workflow runs them (plasmidlm.steps): files in, files out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plasmidlm import evidence, io, pipeline
+from plasmidlm import evidence, io
+from plasmidlm.steps import baselines as baselines_steps, data as data_steps
 from plasmidlm.config import load_schema
 from plasmidlm.report.verdicts import composition_verdicts, shuffle_verdict
 
@@ -34,20 +35,21 @@ def gc_run(tmp_path):
     fasta = write_fasta(tmp_path / "plasmids.fasta", records)
     split = pd.DataFrame(rows).assign(length=[len(s) for _, s in records], group=lambda t: t["id"])
     io.write_table(split, tmp_path / "split.tsv")
-    pipeline.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 200, 1,
-                              tmp_path / "test_windows.tsv.gz")
+    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 200, 1,
+                                tmp_path / "test_windows.tsv.gz")
     return tmp_path, fasta, dict(records)
 
 
 def test_composition_baselines_read_gc_and_their_features_are_what_they_say(gc_run):
     tmp_path, fasta, _ = gc_run
     names = list(evidence.COMPOSITION_BASELINES)
-    pipeline.composition_baselines(fasta=fasta, split_path=tmp_path / "split.tsv",
-                                   test_windows=tmp_path / "test_windows.tsv.gz",
-                                   composition_config={"windows_per_plasmid": 8, "C": 1.0},
-                                   windows_config=WINDOW_DEFAULTS, n_bootstrap=0, seed=1,
-                                   out_metrics={name: tmp_path / name / "metrics.json" for name in names},
-                                   out_predictions={name: tmp_path / name / "predictions.tsv.gz" for name in names})
+    baselines_steps.composition_baselines(fasta=fasta, split_path=tmp_path / "split.tsv",
+                                          test_windows=tmp_path / "test_windows.tsv.gz",
+                                          composition_config={"windows_per_plasmid": 8, "C": 1.0},
+                                          windows_config=WINDOW_DEFAULTS, n_bootstrap=0, seed=1,
+                                          out_metrics={name: tmp_path / name / "metrics.json" for name in names},
+                                          out_predictions={name: tmp_path / name / "predictions.tsv.gz"
+                                                           for name in names})
     for name in names:
         assert io.read_json(tmp_path / name / "metrics.json")["window"]["accuracy"] > 0.8
     assert len(io.read_table(tmp_path / "composition_gc" / "predictions.tsv.gz")) == 200
@@ -57,9 +59,9 @@ def test_composition_baselines_read_gc_and_their_features_are_what_they_say(gc_r
     for pair, n in pairs.items():
         reverse = pair.translate(str.maketrans("ACGT", "TGCA"))[::-1]
         canonical[min(pair, reverse)] += n
-    features = pipeline._composition_features("composition_2mer", [sequence])[0]
+    features = baselines_steps._composition_features("composition_2mer", [sequence])[0]
     assert sorted(features[features > 0].tolist()) == pytest.approx(sorted(n / 9 for n in canonical.values()))
-    assert pipeline._composition_features("composition_gc", [sequence])[0, 0] == pytest.approx(5 / 10)
+    assert baselines_steps._composition_features("composition_gc", [sequence])[0, 0] == pytest.approx(5 / 10)
 
 
 def test_gc_and_2mer_features_are_blind_to_a_dinucleotide_shuffle(gc_run):
@@ -68,10 +70,10 @@ def test_gc_and_2mer_features_are_blind_to_a_dinucleotide_shuffle(gc_run):
     shuffled = evidence.shuffled_windows(test, seed=1)
     assert (shuffled["sequence"] != test["sequence"]).mean() > 0.9
     for name in ("composition_gc", "composition_2mer"):
-        np.testing.assert_allclose(pipeline._composition_features(name, shuffled["sequence"].tolist()),
-                                   pipeline._composition_features(name, test["sequence"].tolist()), atol=1e-12)
-    assert not np.allclose(pipeline._composition_features("composition_4mer", shuffled["sequence"].tolist()),
-                           pipeline._composition_features("composition_4mer", test["sequence"].tolist()))
+        np.testing.assert_allclose(baselines_steps._composition_features(name, shuffled["sequence"].tolist()),
+                                   baselines_steps._composition_features(name, test["sequence"].tolist()), atol=1e-12)
+    assert not np.allclose(baselines_steps._composition_features("composition_4mer", shuffled["sequence"].tolist()),
+                           baselines_steps._composition_features("composition_4mer", test["sequence"].tolist()))
 
 
 def _row(experiment, kind, accuracy, low=np.nan, high=np.nan, best=False):

@@ -102,7 +102,7 @@ def test_predict_rule_writes_calibrated_probabilities(finished_run, tmp_path):
     experiment = "random"
     temperature = io.read_json(run / experiment / "evidence" / "metrics.json")["calibration"]["temperature"]
     checkpoint = run / experiment / "model" / f"checkpoint-{best_checkpoint(run / experiment / 'model')}"
-    predict_fasta(checkpoint, workdir / "new.fasta", *prediction_paths(tmp_path / "raw"), log=lambda message: None)
+    predict_fasta(checkpoint, workdir / "new.fasta", *prediction_paths(tmp_path / "raw"))
     raw = pd.read_csv(tmp_path / "raw.windows.tsv.gz", sep="\t")
     written = pd.read_csv(run / "predict" / "new" / f"{experiment}.windows.tsv.gz", sep="\t")
     columns = ["prob_chromosome", "prob_plasmid"]

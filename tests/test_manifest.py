@@ -43,7 +43,7 @@ def run_dir(tmp_path):
 
 
 def test_manifest_lists_every_result_file_with_size_and_checksum(run_dir):
-    path = write_manifest(run_dir, log=lambda message: None)
+    path = write_manifest(run_dir)
     assert path == run_dir / MANIFEST_NAME
     table = pd.read_csv(path, sep="\t", dtype={"bytes": int})
     assert tuple(table.columns) == COLUMNS
@@ -58,9 +58,9 @@ def test_manifest_lists_every_result_file_with_size_and_checksum(run_dir):
 
 
 def test_manifest_is_not_listed_in_itself_when_rewritten(run_dir):
-    write_manifest(run_dir, log=lambda message: None)
+    write_manifest(run_dir)
     first = (run_dir / MANIFEST_NAME).read_bytes()
-    write_manifest(run_dir, log=lambda message: None)
+    write_manifest(run_dir)
     assert (run_dir / MANIFEST_NAME).read_bytes() == first
     assert MANIFEST_NAME not in {str(path) for path in run_files(run_dir)}
 
@@ -72,7 +72,7 @@ def test_sha256_reads_in_chunks(tmp_path):
 
 
 def test_moved_folder_verifies(run_dir, tmp_path):
-    write_manifest(run_dir, log=lambda message: None)
+    write_manifest(run_dir)
     moved = tmp_path / "colleague" / "demo"
     shutil.move(run_dir, moved)
     assert not run_dir.exists()
@@ -80,7 +80,7 @@ def test_moved_folder_verifies(run_dir, tmp_path):
 
 
 def test_verify_reports_every_kind_of_mismatch(run_dir):
-    write_manifest(run_dir, log=lambda message: None)
+    write_manifest(run_dir)
     (run_dir / "data" / "split.tsv").write_bytes(b"id\tlabel\tsplit\na\ty\ttrain\n")  # same size
     (run_dir / "report" / "report.html").write_bytes(b"<html>")
     (run_dir / "logs" / "report.log").unlink()

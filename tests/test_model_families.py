@@ -6,10 +6,8 @@ k-mer text, BPE or character tokens, position limits, a decoder without a pad to
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-from io import StringIO
 
 import numpy as np
 import pandas as pd
@@ -19,9 +17,10 @@ import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import REPO_ROOT, logged_messages, make_dataset, random_windows, snakemake, write_fasta
-from plasmidlm import PlasmidlmError, cli, io, pipeline
+from plasmidlm import PlasmidlmError, cli, io
 from plasmidlm.evaluate import embed_windows, predict_proba
 from plasmidlm.model import build_or_load, forward_input_names, load_checkpoint
+from plasmidlm.steps import baselines as baselines_steps
 from plasmidlm.tokenize import encode
 from plasmidlm.training.data import PadToLongest
 from plasmidlm.training.fine_tune import fine_tune
@@ -67,12 +66,10 @@ def trained(standins, tmp_path_factory, one_thread) -> dict[str, tuple]:
     runs = {}
     for family, model_config in standins.items():
         output_dir = tmp_path_factory.mktemp(f"trained_{family}")
-        printed = StringIO()  # model.py reports by print until it logs too (issue 27: dropped at merge)
-        with logged_messages() as messages, contextlib.redirect_stdout(printed):
+        with logged_messages() as messages:
             summary = fine_tune(windows_table(16, seed=1), windows_table(8, seed=2), classes=CLASSES,
                                 model_config=model_config, train_config=TRAIN, window_length=WINDOW,
                                 output_dir=output_dir, seed=0)
-        messages += printed.getvalue().splitlines()
         assert summary["checkpoints"] == [2, 4]
         runs[family] = (output_dir / "checkpoint-4", messages)
     return runs
@@ -286,7 +283,7 @@ def test_family_runs_through_the_whole_workflow(family, standins, families_run, 
     if family == WORKFLOW_EMBEDDINGS:
         assert {"embeddings_logistic", "embeddings_cnn"} <= set(comparison["experiment"])
     else:
-        pipeline.embeddings_baseline(
+        baselines_steps.embeddings_baseline(
             fasta=data.fasta, split_path=run / "data" / "split.tsv", test_windows=run / "data" / "test_windows.tsv.gz",
             model=str(run / family / "model"), from_experiment=True, trust_remote_code=trust, n_bootstrap=0, seed=0,
             windows_config={"length": WINDOW, "circular": False, "ambiguous": "keep", "max_n_fraction": 1.0},

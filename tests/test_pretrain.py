@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from conftest import random_windows, write_fasta
-from plasmidlm import PlasmidlmError, io, pipeline
+from plasmidlm import PlasmidlmError, io
+from plasmidlm.steps import pretrain as pretrain_steps
 from plasmidlm.model import MIN_POSITIONS, build_or_load
 from plasmidlm.tokenize import build_kmer_tokenizer, encode, n_tokens
 from plasmidlm.training.pretrain import KmerSpanMasking, build_mlm, pretrain_mlm
@@ -75,9 +76,10 @@ def test_a_test_plasmid_in_the_extra_corpus_fails_the_job(tmp_path):
     fasta = write_fasta(tmp_path / "all.fa", records)
     extra = write_fasta(tmp_path / "extra.fa", [records[2]])
     with pytest.raises(PlasmidlmError, match="test plasmid.*pretraining corpus"):
-        pipeline.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[extra],
-                          pretrain_config=TINY_PRETRAIN, windows_config=LINEAR_60, seed=0, output_dir=tmp_path / "out",
-                          out_summary=tmp_path / "summary.json", out_log=tmp_path / "log.tsv")
+        pretrain_steps.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[extra],
+                                pretrain_config=TINY_PRETRAIN, windows_config=LINEAR_60, seed=0,
+                                output_dir=tmp_path / "out",
+                                out_summary=tmp_path / "summary.json", out_log=tmp_path / "log.tsv")
     assert not (tmp_path / "out").exists()
 
 

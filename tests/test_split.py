@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,18 +137,17 @@ def test_near_duplicate_groups_stay_in_one_split():
     assert set(split["split"]) == set(SPLITS)
 
 
-def test_class_without_plasmids_in_a_split_gets_the_nearest_group_and_logs_it():
-    messages = []
-    split = split_by_plasmid(class_table({"a": 40, "tiny": 3}), 0.1, 0.1, seed=0, assignment="hash",
-                             log=messages.append)
+def test_class_without_plasmids_in_a_split_gets_the_nearest_group_and_logs_it(caplog):
+    caplog.set_level(logging.INFO)
+    split = split_by_plasmid(class_table({"a": 40, "tiny": 3}), 0.1, 0.1, seed=0, assignment="hash")
     tiny = split[split["label"] == "tiny"]
     assert sorted(tiny["split"]) == ["test", "train", "val"]
     hashes = dict(zip(split["id"], stable_uniform(split["id"], 0)))
     natural = {record_id: "test" if hashes[record_id] < 0.1 else "val" if hashes[record_id] < 0.2 else "train"
                for record_id in tiny["id"]}
     moved = [record_id for record_id, name in zip(tiny["id"], tiny["split"]) if natural[record_id] != name]
-    assert len(moved) == len(messages) >= 1
-    assert all("class 'tiny' had no plasmid in" in message for message in messages)
+    assert len(moved) == len(caplog.messages) >= 1
+    assert all("class 'tiny' had no plasmid in" in message for message in caplog.messages)
     untouched = split[split["label"] == "a"]
     assert all(natural_split == name for natural_split, name in zip(
         ["test" if hashes[i] < 0.1 else "val" if hashes[i] < 0.2 else "train" for i in untouched["id"]],
@@ -220,19 +221,19 @@ def seed_preferring(group: str, low: float, high: float) -> int:
     return next(seed for seed in range(1000) if low <= stable_uniform([group], seed)[0] < high)
 
 
-def test_a_giant_group_that_the_hash_sends_to_validation_goes_to_train():
+def test_a_giant_group_that_the_hash_sends_to_validation_goes_to_train(caplog):
     table = outbreak_table()
     assert table["label"].value_counts().to_dict() == {"c_freundii": 626, "e_coli": 573}
     seed = seed_preferring("outbreak_c_freundii_g000", 0.2, 0.3)  # the hash sends the outbreak to val
     hashed = split_by_plasmid(table, 0.1, 0.2, seed, assignment="hash")
     assert stratification(hashed, 0.1, 0.2)["max_deviation"] > 0.3  # the issue's failure
-    messages = []
-    split = split_by_plasmid(table, 0.1, 0.2, seed, log=messages.append)
+    caplog.set_level(logging.INFO)
+    split = split_by_plasmid(table, 0.1, 0.2, seed)
     assert (split.loc[split["group"] == "outbreak_c_freundii_g000", "split"] == "train").all()
     assert (split.groupby("group")["split"].nunique() == 1).all()
     assert stratification(split, 0.1, 0.2)["max_deviation"] <= 0.01
     assert any(message.startswith("group outbreak_c_freundii_g000 (249 plasmids: c_freundii 249) is larger than "
-                                  "its classes' val share: it goes to train") for message in messages)
+                                  "its classes' val share: it goes to train") for message in caplog.messages)
 
 
 @pytest.mark.parametrize("seed_range", [(0.0, 0.2), (0.3, 1.0)])
@@ -243,14 +244,16 @@ def test_a_giant_group_preferring_test_or_train_is_still_balanced(seed_range):
     assert stratification(split, 0.1, 0.2)["max_deviation"] <= 0.01
 
 
-def test_a_group_larger_than_the_test_share_only_goes_to_train():
+def test_a_group_larger_than_the_test_share_only_goes_to_train(caplog):
     # class a: 100 plasmids, test share 20, val share 10; a group of 30 fits neither, one of 15 fits test only
     table = pd.concat([grouped_table({"a": [30, 15] + [1] * 55}), grouped_table({"b": [1] * 100})], ignore_index=True)
+    caplog.set_level(logging.INFO)
     for low, high in ((0.0, 0.2), (0.2, 0.3)):
-        messages = []
-        split = split_by_plasmid(table, 0.1, 0.2, seed_preferring("a_g000", low, high), log=messages.append)
+        caplog.clear()
+        split = split_by_plasmid(table, 0.1, 0.2, seed_preferring("a_g000", low, high))
         assert (split.loc[split["group"] == "a_g000", "split"] == "train").all()
-        assert any(message.startswith("group a_g000 (30 plasmids: a 30) is larger than") for message in messages)
+        assert any(message.startswith("group a_g000 (30 plasmids: a 30) is larger than")
+                   for message in caplog.messages)
     split = split_by_plasmid(table, 0.1, 0.2, seed_preferring("a_g001", 0.2, 0.3))
     assert split.loc[split["group"] == "a_g001", "split"].iloc[0] != "val"
     assert stratification(split, 0.1, 0.2)["max_deviation"] <= 0.02

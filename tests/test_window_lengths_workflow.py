@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from conftest import DEMO_DIR, reduced_config, snakemake, write_fasta
-from plasmidlm import io, pipeline
+from plasmidlm import io
+from plasmidlm.steps import data as data_steps
 from plasmidlm.config import BASELINE_NAMES
 from plasmidlm.report import write_report
 
@@ -76,8 +77,8 @@ def test_each_length_draws_its_held_out_windows_from_the_same_plasmids(lengths_r
     settings = yaml.safe_load(config.read_text())
     alone = tmp_path / f"{held_out}_windows.tsv.gz"
     windows = {"length": LONG, "circular": False, "ambiguous": "keep", "max_n_fraction": 0.1}
-    pipeline.held_out_windows(settings["data"]["fasta"], run / "data" / "split.tsv", held_out, windows,
-                              COUNTS[held_out], settings.get("seed", 1), alone)
+    data_steps.held_out_windows(settings["data"]["fasta"], run / "data" / "split.tsv", held_out, windows,
+                                COUNTS[held_out], settings.get("seed", 1), alone)
     pd.testing.assert_frame_equal(tables[LONG], io.read_table(alone))
 
 

@@ -8,7 +8,11 @@ import pandas as pd
 import pytest
 
 from conftest import WINDOW, random_sequence, write_fasta
-from plasmidlm import io, pipeline
+from plasmidlm import io
+from plasmidlm.steps import baselines as baselines_steps
+from plasmidlm.steps import data as data_steps
+from plasmidlm.steps import evidence as evidence_steps
+from plasmidlm.steps import pretrain as pretrain_steps
 from plasmidlm.evidence import COMPOSITION_BASELINES
 from plasmidlm import windows as windows_module
 from plasmidlm.windows import WindowPolicy, reverse_complement
@@ -34,7 +38,7 @@ def policy_run(tmp_path):
             rows.append({"id": f"{label}{i}", "label": label, "split": split, "length": LENGTH})
     fasta = write_fasta(tmp_path / "plasmids.fasta", records)
     io.write_table(pd.DataFrame(rows).assign(group=lambda table: table["id"]), tmp_path / "split.tsv")
-    pipeline.held_out_windows(fasta, tmp_path / "split.tsv", "test", POLICY, 20, 1, tmp_path / "test_windows.tsv.gz")
+    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", "test", POLICY, 20, 1, tmp_path / "test_windows.tsv.gz")
     return tmp_path, fasta, dict(records)
 
 
@@ -72,34 +76,37 @@ def test_kmer_and_composition_baselines_and_kmer_evidence_cut_windows_by_the_pol
     tmp_path, fasta, sequences = policy_run
     split = tmp_path / "split.tsv"
     kmer_config = {"k": 3, "windows_per_plasmid": 16, "max_windows": None, "C": 1.0}
-    pipeline.kmer_baseline(fasta=fasta, split_path=split, test_windows=tmp_path / "test_windows.tsv.gz",
-                           kmer_config=kmer_config, windows_config=POLICY, n_bootstrap=0, seed=1,
-                           out_metrics=tmp_path / "kmer.json", out_predictions=tmp_path / "kmer.tsv.gz")
+    baselines_steps.kmer_baseline(fasta=fasta, split_path=split, test_windows=tmp_path / "test_windows.tsv.gz",
+                                  kmer_config=kmer_config, windows_config=POLICY, n_bootstrap=0, seed=1,
+                                  out_metrics=tmp_path / "kmer.json", out_predictions=tmp_path / "kmer.tsv.gz")
     assert_cut_by_policy(drawn, sequences)
     assert io.read_json(tmp_path / "kmer.json")["training_windows"] == 12 * 16
 
     drawn.clear()
     names = list(COMPOSITION_BASELINES)
-    pipeline.composition_baselines(fasta=fasta, split_path=split, test_windows=tmp_path / "test_windows.tsv.gz",
-                                   composition_config={"windows_per_plasmid": 16, "C": 1.0}, windows_config=POLICY,
-                                   n_bootstrap=0, seed=1,
-                                   out_metrics={name: tmp_path / f"{name}.json" for name in names},
-                                   out_predictions={name: tmp_path / f"{name}.tsv.gz" for name in names})
+    baselines_steps.composition_baselines(fasta=fasta, split_path=split, test_windows=tmp_path / "test_windows.tsv.gz",
+                                          composition_config={"windows_per_plasmid": 16, "C": 1.0},
+                                          windows_config=POLICY,
+                                          n_bootstrap=0, seed=1,
+                                          out_metrics={name: tmp_path / f"{name}.json" for name in names},
+                                          out_predictions={name: tmp_path / f"{name}.tsv.gz" for name in names})
     assert_cut_by_policy(drawn, sequences)
 
-    pipeline.shuffled_test_windows(tmp_path / "test_windows.tsv.gz", 1, tmp_path / "shuffled.tsv.gz")
-    pipeline.contig_tiles(fasta, split, WINDOW, [2 * WINDOW], 1, tmp_path / "tiles.tsv.gz", tmp_path / "contigs.tsv.gz")
+    evidence_steps.shuffled_test_windows(tmp_path / "test_windows.tsv.gz", 1, tmp_path / "shuffled.tsv.gz")
+    evidence_steps.contig_tiles(fasta, split, WINDOW, [2 * WINDOW], 1, tmp_path / "tiles.tsv.gz",
+                                tmp_path / "contigs.tsv.gz")
     drawn.clear()
-    pipeline.kmer_evidence(fasta=fasta, split_path=split, shuffled_windows=tmp_path / "shuffled.tsv.gz",
-                           tiles_path=tmp_path / "tiles.tsv.gz", contigs_path=tmp_path / "contigs.tsv.gz",
-                           kmer_config=kmer_config, windows_config=POLICY, n_bootstrap=0, seed=1,
-                           out_json=tmp_path / "evidence.json", out_contig_lengths=tmp_path / "contig_lengths.tsv")
+    evidence_steps.kmer_evidence(fasta=fasta, split_path=split, shuffled_windows=tmp_path / "shuffled.tsv.gz",
+                                 tiles_path=tmp_path / "tiles.tsv.gz", contigs_path=tmp_path / "contigs.tsv.gz",
+                                 kmer_config=kmer_config, windows_config=POLICY, n_bootstrap=0, seed=1,
+                                 out_json=tmp_path / "evidence.json",
+                                 out_contig_lengths=tmp_path / "contig_lengths.tsv")
     assert_cut_by_policy(drawn, sequences)
 
 
 def test_embeddings_baseline_cuts_windows_by_the_policy(policy_run, drawn, tiny_checkpoint):
     tmp_path, fasta, sequences = policy_run
-    pipeline.embeddings_baseline(
+    baselines_steps.embeddings_baseline(
         fasta=fasta, split_path=tmp_path / "split.tsv", test_windows=tmp_path / "test_windows.tsv.gz",
         model=str(tiny_checkpoint[0]), from_experiment=False, trust_remote_code=False, windows_config=POLICY,
         embeddings_config={"kmer": None, "windows_per_plasmid": 4, "max_windows": None, "C": 1.0, "cnn_epochs": 1,
@@ -114,9 +121,9 @@ def test_pretraining_cuts_its_corpus_and_held_out_windows_by_the_policy(policy_r
     from test_pretrain import TINY_PRETRAIN
 
     tmp_path, fasta, sequences = policy_run
-    pipeline.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[],
-                      pretrain_config=TINY_PRETRAIN | {"max_steps": 2, "save_steps": 2}, windows_config=POLICY,
-                      seed=1, output_dir=tmp_path / "pretrain", out_summary=tmp_path / "summary.json",
-                      out_log=tmp_path / "log.tsv")
+    pretrain_steps.pretrain(fasta=fasta, split_path=tmp_path / "split.tsv", extra_fasta=[],
+                            pretrain_config=TINY_PRETRAIN | {"max_steps": 2, "save_steps": 2}, windows_config=POLICY,
+                            seed=1, output_dir=tmp_path / "pretrain", out_summary=tmp_path / "summary.json",
+                            out_log=tmp_path / "log.tsv")
     assert_cut_by_policy(drawn, sequences)
     assert len(drawn) == 2 * 12  # corpus and held-out windows of the 12 training plasmids

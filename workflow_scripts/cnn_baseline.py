@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import baselines
 
 run_logged(
     snakemake.log[0],
-    pipeline.cnn_baseline,
+    baselines.cnn_baseline,
     threads=snakemake.threads,
     train_windows=snakemake.input.train,
     val_windows=snakemake.input.val,

@@ -1,10 +1,10 @@
-from plasmidlm import pipeline
 from plasmidlm.evidence import COMPOSITION_BASELINES
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import baselines
 
 run_logged(
     snakemake.log[0],
-    pipeline.composition_baselines,
+    baselines.composition_baselines,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
     test_windows=snakemake.input.test,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import evidence
 
 run_logged(
     snakemake.log[0],
-    pipeline.contig_tiles,
+    evidence.contig_tiles,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
     length=snakemake.params.length,

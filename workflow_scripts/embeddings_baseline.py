@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import baselines
 
 run_logged(
     snakemake.log[0],
-    pipeline.embeddings_baseline,
+    baselines.embeddings_baseline,
     threads=snakemake.threads,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,

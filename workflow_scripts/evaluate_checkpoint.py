@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import evaluate
 
 run_logged(
     snakemake.log[0],
-    pipeline.evaluate,
+    evaluate.evaluate,
     threads=snakemake.threads,
     checkpoint_dir=snakemake.input.checkpoint,
     test_windows=snakemake.input.test,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.held_out_windows,
+    data.held_out_windows,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
     split_name=snakemake.wildcards.held_out,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.kmer_coverage,
+    data.kmer_coverage,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
     test_windows=snakemake.input.test,

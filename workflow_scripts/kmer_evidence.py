@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import evidence
 
 run_logged(
     snakemake.log[0],
-    pipeline.kmer_evidence,
+    evidence.kmer_evidence,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
     shuffled_windows=snakemake.input.shuffled,

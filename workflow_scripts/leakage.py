@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.leakage,
+    data.leakage,
     split_path=snakemake.input.split,
     train_windows=snakemake.input.train,
     val_windows=snakemake.input.val,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import baselines
 
 run_logged(
     snakemake.log[0],
-    pipeline.majority_baseline,
+    baselines.majority_baseline,
     split_path=snakemake.input.split,
     test_windows=snakemake.input.test,
     n_bootstrap=snakemake.params.bootstrap,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import evidence
 
 run_logged(
     snakemake.log[0],
-    pipeline.model_evidence,
+    evidence.model_evidence,
     threads=snakemake.threads,
     model_dir=snakemake.params.model_dir,
     eval_dir=snakemake.params.eval_dir,

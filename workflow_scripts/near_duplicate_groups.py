@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.near_duplicate_groups,
+    data.near_duplicate_groups,
     sketches=snakemake.input.sketches,
     selected=snakemake.input.selected,
     pairs=snakemake.input.pairs,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.near_duplicates,
+    data.near_duplicates,
     sketches=snakemake.input.sketches,
     selected=snakemake.input.selected,
     measure=snakemake.params.measure,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import predict
 
 run_logged(
     snakemake.log[0],
-    pipeline.predict_with_best,
+    predict.predict_with_best,
     threads=snakemake.threads,
     model_dir=snakemake.params.model_dir,
     fasta=snakemake.input.fasta,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import pretrain
 
 run_logged(
     snakemake.log[0],
-    pipeline.pretrain,
+    pretrain.pretrain,
     threads=snakemake.threads,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import report
 
 run_logged(
     snakemake.log[0],
-    pipeline.provenance,
+    report.provenance,
     inputs={"fasta": snakemake.input.fasta, "labels": snakemake.input.labels},
     config=snakemake.params.config,
     out=snakemake.output.provenance,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.select,
+    data.select,
     validated=snakemake.input.validated,
     validation=snakemake.input.validation,
     classes_config=snakemake.params.classes,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.sketch,
+    data.sketch,
     fasta=snakemake.input.fasta,
     validated=snakemake.input.validated,
     ksize=snakemake.params.ksize,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.split,
+    data.split,
     selected=snakemake.input.selected,
     groups=snakemake.input.get("groups"),
     group_summary=snakemake.input.get("group_summary"),

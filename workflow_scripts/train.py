@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import train
 
 run_logged(
     snakemake.log[0],
-    pipeline.train,
+    train.train,
     threads=snakemake.threads,
     train_windows=snakemake.input.windows,
     val_windows=snakemake.input.val,

@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.training_windows,
+    data.training_windows,
     fasta=snakemake.input.fasta,
     split_path=snakemake.input.split,
     windows_config=snakemake.params.windows,

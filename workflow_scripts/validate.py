@@ -1,9 +1,9 @@
-from plasmidlm import pipeline
 from plasmidlm.jobs import run_logged
+from plasmidlm.steps import data
 
 run_logged(
     snakemake.log[0],
-    pipeline.validate,
+    data.validate,
     fasta=snakemake.input.fasta,
     labels=snakemake.input.labels,
     data_config=snakemake.params.data,

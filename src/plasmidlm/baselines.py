@@ -80,7 +80,7 @@ def load_encoder(name_or_path, trust_remote_code: bool = False, kmer: int | None
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PlasmidlmError(f"config baselines.embeddings.model: cannot load {name_or_path}: {reason}") from None
     encoder = encoder.to(default_device()).eval()
-    ensure_pad_token(encoder, tokenizer, log=lambda message: None)
+    ensure_pad_token(encoder, tokenizer)
     metadata = getattr(encoder.config, METADATA_KEY, None) or {"kmer": kmer, "kmer_stride": kmer_stride}
     return encoder, tokenizer, metadata
 

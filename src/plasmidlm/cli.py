@@ -9,10 +9,7 @@ from pathlib import Path
 import yaml
 
 from plasmidlm import PlasmidlmError, __version__
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from plasmidlm.jobs import logging_to
 
 
 def _predict(args) -> None:
@@ -23,7 +20,7 @@ def _predict(args) -> None:
     summary = predict_fasta(args.model, args.fasta, out_windows, out_sequences, stride=args.stride,
                             batch_size=args.batch_size, both_strands=args.both_strands,
                             window_length=args.window_length, trust_remote_code=args.trust_remote_code,
-                            temperature=args.temperature, min_confidence=args.min_confidence, log=_log)
+                            temperature=args.temperature, min_confidence=args.min_confidence)
     print(f"{summary['sequences']} sequence(s) classified from {summary['windows']} window(s); "
           f"wrote {out_sequences} and {out_windows}")
 
@@ -32,7 +29,7 @@ def _embed(args) -> None:
     from plasmidlm.predict import embed_fasta
 
     summary = embed_fasta(args.model, args.fasta, args.out, stride=args.stride, batch_size=args.batch_size,
-                          window_length=args.window_length, trust_remote_code=args.trust_remote_code, log=_log)
+                          window_length=args.window_length, trust_remote_code=args.trust_remote_code)
     print(f"{summary['windows']} window and {summary['sequences']} sequence embedding(s) of dimension "
           f"{summary['dimensions']}; wrote {args.out}.windows.npy/.tsv and {args.out}.sequences.npy/.tsv")
 
@@ -110,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        with logging_to(sys.stderr):  # the library's progress, one line each
+            args.run(args)
     except PlasmidlmError as error:
         print(f"plasmidlm: error: {error}", file=sys.stderr)
         return 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 import torch
 
 from plasmidlm.kmers import BASES, OTHER, base_codes
+
+logger = logging.getLogger(__name__)
 
 # Row c: the channels of base code c (kmers.base_codes); OTHER's row is all zero.
 _ONE_HOT = np.eye(OTHER + 1, len(BASES), dtype=np.float32)
@@ -47,7 +50,7 @@ def predict_proba(model: OneHotCNN, sequences, batch_size: int = 512) -> np.ndar
 
 def fit(train_sequences, train_labels: np.ndarray, val_sequences, val_labels: np.ndarray, n_classes: int,
         epochs: int, seed: int, channels: int = 64, kernel: int = 9, batch_size: int = 64,
-        learning_rate: float = 1e-3, log=print) -> tuple[OneHotCNN, dict]:
+        learning_rate: float = 1e-3) -> tuple[OneHotCNN, dict]:
     """Train with AdamW on class indices; keep the epoch with the best validation accuracy (earliest on ties).
 
     Returns the model and its training cost (seconds, windows/s) and the chosen epoch.
@@ -68,7 +71,7 @@ def fit(train_sequences, train_labels: np.ndarray, val_sequences, val_labels: np
             optimizer.step()
         model.eval()
         accuracy = float((predict_proba(model, val_sequences).argmax(axis=1) == val_labels).mean())
-        log(f"epoch {epoch}: validation accuracy {accuracy:.4f}")
+        logger.info(f"epoch {epoch}: validation accuracy {accuracy:.4f}")
         if accuracy > best[0]:
             best = (accuracy, epoch, {name: value.clone() for name, value in model.state_dict().items()})
     seconds = time.perf_counter() - began

@@ -9,6 +9,8 @@ import sys
 
 from plasmidlm import PlasmidlmError
 
+logger = logging.getLogger(__name__)
+
 
 def limit_threads(threads: int) -> None:
     """Use `threads` CPU threads in torch and the numerical libraries, whether torch is imported yet or not.
@@ -21,8 +23,24 @@ def limit_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def logging_to(stream):
+    """Within the block, log records of INFO and above (the library's progress) go to `stream`, message only."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
 def run_logged(log_path, step, /, threads: int | None = None, **kwargs):
-    """Call `step(log=..., **kwargs)` with stdout, stderr and the `log` callback going to `log_path`.
+    """Call `step(**kwargs)` with stdout, stderr and logging (INFO and above, message only) going to `log_path`.
 
     With `threads`, torch uses that many CPU threads (the job's Snakemake threads).
 
@@ -34,18 +52,10 @@ def run_logged(log_path, step, /, threads: int | None = None, **kwargs):
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # transformers follows it too: bars make unreadable log files
     real_stderr = sys.stderr
     with open(log_path, "w") as log_file, contextlib.redirect_stdout(log_file), \
-            contextlib.redirect_stderr(log_file):
-        handler = logging.StreamHandler(log_file)
-        logging.getLogger().addHandler(handler)
-
-        def log(message: str) -> None:
-            print(message, file=log_file, flush=True)
-
+            contextlib.redirect_stderr(log_file), logging_to(log_file):
         try:
-            return step(log=log, **kwargs)
+            return step(**kwargs)
         except PlasmidlmError as error:
-            log(f"error: {error}")
+            logger.error(f"error: {error}")
             print(f"error: {error}", file=real_stderr, flush=True)
             raise SystemExit(1) from None
-        finally:
-            logging.getLogger().removeHandler(handler)

@@ -7,13 +7,15 @@ paths relative to the folder, with `/`). A copied, moved or shared folder is the
 
 from __future__ import annotations
 
+import logging
 import csv
 import os
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from plasmidlm import PlasmidlmError, layout
 from plasmidlm.io import sha256sum, write_atomic
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = layout.MANIFEST
 # The log of the job that writes the manifest (rule manifest, whose paths are layout.manifest and
@@ -52,7 +54,7 @@ def build_manifest(run_dir) -> list[dict]:
             for relative in run_files(run_dir)]
 
 
-def write_manifest(run_dir, log: Callable[[str], None] = print) -> Path:
+def write_manifest(run_dir) -> Path:
     """Write `run_dir/manifest.tsv` and return its path."""
     out = Path(layout.manifest(run_dir))
     rows = build_manifest(run_dir)
@@ -64,7 +66,7 @@ def write_manifest(run_dir, log: Callable[[str], None] = print) -> Path:
             writer.writerows(rows)
 
     write_atomic(out, write)
-    log(f"manifest: {len(rows)} files, {sum(row['bytes'] for row in rows)} bytes -> {out}")
+    logger.info(f"manifest: {len(rows)} files, {sum(row['bytes'] for row in rows)} bytes -> {out}")
     return out
 
 

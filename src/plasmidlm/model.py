@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import copy
 import inspect
 import math
@@ -19,6 +20,8 @@ from transformers import (
 
 from plasmidlm import PlasmidlmError
 from plasmidlm.tokenize import build_kmer_tokenizer, n_tokens, token_ids
+
+logger = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
 PRESETS = {
@@ -104,9 +107,11 @@ def load_pretrained(name_or_path: str, classes: list[str], trust_remote_code: bo
     return model, tokenizer
 
 
-def ensure_pad_token(model, tokenizer, log=print) -> None:
+def ensure_pad_token(model, tokenizer) -> list[str]:
     """Give a tokenizer without a pad token one (its end-of-sequence, else unknown, else a new token) and make
-    the model's `pad_token_id` agree: batches are padded, and decoders find each sequence's last token by it."""
+    the model's `pad_token_id` agree: batches are padded, and decoders find each sequence's last token by it.
+    Returns what it changed, in words."""
+    changes = []
     if tokenizer.pad_token is None:
         chosen = tokenizer.eos_token or tokenizer.unk_token
         if chosen is not None:
@@ -114,12 +119,14 @@ def ensure_pad_token(model, tokenizer, log=print) -> None:
         else:
             tokenizer.add_special_tokens({"pad_token": "[PAD]"})
             model.resize_token_embeddings(len(tokenizer))
-        log(f"the tokenizer has no pad token: padding with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id})")
+        changes.append(f"the tokenizer has no pad token: padding with {tokenizer.pad_token!r} "
+                       f"(id {tokenizer.pad_token_id})")
     if model.config.pad_token_id != tokenizer.pad_token_id:
         if model.config.pad_token_id is not None:
-            log(f"the model's pad_token_id {model.config.pad_token_id} differs from the tokenizer's; using "
-                f"{tokenizer.pad_token_id}")
+            changes.append(f"the model's pad_token_id {model.config.pad_token_id} differs from the tokenizer's; "
+                           f"using {tokenizer.pad_token_id}")
         model.config.pad_token_id = tokenizer.pad_token_id
+    return changes
 
 
 def token_limit(config, tokenizer) -> tuple[int | None, str]:
@@ -210,7 +217,7 @@ def check_window_tokens(lengths: np.ndarray, window_length: int, limit: int | No
 
 
 def build_or_load(model_config: dict, window_length: int, classes: list[str], seed: int,
-                  sample_windows: list[str] | None = None, log=print):
+                  sample_windows: list[str] | None = None):
     """Model and tokenizer ready for fine-tuning, with the window metadata stored in the config.
 
     The input format (k-mer text or raw sequence) is resolved by `input_format` and recorded with the window
@@ -226,15 +233,16 @@ def build_or_load(model_config: dict, window_length: int, classes: list[str], se
         torch.manual_seed(seed)  # the new classification head is initialised at random
         model, tokenizer = load_pretrained(model_config["name_or_path"], classes, trust_remote_code)
         kmer, stride = input_format(model_config, getattr(model.config, METADATA_KEY, None) or {})
-    ensure_pad_token(model, tokenizer, log)
+    for change in ensure_pad_token(model, tokenizer):
+        logger.info(change)
     if sample_windows is None:
         sample_windows = [("ACGT" * window_length)[:window_length]]
     ids = checked_token_ids(tokenizer, sample_windows[:CHECK_SAMPLE], kmer, stride)
     limit, source = token_limit(model.config, tokenizer)
     lengths = np.array([len(row) for row in ids])
     check_window_tokens(lengths, window_length, limit, source)
-    log(f"input: {f'{kmer}-mer text (stride {stride})' if kmer else 'the raw sequence'}; {len(ids)} sampled "
-        f"windows have {lengths.min()}-{lengths.max()} tokens; the model's limit: "
+    logger.info(f"input: {f'{kmer}-mer text (stride {stride})' if kmer else 'the raw sequence'}; {len(ids)} "
+                f"sampled windows have {lengths.min()}-{lengths.max()} tokens; the model's limit: "
         f"{f'{limit} ({source})' if limit else 'none'}")
     setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": stride,
                                          "custom_code": bool(getattr(model.config, "auto_map", None))})
@@ -324,7 +332,7 @@ def load_checkpoint(path, device: str | torch.device = "cpu", trust_remote_code:
                                                                trust_remote_code=trust_remote_code)
     model = model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    ensure_pad_token(model, tokenizer, log=lambda message: None)
+    ensure_pad_token(model, tokenizer)
     metadata = getattr(model.config, METADATA_KEY, None) or {}
     return model, tokenizer, metadata
 

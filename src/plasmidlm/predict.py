@@ -5,6 +5,7 @@ Both stream the FASTA and write results as they go, so memory stays flat whateve
 
 from __future__ import annotations
 
+import logging
 import csv
 import gzip
 import shutil
@@ -18,6 +19,8 @@ from plasmidlm.evaluate import classes_of, default_device, embed_windows, strand
 from plasmidlm.evidence import abstain, scale_temperature
 from plasmidlm.metrics import probability_columns
 from plasmidlm.model import load_checkpoint
+
+logger = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 10
 # Windows scored per call: inference batches within a call run without the host waiting for the device.
@@ -73,7 +76,7 @@ class _SequenceMeans:
             yield record_id, self.lengths.pop(record_id), self.counts.pop(record_id), self.sums.pop(record_id)
 
 
-def _scored_windows(fasta, length: int, stride: int, batch_size: int, score, log, short: list):
+def _scored_windows(fasta, length: int, stride: int, batch_size: int, score, short: list):
     """Yield (windows, values) per `batch_size` (sequence_id, sequence_length, start, window) tuples."""
     began, n_windows, last_log = time.perf_counter(), 0, 0.0
     batch = []
@@ -85,7 +88,7 @@ def _scored_windows(fasta, length: int, stride: int, batch_size: int, score, log
         seconds = time.perf_counter() - began
         if seconds - last_log >= PROGRESS_SECONDS:
             last_log = seconds
-            log(f"{n_windows:,} windows, {n_windows / seconds:,.0f} windows/s")
+            logger.info(f"{n_windows:,} windows, {n_windows / seconds:,.0f} windows/s")
         return values
 
     for record_id, sequence in io.iter_fasta(fasta):
@@ -100,10 +103,10 @@ def _scored_windows(fasta, length: int, stride: int, batch_size: int, score, log
     if batch:
         yield batch, flush()
     seconds = time.perf_counter() - began
-    log(f"{n_windows:,} windows in {seconds:.1f} s, {n_windows / max(seconds, 1e-9):,.0f} windows/s")
+    logger.info(f"{n_windows:,} windows in {seconds:.1f} s, {n_windows / max(seconds, 1e-9):,.0f} windows/s")
     if short:
-        log(f"{len(short)} sequence(s) shorter than the model's {length}-nt window were not scored "
-            f"(listed with 0 windows), e.g. {short[0][0]} ({short[0][1]} nt)")
+        logger.info(f"{len(short)} sequence(s) shorter than the model's {length}-nt window were not scored "
+                    f"(listed with 0 windows), e.g. {short[0][0]} ({short[0][1]} nt)")
 
 
 def _mean_rows(batches, on_window):
@@ -126,8 +129,8 @@ def _format(values) -> list[str]:
 
 def predict_fasta(model_dir, fasta, out_windows, out_sequences, stride: int | None = None,
                   batch_size: int | None = None, both_strands: bool = False, window_length: int | None = None,
-                  trust_remote_code: bool = False, temperature: float = 1.0, min_confidence: float | None = None,
-                  log=print) -> dict:
+                  trust_remote_code: bool = False, temperature: float = 1.0,
+                  min_confidence: float | None = None) -> dict:
     """Write `out_windows` (per window, gzipped TSV) and `out_sequences` (per sequence, TSV), both or neither.
 
     Windows have the model's training length (read from the model directory) and start every `stride`
@@ -156,7 +159,7 @@ def predict_fasta(model_dir, fasta, out_windows, out_sequences, stride: int | No
                 window_writer.writerow([record_id, start, *_format(row)])
 
             batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0), score,
-                                      log, short)
+                                      short)
             for record_id, record_length, count, mean in _mean_rows(batches, on_window):
                 [predicted] = abstain(mean[None, :], classes, min_confidence)
                 sequence_writer.writerow([record_id, record_length, count, predicted, *_format(mean)])
@@ -193,7 +196,7 @@ class _NpyRows:
 
 
 def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int | None = None,
-                window_length: int | None = None, trust_remote_code: bool = False, log=print) -> dict:
+                window_length: int | None = None, trust_remote_code: bool = False) -> dict:
     """Mean-pooled embeddings per window and per sequence.
 
     Writes `<out_prefix>.windows.npy` with `<out_prefix>.windows.tsv` (sequence_id, start: one row per
@@ -219,7 +222,7 @@ def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_s
                 batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0),
                                           lambda windows: embed_windows(model, tokenizer, metadata, windows,
                                                                         batch_size),
-                                          log, short)
+                                          short)
                 for record_id, record_length, count, mean in _mean_rows(batches, on_window):
                     sequence_handle.write(f"{record_id}\t{record_length}\t{count}\n")
                     sequence_array.append(mean)

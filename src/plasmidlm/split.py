@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import hashlib
 
 import numpy as np
 import pandas as pd
 
 from plasmidlm import PlasmidlmError
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 ASSIGNMENTS = ("stratified", "hash")
@@ -32,7 +35,7 @@ def split_intervals(val_fraction: float, test_fraction: float) -> dict[str, tupl
 
 def split_by_plasmid(
     table: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int, assignment: str = "stratified",
-    train_only=(), log=None,
+    train_only=(),
 ) -> pd.DataFrame:
     """Assign each plasmid (row of `id`, `label`, optionally `group`) to train, val or test; groups stay whole.
 
@@ -65,16 +68,16 @@ def split_by_plasmid(
         chosen = preferred
     else:
         fractions = {name: high - low for name, (low, high) in intervals.items()}
-        chosen = _stratified(table, preferred, group_hash, fractions, set(preferred.index[pinned]), log)
+        chosen = _stratified(table, preferred, group_hash, fractions, set(preferred.index[pinned]))
     table["split"] = table["group"].map(chosen)
-    _rescue_empty_splits(table, group_hash, intervals, set(preferred.index[pinned]), log)
+    _rescue_empty_splits(table, group_hash, intervals, set(preferred.index[pinned]))
     split = table.sort_values(["split", "label", "id"], key=_split_order, ignore_index=True)
     assert_disjoint(split)
     return split
 
 
 def _stratified(table: pd.DataFrame, preferred: pd.Series, group_hash: pd.Series, fractions: dict,
-                pinned: set, log) -> pd.Series:
+                pinned: set) -> pd.Series:
     counts = pd.crosstab(table["group"], table["label"])
     totals = counts.sum().to_numpy(dtype=float)
     targets = np.outer(totals, [fractions[name] for name in SPLITS])  # classes × splits
@@ -104,10 +107,10 @@ def _stratified(table: pd.DataFrame, preferred: pd.Series, group_hash: pd.Series
             # the split that will be short once every group still to come sits in its preferred split
             shortfall = _change(deficit - pending[classes], members, totals[classes])
             target = min(np.flatnonzero(fits), key=lambda index: (shortfall[index], change[index], index))
-            if not fits[wanted] and log:
+            if not fits[wanted]:
                 mix = ", ".join(f"{label} {int(n)}" for label, n in counts.loc[name][counts.loc[name] > 0].items())
-                log(f"group {name} ({sizes[name]} plasmids: {mix}) is larger than its classes' "
-                    f"{SPLITS[wanted]} share: it goes to {SPLITS[target]}")
+                logger.info(f"group {name} ({sizes[name]} plasmids: {mix}) is larger than its classes' "
+                            f"{SPLITS[wanted]} share: it goes to {SPLITS[target]}")
         placed[classes, target] += members[:, 0]
         chosen[name] = SPLITS[target]
     return pd.Series(chosen)
@@ -118,7 +121,7 @@ def _change(deficit: np.ndarray, members: np.ndarray, totals: np.ndarray) -> np.
     return ((np.abs(deficit - members) - np.abs(deficit)) / totals[:, None]).sum(axis=0)
 
 
-def _rescue_empty_splits(table: pd.DataFrame, group_hash: pd.Series, intervals: dict, pinned: set, log) -> None:
+def _rescue_empty_splits(table: pd.DataFrame, group_hash: pd.Series, intervals: dict, pinned: set) -> None:
     sizes = table["group"].value_counts()
     for label in sorted(table["label"].unique()):
         for target in ("test", "val", "train"):
@@ -139,8 +142,7 @@ def _rescue_empty_splits(table: pd.DataFrame, group_hash: pd.Series, intervals: 
                                                                    0.0), name))
             source = table.loc[table["group"] == donor, "split"].iloc[0]
             table.loc[table["group"] == donor, "split"] = target
-            if log:
-                log(f"class {label!r} had no plasmid in {target}: moved group {donor} from {source}")
+            logger.info(f"class {label!r} had no plasmid in {target}: moved group {donor} from {source}")
     counts = split_summary(table).set_index("label")
     empty = counts[(counts == 0).any(axis=1)]
     if len(empty):

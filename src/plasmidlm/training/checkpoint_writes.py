@@ -12,8 +12,9 @@ import torch
 from transformers import Trainer, TrainerState
 from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
 
-from plasmidlm import PlasmidlmError, distributed, io
+from plasmidlm import PlasmidlmError, io
 from plasmidlm.model import is_lora_model
+from plasmidlm.training import distributed
 
 def host_copy(value, buffers: dict):
     """`value` (a state dict, possibly nested) with every tensor copied to host memory, into the tensors of

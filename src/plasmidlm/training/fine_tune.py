@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from plasmidlm import PlasmidlmError, distributed
+from plasmidlm import PlasmidlmError
 from plasmidlm.model import BUILTIN, build_or_load, is_lora_model, lora_description, parameter_counts
+from plasmidlm.training import distributed
 from plasmidlm.training.arguments import training_arguments
 from plasmidlm.training.checkpointing import prepare_output_dir
 from plasmidlm.training.data import (

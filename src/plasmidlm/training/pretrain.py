@@ -11,9 +11,10 @@ import pandas as pd
 import torch
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-from plasmidlm import distributed, layout
+from plasmidlm import layout
 from plasmidlm.model import METADATA_KEY, builtin_config, parameter_counts
 from plasmidlm.tokenize import flat_token_ids
+from plasmidlm.training import distributed
 from plasmidlm.training.arguments import training_arguments
 from plasmidlm.training.checkpoint_writes import CheckpointTrainer
 from plasmidlm.training.checkpointing import prepare_output_dir

@@ -15,8 +15,9 @@ import pandas as pd
 import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainerState
 
-from plasmidlm import PlasmidlmError, distributed
+from plasmidlm import PlasmidlmError
 from plasmidlm.model import forward_input_names, is_lora_model, merged_model
+from plasmidlm.training import distributed
 from plasmidlm.training.checkpoint_writes import CheckpointTrainer
 from plasmidlm.training.checkpointing import TRAINER_STATE, checkpoint_dirs, checkpoint_step
 from plasmidlm.training.data import EpochSampler, EpochWindows, PadToLongest, class_loss_weights

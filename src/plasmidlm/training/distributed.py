@@ -1,19 +1,23 @@
 """Data-parallel training (DDP) on several GPUs of one node, or several CPU processes, inside one pipeline job.
 
 `launch` starts one process per GPU (rank), as `torchrun --standalone` would, each running the same pipeline
-step (`python -m plasmidlm.distributed`). It forwards their output to the job's log and the first SIGTERM to
-every rank (as SIGUSR1, see `train.StopOnSigterm`); torchrun's agent is not used because it answers SIGTERM by
-sending SIGTERM to the ranks itself, which would end them mid-step instead of after it. The ranks agree on
+step, named as "package.module:function" (`python -m plasmidlm.training.distributed`). It forwards their output to the
+job's log and the first SIGTERM to every rank (as SIGUSR1, see `training.trainer.StopOnSigterm`); torchrun's agent is not
+used because it answers SIGTERM by sending SIGTERM to the ranks itself, which would end them mid-step instead of
+after it. The ranks agree on
 everything that must happen once (`main_then_shared`, `computed_once`): rank 0 prepares the checkpoint folder
 and tokenizes, the others wait and read what it wrote; only rank 0 writes checkpoints, logs and summaries.
 
-This module imports torch only inside the ranks, so that a data step importing the pipeline stays quick.
+This module imports torch only inside the ranks, so that a data step importing it stays quick; it imports the
+step only inside the ranks, by name, so that the steps may import it.
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -24,6 +28,8 @@ import time
 from pathlib import Path
 
 from plasmidlm import PlasmidlmError
+
+logger = logging.getLogger(__name__)
 
 RANK_MARKER = "PLASMIDLM_DISTRIBUTED"  # set in the environment of the ranks that `launch` starts
 STOP_SIGNAL = signal.SIGUSR1  # how `launch` tells the ranks that the job got SIGTERM
@@ -152,16 +158,17 @@ def _rank_environment(rank: int, processes: int, port: int) -> dict:
     }
 
 
-def _forward(stream, rank: int, log, errors: list) -> None:
+def _forward(stream, rank: int, errors: list) -> None:
     for line in stream:
         line = line.rstrip("\n")
         if line.startswith("error: "):
             errors.append(line.removeprefix("error: "))
-        log(line if rank == 0 else f"[rank {rank}] {line}")
+        logger.info(line if rank == 0 else f"[rank {rank}] {line}")
 
 
-def launch(step: str, kwargs: dict, processes: int, log) -> None:
-    """Run `pipeline.<step>(**kwargs)` in `processes` ranks and wait for them; their output goes to `log`.
+def launch(step: str, kwargs: dict, processes: int) -> None:
+    """Run `step` ("package.module:function", e.g. "plasmidlm.steps.train:train") with `kwargs` in `processes`
+    ranks and wait for them; their output is logged.
 
     The first SIGTERM is passed on to every rank, which all stop after the same step; a second one kills them.
     When a rank fails, the others get FAILURE_GRACE_SECONDS to end, then are killed; the error is raised here
@@ -169,12 +176,12 @@ def launch(step: str, kwargs: dict, processes: int, log) -> None:
     """
     port = _free_port()
     specification = json.dumps({"step": step, "kwargs": kwargs})
-    ranks = [subprocess.Popen([sys.executable, "-m", "plasmidlm.distributed", specification],
+    ranks = [subprocess.Popen([sys.executable, "-m", "plasmidlm.training.distributed", specification],
                               env=_rank_environment(rank, processes, port), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, bufsize=1)
              for rank in range(processes)]
     errors: list[str] = []
-    readers = [threading.Thread(target=_forward, args=(process.stdout, rank, log, errors), daemon=True)
+    readers = [threading.Thread(target=_forward, args=(process.stdout, rank, errors), daemon=True)
                for rank, process in enumerate(ranks)]
     for reader in readers:
         reader.start()
@@ -199,7 +206,8 @@ def launch(step: str, kwargs: dict, processes: int, log) -> None:
         if errors:
             raise PlasmidlmError(errors[0])
         failed = next(rank for rank, code in enumerate(codes) if code)
-        raise PlasmidlmError(f"{step}: rank {failed} of {processes} ended with status {codes[failed]}; see the log")
+        raise PlasmidlmError(f"{step.rpartition(':')[2]}: rank {failed} of {processes} ended with status "
+                             f"{codes[failed]}; see the log")
 
 
 def _wait(ranks: list) -> list[int]:
@@ -224,8 +232,6 @@ def _rank_main(specification: str) -> int:
     import torch
     import torch.distributed as dist
 
-    from plasmidlm import pipeline
-
     global _CPU_GROUP
     cuda = torch.cuda.is_available()
     size = int(os.environ["WORLD_SIZE"])
@@ -242,12 +248,12 @@ def _rank_main(specification: str) -> int:
     else:
         dist.init_process_group(backend="gloo", timeout=ONCE_TIMEOUT)
     request = json.loads(specification)
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if dist.get_rank() != 0:  # rank 0 logs the step's progress for all
+        logging.getLogger("plasmidlm").setLevel(logging.ERROR)
     try:
-        getattr(pipeline, request["step"])(**request["kwargs"], log=log if dist.get_rank() == 0 else pipeline._noop)
+        module, function = request["step"].split(":")
+        getattr(importlib.import_module(module), function)(**request["kwargs"])
     except PlasmidlmError as error:
         print(f"error: {error}", flush=True)
         return 1

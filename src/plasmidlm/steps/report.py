@@ -1,0 +1,38 @@
+"""The provenance step of rules/report.smk: resolved config, package versions and input checksums. (The report
+itself is written by `plasmidlm.report.write_report`.)"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import yaml
+
+from plasmidlm import __version__, io
+
+logger = logging.getLogger(__name__)
+
+
+PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "numpy", "pandas",
+            "scikit-learn", "biopython", "snakemake"]
+
+
+def package_versions() -> dict:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = __version__ if package == "plasmidlm" else None
+    return versions
+
+
+def provenance(inputs: dict, config: dict, out, out_config):
+    """Resolved config, package versions and input checksums: what is needed to reproduce the run."""
+    checksums = {name: {"path": str(path), "sha256": io.sha256sum(path)} for name, path in inputs.items()}
+    io.write_atomic(out_config, lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
+    io.write_json({"versions": package_versions(), "inputs": checksums}, out)
+    logger.info(f"recorded {len(checksums)} input checksum(s)")
