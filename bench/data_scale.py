@@ -117,27 +117,34 @@ def stage_commands(workdir: Path, fasta: Path, labels: Path) -> dict[str, str]:
     classes = {"select": "all", "k": None, "ranks": None, "names": None, "min_plasmids": 3}
     return {
         "biopython SeqIO.parse (reference)": f"sum(len(r.seq) for r in SeqIO.parse({str(fasta)!r}, 'fasta'))",
-        "validate": f"data.validate({str(fasta)!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, "
-                    f"{str(data / 'validated.tsv')!r}, {str(data / 'validate.json')!r})",
-        "select_classes": f"data.select({str(data / 'validated.tsv')!r}, {classes!r}, "
-                          f"{str(data / 'selected.tsv')!r}, {str(data / 'classes.tsv')!r})",
-        "sketch": f"data.sketch({str(fasta)!r}, {str(data / 'validated.tsv')!r}, {near['ksize']}, "
-                  f"{near['scaled']}, {str(data / 'sketches.npz')!r}, threads=os.cpu_count())",
-        "near_duplicates": f"data.near_duplicates({str(data / 'sketches.npz')!r}, {str(data / 'selected.tsv')!r}, "
-                           f"{near['measure']!r}, {near['threshold']}, {str(data / 'near_duplicates.tsv')!r})",
+        "validate": f"data.validate({str(fasta)!r}, {str(labels)!r}, data_config={data_config!r}, "
+                    f"window_length={windows['length']}, out_table={str(data / 'validated.tsv')!r}, "
+                    f"out_summary={str(data / 'validate.json')!r})",
+        "select_classes": f"data.select({str(data / 'validated.tsv')!r}, classes_config={classes!r}, "
+                          f"out_selected={str(data / 'selected.tsv')!r}, out_classes={str(data / 'classes.tsv')!r})",
+        "sketch": f"data.sketch({str(fasta)!r}, {str(data / 'validated.tsv')!r}, ksize={near['ksize']}, "
+                  f"scaled={near['scaled']}, out={str(data / 'sketches.npz')!r}, threads=os.cpu_count())",
+        "near_duplicates": f"data.near_duplicates({str(data / 'sketches.npz')!r}, "
+                           f"selected={str(data / 'selected.tsv')!r}, measure={near['measure']!r}, "
+                           f"threshold={near['threshold']}, out={str(data / 'near_duplicates.tsv')!r})",
         "near_duplicate_groups": f"data.near_duplicate_groups({str(data / 'sketches.npz')!r}, "
-                                 f"{str(data / 'selected.tsv')!r}, {str(data / 'near_duplicates.tsv')!r}, "
-                                 f"{near['linkage']!r}, {near['measure']!r}, {str(data / 'groups.tsv')!r}, "
-                                 f"{str(data / 'groups.json')!r})",
-        "split": f"data.split({str(data / 'selected.tsv')!r}, {str(data / 'groups.tsv')!r}, "
-                 f"{str(data / 'groups.json')!r}, {str(data / 'near_duplicates.tsv')!r}, {split!r}, 1, "
-                 f"{str(data / 'split.tsv')!r}, {str(data / 'split_summary.tsv')!r}, {str(data / 'split.json')!r})",
-        "val_windows": f"data.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'val', {windows!r}, "
-                       f"{default('windows', 'val_count')}, 1, {str(data / 'val_windows.tsv.gz')!r})",
-        "test_windows": f"data.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, 'test', {windows!r}, "
-                        f"{default('windows', 'test_count')}, 1, {str(data / 'test_windows.tsv.gz')!r})",
-        "training_windows": f"data.training_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, {training!r}, "
-                            f"{windows['length']}, 1, 'random8', {str(workdir / 'train_windows.tsv.gz')!r})",
+                                 f"selected={str(data / 'selected.tsv')!r}, "
+                                 f"pairs={str(data / 'near_duplicates.tsv')!r}, linkage={near['linkage']!r}, "
+                                 f"measure={near['measure']!r}, out_groups={str(data / 'groups.tsv')!r}, "
+                                 f"out_json={str(data / 'groups.json')!r})",
+        "split": f"data.split({str(data / 'selected.tsv')!r}, groups={str(data / 'groups.tsv')!r}, "
+                 f"group_summary={str(data / 'groups.json')!r}, pairs={str(data / 'near_duplicates.tsv')!r}, "
+                 f"split_config={split!r}, seed=1, out_split={str(data / 'split.tsv')!r}, "
+                 f"out_summary={str(data / 'split_summary.tsv')!r}, out_json={str(data / 'split.json')!r})",
+        "val_windows": f"data.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, split_name='val', "
+                       f"windows_config={windows!r}, count={default('windows', 'val_count')}, seed=1, "
+                       f"out={str(data / 'val_windows.tsv.gz')!r})",
+        "test_windows": f"data.held_out_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, split_name='test', "
+                        f"windows_config={windows!r}, count={default('windows', 'test_count')}, seed=1, "
+                        f"out={str(data / 'test_windows.tsv.gz')!r})",
+        "training_windows": f"data.training_windows({str(fasta)!r}, {str(data / 'split.tsv')!r}, "
+                            f"windows_config={training!r}, length={windows['length']}, seed=1, experiment='random8', "
+                            f"out={str(workdir / 'train_windows.tsv.gz')!r})",
     }
 
 

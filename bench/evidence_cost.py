@@ -66,7 +66,7 @@ def main() -> None:
     metadata = model.config.plasmidlm
 
     def score(windows):
-        return predict_proba(model, tokenizer, metadata, list(windows), args.batch_size)
+        return predict_proba(model, tokenizer, metadata, list(windows), batch_size=args.batch_size)
 
     score(test["sequence"][: args.batch_size])  # warm-up
     _, evaluation = timed(score, test["sequence"])
@@ -80,8 +80,9 @@ def main() -> None:
              "shuffling the test windows": shuffle_seconds}
     train = draw_balanced_windows(sequences, plasmids, policy, count=args.cnn_windows, seed=(1, "cnn"))
     y = np.array([classes.index(label) for label in train["label"]])
-    cnn_model, cost = cnn.fit(train["sequence"], y, val["sequence"], np.array([classes.index(v) for v in val["label"]]),
-                      len(classes), args.cnn_epochs, 1)
+    cnn_model, cost = cnn.fit(train["sequence"], y, val_sequences=val["sequence"],
+                              val_labels=np.array([classes.index(v) for v in val["label"]]), n_classes=len(classes),
+                              epochs=args.cnn_epochs, seed=1)
     _, cnn_scoring = timed(cnn.predict_proba, cnn_model, test["sequence"])
     rows = [{"step": name, "seconds": seconds, "× one evaluation": seconds / evaluation}
             for name, seconds in steps.items()]

@@ -169,7 +169,7 @@ def measure_training(name: str, preset: str, length: int, batch_size: int, windo
                      ) -> dict:
     """Seconds of the timed steps and peak memory of one trainer on a fresh model."""
     model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": preset, "kmer": KMER}, length, CLASSES,
-                                     SEED)
+                                     seed=SEED)
     dataset = make_dataset(windows, tokenizer, model.config.plasmidlm, CLASSES)
     options = argparse.Namespace(batch_size=batch_size, eval_batch_size=batch_size, steps=steps)
     clock = StepClock(warmup)
@@ -193,7 +193,7 @@ def measure_checkpoint(preset: str, length: int, batch_size: int, windows) -> di
     """Seconds that one checkpoint stops training, written in the foreground and in the background (and how long
     the background write takes in all), and the checkpoint's size in MB."""
     model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": preset, "kmer": KMER}, length, CLASSES,
-                                     SEED)
+                                     seed=SEED)
     dataset = make_dataset(windows.head(batch_size), tokenizer, model.config.plasmidlm, CLASSES)
     options = argparse.Namespace(batch_size=batch_size, eval_batch_size=batch_size, steps=1)
     result = {}
@@ -260,7 +260,7 @@ def main(options: argparse.Namespace) -> None:
             batch_size = max(1, options.train_batch_tokens // tokens)
             n_eval = max(2 * PLAIN_EVAL_BATCH, options.eval_tokens // tokens)
             model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": preset, "kmer": KMER}, length,
-                                             CLASSES, SEED)
+                                             CLASSES, seed=SEED)
             forward = forward_flops_per_token(model, tokens)
             host = host_costs(tokenizer, model, random_windows(min(n_eval, 8192), length, rng)["sequence"].tolist(),
                               batch_size)

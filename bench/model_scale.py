@@ -113,22 +113,24 @@ def main() -> None:
     windows_name = f"{per_plasmid}x{epochs}" if epochs else f"{per_plasmid}"
     train_windows = str(work / f"train_windows_{windows_name}.tsv.gz")
     prepare = [
-        f"data.validate({f!r}, {str(labels)!r}, {data_config!r}, {windows['length']}, '{d}/validated.tsv', "
-        f"'{d}/validate.json')",
-        f"data.select('{d}/validated.tsv', {classes!r}, '{d}/selected.tsv', '{d}/classes.tsv')",
-        f"data.split('{d}/selected.tsv', None, None, None, {split_config!r}, 1, '{d}/split.tsv', "
-        f"'{d}/split_summary.tsv', '{d}/split.json')",
-        f"data.held_out_windows({f!r}, '{d}/split.tsv', 'val', {windows!r}, {windows['val_count']}, 1, "
-        f"'{d}/val_windows.tsv.gz')",
-        f"data.held_out_windows({f!r}, '{d}/split.tsv', 'test', {windows!r}, {windows['test_count']}, 1, "
-        f"'{d}/test_windows.tsv.gz')",
+        f"data.validate({f!r}, {str(labels)!r}, data_config={data_config!r}, window_length={windows['length']}, "
+        f"out_table='{d}/validated.tsv', out_summary='{d}/validate.json')",
+        f"data.select('{d}/validated.tsv', classes_config={classes!r}, out_selected='{d}/selected.tsv', "
+        f"out_classes='{d}/classes.tsv')",
+        f"data.split('{d}/selected.tsv', groups=None, group_summary=None, pairs=None, split_config={split_config!r}, "
+        f"seed=1, out_split='{d}/split.tsv', out_summary='{d}/split_summary.tsv', out_json='{d}/split.json')",
+        f"data.held_out_windows({f!r}, '{d}/split.tsv', split_name='val', windows_config={windows!r}, "
+        f"count={windows['val_count']}, seed=1, out='{d}/val_windows.tsv.gz')",
+        f"data.held_out_windows({f!r}, '{d}/split.tsv', split_name='test', windows_config={windows!r}, "
+        f"count={windows['test_count']}, seed=1, out='{d}/test_windows.tsv.gz')",
     ]
     if not (data / "test_windows.tsv.gz").exists():
         for statement in prepare:
             run_job(statement, arguments.library)
     if not Path(train_windows).exists():
-        seconds, peak, _ = run_job(f"data.training_windows({f!r}, '{d}/split.tsv', {training!r}, "
-                                   f"{windows['length']}, 1, 'bench', {train_windows!r}, {epoch_schedule!r})",
+        seconds, peak, _ = run_job(f"data.training_windows({f!r}, '{d}/split.tsv', windows_config={training!r}, "
+                                   f"length={windows['length']}, seed=1, experiment='bench', out={train_windows!r}, "
+                                   f"epoch_schedule={epoch_schedule!r})",
                                    arguments.library)
         print(f"training_windows: {seconds:.0f} s, {peak:,.0f} MiB")
     n_train = len(pd.read_csv(train_windows, sep="\t", usecols=["label"]))
@@ -152,13 +154,15 @@ def main() -> None:
     old = not (arguments.library / "plasmidlm" / "resources.py").exists()
     evaluate = config["evaluate"] | {"bootstrap": 0}
     jobs = {
-        "train": (f"train.train({train_windows!r}, '{d}/val_windows.tsv.gz', '{d}/split.tsv', {model_config!r}, "
-                  f"{train_config!r}, {windows['length']}, 1, {str(model_dir)!r}, '{out}/train_summary.json', "
-                  f"'{out}/training_log.tsv')",
+        "train": (f"train.train({train_windows!r}, val_windows='{d}/val_windows.tsv.gz', split_path='{d}/split.tsv', "
+                  f"model_config={model_config!r}, train_config={train_config!r}, window_length={windows['length']}, "
+                  f"seed=1, model_dir={str(model_dir)!r}, out_summary='{out}/train_summary.json', "
+                  f"out_log='{out}/training_log.tsv')",
                   {"windows": [train_windows], "val": [f"{d}/val_windows.tsv.gz"], "split": [f"{d}/split.tsv"]}),
         "evaluate_checkpoint": (
-            f"evaluate.evaluate('{model_dir}/checkpoint-{steps}', '{d}/test_windows.tsv.gz', '{d}/val_windows.tsv.gz', "
-            f"{evaluate!r}, 1, False, '{out}/eval.json', '{out}/eval.tsv.gz')",
+            f"evaluate.evaluate('{model_dir}/checkpoint-{steps}', test_windows='{d}/test_windows.tsv.gz', "
+            f"val_windows='{d}/val_windows.tsv.gz', evaluate_config={evaluate!r}, seed=1, trust_remote_code=False, "
+            f"out_metrics='{out}/eval.json', out_predictions='{out}/eval.tsv.gz')",
             {"checkpoint": [f"{model_dir}/checkpoint-{steps}"], "test": [f"{d}/test_windows.tsv.gz"],
              "val": [f"{d}/val_windows.tsv.gz"]}),
         "pretrain": (f"pretrain.pretrain(fasta={f!r}, split_path='{d}/split.tsv', extra_fasta=[], "
@@ -187,7 +191,7 @@ def main() -> None:
             f"from plasmidlm.training.data import EpochTable, make_dataset\n"
             f"table = EpochTable(lambda: io.iter_table({train_windows!r}, ['label', 'sequence', 'epoch']))\n"
             f"log('summary pass over the table')\n"
-            f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, 1)\n"
+            f"model, tokenizer = build_or_load({model_config!r}, {windows['length']}, {classes!r}, seed=1)\n"
             f"T0 = time.perf_counter()\n"
             f"dataset = make_dataset(table.read(table.blocks[-1]), tokenizer, model.config.plasmidlm, {classes!r})\n"
             f"log(f'last epoch: {{len(dataset):,}} windows read and tokenized')", {})
@@ -196,13 +200,13 @@ def main() -> None:
                            f"'{d}/test_windows.tsv.gz', 31, '{out}/leakage.json')", {})
     else:
         jobs["kmer_coverage"] = (
-            f"data.kmer_coverage({f!r}, '{d}/split.tsv', '{d}/test_windows.tsv.gz', 31, "
-            f"'{d}/test_kmer_coverage.tsv.gz')",
+            f"data.kmer_coverage({f!r}, '{d}/split.tsv', test_windows='{d}/test_windows.tsv.gz', kmer=31, "
+            f"out='{d}/test_kmer_coverage.tsv.gz')",
             {"fasta": [f], "split": [f"{d}/split.tsv"], "test": [f"{d}/test_windows.tsv.gz"]})
         jobs["leakage"] = (
-            f"data.leakage('{d}/split.tsv', {train_windows!r}, '{d}/val_windows.tsv.gz', "
-            f"'{d}/test_windows.tsv.gz', "
-            f"'{d}/test_kmer_coverage.tsv.gz', 31, '{out}/leakage.json')",
+            f"data.leakage('{d}/split.tsv', train_windows={train_windows!r}, val_windows='{d}/val_windows.tsv.gz', "
+            f"test_windows='{d}/test_windows.tsv.gz', coverage='{d}/test_kmer_coverage.tsv.gz', kmer=31, "
+            f"out='{out}/leakage.json')",
             {"split": [f"{d}/split.tsv"], "train": [train_windows], "val": [f"{d}/val_windows.tsv.gz"],
              "test": [f"{d}/test_windows.tsv.gz"], "coverage": [f"{d}/test_kmer_coverage.tsv.gz"]})
     print(f"{'job':<22} {'seconds':>8} {'set-up s':>9} {'s/step':>7} {'peak MiB':>9} {'mem_mb':>7}")

@@ -34,8 +34,8 @@ def groups_of(table: pd.DataFrame, pairs: pd.DataFrame, linkage: str, measure: s
     if linkage == "none":
         table["group"] = table["id"]
     else:
-        table["group"] = neardup.group_ids(table["id"].tolist(), pairs, linkage, table["length"].tolist(),
-                                           measure).to_numpy()
+        table["group"] = neardup.group_ids(table["id"].tolist(), pairs, linkage=linkage,
+                                           lengths=table["length"].tolist(), measure=measure).to_numpy()
     return table
 
 
@@ -50,9 +50,9 @@ def leakage_share(fasta: Path, split: pd.DataFrame, count: int, length: int, see
 
 def linkage_row(fasta, table, pairs, linkage, ids, sketches, fractions, seed, windows, length) -> dict:
     grouped = groups_of(table, pairs, linkage, default("split", "near_duplicates", "measure"))
-    split = split_by_plasmid(grouped, *fractions, seed)
+    split = split_by_plasmid(grouped, val_fraction=fractions[0], test_fraction=fractions[1], seed=seed)
     sizes = grouped["group"].value_counts()
-    diameter = neardup.group_diameters(ids, sketches, grouped.set_index("id")["group"], [sizes.index[0]])
+    diameter = neardup.group_diameters(ids, sketches, grouped.set_index("id")["group"], names=[sizes.index[0]])
     split_of = split.set_index("id")["split"]
     return {
         "linkage": linkage,
@@ -71,7 +71,8 @@ def linkage_row(fasta, table, pairs, linkage, ids, sketches, fractions, seed, wi
 def stability(table, pairs, linkage, assignment, fractions, seed, repeats) -> tuple[float, float]:
     """Mean share of plasmids that change split when 10% are added; mean max deviation of the larger split."""
     measure = default("split", "near_duplicates", "measure")
-    after = split_by_plasmid(groups_of(table, pairs, linkage, measure), *fractions, seed, assignment)
+    after = split_by_plasmid(groups_of(table, pairs, linkage, measure), val_fraction=fractions[0],
+                             test_fraction=fractions[1], seed=seed, assignment=assignment)
     after = after.set_index("id")["split"]
     moved, deviation = [], []
     for repeat in range(repeats):
@@ -80,7 +81,8 @@ def stability(table, pairs, linkage, assignment, fractions, seed, repeats) -> tu
         before_ids = set(table["id"][rng.random(len(table)) >= 1 / 11])
         subset = table[table["id"].isin(before_ids)]
         subset_pairs = pairs[pairs["id_a"].isin(before_ids) & pairs["id_b"].isin(before_ids)]
-        before = split_by_plasmid(groups_of(subset, subset_pairs, linkage, measure), *fractions, seed, assignment)
+        before = split_by_plasmid(groups_of(subset, subset_pairs, linkage, measure), val_fraction=fractions[0],
+                                  test_fraction=fractions[1], seed=seed, assignment=assignment)
         moved.append(float((before.set_index("id")["split"] != after.loc[before["id"]].to_numpy()).mean()))
         deviation.append(stratification(before, *fractions)["max_deviation"])
     return float(np.mean(moved)), float(np.mean(deviation))
@@ -104,11 +106,11 @@ def main() -> None:
         plasmids, bases = generate(fasta, labels, arguments.gbp, arguments.seed, lineages=True)
         print(f"synthetic database with lineages: {plasmids:,} plasmids, {bases / 1e6:.0f} Mbp")
     length = default("windows", "length")
-    table, _ = io.validate_inputs(fasta, labels, "id", "label", length)
+    table, _ = io.validate_inputs(fasta, labels, id_column="id", label_column="label", min_length=length)
     ksize, scaled = (default("split", "near_duplicates", key) for key in ("ksize", "scaled"))
     measure, threshold = (default("split", "near_duplicates", key) for key in ("measure", "threshold"))
-    ids, sketches = neardup.sketch_records(io.iter_fasta(fasta), ksize, scaled, threads=2)
-    pairs = neardup.similar_pairs(ids, sketches, threshold, measure)
+    ids, sketches = neardup.sketch_records(io.iter_fasta(fasta), ksize=ksize, scaled=scaled, threads=2)
+    pairs = neardup.similar_pairs(ids, sketches, threshold=threshold, measure=measure)
     pairs = pairs[pairs["id_a"].isin(table["id"]) & pairs["id_b"].isin(table["id"])]
     fractions = (default("split", "val_fraction"), default("split", "test_fraction"))
     print(f"{len(table):,} plasmids, {table['length'].sum() / 1e6:.0f} Mbp, {table['label'].nunique()} classes; "

@@ -103,7 +103,7 @@ def plain_arguments(options, output_dir: str) -> TrainingArguments:
 def measure(name: str, options, data: dict) -> dict:
     """Training and evaluation windows/s (and peak GPU memory) of one trainer on a fresh model."""
     model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": options.preset, "kmer": options.kmer},
-                                     options.window_length, CLASSES, SEED)
+                                     options.window_length, CLASSES, seed=SEED)
     metadata = model.config.plasmidlm
     train = make_dataset(data["train"], tokenizer, metadata, CLASSES)
     evaluation = make_dataset(data["eval"], tokenizer, metadata, CLASSES)

@@ -154,6 +154,14 @@ def tiny_checkpoint(tmp_path_factory):
     return directory, model.eval(), tokenizer
 
 
+def prediction_outputs(out_prefix) -> dict:
+    """`predict_fasta`'s output tables for `plasmidlm predict --out out_prefix`, as its keyword arguments."""
+    from plasmidlm.layout import prediction_paths
+
+    out_windows, out_sequences = prediction_paths(out_prefix)
+    return {"out_windows": out_windows, "out_sequences": out_sequences}
+
+
 # --- training runs -----------------------------------------------------------------------------------
 
 def assert_same_weights(actual: dict, expected: dict) -> None:

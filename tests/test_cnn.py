@@ -37,7 +37,8 @@ def test_cnn_learns_a_motif_anywhere_and_keeps_the_best_validation_epoch(caplog)
     test, test_labels = plain[350:] + motif[350:], np.array([0] * 50 + [1] * 50)
     caplog.set_level(logging.INFO, logger="plasmidlm.cnn")
     torch.set_num_threads(1)
-    model, cost = cnn.fit(sequences, labels, val, val_labels, 2, epochs=4, seed=0, channels=16)
+    model, cost = cnn.fit(sequences, labels, val_sequences=val, val_labels=val_labels, n_classes=2, epochs=4, seed=0,
+                          channels=16)
     accuracies = [float(message.rsplit(" ", 1)[1]) for message in caplog.messages]
     assert cost["best_epoch"] == int(np.argmax(accuracies)) + 1 and cost["val_accuracy"] == max(accuracies)
     assert (cnn.predict_proba(model, val).argmax(axis=1) == val_labels).mean() == pytest.approx(max(accuracies))

@@ -40,16 +40,19 @@ def split_run(tmp_path):
                                                                                        index=False)
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
-    data_steps.validate(fasta, label_path, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
-    data_steps.sketch(fasta, tmp_path / "validated.tsv", 21, 10, tmp_path / "sketches.npz")
-    data_steps.near_duplicates(tmp_path / "sketches.npz", tmp_path / "validated.tsv", "containment", 0.95,
-                               tmp_path / "pairs.tsv")
-    data_steps.near_duplicate_groups(tmp_path / "sketches.npz", tmp_path / "validated.tsv", tmp_path / "pairs.tsv",
-                                     "components", "containment", tmp_path / "groups.tsv", tmp_path / "groups.json")
+    data_steps.validate(fasta, label_path, data_config=data_config, window_length=100,
+                        out_table=tmp_path / "validated.tsv", out_summary=tmp_path / "validate.json")
+    data_steps.sketch(fasta, tmp_path / "validated.tsv", ksize=21, scaled=10, out=tmp_path / "sketches.npz")
+    data_steps.near_duplicates(tmp_path / "sketches.npz", selected=tmp_path / "validated.tsv", measure="containment",
+                               threshold=0.95, out=tmp_path / "pairs.tsv")
+    data_steps.near_duplicate_groups(tmp_path / "sketches.npz", selected=tmp_path / "validated.tsv",
+                                     pairs=tmp_path / "pairs.tsv", linkage="components", measure="containment",
+                                     out_groups=tmp_path / "groups.tsv", out_json=tmp_path / "groups.json")
     with logged_messages() as messages:
-        data_steps.split(tmp_path / "validated.tsv", tmp_path / "groups.tsv", tmp_path / "groups.json",
-                         tmp_path / "pairs.tsv", SPLIT_CONFIG, 1, tmp_path / "split.tsv",
-                         tmp_path / "split_summary.tsv", tmp_path / "split.json")
+        data_steps.split(tmp_path / "validated.tsv", groups=tmp_path / "groups.tsv",
+                         group_summary=tmp_path / "groups.json", pairs=tmp_path / "pairs.tsv",
+                         split_config=SPLIT_CONFIG, seed=1, out_split=tmp_path / "split.tsv",
+                         out_summary=tmp_path / "split_summary.tsv", out_json=tmp_path / "split.json")
     return tmp_path, fasta, messages
 
 
@@ -90,11 +93,12 @@ def test_group_summary_lists_the_largest_groups_with_their_diameter(split_run):
 
 
 def split_with(directory, groups, **settings):
-    outputs = [directory / name for name in ("s.tsv", "s_summary.tsv", "s.json")]
+    outputs = {"out_split": directory / "s.tsv", "out_summary": directory / "s_summary.tsv",
+               "out_json": directory / "s.json"}
     with logged_messages() as messages:
-        data_steps.split(directory / "validated.tsv", groups, None, directory / "pairs.tsv", SPLIT_CONFIG | settings,
-                         1, *outputs)
-    return io.read_table(outputs[0]), io.read_json(outputs[2]), messages
+        data_steps.split(directory / "validated.tsv", groups=groups, group_summary=None, pairs=directory / "pairs.tsv",
+                         split_config=SPLIT_CONFIG | settings, seed=1, **outputs)
+    return io.read_table(outputs["out_split"]), io.read_json(outputs["out_json"]), messages
 
 
 def test_deviation_above_the_maximum_stops_the_split_unless_accepted(split_run):
@@ -135,8 +139,9 @@ def test_groups_spanning_classes_are_listed_and_can_be_kept_out_of_evaluation(sp
 
 def test_split_without_grouping_keeps_every_plasmid_alone(split_run):
     directory, _, _ = split_run
-    data_steps.split(directory / "validated.tsv", None, None, None, SPLIT_CONFIG, 1,
-                     directory / "s.tsv", directory / "s_summary.tsv", directory / "s.json")
+    data_steps.split(directory / "validated.tsv", groups=None, group_summary=None, pairs=None,
+                     split_config=SPLIT_CONFIG, seed=1, out_split=directory / "s.tsv",
+                     out_summary=directory / "s_summary.tsv", out_json=directory / "s.json")
     split = io.read_table(directory / "s.tsv")
     assert (split["group"] == split["id"]).all()
     assert io.read_json(directory / "s.json")["near_duplicate_grouping"] is False
@@ -146,10 +151,12 @@ def test_fresh_windows_every_epoch(split_run):
     directory, fasta, _ = split_run
     settings = WINDOW_DEFAULTS | {"per_plasmid": 2}
     fixed, fresh = directory / "fixed.tsv.gz", directory / "fresh.tsv.gz"
-    data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", fixed)
+    data_steps.training_windows(fasta, directory / "split.tsv", windows_config=settings, length=100, seed=1,
+                                experiment="exp", out=fixed)
     # batch 4: steps per epoch = ceil(windows / 4); 2.5 epochs need 3 blocks of windows
-    data_steps.training_windows(fasta, directory / "split.tsv", settings | {"resample_each_epoch": True}, 100, 1, "exp",
-                                fresh, epoch_schedule={"batch_size": 4, "epochs": 2.5, "max_steps": None})
+    data_steps.training_windows(fasta, directory / "split.tsv", windows_config=settings | {"resample_each_epoch": True},
+                                length=100, seed=1, experiment="exp", out=fresh,
+                                epoch_schedule={"batch_size": 4, "epochs": 2.5, "max_steps": None})
     fixed, fresh = io.read_table(fixed), io.read_table(fresh)
     assert sorted(fresh["epoch"].unique()) == [0, 1, 2]
     assert (fresh.groupby("epoch").size() == len(fixed)).all()
@@ -170,7 +177,8 @@ def test_fresh_windows_are_drawn_one_epoch_per_pass_as_all_epochs_in_one(split_r
         return draw(*arguments, **keywords)
 
     monkeypatch.setattr(data_steps, "windows_from_counts", one_pass)
-    data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", directory / "fresh.tsv.gz",
+    data_steps.training_windows(fasta, directory / "split.tsv", windows_config=settings, length=100, seed=1,
+                                experiment="exp", out=directory / "fresh.tsv.gz",
                                 epoch_schedule={"batch_size": 4, "epochs": 3, "max_steps": None})
     assert [len(epoch_seeds) for epoch_seeds in seeds] == [1, 1, 1]  # a pass per epoch, one epoch held
     plasmids = io.read_table(directory / "split.tsv").query("split == 'train'")[["id", "label"]]
@@ -191,7 +199,8 @@ def test_epochs_follow_max_steps(split_run):
     out = directory / "fresh.tsv.gz"
     train_plasmids = (io.read_table(directory / "split.tsv")["split"] == "train").sum()
     steps_per_epoch = -(-2 * train_plasmids // 8)
-    data_steps.training_windows(fasta, directory / "split.tsv", settings, 100, 1, "exp", out,
+    data_steps.training_windows(fasta, directory / "split.tsv", windows_config=settings, length=100, seed=1,
+                                experiment="exp", out=out,
                                 epoch_schedule={"batch_size": 8, "epochs": 1, "max_steps": 2 * steps_per_epoch + 1})
     assert io.read_table(out)["epoch"].nunique() == 3
 
@@ -204,8 +213,8 @@ def test_held_out_windows_respect_the_ambiguity_policy(tmp_path):
     split = dataset.table.assign(split="test", group=dataset.table["id"])
     io.write_table(split, tmp_path / "split.tsv")
     out = tmp_path / "test_windows.tsv.gz"
-    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS | {"ambiguous": "drop"}, 60, 0,
-                                out)
+    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", split_name="test",
+                                windows_config=WINDOW_DEFAULTS | {"ambiguous": "drop"}, count=60, seed=0, out=out)
     windows = io.read_table(out)
     assert len(windows) == 60 and not windows["sequence"].str.contains("N").any()
 
@@ -213,18 +222,21 @@ def test_held_out_windows_respect_the_ambiguity_policy(tmp_path):
 def test_leakage_counts_verbatim_windows_by_hash_and_takes_coverage_from_the_run(split_run):
     directory, fasta, _ = split_run
     windows = {**WINDOW_DEFAULTS, "per_plasmid": 3}
-    data_steps.training_windows(fasta, directory / "split.tsv", windows, 100, 1, "e", directory / "train.tsv.gz")
+    data_steps.training_windows(fasta, directory / "split.tsv", windows_config=windows, length=100, seed=1,
+                                experiment="e", out=directory / "train.tsv.gz")
     for name in ("val", "test"):
-        data_steps.held_out_windows(fasta, directory / "split.tsv", name, windows, 40, 1, directory / f"{name}.tsv.gz")
+        data_steps.held_out_windows(fasta, directory / "split.tsv", split_name=name, windows_config=windows, count=40,
+                                    seed=1, out=directory / f"{name}.tsv.gz")
     test = io.read_table(directory / "test.tsv.gz")
     train = io.read_table(directory / "train.tsv.gz")
     # two test windows that are training windows verbatim (one reverse-complemented): counted by their hashes
     train.loc[[0, 1], "sequence"] = [test["sequence"][0], reverse_complement(test["sequence"][1])]
     io.write_table(train, directory / "train.tsv.gz")
-    data_steps.kmer_coverage(fasta, directory / "split.tsv", directory / "test.tsv.gz", 31,
-                             directory / "coverage.tsv.gz")
-    data_steps.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
-                       directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
+    data_steps.kmer_coverage(fasta, directory / "split.tsv", test_windows=directory / "test.tsv.gz", kmer=31,
+                             out=directory / "coverage.tsv.gz")
+    data_steps.leakage(directory / "split.tsv", train_windows=directory / "train.tsv.gz",
+                       val_windows=directory / "val.tsv.gz", test_windows=directory / "test.tsv.gz",
+                       coverage=directory / "coverage.tsv.gz", kmer=31, out=directory / "leakage.json")
     report = io.read_json(directory / "leakage.json")
     assert report["test_windows_shared_with_train"] == 2
     split = io.read_table(directory / "split.tsv")
@@ -233,8 +245,9 @@ def test_leakage_counts_verbatim_windows_by_hash_and_takes_coverage_from_the_run
     assert report["test_windows_kmer_covered"] == int(expected.sum())
     io.write_table(io.read_table(directory / "coverage.tsv.gz").iloc[1:], directory / "coverage.tsv.gz")
     with pytest.raises(PlasmidlmError, match="does not list the test windows"):
-        data_steps.leakage(directory / "split.tsv", directory / "train.tsv.gz", directory / "val.tsv.gz",
-                           directory / "test.tsv.gz", directory / "coverage.tsv.gz", 31, directory / "leakage.json")
+        data_steps.leakage(directory / "split.tsv", train_windows=directory / "train.tsv.gz",
+                           val_windows=directory / "val.tsv.gz", test_windows=directory / "test.tsv.gz",
+                           coverage=directory / "coverage.tsv.gz", kmer=31, out=directory / "leakage.json")
 
 
 # --- errors that name their cause, not a consequence in a later step ---------------------------------------
@@ -256,7 +269,8 @@ def test_training_windows_that_lose_a_class_to_the_ambiguity_policy_name_it(tmp_
     config = WINDOW_DEFAULTS | {"strategy": "first", "per_plasmid": 2, "ambiguous": "drop"}
     with pytest.raises(PlasmidlmError, match=rf"^windows: no training window of {which} passes windows\.ambiguous "
                                              r"\(drop\) and windows\.max_n_fraction \(0\.1\)"):
-        data_steps.training_windows(fasta, split, config, 100, 0, "e", tmp_path / "train.tsv.gz")
+        data_steps.training_windows(fasta, split, windows_config=config, length=100, seed=0, experiment="e",
+                                    out=tmp_path / "train.tsv.gz")
     assert not (tmp_path / "train.tsv.gz").exists()
 
 
@@ -265,15 +279,16 @@ def test_held_out_windows_that_lose_a_class_to_the_ambiguity_policy_name_it(tmp_
     fasta, split = _n_rich_split(tmp_path, {"b"}, "val")
     config = WINDOW_DEFAULTS | {"length": 200}
     with pytest.raises(PlasmidlmError, match=r"^windows: no val window of class\(es\) b passes"):
-        data_steps.held_out_windows(fasta, split, "val", config, 20, 0, tmp_path / "val.tsv.gz")
+        data_steps.held_out_windows(fasta, split, split_name="val", windows_config=config, count=20, seed=0,
+                                    out=tmp_path / "val.tsv.gz")
 
 
 def test_fewer_held_out_windows_than_classes_is_a_config_error(tmp_path):
     dataset = make_dataset(tmp_path, counts={"a": 3, "b": 3, "c": 3})
     io.write_table(dataset.table.assign(split="test", group=dataset.table["id"]), tmp_path / "split.tsv")
     with pytest.raises(PlasmidlmError, match=r"^config windows\.test_count: 2 window\(s\) for 3 classes"):
-        data_steps.held_out_windows(dataset.fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 2, 0,
-                                    tmp_path / "test.tsv.gz")
+        data_steps.held_out_windows(dataset.fasta, tmp_path / "split.tsv", split_name="test",
+                                    windows_config=WINDOW_DEFAULTS, count=2, seed=0, out=tmp_path / "test.tsv.gz")
 
 
 def test_class_selection_error_names_sequences_skipped_as_too_short(tmp_path):
@@ -284,10 +299,11 @@ def test_class_selection_error_names_sequences_skipped_as_too_short(tmp_path):
     fasta = write_fasta(tmp_path / "short_b.fasta", sequences.items())
     data_config = {"id_column": "id", "label_column": "label", "short_sequences": "skip",
                    "labels_without_sequence": "error"}
-    data_steps.validate(fasta, dataset.labels, data_config, 100, tmp_path / "validated.tsv", tmp_path / "validate.json")
+    data_steps.validate(fasta, dataset.labels, data_config=data_config, window_length=100,
+                        out_table=tmp_path / "validated.tsv", out_summary=tmp_path / "validate.json")
     classes = {"select": "all", "min_plasmids": 3}
     with pytest.raises(PlasmidlmError, match=r"^config classes: selection leaves 1 class\(es\).*Sequences shorter "
                                              r"than the window length \(windows\.length\) were skipped before: 4 of "
                                              r"class b \(data/validate\.json\)$"):
-        data_steps.select(tmp_path / "validated.tsv", classes, tmp_path / "selected.tsv", tmp_path / "classes.tsv",
-                          validation=tmp_path / "validate.json")
+        data_steps.select(tmp_path / "validated.tsv", classes_config=classes, out_selected=tmp_path / "selected.tsv",
+                          out_classes=tmp_path / "classes.tsv", validation=tmp_path / "validate.json")

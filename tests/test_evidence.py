@@ -94,7 +94,7 @@ def test_reliability_matches_a_hand_computed_ece():
 def test_calibration_report_sequence_level_uses_plasmid_means():
     test = pd.DataFrame({"plasmid_id": ["p", "p", "q"], "label": ["a", "a", "b"]})
     proba = np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8]])
-    result = evidence.calibration_report(test, proba, test, proba, ["a", "b"], n_bins=10)
+    result = evidence.calibration_report(test, proba, test, proba, classes=["a", "b"], n_bins=10)
     assert result["sequence"]["before"]["n"] == 2
     # p: mean (0.6, 0.4) right with confidence 0.6; q: 0.8 right
     assert result["sequence"]["before"]["ece"] == pytest.approx(0.5 * 0.4 + 0.5 * 0.2)
@@ -141,7 +141,7 @@ def test_contig_curve_accuracy_per_length():
     contig_table = pd.DataFrame({"plasmid_id": ["p", "p", "q", "p", "q"], "contig_length": [1, 1, 1, 2, 2],
                                  "start": 0})
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9], [0.6, 0.4], [0.7, 0.3]])
-    curve = evidence.contig_curve(contig_table, proba, {"p": "a", "q": "b"}, ["a", "b"], 20, seed=0)
+    curve = evidence.contig_curve(contig_table, proba, {"p": "a", "q": "b"}, classes=["a", "b"], n_bootstrap=20, seed=0)
     assert curve["accuracy"].tolist() == pytest.approx([2 / 3, 1 / 2])
     assert curve["balanced_accuracy"].tolist() == pytest.approx([(1 / 2 + 1) / 2, (1 + 0) / 2])
     assert curve["plasmids"].tolist() == [2, 2]
@@ -150,7 +150,7 @@ def test_contig_curve_accuracy_per_length():
 
 def test_contig_curve_without_contigs_keeps_its_columns():
     """Test plasmids all shorter than the shortest contig length: an empty table that the report can read."""
-    curve = evidence.contig_curve(pd.DataFrame({"plasmid_id": [], "contig_length": [], "start": []}),
-                                  np.zeros((0, 2)), {}, ["a", "b"], n_bootstrap=10, seed=0)
+    curve = evidence.contig_curve(pd.DataFrame({"plasmid_id": [], "contig_length": [], "start": []}), np.zeros((0, 2)),
+                                  {}, classes=["a", "b"], n_bootstrap=10, seed=0)
     assert curve.empty
     assert {"contig_length", "accuracy", "accuracy_ci_low", "accuracy_ci_high"} <= set(curve.columns)

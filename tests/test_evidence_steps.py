@@ -35,8 +35,8 @@ def gc_run(tmp_path):
     fasta = write_fasta(tmp_path / "plasmids.fasta", records)
     split = pd.DataFrame(rows).assign(length=[len(s) for _, s in records], group=lambda t: t["id"])
     io.write_table(split, tmp_path / "split.tsv")
-    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", "test", WINDOW_DEFAULTS, 200, 1,
-                                tmp_path / "test_windows.tsv.gz")
+    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", split_name="test", windows_config=WINDOW_DEFAULTS,
+                                count=200, seed=1, out=tmp_path / "test_windows.tsv.gz")
     return tmp_path, fasta, dict(records)
 
 

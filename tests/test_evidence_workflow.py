@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
+from conftest import prediction_outputs
 from plasmidlm import io
 from plasmidlm.training.runs import best_checkpoint
 from plasmidlm.evaluate import evaluate_checkpoint
-from plasmidlm.layout import prediction_paths
 from plasmidlm.predict import predict_fasta
 from plasmidlm.windows import reverse_complement
 
@@ -40,15 +40,15 @@ def test_evidence_of_the_best_checkpoint_matches_the_evaluation_step(finished_ru
     assert evidence["checkpoint"] == step
     checkpoint = run / experiment / "model" / f"checkpoint-{step}"
     test = io.read_table(run / "data" / "test_windows.tsv.gz")
-    forward, metrics = evaluate_checkpoint(checkpoint, test)
-    reverse, _ = evaluate_checkpoint(checkpoint, test.assign(sequence=test["sequence"].map(reverse_complement)))
+    forward, metrics = evaluate_checkpoint(checkpoint, windows=test)
+    reverse, _ = evaluate_checkpoint(checkpoint, windows=test.assign(sequence=test["sequence"].map(reverse_complement)))
     assert evidence["test"]["window"]["accuracy"] == pytest.approx(metrics["window"]["accuracy"])
     assert evidence["strand_flip_fraction"] == pytest.approx((forward["predicted"] != reverse["predicted"]).mean())
-    _, shuffled = evaluate_checkpoint(checkpoint, io.read_table(run / "data" / "test_windows_shuffled.tsv.gz"))
+    _, shuffled = evaluate_checkpoint(checkpoint, windows=io.read_table(run / "data" / "test_windows_shuffled.tsv.gz"))
     assert evidence["shuffled"]["window"]["accuracy"] == pytest.approx(shuffled["window"]["accuracy"])
     # the fitted temperature minimises the validation negative log-likelihood
     val = io.read_table(run / "data" / "val_windows.tsv.gz")
-    val_predictions, _ = evaluate_checkpoint(checkpoint, val)
+    val_predictions, _ = evaluate_checkpoint(checkpoint, windows=val)
     proba = val_predictions[["prob_chromosome", "prob_plasmid"]].to_numpy().astype(np.float64)
     y_true = (val["label"] == "plasmid").to_numpy().astype(int)
 
@@ -102,7 +102,7 @@ def test_predict_rule_writes_calibrated_probabilities(finished_run, tmp_path):
     experiment = "random"
     temperature = io.read_json(run / experiment / "evidence" / "metrics.json")["calibration"]["temperature"]
     checkpoint = run / experiment / "model" / f"checkpoint-{best_checkpoint(run / experiment / 'model')}"
-    predict_fasta(checkpoint, workdir / "new.fasta", *prediction_paths(tmp_path / "raw"))
+    predict_fasta(checkpoint, workdir / "new.fasta", **prediction_outputs(tmp_path / "raw"))
     raw = pd.read_csv(tmp_path / "raw.windows.tsv.gz", sep="\t")
     written = pd.read_csv(run / "predict" / "new" / f"{experiment}.windows.tsv.gz", sep="\t")
     columns = ["prob_chromosome", "prob_plasmid"]

@@ -93,10 +93,11 @@ def test_results_do_not_depend_on_the_batch_or_the_token_path(confident_model):
                            return_token_type_ids=False)
         expected = torch.softmax(model(**inputs).logits, dim=-1).numpy()
     for batch_size in (1, 4, None):
-        np.testing.assert_allclose(predict_proba(model, tokenizer, metadata, windows, batch_size), expected,
+        np.testing.assert_allclose(predict_proba(model, tokenizer, metadata, windows, batch_size=batch_size), expected,
                                    atol=1e-6)
     mixed = windows[:1] + [windows[1][:-5]]
-    np.testing.assert_allclose(predict_proba(model, tokenizer, metadata, mixed, 2)[0], expected[0], atol=1e-6)
+    np.testing.assert_allclose(predict_proba(model, tokenizer, metadata, mixed, batch_size=2)[0], expected[0],
+                               atol=1e-6)
 
 
 def test_the_batch_size_defaults_are_stated_as_defined(capsys):
@@ -130,7 +131,7 @@ def test_batches_that_do_not_fit_in_memory_are_halved_until_they_do(confident_mo
         return torch.softmax(model(**inputs).logits, dim=-1)
 
     with pytest.warns(UserWarning, match="batches of 16 windows do not fit.*using 8"):
-        proba = evaluate._batched(model, tokenizer, metadata, windows, 16, compute, 2)
+        proba = evaluate._batched(model, tokenizer, metadata, windows, batch_size=16, compute=compute, width=2)
     np.testing.assert_allclose(proba, expected, atol=1e-6)
     assert sizes[:3] == [16, 8, 4] and set(sizes[3:]) <= {4}  # found once, kept for the following batches
 

@@ -22,7 +22,7 @@ def write_labels(path, rows, header=("id", "label"), sep="\t"):
 
 
 def validate(fasta, labels, min_length=1, **kwargs):
-    return validate_inputs(fasta, labels, "id", "label", min_length, **kwargs)
+    return validate_inputs(fasta, labels, id_column="id", label_column="label", min_length=min_length, **kwargs)
 
 
 @pytest.fixture

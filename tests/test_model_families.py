@@ -85,7 +85,8 @@ def test_checkpoint_reloads_with_plain_transformers_as_the_same_model(family, st
     assert type(plain).__name__ == type(model).__name__
     assert plain_tokenizer.pad_token_id == tokenizer.pad_token_id == plain.config.pad_token_id is not None
     windows = windows_table(6, seed=3)["sequence"].tolist()
-    inputs = encode(plain_tokenizer, windows, metadata["kmer"], metadata["kmer_stride"], forward_input_names(plain))
+    inputs = encode(plain_tokenizer, windows, kmer=metadata["kmer"], stride=metadata["kmer_stride"],
+                    input_names=forward_input_names(plain))
     with torch.inference_mode():
         expected = torch.softmax(plain(**inputs).logits, dim=-1).numpy()
     np.testing.assert_allclose(predict_proba(model, tokenizer, metadata, windows, batch_size=4), expected,

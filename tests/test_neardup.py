@@ -91,7 +91,7 @@ def test_sketch_file_round_trip(tmp_path, family):
     ids, sketches = sketches_of(family)
     ids.append("too_short")
     sketches.append(np.empty(0, dtype=np.uint64))
-    write_sketches(tmp_path / "sketches.npz", ids, sketches, 21, 20)
+    write_sketches(tmp_path / "sketches.npz", ids, sketches, ksize=21, scaled=20)
     read_ids, read_hashes = read_sketches(tmp_path / "sketches.npz")
     assert read_ids == ids
     assert all(np.array_equal(a, b) for a, b in zip(read_hashes, sketches))
@@ -100,7 +100,7 @@ def test_sketch_file_round_trip(tmp_path, family):
 
 def test_sketching_in_threads_and_batches_gives_the_same_sketches(family):
     ids, sketches = sketches_of(family)
-    threaded_ids, threaded = sketch_records(iter(family.items()), 21, 20, threads=2, batch_bases=10_000)
+    threaded_ids, threaded = sketch_records(iter(family.items()), ksize=21, scaled=20, threads=2, batch_bases=10_000)
     assert threaded_ids == ids
     assert all(np.array_equal(a, b) for a, b in zip(threaded, sketches))
 
@@ -128,9 +128,9 @@ def test_components_chain_near_copies_and_centroid_clusters_do_not():
     assert {(f"c{i}", f"c{i + 1}") for i in range(6)} <= linked and ("c0", "c6") not in linked
     components = group_ids(ids, pairs)
     assert components.nunique() == 1
-    [diameter] = group_diameters(ids, sketches, components, ["c0"]).to_dict("records")
+    [diameter] = group_diameters(ids, sketches, components, names=["c0"]).to_dict("records")
     assert diameter["size"] == 7 and diameter["min_containment"] < 0.9 and diameter["min_jaccard"] < 0.9
-    centroid = group_ids(ids, pairs, "centroid", lengths=[1] * len(ids))  # equal lengths: taken in ID order
+    centroid = group_ids(ids, pairs, linkage="centroid", lengths=[1] * len(ids))  # equal lengths: taken in ID order
     assert centroid.nunique() > 1
     for name, members in centroid.groupby(centroid).groups.items():
         for member in members:  # every member is linked to the group's representative, the first in order
@@ -140,15 +140,17 @@ def test_components_chain_near_copies_and_centroid_clusters_do_not():
 def test_centroid_representatives_are_the_longest_and_members_join_the_most_similar():
     pairs = pd.DataFrame({"id_a": ["a", "b", "a"], "id_b": ["b", "c", "c"], "containment": [0.96, 0.99, 0.97]})
     # b is longest: it represents; a and c are both linked to it
-    assert group_ids(["a", "b", "c"], pairs, "centroid", lengths=[1, 3, 2]).to_dict() == {"a": "a", "b": "a", "c": "a"}
+    assert (group_ids(["a", "b", "c"], pairs, linkage="centroid", lengths=[1, 3, 2]).to_dict()
+            == {"a": "a", "b": "a", "c": "a"})
     # a, then c, then b: a represents, c joins a; b is linked only to c, a member, so it represents itself
     pairs = pd.DataFrame({"id_a": ["a", "b"], "id_b": ["c", "c"], "containment": [0.97, 0.99]})
-    assert group_ids(["a", "b", "c"], pairs, "centroid", lengths=[3, 1, 2]).to_dict() == {"a": "a", "b": "b", "c": "a"}
+    assert (group_ids(["a", "b", "c"], pairs, linkage="centroid", lengths=[3, 1, 2]).to_dict()
+            == {"a": "a", "b": "b", "c": "a"})
 
 
 def test_group_diameters_do_not_depend_on_the_block_size(family):
     ids, sketches = sketches_of(family)
     groups = pd.Series(["g", "g", "g", "u", "o"], index=ids)
-    whole = group_diameters(ids, sketches, groups, ["g"])
-    pd.testing.assert_frame_equal(group_diameters(ids, sketches, groups, ["g"], block_rows=1), whole)
+    whole = group_diameters(ids, sketches, groups, names=["g"])
+    pd.testing.assert_frame_equal(group_diameters(ids, sketches, groups, names=["g"], block_rows=1), whole)
     assert whole["min_containment"].iloc[0] >= 0.95 and whole["min_jaccard"].iloc[0] < 0.3  # the fragment

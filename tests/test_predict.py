@@ -11,11 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import CLASSES, WINDOW, random_windows, write_fasta
+from conftest import CLASSES, WINDOW, prediction_outputs, random_windows, write_fasta
 from plasmidlm import PlasmidlmError
 from plasmidlm.cli import main
 from plasmidlm.evaluate import embed_windows, evaluate_checkpoint
-from plasmidlm.layout import prediction_paths
 from plasmidlm.predict import embed_fasta, predict_fasta, tile_starts
 
 
@@ -31,9 +30,9 @@ def test_predictions_equal_the_evaluation_step_for_the_same_windows(tiny_checkpo
     sequences = random_windows(30, seed=3)
     windows = pd.DataFrame({"window_id": [f"w{i}" for i in range(30)], "plasmid_id": [f"s{i}" for i in range(30)],
                             "label": ["a", "b"] * 15, "start": 0, "strand": "+", "sequence": sequences})
-    evaluated, _ = evaluate_checkpoint(directory, windows, batch_size=7)
+    evaluated, _ = evaluate_checkpoint(directory, windows=windows, batch_size=7)
     fasta = write_fasta(tmp_path / "one_window_each.fa", zip(windows["plasmid_id"], sequences))
-    predict_fasta(directory, fasta, *prediction_paths(tmp_path / "out"), batch_size=8)
+    predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "out"), batch_size=8)
     per_sequence = pd.read_csv(tmp_path / "out.sequences.tsv", sep="\t")
     assert list(per_sequence["sequence_id"]) == list(windows["plasmid_id"])
     assert (per_sequence["windows"] == 1).all()
@@ -46,7 +45,7 @@ def test_sequence_probabilities_are_the_mean_of_its_windows(tiny_checkpoint, tmp
     directory, _, _ = tiny_checkpoint
     sequence = random_windows(1, length=3 * WINDOW + 10, seed=5)[0]
     fasta = write_fasta(tmp_path / "long.fa.gz", [("long", sequence)], compress=True)
-    predict_fasta(directory, fasta, *prediction_paths(tmp_path / "out"), stride=WINDOW // 2)
+    predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "out"), stride=WINDOW // 2)
     with gzip.open(tmp_path / "out.windows.tsv.gz", "rt") as handle:
         windows = pd.read_csv(handle, sep="\t")
     assert list(windows["start"]) == tile_starts(len(sequence), WINDOW, WINDOW // 2)
@@ -59,7 +58,7 @@ def test_a_model_directory_copied_elsewhere_still_works(tiny_checkpoint, tmp_pat
     directory, _, _ = tiny_checkpoint
     copy = shutil.copytree(directory, tmp_path / "elsewhere" / "model")
     fasta = write_fasta(tmp_path / "in.fa", [("x", random_windows(1, seed=9)[0])])
-    summary = predict_fasta(copy, fasta, *prediction_paths(tmp_path / "out"))
+    summary = predict_fasta(copy, fasta, **prediction_outputs(tmp_path / "out"))
     assert summary["windows"] == 1
 
 
@@ -67,7 +66,7 @@ def test_sequences_shorter_than_a_window_are_reported_not_dropped(tiny_checkpoin
     directory, _, _ = tiny_checkpoint
     fasta = write_fasta(tmp_path / "in.fa", [("long", random_windows(1, seed=1)[0]), ("short", "ACGT" * 5)])
     caplog.set_level(logging.INFO)
-    summary = predict_fasta(directory, fasta, *prediction_paths(tmp_path / "out"))
+    summary = predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "out"))
     assert summary["too_short"] == 1
     table = pd.read_csv(tmp_path / "out.sequences.tsv", sep="\t")
     assert table.set_index("sequence_id").loc["short", "windows"] == 0
@@ -79,7 +78,7 @@ def test_both_strands_averages_a_window_and_its_reverse_complement(tiny_checkpoi
     window = random_windows(1, seed=2)[0]
     reverse = window.translate(str.maketrans("ACGT", "TGCA"))[::-1]
     fasta = write_fasta(tmp_path / "in.fa", [("fwd", window), ("rev", reverse)])
-    predict_fasta(directory, fasta, *prediction_paths(tmp_path / "out"), both_strands=True)
+    predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "out"), both_strands=True)
     table = pd.read_csv(tmp_path / "out.sequences.tsv", sep="\t")
     assert table.loc[0, "prob_a"] == pytest.approx(table.loc[1, "prob_a"], abs=1e-5)
 
@@ -92,7 +91,7 @@ def test_bad_fasta_is_a_clear_error_and_leaves_no_output(tiny_checkpoint, tmp_pa
     directory, _, _ = tiny_checkpoint
     (tmp_path / "bad.fa").write_text(content)
     with pytest.raises(PlasmidlmError, match=message):
-        predict_fasta(directory, tmp_path / "bad.fa", *prediction_paths(tmp_path / "out"))
+        predict_fasta(directory, tmp_path / "bad.fa", **prediction_outputs(tmp_path / "out"))
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.fa"]
 
 
@@ -101,7 +100,7 @@ def test_missing_weights_are_a_clear_error(tiny_checkpoint, tmp_path):
     broken = shutil.copytree(directory, tmp_path / "broken")
     (broken / "model.safetensors").unlink()
     with pytest.raises(PlasmidlmError, match="no model weights"):
-        predict_fasta(broken, tmp_path / "in.fa", *prediction_paths(tmp_path / "out"))
+        predict_fasta(broken, tmp_path / "in.fa", **prediction_outputs(tmp_path / "out"))
 
 
 def test_cli_reports_errors_in_one_line_with_exit_status_1(tmp_path, capsys):
@@ -114,7 +113,7 @@ def test_embed_writes_mean_pooled_window_and_sequence_embeddings(tiny_checkpoint
     directory, model, tokenizer = tiny_checkpoint
     long_sequence = random_windows(1, length=2 * WINDOW, seed=4)[0]
     fasta = write_fasta(tmp_path / "in.fa", [("long", long_sequence), ("short", "ACGT")])
-    summary = embed_fasta(directory, fasta, tmp_path / "emb")
+    summary = embed_fasta(directory, fasta, out_prefix=tmp_path / "emb")
     windows = np.load(tmp_path / "emb.windows.npy")
     sequences = np.load(tmp_path / "emb.sequences.npy")
     assert summary == {"sequences": 1, "too_short": 1, "windows": 2, "dimensions": model.config.hidden_size}
@@ -147,8 +146,8 @@ def test_a_model_without_recorded_window_length_needs_one(tiny_checkpoint, tmp_p
     (foreign / "config.json").write_text(json.dumps(config))
     fasta = write_fasta(tmp_path / "in.fa", [("x", random_windows(1, seed=8)[0])])
     with pytest.raises(PlasmidlmError, match="--window-length"):
-        predict_fasta(foreign, fasta, *prediction_paths(tmp_path / "out"))
-    summary = predict_fasta(foreign, fasta, *prediction_paths(tmp_path / "out"), window_length=30)
+        predict_fasta(foreign, fasta, **prediction_outputs(tmp_path / "out"))
+    summary = predict_fasta(foreign, fasta, **prediction_outputs(tmp_path / "out"), window_length=30)
     assert summary["windows"] == 2
 
 
@@ -166,8 +165,8 @@ def test_temperature_calibrates_window_and_sequence_probabilities(tiny_checkpoin
     directory, _, _ = tiny_checkpoint
     records = [(f"s{i}", sequence) for i, sequence in enumerate(random_windows(6, length=2 * WINDOW, seed=13))]
     fasta = write_fasta(tmp_path / "in.fa", records)
-    predict_fasta(directory, fasta, *prediction_paths(tmp_path / "raw"))
-    predict_fasta(directory, fasta, *prediction_paths(tmp_path / "hot"), temperature=3.0)
+    predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "raw"))
+    predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "hot"), temperature=3.0)
     columns = [f"prob_{name}" for name in CLASSES]
     raw = pd.read_csv(tmp_path / "raw.windows.tsv.gz", sep="\t")
     hot = pd.read_csv(tmp_path / "hot.windows.tsv.gz", sep="\t")
@@ -181,13 +180,14 @@ def test_min_confidence_labels_uncertain_sequences(tiny_checkpoint, tmp_path):
     records = [(f"s{i}", sequence) for i, sequence in enumerate(random_windows(10, seed=17))]
     fasta = write_fasta(tmp_path / "in.fa", records)
     # a low temperature spreads the untrained model's near-0.5 probabilities; the threshold applies after it
-    predict_fasta(directory, fasta, *prediction_paths(tmp_path / "all"), temperature=0.002)
+    predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "all"), temperature=0.002)
     forced = pd.read_csv(tmp_path / "all.sequences.tsv", sep="\t")
     top = forced[[f"prob_{name}" for name in CLASSES]].max(axis=1)
     values = np.unique(top.round(4))  # a threshold well between written (6-digit) values
     assert len(values) > 1
     threshold = float(values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
-    predict_fasta(directory, fasta, *prediction_paths(tmp_path / "some"), temperature=0.002, min_confidence=threshold)
+    predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "some"), temperature=0.002,
+                  min_confidence=threshold)
     abstaining = pd.read_csv(tmp_path / "some.sequences.tsv", sep="\t")
     expected = forced["predicted"].where(top >= threshold, "uncertain")
     assert abstaining["predicted"].tolist() == expected.tolist()

@@ -36,7 +36,7 @@ def table(synthetic):
 
 
 def test_every_plasmid_in_exactly_one_split(table):
-    split = split_by_plasmid(table, 0.2, 0.2, seed=0)
+    split = split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=0)
     assert sorted(split["id"]) == sorted(table["id"])
     assert not split["id"].duplicated().any()
     assert set(split["split"]) == set(SPLITS)
@@ -47,12 +47,12 @@ def test_every_plasmid_in_exactly_one_split(table):
 
 
 def test_labels_are_kept(table):
-    split = split_by_plasmid(table, 0.2, 0.2, seed=0)
+    split = split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=0)
     assert split.set_index("id")["label"].to_dict() == table.set_index("id")["label"].to_dict()
 
 
 def test_every_class_in_every_split(table):
-    split = split_by_plasmid(table, 0.2, 0.2, seed=0)
+    split = split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=0)
     summary = split_summary(split).set_index("label")
     assert list(summary.columns) == list(SPLITS)
     assert (summary > 0).all().all()
@@ -85,37 +85,39 @@ def test_per_class_fractions_close_to_requested(assignment):
 
 
 def test_output_sorted_by_split_then_label_then_id(table):
-    split = split_by_plasmid(table, 0.2, 0.2, seed=0)
+    split = split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=0)
     keys = list(zip(split["split"].map(SPLITS.index), split["label"], split["id"]))
     assert keys == sorted(keys)
 
 
 def test_same_seed_gives_byte_identical_split_file(table, tmp_path):
     first, second = tmp_path / "a" / "split.tsv", tmp_path / "b" / "split.tsv"
-    write_table(split_by_plasmid(table, 0.2, 0.2, seed=7), first)
-    write_table(split_by_plasmid(table, 0.2, 0.2, seed=7), second)
+    write_table(split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=7), first)
+    write_table(split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=7), second)
     assert first.read_bytes() == second.read_bytes()
-    pd.testing.assert_frame_equal(read_table(first), split_by_plasmid(table, 0.2, 0.2, seed=7))
+    pd.testing.assert_frame_equal(read_table(first), split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2,
+                                                                      seed=7))
 
 
 def test_different_seed_gives_different_split(table, tmp_path):
-    write_table(split_by_plasmid(table, 0.2, 0.2, seed=0), tmp_path / "s0.tsv")
-    write_table(split_by_plasmid(table, 0.2, 0.2, seed=1), tmp_path / "s1.tsv")
+    write_table(split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=0), tmp_path / "s0.tsv")
+    write_table(split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=1), tmp_path / "s1.tsv")
     assert (tmp_path / "s0.tsv").read_bytes() != (tmp_path / "s1.tsv").read_bytes()
-    s0 = split_by_plasmid(table, 0.2, 0.2, seed=0).set_index("id")["split"]
-    s1 = split_by_plasmid(table, 0.2, 0.2, seed=1).set_index("id")["split"]
+    s0 = split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=0).set_index("id")["split"]
+    s1 = split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=1).set_index("id")["split"]
     assert (s0 != s1.loc[s0.index]).sum() >= 5
 
 
 def test_input_row_order_does_not_matter(table):
-    reference = split_by_plasmid(table, 0.2, 0.2, seed=0)
+    reference = split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=0)
     for state in range(3):
         shuffled = table.sample(frac=1, random_state=state)
-        pd.testing.assert_frame_equal(split_by_plasmid(shuffled, 0.2, 0.2, seed=0), reference)
+        pd.testing.assert_frame_equal(split_by_plasmid(shuffled, val_fraction=0.2, test_fraction=0.2, seed=0),
+                                      reference)
 
 
 def test_extra_columns_are_carried_along(synthetic):
-    split = split_by_plasmid(synthetic.table, 0.2, 0.2, seed=0)
+    split = split_by_plasmid(synthetic.table, val_fraction=0.2, test_fraction=0.2, seed=0)
     assert set(split.columns) == {"id", "label", "length", "split", "group"}
     assert split.set_index("id")["length"].to_dict() == synthetic.table.set_index("id")["length"].to_dict()
 
@@ -124,22 +126,25 @@ def test_hash_assignment_never_moves_existing_plasmids_when_plasmids_are_added()
     counts = {"a": 50, "b": 50, "c": 50, "d": 50}
     old = class_table(counts)
     new = class_table({"a": 30, "b": 5, "e": 40}, suffix="new")  # new plasmids and a new class
-    before = split_by_plasmid(old, 0.15, 0.15, seed=0, assignment="hash").set_index("id")["split"]
-    after = split_by_plasmid(pd.concat([old, new]), 0.15, 0.15, seed=0, assignment="hash").set_index("id")["split"]
+    before = split_by_plasmid(old, val_fraction=0.15, test_fraction=0.15, seed=0,
+                              assignment="hash").set_index("id")["split"]
+    after = split_by_plasmid(pd.concat([old, new]), val_fraction=0.15, test_fraction=0.15, seed=0,
+                             assignment="hash").set_index("id")["split"]
     assert (before == after.loc[before.index]).all()
 
 
 def test_near_duplicate_groups_stay_in_one_split():
     table = class_table({"a": 60, "b": 60})
     table["group"] = [f"g{i // 4:03d}" for i in range(len(table))]  # groups of four, some spanning classes
-    split = split_by_plasmid(table, 0.2, 0.2, seed=1)
+    split = split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=1)
     assert (split.groupby("group")["split"].nunique() == 1).all()
     assert set(split["split"]) == set(SPLITS)
 
 
 def test_class_without_plasmids_in_a_split_gets_the_nearest_group_and_logs_it(caplog):
     caplog.set_level(logging.INFO)
-    split = split_by_plasmid(class_table({"a": 40, "tiny": 3}), 0.1, 0.1, seed=0, assignment="hash")
+    split = split_by_plasmid(class_table({"a": 40, "tiny": 3}), val_fraction=0.1, test_fraction=0.1, seed=0,
+                             assignment="hash")
     tiny = split[split["label"] == "tiny"]
     assert sorted(tiny["split"]) == ["test", "train", "val"]
     hashes = dict(zip(split["id"], stable_uniform(split["id"], 0)))
@@ -158,7 +163,7 @@ def test_error_when_a_class_is_one_near_duplicate_group():
     table = pd.concat([class_table({"a": 20}), class_table({"b": 5})])
     table["group"] = table["id"].where(table["label"] == "a", "b_family")
     with pytest.raises(PlasmidlmError, match="class 'b' has 5 plasmid\\(s\\) in 1 near-duplicate group\\(s\\)"):
-        split_by_plasmid(table, 0.2, 0.2, seed=0)
+        split_by_plasmid(table, val_fraction=0.2, test_fraction=0.2, seed=0)
 
 
 def test_stable_uniform_depends_only_on_id_and_seed():
@@ -171,18 +176,19 @@ def test_stable_uniform_depends_only_on_id_and_seed():
 def test_error_for_class_too_small(table):
     small = pd.concat([table, pd.DataFrame({"id": ["e1", "e2"], "label": ["epsilon"] * 2})])
     with pytest.raises(PlasmidlmError, match="class 'epsilon' has 2 plasmid\\(s\\) in 2 near-duplicate group"):
-        split_by_plasmid(small, 0.2, 0.2, seed=0)
+        split_by_plasmid(small, val_fraction=0.2, test_fraction=0.2, seed=0)
 
 
 @pytest.mark.parametrize("assignment", ["hash", "stratified"])
 def test_three_plasmids_are_enough_for_a_class(assignment):
-    split = split_by_plasmid(class_table({"a": 3, "b": 3}), 0.1, 0.1, seed=0, assignment=assignment)
+    split = split_by_plasmid(class_table({"a": 3, "b": 3}), val_fraction=0.1, test_fraction=0.1, seed=0,
+                             assignment=assignment)
     assert split.groupby("label")["split"].apply(sorted).tolist() == [["test", "train", "val"]] * 2
 
 
 def test_error_when_fractions_leave_no_training_data(table):
     with pytest.raises(PlasmidlmError, match="val_fraction \\+ test_fraction must be below 1"):
-        split_by_plasmid(table, 0.5, 0.5, seed=0)
+        split_by_plasmid(table, val_fraction=0.5, test_fraction=0.5, seed=0)
 
 
 def test_assert_disjoint_detects_plasmid_in_two_splits():
@@ -225,10 +231,10 @@ def test_a_giant_group_that_the_hash_sends_to_validation_goes_to_train(caplog):
     table = outbreak_table()
     assert table["label"].value_counts().to_dict() == {"c_freundii": 626, "e_coli": 573}
     seed = seed_preferring("outbreak_c_freundii_g000", 0.2, 0.3)  # the hash sends the outbreak to val
-    hashed = split_by_plasmid(table, 0.1, 0.2, seed, assignment="hash")
+    hashed = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=seed, assignment="hash")
     assert stratification(hashed, 0.1, 0.2)["max_deviation"] > 0.3  # the failure
     caplog.set_level(logging.INFO)
-    split = split_by_plasmid(table, 0.1, 0.2, seed)
+    split = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=seed)
     assert (split.loc[split["group"] == "outbreak_c_freundii_g000", "split"] == "train").all()
     assert (split.groupby("group")["split"].nunique() == 1).all()
     assert stratification(split, 0.1, 0.2)["max_deviation"] <= 0.01
@@ -239,7 +245,8 @@ def test_a_giant_group_that_the_hash_sends_to_validation_goes_to_train(caplog):
 @pytest.mark.parametrize("seed_range", [(0.0, 0.2), (0.3, 1.0)])
 def test_a_giant_group_preferring_test_or_train_is_still_balanced(seed_range):
     table = outbreak_table()
-    split = split_by_plasmid(table, 0.1, 0.2, seed_preferring("outbreak_c_freundii_g000", *seed_range))
+    split = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2,
+                             seed=seed_preferring("outbreak_c_freundii_g000", *seed_range))
     assert (split.loc[split["group"] == "outbreak_c_freundii_g000", "split"] == "train").all()
     assert stratification(split, 0.1, 0.2)["max_deviation"] <= 0.01
 
@@ -250,19 +257,20 @@ def test_a_group_larger_than_the_test_share_only_goes_to_train(caplog):
     caplog.set_level(logging.INFO)
     for low, high in ((0.0, 0.2), (0.2, 0.3)):
         caplog.clear()
-        split = split_by_plasmid(table, 0.1, 0.2, seed_preferring("a_g000", low, high))
+        split = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=seed_preferring("a_g000", low, high))
         assert (split.loc[split["group"] == "a_g000", "split"] == "train").all()
         assert any(message.startswith("group a_g000 (30 plasmids: a 30) is larger than")
                    for message in caplog.messages)
-    split = split_by_plasmid(table, 0.1, 0.2, seed_preferring("a_g001", 0.2, 0.3))
+    split = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=seed_preferring("a_g001", 0.2, 0.3))
     assert split.loc[split["group"] == "a_g001", "split"].iloc[0] != "val"
     assert stratification(split, 0.1, 0.2)["max_deviation"] <= 0.02
 
 
 def test_stratified_keeps_groups_in_their_preferred_split_unless_a_share_needs_them():
     table = grouped_table({"a": [1] * 300, "b": [1] * 200})
-    hashed = split_by_plasmid(table, 0.1, 0.2, seed=2, assignment="hash").set_index("id")["split"]
-    split = split_by_plasmid(table, 0.1, 0.2, seed=2)
+    hashed = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=2,
+                              assignment="hash").set_index("id")["split"]
+    split = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=2)
     assert stratification(split, 0.1, 0.2)["max_deviation"] <= 0.005  # to within a plasmid
     moved = (split.set_index("id")["split"] != hashed.loc[split["id"]].to_numpy()).sum()
     surplus = (split_summary(hashed.rename("split").reset_index().merge(table, on="id")).set_index("label")
@@ -286,8 +294,10 @@ def test_stability_under_ten_percent_additions():
     joined = old.sample(n=30, random_state=0).assign(id=lambda frame: "new_member_" + frame["id"])
     moved = {}
     for assignment in ("hash", "stratified"):
-        before = split_by_plasmid(old, 0.1, 0.2, seed=1, assignment=assignment).set_index("id")["split"]
-        after = split_by_plasmid(pd.concat([old, new, joined]), 0.1, 0.2, seed=1, assignment=assignment)
+        before = split_by_plasmid(old, val_fraction=0.1, test_fraction=0.2, seed=1,
+                                  assignment=assignment).set_index("id")["split"]
+        after = split_by_plasmid(pd.concat([old, new, joined]), val_fraction=0.1, test_fraction=0.2, seed=1,
+                                 assignment=assignment)
         moved[assignment] = (after.set_index("id")["split"].loc[before.index] != before).mean()
         assert stratification(after, 0.1, 0.2)["max_deviation"] <= (0.1 if assignment == "hash" else 0.02)
     assert moved["hash"] == 0
@@ -296,7 +306,8 @@ def test_stability_under_ten_percent_additions():
 
 def test_deviation_above_the_maximum_is_an_error_naming_classes_groups_and_options():
     table = pd.concat([grouped_table({"a": [80] + [1] * 20}), grouped_table({"b": [1] * 100})], ignore_index=True)
-    split = split_by_plasmid(table, 0.1, 0.2, seed=0)  # a's group of 80 can only go to train: a is 0.8+ train
+    # a's group of 80 can only go to train: a is 0.8+ train
+    split = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=0)
     check_deviation(split, 0.1, 0.2, max_deviation=0.2)
     with pytest.raises(PlasmidlmError) as error:
         check_deviation(split, 0.1, 0.2, max_deviation=0.05)
@@ -319,6 +330,6 @@ def test_largest_groups_and_groups_spanning_classes():
 def test_train_only_groups_go_to_train():
     table = grouped_table({"a": [4] * 10 + [1] * 60, "b": [1] * 100})
     pinned = [f"a_g{g:03d}" for g in range(10)]
-    split = split_by_plasmid(table, 0.1, 0.2, seed=0, train_only=pinned)
+    split = split_by_plasmid(table, val_fraction=0.1, test_fraction=0.2, seed=0, train_only=pinned)
     assert (split.loc[split["group"].isin(pinned), "split"] == "train").all()
     assert (split_summary(split).set_index("label") > 0).all().all()

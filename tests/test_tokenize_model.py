@@ -236,7 +236,7 @@ def test_evaluate_checkpoint_returns_predictions_and_metrics(tiny_checkpoint):
         "strand": "+",
         "sequence": sequences,
     })
-    predictions, metrics = evaluate_checkpoint(directory, windows, batch_size=5)
+    predictions, metrics = evaluate_checkpoint(directory, windows=windows, batch_size=5)
     assert list(predictions.columns) == ["window_id", "plasmid_id", "label", "predicted", "prob_a", "prob_b"]
     assert predictions["window_id"].tolist() == windows["window_id"].tolist()
     np.testing.assert_allclose(predictions[["prob_a", "prob_b"]].sum(axis=1), 1.0, rtol=1e-6)

@@ -77,8 +77,8 @@ def test_each_length_draws_its_held_out_windows_from_the_same_plasmids(lengths_r
     settings = yaml.safe_load(config.read_text())
     alone = tmp_path / f"{held_out}_windows.tsv.gz"
     windows = {"length": LONG, "circular": False, "ambiguous": "keep", "max_n_fraction": 0.1}
-    data_steps.held_out_windows(settings["data"]["fasta"], run / "data" / "split.tsv", held_out, windows,
-                                COUNTS[held_out], settings.get("seed", 1), alone)
+    data_steps.held_out_windows(settings["data"]["fasta"], run / "data" / "split.tsv", split_name=held_out,
+                                windows_config=windows, count=COUNTS[held_out], seed=settings.get("seed", 1), out=alone)
     pd.testing.assert_frame_equal(tables[LONG], io.read_table(alone))
 
 

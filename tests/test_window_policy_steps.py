@@ -38,7 +38,8 @@ def policy_run(tmp_path):
             rows.append({"id": f"{label}{i}", "label": label, "split": split, "length": LENGTH})
     fasta = write_fasta(tmp_path / "plasmids.fasta", records)
     io.write_table(pd.DataFrame(rows).assign(group=lambda table: table["id"]), tmp_path / "split.tsv")
-    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", "test", POLICY, 20, 1, tmp_path / "test_windows.tsv.gz")
+    data_steps.held_out_windows(fasta, tmp_path / "split.tsv", split_name="test", windows_config=POLICY, count=20,
+                                seed=1, out=tmp_path / "test_windows.tsv.gz")
     return tmp_path, fasta, dict(records)
 
 
@@ -93,8 +94,8 @@ def test_kmer_and_composition_baselines_and_kmer_evidence_cut_windows_by_the_pol
     assert_cut_by_policy(drawn, sequences)
 
     evidence_steps.shuffled_test_windows(tmp_path / "test_windows.tsv.gz", 1, tmp_path / "shuffled.tsv.gz")
-    evidence_steps.contig_tiles(fasta, split, WINDOW, [2 * WINDOW], 1, tmp_path / "tiles.tsv.gz",
-                                tmp_path / "contigs.tsv.gz")
+    evidence_steps.contig_tiles(fasta, split, length=WINDOW, contig_lengths=[2 * WINDOW], seed=1,
+                                out_tiles=tmp_path / "tiles.tsv.gz", out_contigs=tmp_path / "contigs.tsv.gz")
     drawn.clear()
     evidence_steps.kmer_evidence(fasta=fasta, split_path=split, shuffled_windows=tmp_path / "shuffled.tsv.gz",
                                  tiles_path=tmp_path / "tiles.tsv.gz", contigs_path=tmp_path / "contigs.tsv.gz",

@@ -85,7 +85,7 @@ def load_encoder(name_or_path, trust_remote_code: bool = False, kmer: int | None
     return encoder, tokenizer, metadata
 
 
-def encoder_states(encoder, tokenizer, metadata: dict, sequences, first_row: int = 0):
+def encoder_states(encoder, tokenizer, metadata: dict, sequences, *, first_row: int = 0):
     """Last hidden state of every token of one batch of windows (float32 tensor [windows, tokens, hidden] on the
     encoder's device, zero at padding) and the padding mask (bool tensor [windows, tokens])."""
     import torch
@@ -96,7 +96,7 @@ def encoder_states(encoder, tokenizer, metadata: dict, sequences, first_row: int
 
     device = next(encoder.parameters()).device
     limit, source = token_limit(encoder.config, tokenizer)
-    batch = encode(tokenizer, list(sequences), metadata.get("kmer"), metadata.get("kmer_stride", 1))
+    batch = encode(tokenizer, list(sequences), kmer=metadata.get("kmer"), stride=metadata.get("kmer_stride", 1))
     check_token_counts(batch["attention_mask"], limit, source, first_row)
     with torch.no_grad():
         hidden = last_hidden_state(encoder, {name: batch[name].to(device) for name in forward_input_names(encoder)})
@@ -104,7 +104,7 @@ def encoder_states(encoder, tokenizer, metadata: dict, sequences, first_row: int
     return hidden.float() * masks[..., None], masks
 
 
-def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int | None = None):
+def token_states(encoder, tokenizer, metadata: dict, sequences, *, batch_size: int | None = None):
     """Last hidden state of every token (float32 [windows, tokens, hidden], zero at padding) and the padding mask
     [windows, tokens], `batch_size` windows at a time (None: `evaluate.default_batch_size`). Memory grows with the
     windows: call it on chunks of them. Mean-pooled states of many windows: `evaluate.embed_windows`."""
@@ -114,7 +114,8 @@ def token_states(encoder, tokenizer, metadata: dict, sequences, batch_size: int 
     sequences = list(sequences)
     states, masks = [], []
     for begin in range(0, len(sequences), batch_size):
-        hidden, mask = encoder_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size], begin)
+        hidden, mask = encoder_states(encoder, tokenizer, metadata, sequences[begin : begin + batch_size],
+                                      first_row=begin)
         states.append(hidden.cpu().numpy())
         masks.append(mask.cpu().numpy())
     width = max(state.shape[1] for state in states)
@@ -154,7 +155,7 @@ def _token_cnn(hidden: int, n_classes: int, channels: int, kernel: int):
     return TokenCNN()
 
 
-def fit_token_cnn(batch_states, labels: np.ndarray, n_classes: int, hidden: int, epochs: int, seed: int,
+def fit_token_cnn(batch_states, labels: np.ndarray, *, n_classes: int, hidden: int, epochs: int, seed: int,
                   channels: int = 64, kernel: int = 9, batch_size: int = 64, learning_rate: float = 1e-3,
                   device="cpu"):
     """A small 1D CNN over frozen per-token embeddings (class indices `labels`), trained with AdamW on `device`.

@@ -17,6 +17,7 @@ def class_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 def select_classes(
     table: pd.DataFrame,
+    *,
     select: str = "all",
     k: int | None = None,
     ranks: list[int] | None = None,
@@ -32,7 +33,7 @@ def select_classes(
     counts = class_counts(table)
     counts = counts[counts["plasmids"] >= min_plasmids].reset_index(drop=True)
     counts["rank"] = range(1, len(counts) + 1)
-    chosen = _chosen_labels(counts, select, k, ranks, names, min_plasmids)
+    chosen = _chosen_labels(counts, select, k=k, ranks=ranks, names=names, min_plasmids=min_plasmids)
     if len(chosen) < 2:
         raise PlasmidlmError(
             f"config classes: selection leaves {len(chosen)} class(es); at least 2 are needed "
@@ -43,7 +44,7 @@ def select_classes(
     return selected, counts
 
 
-def _chosen_labels(counts: pd.DataFrame, select: str, k: int | None, ranks: list[int] | None,
+def _chosen_labels(counts: pd.DataFrame, select: str, *, k: int | None, ranks: list[int] | None,
                    names: list[str] | None, min_plasmids: int) -> set[str]:
     """The labels that `select` picks from the ranked classes in `counts`."""
     if select == "all":

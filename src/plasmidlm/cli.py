@@ -17,8 +17,8 @@ def _predict(args) -> None:
     from plasmidlm.predict import predict_fasta
 
     out_windows, out_sequences = prediction_paths(args.out)
-    summary = predict_fasta(args.model, args.fasta, out_windows, out_sequences, stride=args.stride,
-                            batch_size=args.batch_size, both_strands=args.both_strands,
+    summary = predict_fasta(args.model, args.fasta, out_windows=out_windows, out_sequences=out_sequences,
+                            stride=args.stride, batch_size=args.batch_size, both_strands=args.both_strands,
                             window_length=args.window_length, trust_remote_code=args.trust_remote_code,
                             temperature=args.temperature, min_confidence=args.min_confidence)
     print(f"{summary['sequences']} sequence(s) classified from {summary['windows']} window(s); "
@@ -28,7 +28,7 @@ def _predict(args) -> None:
 def _embed(args) -> None:
     from plasmidlm.predict import embed_fasta
 
-    summary = embed_fasta(args.model, args.fasta, args.out, stride=args.stride, batch_size=args.batch_size,
+    summary = embed_fasta(args.model, args.fasta, out_prefix=args.out, stride=args.stride, batch_size=args.batch_size,
                           window_length=args.window_length, trust_remote_code=args.trust_remote_code)
     print(f"{summary['windows']} window and {summary['sequences']} sequence embedding(s) of dimension "
           f"{summary['dimensions']}; wrote {args.out}.windows.npy/.tsv and {args.out}.sequences.npy/.tsv")

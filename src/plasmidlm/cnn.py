@@ -48,7 +48,7 @@ def predict_proba(model: OneHotCNN, sequences, batch_size: int = 512) -> np.ndar
     return torch.softmax(torch.cat(logits), dim=-1).numpy()
 
 
-def fit(train_sequences, train_labels: np.ndarray, val_sequences, val_labels: np.ndarray, n_classes: int,
+def fit(train_sequences, train_labels: np.ndarray, *, val_sequences, val_labels: np.ndarray, n_classes: int,
         epochs: int, seed: int, channels: int = 64, kernel: int = 9, batch_size: int = 64,
         learning_rate: float = 1e-3) -> tuple[OneHotCNN, dict]:
     """Train with AdamW on class indices; keep the epoch with the best validation accuracy (earliest on ties).

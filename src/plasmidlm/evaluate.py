@@ -64,16 +64,16 @@ def _prefetched(items: list, prepare):
             yield pending.result()
 
 
-def _host_batch(tokenizer, table: dict | None, sequences: list[str], kmer: int | None, stride: int) -> dict:
+def _host_batch(tokenizer, table: dict | None, sequences: list[str], *, kmer: int | None, stride: int) -> dict:
     """input_ids and attention_mask of a batch: numpy k-mer ids when the tokenizer allows and the windows have one
     length, the tokenizer otherwise."""
     if table is not None and len({len(sequence) for sequence in sequences}) == 1:
         ids = torch.from_numpy(kmer_ids(table, sequences, kmer, stride).astype(np.int64))
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    return encode(tokenizer, sequences, kmer, stride)
+    return encode(tokenizer, sequences, kmer=kmer, stride=stride)
 
 
-def _batched(model, tokenizer, metadata: dict, sequences, batch_size: int | None, compute, width: int,
+def _batched(model, tokenizer, metadata: dict, sequences, *, batch_size: int | None, compute, width: int,
              precision: str = "auto") -> np.ndarray:
     """Stack `compute(model_inputs, attention_mask)` of `sequences`, batch by batch.
 
@@ -94,7 +94,7 @@ def _batched(model, tokenizer, metadata: dict, sequences, batch_size: int | None
     pinned = device.type == "cuda"
 
     def prepare(begin: int) -> dict:
-        batch = _host_batch(tokenizer, table, sequences[begin : begin + batch_size], kmer, stride)
+        batch = _host_batch(tokenizer, table, sequences[begin : begin + batch_size], kmer=kmer, stride=stride)
         check_token_counts(batch["attention_mask"], limit, source, begin)
         return {name: tensor.pin_memory() if pinned else tensor for name, tensor in batch.items()}
 
@@ -125,12 +125,12 @@ def _batched(model, tokenizer, metadata: dict, sequences, batch_size: int | None
     return out.numpy()
 
 
-def predict_proba(model, tokenizer, metadata: dict, sequences, batch_size: int | None = None,
+def predict_proba(model, tokenizer, metadata: dict, sequences, *, batch_size: int | None = None,
                   precision: str = "auto") -> np.ndarray:
     """Class probabilities for each DNA window in `sequences` (same order)."""
-    return _batched(model, tokenizer, metadata, sequences, batch_size,
-                    lambda inputs, mask: torch.softmax(model(**inputs).logits.float(), dim=-1),
-                    model.config.num_labels, precision)
+    return _batched(model, tokenizer, metadata, sequences, batch_size=batch_size,
+                    compute=lambda inputs, mask: torch.softmax(model(**inputs).logits.float(), dim=-1),
+                    width=model.config.num_labels, precision=precision)
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -139,30 +139,30 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1)
 
 
-def embed_windows(model, tokenizer, metadata: dict, sequences, batch_size: int | None = None,
+def embed_windows(model, tokenizer, metadata: dict, sequences, *, batch_size: int | None = None,
                   precision: str = "auto") -> np.ndarray:
     """Mean of the last hidden state over each window's non-padding tokens (not the [CLS] token)."""
-    return _batched(model, tokenizer, metadata, sequences, batch_size,
-                    lambda inputs, mask: mean_pool(last_hidden_state(model, inputs).float(), mask),
-                    model.config.hidden_size, precision)
+    return _batched(model, tokenizer, metadata, sequences, batch_size=batch_size,
+                    compute=lambda inputs, mask: mean_pool(last_hidden_state(model, inputs).float(), mask),
+                    width=model.config.hidden_size, precision=precision)
 
 
 def classes_of(model) -> list[str]:
     return [model.config.id2label[i] for i in range(model.config.num_labels)]
 
 
-def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, batch_size: int | None = None,
+def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, *, batch_size: int | None = None,
                           both_strands: bool = False) -> np.ndarray:
     """Class probabilities, optionally averaged over each window and its reverse complement."""
     sequences = list(sequences)
-    proba = predict_proba(model, tokenizer, metadata, sequences, batch_size)
+    proba = predict_proba(model, tokenizer, metadata, sequences, batch_size=batch_size)
     if both_strands:
-        reverse = predict_proba(model, tokenizer, metadata, map(reverse_complement, sequences), batch_size)
+        reverse = predict_proba(model, tokenizer, metadata, map(reverse_complement, sequences), batch_size=batch_size)
         proba = (proba + reverse) / 2
     return proba
 
 
-def evaluate_checkpoint(checkpoint_dir, windows: pd.DataFrame, val_windows: pd.DataFrame | None = None,
+def evaluate_checkpoint(checkpoint_dir, *, windows: pd.DataFrame, val_windows: pd.DataFrame | None = None,
                         batch_size: int | None = None, both_strands: bool = False, n_bootstrap: int = 0, seed: int = 0,
                         trust_remote_code: bool = False):
     """Predictions on the test `windows` and metrics (with bootstrap intervals) of one checkpoint.
@@ -176,7 +176,8 @@ def evaluate_checkpoint(checkpoint_dir, windows: pd.DataFrame, val_windows: pd.D
                                                  "set model.trust_remote_code: true")
     classes = classes_of(model)
     began = time.perf_counter()
-    proba = strand_averaged_proba(model, tokenizer, metadata, windows["sequence"], batch_size, both_strands)
+    proba = strand_averaged_proba(model, tokenizer, metadata, windows["sequence"], batch_size=batch_size,
+                                  both_strands=both_strands)
     seconds = time.perf_counter() - began
     predictions = predictions_table(windows, proba, classes)
     metrics = evaluate_predictions(predictions, classes, n_bootstrap, seed)
@@ -184,8 +185,8 @@ def evaluate_checkpoint(checkpoint_dir, windows: pd.DataFrame, val_windows: pd.D
                             "windows_per_second": len(windows) / max(seconds, 1e-9), "both_strands": both_strands,
                             "device": str(next(model.parameters()).device)}
     if val_windows is not None:
-        val_proba = strand_averaged_proba(model, tokenizer, metadata, val_windows["sequence"], batch_size,
-                                          both_strands)
+        val_proba = strand_averaged_proba(model, tokenizer, metadata, val_windows["sequence"], batch_size=batch_size,
+                                          both_strands=both_strands)
         validation = evaluate_predictions(predictions_table(val_windows, val_proba, classes), classes)
         metrics["validation"] = {level: {key: validation[level][key] for key in ["n", *HEADLINE]}
                                  for level in ("window", "plasmid")}

@@ -128,7 +128,7 @@ def sequence_means(plasmid_ids, proba: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def calibration_report(val: pd.DataFrame, val_proba: np.ndarray, test: pd.DataFrame, test_proba: np.ndarray,
-                       classes: list[str], n_bins: int = 10) -> dict:
+                       *, classes: list[str], n_bins: int = 10) -> dict:
     """Temperature fitted on validation windows; test ECE and reliability bins before and after it.
 
     Sequence level: a plasmid's probabilities are the mean of its (scaled) test windows', as in the report
@@ -212,7 +212,7 @@ def contig_proba(tile_table: pd.DataFrame, tile_proba: np.ndarray, contig_table:
     return out
 
 
-def contig_curve(contig_table: pd.DataFrame, proba: np.ndarray, labels: dict[str, str], classes: list[str],
+def contig_curve(contig_table: pd.DataFrame, proba: np.ndarray, labels: dict[str, str], *, classes: list[str],
                  n_bootstrap: int, seed: int) -> pd.DataFrame:
     """Accuracy and balanced accuracy per contig length, with 95% bootstrap intervals over plasmids."""
     from plasmidlm.metrics import bootstrap_intervals, class_indices
@@ -228,8 +228,8 @@ def contig_curve(contig_table: pd.DataFrame, proba: np.ndarray, labels: dict[str
                                                    for c in np.unique(y_true)]))}
         if n_bootstrap:
             groups = [np.asarray(rows) for rows in table.reset_index(drop=True).groupby("plasmid_id").indices.values()]
-            intervals = bootstrap_intervals(groups, y_true, proba[index], len(classes), n_bootstrap,
-                                            rng_for(seed, "contigs", str(contig_length)))
+            intervals = bootstrap_intervals(groups, y_true, proba[index], n_classes=len(classes),
+                                            n_resamples=n_bootstrap, rng=rng_for(seed, "contigs", str(contig_length)))
             for name in ("accuracy", "balanced_accuracy"):
                 row[f"{name}_ci_low"], row[f"{name}_ci_high"] = intervals[name]
         rows.append(row)

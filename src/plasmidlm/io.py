@@ -220,6 +220,7 @@ def sha256sum(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
 def validate_inputs(
     fasta: str | Path,
     labels: str | Path,
+    *,
     id_column: str,
     label_column: str,
     min_length: int,
@@ -233,7 +234,7 @@ def validate_inputs(
     """
     label_table = read_labels(labels, id_column, label_column)
     rows, seen, short = _usable_records(fasta, labels, dict(zip(label_table["id"], label_table["label"])),
-                                        min_length, short_sequences)
+                                        min_length=min_length, short_sequences=short_sequences)
     unmatched = [record_id for record_id in label_table["id"] if record_id not in seen]
     if unmatched and labels_without_sequence == "error":
         raise PlasmidlmError(
@@ -254,7 +255,7 @@ def validate_inputs(
     return table, summary
 
 
-def _usable_records(fasta: str | Path, labels: str | Path, label_of: dict[str, str], min_length: int,
+def _usable_records(fasta: str | Path, labels: str | Path, label_of: dict[str, str], *, min_length: int,
                     short_sequences: str) -> tuple[list[tuple[str, str, int]], set[str], list[str]]:
     """Read `fasta` against the labels: the (id, label, length) of each usable record, the IDs seen, and the label
     of each sequence skipped as shorter than `min_length`."""

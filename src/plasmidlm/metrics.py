@@ -85,7 +85,7 @@ def confusion_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
             "mcc": float(mcc)}
 
 
-def bootstrap_intervals(groups: list[np.ndarray], y_true: np.ndarray, proba: np.ndarray, n_classes: int,
+def bootstrap_intervals(groups: list[np.ndarray], y_true: np.ndarray, proba: np.ndarray, *, n_classes: int,
                         n_resamples: int, rng: np.random.Generator, confidence: float = CONFIDENCE) -> dict:
     """Percentile bootstrap intervals of the headline metrics, resampling whole groups (plasmids).
 
@@ -162,5 +162,5 @@ def evaluate_predictions(predictions: pd.DataFrame, classes: list[str], n_bootst
         if n_bootstrap:
             groups = [np.asarray(rows) for rows in table.groupby("plasmid_id", sort=True).indices.values()]
             result[level]["ci95"] = bootstrap_intervals(groups, class_indices(table["label"], classes), proba,
-                                                        len(classes), n_bootstrap, rng)
+                                                        n_classes=len(classes), n_resamples=n_bootstrap, rng=rng)
     return result

@@ -61,7 +61,7 @@ def builtin_config(preset: str, kmer: int, stride: int, window_length: int, **se
     return config, tokenizer
 
 
-def build_builtin(preset: str, kmer: int, stride: int, window_length: int, classes: list[str], seed: int):
+def build_builtin(preset: str, *, kmer: int, stride: int, window_length: int, classes: list[str], seed: int):
     """A freshly initialised BERT of the given size preset with a k-mer tokenizer."""
     if preset not in PRESETS:
         raise PlasmidlmError(f"config model.preset: unknown preset {preset!r} ({', '.join(PRESETS)})")
@@ -216,7 +216,7 @@ def check_window_tokens(lengths: np.ndarray, window_length: int, limit: int | No
         f"model's limit of {limit} ({source}); use windows of about {fitting} nt or less")
 
 
-def build_or_load(model_config: dict, window_length: int, classes: list[str], seed: int,
+def build_or_load(model_config: dict, window_length: int, classes: list[str], *, seed: int,
                   sample_windows: list[str] | None = None):
     """Model and tokenizer ready for fine-tuning, with the window metadata stored in the config.
 
@@ -228,7 +228,8 @@ def build_or_load(model_config: dict, window_length: int, classes: list[str], se
     trust_remote_code = model_config.get("trust_remote_code", False)
     if model_config["name_or_path"] == BUILTIN:
         kmer, stride = input_format(model_config, {})
-        model, tokenizer = build_builtin(model_config["preset"], kmer, stride, window_length, classes, seed)
+        model, tokenizer = build_builtin(model_config["preset"], kmer=kmer, stride=stride, window_length=window_length,
+                                         classes=classes, seed=seed)
     else:
         torch.manual_seed(seed)  # the new classification head is initialised at random
         model, tokenizer = load_pretrained(model_config["name_or_path"], classes, trust_remote_code)

@@ -48,7 +48,7 @@ def batches(records: Iterable[tuple[str, str]], max_bases: int) -> Iterator[list
         yield batch
 
 
-def sketch_records(records: Iterable[tuple[str, str]], ksize: int, scaled: int, threads: int = 1,
+def sketch_records(records: Iterable[tuple[str, str]], *, ksize: int, scaled: int, threads: int = 1,
                    batch_bases: int = 50_000_000) -> tuple[list[str], list[np.ndarray]]:
     """Sketches of streamed records, `threads` at a time (sourmash releases the GIL while it hashes).
 
@@ -62,7 +62,7 @@ def sketch_records(records: Iterable[tuple[str, str]], ksize: int, scaled: int, 
     return ids, sketches
 
 
-def write_sketches(path: str | Path, ids: list[str], sketches: list[np.ndarray], ksize: int, scaled: int) -> None:
+def write_sketches(path: str | Path, ids: list[str], sketches: list[np.ndarray], *, ksize: int, scaled: int) -> None:
     sizes = np.array([len(hashes) for hashes in sketches], dtype=np.int64)
     hashes = np.concatenate(sketches) if sketches else np.empty(0, dtype=np.uint64)
 
@@ -104,7 +104,7 @@ def sketch_matrix(sketches: list[np.ndarray]) -> sparse.csr_matrix:
                              shape=(len(sketches), len(shared)))
 
 
-def similar_pairs(ids: list[str], sketches: list[np.ndarray], threshold: float, measure: str = "containment",
+def similar_pairs(ids: list[str], sketches: list[np.ndarray], *, threshold: float, measure: str = "containment",
                   block_rows: int = 2048) -> pd.DataFrame:
     """Pairs of sequences whose sketches are similar at or above `threshold`.
 
@@ -134,7 +134,7 @@ def similar_pairs(ids: list[str], sketches: list[np.ndarray], threshold: float, 
                         columns=PAIR_COLUMNS)
 
 
-def group_ids(ids: list[str], pairs: pd.DataFrame, linkage: str = "components", lengths=None,
+def group_ids(ids: list[str], pairs: pd.DataFrame, *, linkage: str = "components", lengths=None,
               measure: str = "containment") -> pd.Series:
     """Each ID's near-duplicate group, named after its smallest member ID.
 
@@ -152,12 +152,12 @@ def group_ids(ids: list[str], pairs: pd.DataFrame, linkage: str = "components", 
         graph = sparse.coo_matrix((np.ones(len(rows)), (rows, columns)), shape=(len(ids), len(ids)))
         _, label = connected_components(graph, directed=False)
     else:
-        label = _centroid_clusters(ids, rows, columns, pairs[measure].to_numpy(dtype=float), lengths)
+        label = _centroid_clusters(ids, rows, columns, pairs[measure].to_numpy(dtype=float), lengths=lengths)
     members = pd.Series(ids, index=ids)
     return members.groupby(label).transform("min").rename("group")
 
 
-def _centroid_clusters(ids, rows, columns, similarity, lengths) -> np.ndarray:
+def _centroid_clusters(ids, rows, columns, similarity, *, lengths) -> np.ndarray:
     lengths = np.zeros(len(ids)) if lengths is None else np.asarray(lengths, dtype=float)
     order = sorted(range(len(ids)), key=lambda index: (-lengths[index], ids[index]))
     rank = np.empty(len(ids), dtype=int)
@@ -180,7 +180,7 @@ def _centroid_clusters(ids, rows, columns, similarity, lengths) -> np.ndarray:
     return representative
 
 
-def group_diameters(ids: list[str], sketches: list[np.ndarray], groups: pd.Series, names,
+def group_diameters(ids: list[str], sketches: list[np.ndarray], groups: pd.Series, *, names,
                     block_rows: int = 1024) -> pd.DataFrame:
     """For each group in `names`: the lowest containment and the lowest jaccard between two of its members.
 

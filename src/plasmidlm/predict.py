@@ -76,7 +76,7 @@ class _SequenceMeans:
             yield record_id, self.lengths.pop(record_id), self.counts.pop(record_id), self.sums.pop(record_id)
 
 
-def _scored_windows(fasta, length: int, stride: int, batch_size: int, score, short: list):
+def _scored_windows(fasta, *, length: int, stride: int, batch_size: int, score, short: list):
     """Yield (windows, values) per `batch_size` (sequence_id, sequence_length, start, window) tuples."""
     began, n_windows, last_log = time.perf_counter(), 0, 0.0
     batch = []
@@ -127,7 +127,7 @@ def _format(values) -> list[str]:
     return [f"{value:.6g}" for value in values]
 
 
-def predict_fasta(model_dir, fasta, out_windows, out_sequences, stride: int | None = None,
+def predict_fasta(model_dir, fasta, *, out_windows, out_sequences, stride: int | None = None,
                   batch_size: int | None = None, both_strands: bool = False, window_length: int | None = None,
                   trust_remote_code: bool = False, temperature: float = 1.0,
                   min_confidence: float | None = None) -> dict:
@@ -142,7 +142,8 @@ def predict_fasta(model_dir, fasta, out_windows, out_sequences, stride: int | No
     classes = classes_of(model)
 
     def score(windows):
-        proba = strand_averaged_proba(model, tokenizer, metadata, windows, batch_size, both_strands)
+        proba = strand_averaged_proba(model, tokenizer, metadata, windows, batch_size=batch_size,
+                                      both_strands=both_strands)
         return proba if temperature == 1.0 else scale_temperature(proba, temperature)
 
     short: list = []
@@ -158,8 +159,8 @@ def predict_fasta(model_dir, fasta, out_windows, out_sequences, stride: int | No
             def on_window(record_id, start, row):
                 window_writer.writerow([record_id, start, *_format(row)])
 
-            batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0), score,
-                                      short)
+            batches = _scored_windows(fasta, length=length, stride=stride or length,
+                                      batch_size=max(SCORE_WINDOWS, batch_size or 0), score=score, short=short)
             for record_id, record_length, count, mean in _mean_rows(batches, on_window):
                 [predicted] = abstain(mean[None, :], classes, min_confidence)
                 sequence_writer.writerow([record_id, record_length, count, predicted, *_format(mean)])
@@ -195,7 +196,7 @@ class _NpyRows:
         self.raw.unlink(missing_ok=True)
 
 
-def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_size: int | None = None,
+def embed_fasta(model_dir, fasta, *, out_prefix, stride: int | None = None, batch_size: int | None = None,
                 window_length: int | None = None, trust_remote_code: bool = False) -> dict:
     """Mean-pooled embeddings per window and per sequence.
 
@@ -219,10 +220,11 @@ def embed_fasta(model_dir, fasta, out_prefix, stride: int | None = None, batch_s
                     window_handle.write(f"{record_id}\t{start}\n")
                     window_array.append(row)
 
-                batches = _scored_windows(fasta, length, stride or length, max(SCORE_WINDOWS, batch_size or 0),
-                                          lambda windows: embed_windows(model, tokenizer, metadata, windows,
-                                                                        batch_size),
-                                          short)
+                batches = _scored_windows(fasta, length=length, stride=stride or length,
+                                          batch_size=max(SCORE_WINDOWS, batch_size or 0),
+                                          score=lambda windows: embed_windows(model, tokenizer, metadata, windows,
+                                                                              batch_size=batch_size),
+                                          short=short)
                 for record_id, record_length, count, mean in _mean_rows(batches, on_window):
                     sequence_handle.write(f"{record_id}\t{record_length}\t{count}\n")
                     sequence_array.append(mean)

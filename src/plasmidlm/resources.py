@@ -101,16 +101,17 @@ def training_plasmids(split_path: str) -> int:
         return sum(line.rstrip("\n").split("\t")[column] == "train" for line in handle)
 
 
-def _estimate(table: dict, default: tuple, job: str, sizes: dict[str, float], scale: float) -> float:
+def _estimate(table: dict, default: tuple, job: str, *, sizes: dict[str, float], scale: float) -> float:
     fixed, per_input = table.get(job, default)
     return fixed + sum(factor * sizes.get(name, 0.0) * scale for name, factor in per_input.items())
 
 
 def mem_mb(job: str, sizes: dict[str, float], attempt: int = 1) -> int:
     """Memory to ask for: the job's estimate from its input sizes (MB, `input_mb`), times `attempt`."""
-    return int(math.ceil(_estimate(MEMORY, DEFAULT_MEMORY, job, sizes, 1.0) * attempt / ROUND_MB) * ROUND_MB)
+    memory = _estimate(MEMORY, DEFAULT_MEMORY, job, sizes=sizes, scale=1.0)
+    return int(math.ceil(memory * attempt / ROUND_MB) * ROUND_MB)
 
 
 def runtime(job: str, sizes: dict[str, float], attempt: int = 1) -> int:
     """Minutes to ask for: the job's estimate from its input sizes (MB, `input_mb`), times `attempt`."""
-    return int(math.ceil(_estimate(RUNTIME, DEFAULT_RUNTIME, job, sizes, 1e-3) * attempt))
+    return int(math.ceil(_estimate(RUNTIME, DEFAULT_RUNTIME, job, sizes=sizes, scale=1e-3) * attempt))

@@ -34,7 +34,7 @@ def split_intervals(val_fraction: float, test_fraction: float) -> dict[str, tupl
 
 
 def split_by_plasmid(
-    table: pd.DataFrame, val_fraction: float, test_fraction: float, seed: int, assignment: str = "stratified",
+    table: pd.DataFrame, *, val_fraction: float, test_fraction: float, seed: int, assignment: str = "stratified",
     train_only=(),
 ) -> pd.DataFrame:
     """Assign each plasmid (row of `id`, `label`, optionally `group`) to train, val or test; groups stay whole.
@@ -68,7 +68,7 @@ def split_by_plasmid(
         chosen = preferred
     else:
         fractions = {name: high - low for name, (low, high) in intervals.items()}
-        chosen = _stratified(table, preferred, group_hash, fractions, set(preferred.index[pinned]))
+        chosen = _stratified(table, preferred, group_hash, fractions, pinned=set(preferred.index[pinned]))
     table["split"] = table["group"].map(chosen)
     _rescue_empty_splits(table, group_hash, intervals, set(preferred.index[pinned]))
     split = table.sort_values(["split", "label", "id"], key=_split_order, ignore_index=True)
@@ -77,7 +77,7 @@ def split_by_plasmid(
 
 
 def _stratified(table: pd.DataFrame, preferred: pd.Series, group_hash: pd.Series, fractions: dict,
-                pinned: set) -> pd.Series:
+                *, pinned: set) -> pd.Series:
     counts = pd.crosstab(table["group"], table["label"])
     totals = counts.sum().to_numpy(dtype=float)
     targets = np.outer(totals, [fractions[name] for name in SPLITS])  # classes × splits

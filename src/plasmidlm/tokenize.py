@@ -93,7 +93,7 @@ def flat_token_ids(tokenizer, sequences, kmer: int | None, stride: int = 1) -> t
     return (np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int32)), offsets
 
 
-def encode(tokenizer, sequences, kmer: int | None, stride: int = 1, input_names=("input_ids", "attention_mask")
+def encode(tokenizer, sequences, *, kmer: int | None, stride: int = 1, input_names=("input_ids", "attention_mask")
            ) -> dict:
     """Tokenize DNA windows into `input_names` tensors (of `input_ids`, `attention_mask`), padded to the longest."""
     texts = [model_text(sequence, kmer, stride) for sequence in sequences]

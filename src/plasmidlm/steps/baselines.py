@@ -38,7 +38,7 @@ def _baseline_training_windows(fasta, plasmids: pd.DataFrame, policy: WindowPoli
     return train
 
 
-def fitted_kmer_baseline(fasta, split_path, kmer_config: dict, windows_config: dict, seed: int):
+def fitted_kmer_baseline(fasta, split_path, *, kmer_config: dict, windows_config: dict, seed: int):
     """The k-mer baseline's logistic regression on k-mer frequencies of random windows of the training plasmids
     (cut as `windows_config` says: length, circular, ambiguous, max_n_fraction), and its training windows."""
     from plasmidlm import baselines
@@ -56,12 +56,13 @@ def kmer_baseline(*, fasta, split_path, test_windows, kmer_config: dict, windows
     from plasmidlm import baselines
 
     classes = classes_of_split(io.read_table(split_path))
-    model, train = fitted_kmer_baseline(fasta, split_path, kmer_config, windows_config, seed)
+    model, train = fitted_kmer_baseline(fasta, split_path, kmer_config=kmer_config, windows_config=windows_config,
+                                        seed=seed)
     test = io.read_table(test_windows)
     proba = baselines.logistic_proba(model, baselines.kmer_frequencies(test["sequence"].tolist(), kmer_config["k"]),
                                      classes)
-    metrics = write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics, out_predictions,
-                              training_windows=len(train))
+    metrics = write_baseline(test, proba, classes=classes, n_bootstrap=n_bootstrap, seed=seed, out_metrics=out_metrics,
+                             out_predictions=out_predictions, training_windows=len(train))
     logger.info(f"{kmer_config['k']}-mer logistic regression on {len(train)} windows: window accuracy "
                 f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
 
@@ -94,8 +95,8 @@ def embeddings_baseline(*, fasta, split_path, test_windows, model: str, from_exp
     logistic = baselines.fit_logistic(pooled, train["label"], embeddings_config["C"], seed)
     cnn = baselines.fit_token_cnn(
         lambda rows: baselines.encoder_states(encoder, tokenizer, metadata, sequences[rows]),
-        train["label"].map(classes.index).to_numpy(), len(classes), encoder.config.hidden_size,
-        embeddings_config["cnn_epochs"], seed, embeddings_config["cnn_channels"],
+        train["label"].map(classes.index).to_numpy(), n_classes=len(classes), hidden=encoder.config.hidden_size,
+        epochs=embeddings_config["cnn_epochs"], seed=seed, channels=embeddings_config["cnn_channels"],
         device=next(encoder.parameters()).device)
     test = io.read_table(test_windows)
     logistic_proba, cnn_proba = [], []
@@ -109,21 +110,22 @@ def embeddings_baseline(*, fasta, split_path, test_windows, model: str, from_exp
          out_logistic_predictions),
         ("per-token embeddings + 1D CNN", cnn_proba, out_cnn_metrics, out_cnn_predictions),
     ]:
-        metrics = write_baseline(test, np.concatenate(proba), classes, n_bootstrap, seed, out_metrics,
-                                  out_predictions, training_windows=len(train))
+        metrics = write_baseline(test, np.concatenate(proba), classes=classes, n_bootstrap=n_bootstrap, seed=seed,
+                                 out_metrics=out_metrics, out_predictions=out_predictions, training_windows=len(train))
         logger.info(f"{name} on {len(train)} windows: window accuracy {metrics['window']['accuracy']:.4f}, plasmid "
                     f"accuracy {metrics['plasmid']['accuracy']:.4f}")
 
 
-def majority_baseline(split_path, test_windows, n_bootstrap: int, seed: int, out_metrics, out_predictions):
+def majority_baseline(split_path, test_windows, *, n_bootstrap: int, seed: int, out_metrics, out_predictions):
     from plasmidlm import baselines
 
     split_table = io.read_table(split_path)
     classes = classes_of_split(split_table)
     test = io.read_table(test_windows)
     train_labels = split_table.loc[split_table["split"] == "train", "label"]
-    metrics = write_baseline(test, baselines.majority_proba(train_labels, len(test), classes), classes,
-                              n_bootstrap, seed, out_metrics, out_predictions)
+    metrics = write_baseline(test, baselines.majority_proba(train_labels, len(test), classes), classes=classes,
+                             n_bootstrap=n_bootstrap, seed=seed, out_metrics=out_metrics,
+                             out_predictions=out_predictions)
     logger.info(f"majority class: window accuracy {metrics['window']['accuracy']:.4f}")
 
 
@@ -155,12 +157,13 @@ def composition_baselines(*, fasta, split_path, test_windows, composition_config
         model = baselines.fit_logistic(_composition_features(name, train["sequence"].tolist()), train["label"],
                                        composition_config["C"], seed)
         proba = baselines.logistic_proba(model, _composition_features(name, test["sequence"].tolist()), classes)
-        metrics = write_baseline(test, proba, classes, n_bootstrap, seed, out_metrics[name], out_predictions[name])
+        metrics = write_baseline(test, proba, classes=classes, n_bootstrap=n_bootstrap, seed=seed,
+                                 out_metrics=out_metrics[name], out_predictions=out_predictions[name])
         logger.info(f"{description} + logistic regression on {len(train)} windows: window accuracy "
                     f"{metrics['window']['accuracy']:.4f}, plasmid accuracy {metrics['plasmid']['accuracy']:.4f}")
 
 
-def cnn_baseline(train_windows, val_windows, split_path, test_windows, cnn_config: dict, n_bootstrap: int, seed: int,
+def cnn_baseline(train_windows, *, val_windows, split_path, test_windows, cnn_config: dict, n_bootstrap: int, seed: int,
                  out_metrics, out_predictions):
     """A one-hot 1D CNN trained from scratch on an experiment's training windows (its first epoch's, when they are
     drawn afresh each epoch); the epoch is chosen on the validation windows. Records its training and scoring cost.
@@ -173,10 +176,11 @@ def cnn_baseline(train_windows, val_windows, split_path, test_windows, cnn_confi
     if "epoch" in train:
         train = train[train["epoch"] == 0]
     val = io.read_table(val_windows)
-    model, training = cnn.fit(train["sequence"], train["label"].map(classes.index).to_numpy(), val["sequence"],
-                              val["label"].map(classes.index).to_numpy(), len(classes), cnn_config["epochs"], seed,
-                              cnn_config["channels"], cnn_config["kernel"], cnn_config["batch_size"],
-                              cnn_config["learning_rate"])
+    model, training = cnn.fit(train["sequence"], train["label"].map(classes.index).to_numpy(),
+                              val_sequences=val["sequence"], val_labels=val["label"].map(classes.index).to_numpy(),
+                              n_classes=len(classes), epochs=cnn_config["epochs"], seed=seed,
+                              channels=cnn_config["channels"], kernel=cnn_config["kernel"],
+                              batch_size=cnn_config["batch_size"], learning_rate=cnn_config["learning_rate"])
     test = io.read_table(test_windows)
     began = time.perf_counter()
     proba = cnn.predict_proba(model, test["sequence"])

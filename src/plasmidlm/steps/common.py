@@ -53,7 +53,7 @@ def check_drawn(windows: pd.DataFrame, plasmids: pd.DataFrame, what: str, policy
             f"bases (N etc.); allow more with windows.max_n_fraction or windows.ambiguous: keep / replace_n")
 
 
-def write_baseline(test: pd.DataFrame, proba: np.ndarray, classes: list[str], n_bootstrap: int, seed: int,
+def write_baseline(test: pd.DataFrame, proba: np.ndarray, *, classes: list[str], n_bootstrap: int, seed: int,
                     out_metrics, out_predictions, training_windows: int | None = None):
     from plasmidlm.metrics import evaluate_predictions, predictions_table
 

@@ -36,10 +36,11 @@ logger = logging.getLogger(__name__)
 LARGEST_GROUPS = 10  # groups listed, with their diameter, in near_duplicate_groups.json and split.json
 
 
-def validate(fasta, labels, data_config: dict, window_length: int, out_table, out_summary):
+def validate(fasta, labels, *, data_config: dict, window_length: int, out_table, out_summary):
     table, summary = io.validate_inputs(
-        fasta, labels, data_config["id_column"], data_config["label_column"], window_length,
-        data_config["short_sequences"], data_config["labels_without_sequence"],
+        fasta, labels, id_column=data_config["id_column"], label_column=data_config["label_column"],
+        min_length=window_length, short_sequences=data_config["short_sequences"],
+        labels_without_sequence=data_config["labels_without_sequence"],
     )
     if summary["skipped_short"]:
         logger.info(f"skipped {summary['skipped_short']} sequence(s) shorter than {window_length} nt")
@@ -50,7 +51,7 @@ def validate(fasta, labels, data_config: dict, window_length: int, out_table, ou
     io.write_json(summary, out_summary)
 
 
-def select(validated, classes_config: dict, out_selected, out_classes, validation=None):
+def select(validated, *, classes_config: dict, out_selected, out_classes, validation=None):
     """Select the classes; `validation` (validate.json) lets an error name the sequences skipped as too short."""
     try:
         selected, counts = select_classes(io.read_table(validated), **classes_config)
@@ -66,32 +67,34 @@ def select(validated, classes_config: dict, out_selected, out_classes, validatio
     io.write_table(selected, out_selected)
 
 
-def sketch(fasta, validated, ksize: int, scaled: int, out, threads: int = 1):
+def sketch(fasta, validated, *, ksize: int, scaled: int, out, threads: int = 1):
     """FracMinHash sketches of every usable sequence, for finding near-duplicates."""
     usable = set(io.read_table(validated)["id"])
-    ids, sketches = neardup.sketch_records(io.iter_fasta(fasta, usable), ksize, scaled, threads)
+    ids, sketches = neardup.sketch_records(io.iter_fasta(fasta, usable), ksize=ksize, scaled=scaled, threads=threads)
     logger.info(f"sketched {len(ids)} sequences (k={ksize}, scaled={scaled}): {sum(map(len, sketches)):,} hashes")
-    neardup.write_sketches(out, ids, sketches, ksize, scaled)
+    neardup.write_sketches(out, ids, sketches, ksize=ksize, scaled=scaled)
 
 
-def near_duplicates(sketches, selected, measure: str, threshold: float, out):
+def near_duplicates(sketches, *, selected, measure: str, threshold: float, out):
     """Pairs of selected plasmids whose sketches are similar at or above the threshold."""
     chosen = set(io.read_table(selected)["id"])
     ids, hashes = neardup.read_sketches(sketches)
     keep = [index for index, record_id in enumerate(ids) if record_id in chosen]
-    pairs = neardup.similar_pairs([ids[i] for i in keep], [hashes[i] for i in keep], threshold, measure)
+    pairs = neardup.similar_pairs([ids[i] for i in keep], [hashes[i] for i in keep], threshold=threshold,
+                                  measure=measure)
     logger.info(f"{len(pairs)} pair(s) of the {len(keep)} selected plasmids with {measure} >= {threshold}")
     io.write_table(pairs, out)
 
 
-def near_duplicate_groups(sketches, selected, pairs, linkage: str, measure: str, out_groups, out_json):
+def near_duplicate_groups(sketches, *, selected, pairs, linkage: str, measure: str, out_groups, out_json):
     """Group the selected plasmids by their near-duplicate pairs; describe the largest groups and their diameter."""
     table = io.read_table(selected)
-    table["group"] = neardup.group_ids(table["id"].tolist(), io.read_table(pairs), linkage,
-                                       table["length"].tolist(), measure).to_numpy()
+    table["group"] = neardup.group_ids(table["id"].tolist(), io.read_table(pairs), linkage=linkage,
+                                       lengths=table["length"].tolist(), measure=measure).to_numpy()
     largest = largest_groups(table, LARGEST_GROUPS)
     ids, hashes = neardup.read_sketches(sketches)
-    diameters = neardup.group_diameters(ids, hashes, table.set_index("id")["group"], [row["group"] for row in largest])
+    diameters = neardup.group_diameters(ids, hashes, table.set_index("id")["group"],
+                                        names=[row["group"] for row in largest])
     for row, diameter in zip(largest, diameters.itertuples()):
         row.update(min_containment=round(diameter.min_containment, 4), min_jaccard=round(diameter.min_jaccard, 4))
     sizes = table["group"].value_counts()
@@ -108,7 +111,7 @@ def near_duplicate_groups(sketches, selected, pairs, linkage: str, measure: str,
     io.write_table(table[["id", "group"]], out_groups)
 
 
-def split(selected, groups, group_summary, pairs, split_config: dict, seed: int, out_split, out_summary, out_json):
+def split(selected, *, groups, group_summary, pairs, split_config: dict, seed: int, out_split, out_summary, out_json):
     """Split by plasmid; with `groups` (a table of id → group, or None), near-duplicate groups stay together.
 
     `group_summary` (near_duplicate_groups.json) gives the diameters of the largest groups, and `pairs` the
@@ -131,8 +134,8 @@ def split(selected, groups, group_summary, pairs, split_config: dict, seed: int,
                        "drop": " (split.cross_class_groups: drop, so they are left out)"}[handling])
     if handling == "drop":
         table = table[~table["group"].isin(spanning)]
-    table = split_by_plasmid(table, val_fraction, test_fraction, seed, split_config["assignment"],
-                             train_only=spanning if handling == "train" else ())
+    table = split_by_plasmid(table, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                             assignment=split_config["assignment"], train_only=spanning if handling == "train" else ())
     strata = stratification(table, val_fraction, test_fraction)
     if strata["max_deviation"] > split_config["max_deviation"]:
         if not split_config["accept_deviation"]:
@@ -176,7 +179,7 @@ def split(selected, groups, group_summary, pairs, split_config: dict, seed: int,
     io.write_table(table[["id", "label", "split", "length", "group"]], out_split)
 
 
-def held_out_windows(fasta, split_path, split_name: str, windows_config: dict, count: int, seed: int, out):
+def held_out_windows(fasta, split_path, *, split_name: str, windows_config: dict, count: int, seed: int, out):
     """The fixed validation or test windows: drawn once, balanced across classes and plasmids."""
     plasmids = split_plasmids(split_path, split_name)
     n_classes = plasmids["label"].nunique()
@@ -191,7 +194,7 @@ def held_out_windows(fasta, split_path, split_name: str, windows_config: dict, c
     io.write_table(windows, out)
 
 
-def training_windows(fasta, split_path, windows_config: dict, length: int, seed: int, experiment: str, out,
+def training_windows(fasta, split_path, *, windows_config: dict, length: int, seed: int, experiment: str, out,
                      epoch_schedule: dict | None = None):
     """An experiment's training windows, drawn from training plasmids only.
 
@@ -232,7 +235,7 @@ def training_windows(fasta, split_path, windows_config: dict, length: int, seed:
     logger.info(f"{sum(drawn)} training windows from {len(plasmids)} plasmids")
 
 
-def kmer_coverage(fasta, split_path, test_windows, kmer: int, out):
+def kmer_coverage(fasta, split_path, *, test_windows, kmer: int, out):
     """For each test window, whether every one of its k-mers occurs in a training plasmid (streamed, once per run:
     it depends only on the split and the test windows)."""
     split_table = io.read_table(split_path)
@@ -245,7 +248,7 @@ def kmer_coverage(fasta, split_path, test_windows, kmer: int, out):
     io.write_table(pd.DataFrame({"window_id": test["window_id"], "covered": covered}), out)
 
 
-def leakage(split_path, train_windows, val_windows, test_windows, coverage, kmer: int, out):
+def leakage(split_path, *, train_windows, val_windows, test_windows, coverage, kmer: int, out):
     """Fail if a test plasmid is among the training or validation plasmids; measure what ID checks miss.
 
     Counts test windows found verbatim (either strand) among the training windows (read in pieces, compared by

@@ -8,13 +8,14 @@ from plasmidlm import io
 logger = logging.getLogger(__name__)
 
 
-def evaluate(checkpoint_dir, test_windows, val_windows, evaluate_config: dict, seed: int, trust_remote_code: bool,
+def evaluate(checkpoint_dir, *, test_windows, val_windows, evaluate_config: dict, seed: int, trust_remote_code: bool,
              out_metrics, out_predictions):
     from plasmidlm.evaluate import evaluate_checkpoint
 
     predictions, metrics = evaluate_checkpoint(
-        checkpoint_dir, io.read_table(test_windows), io.read_table(val_windows), evaluate_config["batch_size"],
-        evaluate_config["both_strands"], evaluate_config["bootstrap"], seed, trust_remote_code,
+        checkpoint_dir, windows=io.read_table(test_windows), val_windows=io.read_table(val_windows),
+        batch_size=evaluate_config["batch_size"], both_strands=evaluate_config["both_strands"],
+        n_bootstrap=evaluate_config["bootstrap"], seed=seed, trust_remote_code=trust_remote_code,
     )
     inference = metrics["inference"]
     logger.info(f"test window accuracy {metrics['window']['accuracy']:.4f}, plasmid accuracy "

@@ -27,7 +27,7 @@ def shuffled_test_windows(test_windows, seed: int, out):
     logger.info(f"{len(test)} test windows shuffled, dinucleotide counts preserved")
 
 
-def contig_tiles(fasta, split_path, length: int, contig_lengths: list[int], seed: int, out_tiles, out_contigs):
+def contig_tiles(fasta, split_path, *, length: int, contig_lengths: list[int], seed: int, out_tiles, out_contigs):
     """Non-overlapping windows (tiles) of every test plasmid, and sub-sequences of each length made of them."""
     from plasmidlm import evidence
 
@@ -48,17 +48,17 @@ def _headline_levels(metrics: dict) -> dict:
             for level in ("window", "plasmid")}
 
 
-def _contig_curve(tiles_path, contigs_path, tile_proba: np.ndarray, length: int, classes: list[str],
+def _contig_curve(tiles_path, contigs_path, tile_proba: np.ndarray, *, length: int, classes: list[str],
                   n_bootstrap: int, seed: int) -> pd.DataFrame:
     from plasmidlm import evidence
 
     tile_table, contig_table = io.read_table(tiles_path), io.read_table(contigs_path)
     proba = evidence.contig_proba(tile_table, tile_proba, contig_table, length)
     labels = dict(zip(tile_table["plasmid_id"], tile_table["label"]))
-    return evidence.contig_curve(contig_table, proba, labels, classes, n_bootstrap, seed)
+    return evidence.contig_curve(contig_table, proba, labels, classes=classes, n_bootstrap=n_bootstrap, seed=seed)
 
 
-def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_windows, tiles_path, contigs_path,
+def model_evidence(model_dir, *, eval_dir, test_windows, val_windows, shuffled_windows, tiles_path, contigs_path,
                    length: int, evaluate_config: dict, evidence_config: dict, seed: int, trust_remote_code: bool,
                    out_json, out_contig_lengths, out_shuffled_predictions):
     """Controls and calibration of an experiment's best checkpoint (chosen on validation).
@@ -80,7 +80,7 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
     classes = classes_of(model)
 
     def score(sequences):
-        return predict_proba(model, tokenizer, metadata, sequences, evaluate_config["batch_size"])
+        return predict_proba(model, tokenizer, metadata, sequences, batch_size=evaluate_config["batch_size"])
 
     began = time.perf_counter()
     test, shuffled = io.read_table(test_windows), io.read_table(shuffled_windows)
@@ -94,8 +94,8 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
         forward = evaluated[probability_columns(classes)].to_numpy()
     reverse = score(test["sequence"].map(reverse_complement))
     shuffled_proba = score(shuffled["sequence"])
-    calibration = evidence.calibration_report(val, score(val["sequence"]), test, forward, classes,
-                                              evidence_config["calibration_bins"])
+    calibration = evidence.calibration_report(val, score(val["sequence"]), test, forward, classes=classes,
+                                              n_bins=evidence_config["calibration_bins"])
     tile_proba = evidence.scale_temperature(score(tile_table["sequence"]), calibration["temperature"])
     n_windows = (3 if evaluate_config["both_strands"] else 2) * len(test) + len(val) + len(tile_table)
     seconds = time.perf_counter() - began
@@ -110,7 +110,8 @@ def model_evidence(model_dir, eval_dir, test_windows, val_windows, shuffled_wind
         "calibration": calibration,
         "inference": {"windows": n_windows, "seconds": seconds, "windows_per_second": n_windows / max(seconds, 1e-9)},
     }
-    curve = _contig_curve(tiles_path, contigs_path, tile_proba, length, classes, n_bootstrap, seed)
+    curve = _contig_curve(tiles_path, contigs_path, tile_proba, length=length, classes=classes, n_bootstrap=n_bootstrap,
+                          seed=seed)
     logger.info(f"checkpoint-{step}: test window accuracy {result['test']['window']['accuracy']:.4f}, after a "
                 f"dinucleotide shuffle {result['shuffled']['window']['accuracy']:.4f}; "
                 f"{result['strand_flip_fraction']:.1%} of windows flip class on the other strand; temperature "
@@ -131,7 +132,8 @@ def kmer_evidence(*, fasta, split_path, shuffled_windows, tiles_path, contigs_pa
 
     classes = classes_of_split(io.read_table(split_path))
     length = windows_config["length"]
-    model, _ = fitted_kmer_baseline(fasta, split_path, kmer_config, windows_config, seed)
+    model, _ = fitted_kmer_baseline(fasta, split_path, kmer_config=kmer_config, windows_config=windows_config,
+                                    seed=seed)
 
     def score(sequences):
         return baselines.logistic_proba(model, baselines.kmer_frequencies(sequences.tolist(), kmer_config["k"]),
@@ -140,8 +142,8 @@ def kmer_evidence(*, fasta, split_path, shuffled_windows, tiles_path, contigs_pa
     shuffled = io.read_table(shuffled_windows)
     metrics = evaluate_predictions(predictions_table(shuffled, score(shuffled["sequence"]), classes), classes,
                                    n_bootstrap, seed)
-    curve = _contig_curve(tiles_path, contigs_path, score(io.read_table(tiles_path)["sequence"]), length, classes,
-                          n_bootstrap, seed)
+    curve = _contig_curve(tiles_path, contigs_path, score(io.read_table(tiles_path)["sequence"]), length=length,
+                          classes=classes, n_bootstrap=n_bootstrap, seed=seed)
     logger.info(f"{kmer_config['k']}-mer baseline after a dinucleotide shuffle: window accuracy "
                 f"{metrics['window']['accuracy']:.4f}")
     logger.info(curve.to_string(index=False))

@@ -11,7 +11,7 @@ from plasmidlm.training.runs import best_checkpoint
 logger = logging.getLogger(__name__)
 
 
-def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, trust_remote_code: bool, out_windows,
+def predict_with_best(model_dir, fasta, *, predict_config: dict, batch_size: int, trust_remote_code: bool, out_windows,
                       out_sequences, evidence=None):
     """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation).
 
@@ -26,7 +26,7 @@ def predict_with_best(model_dir, fasta, predict_config: dict, batch_size: int, t
     if evidence is not None and predict_config["calibrated"]:
         temperature = io.read_json(evidence)["calibration"]["temperature"]
         logger.info(f"calibrated with temperature {temperature:.4f} (fitted on the validation windows)")
-    predict_fasta(Path(layout.checkpoint_in(model_dir, step)), fasta, out_windows, out_sequences,
-                  stride=predict_config["stride"], batch_size=batch_size, both_strands=predict_config["both_strands"],
-                  trust_remote_code=trust_remote_code, temperature=temperature,
-                  min_confidence=predict_config["min_confidence"])
+    predict_fasta(Path(layout.checkpoint_in(model_dir, step)), fasta, out_windows=out_windows,
+                  out_sequences=out_sequences, stride=predict_config["stride"], batch_size=batch_size,
+                  both_strands=predict_config["both_strands"], trust_remote_code=trust_remote_code,
+                  temperature=temperature, min_confidence=predict_config["min_confidence"])

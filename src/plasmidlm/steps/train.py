@@ -19,7 +19,7 @@ def _training_windows(path):
     return pd.read_csv(path, sep="\t", usecols=["label", "sequence"], dtype={"label": "category"})
 
 
-def train(train_windows, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
+def train(train_windows, *, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
           seed: int, model_dir, out_summary, out_log):
     """Fine-tune; with `train.gpus` above 1, in that many data-parallel processes (`distributed.launch`)."""
     if launched_in_ranks(f"{__name__}:train", "train", train_config, locals()):

@@ -104,7 +104,8 @@ def _model_for(train_windows: pd.DataFrame | EpochTable, *, classes: list[str], 
         raise PlasmidlmError(f"train: training windows have label(s) outside the classes: {unknown}")
     # with fresh windows every epoch, the checks sample the first epoch's windows
     sequences = train_windows.read(train_windows.blocks[0])["sequence"] if fresh else train_windows["sequence"]
-    return build_or_load(model_config, window_length, classes, seed, sample_windows=sample_for_checks(sequences, seed))
+    return build_or_load(model_config, window_length, classes, seed=seed,
+                         sample_windows=sample_for_checks(sequences, seed))
 
 
 def _per_process_batch(train_config: dict) -> int:
