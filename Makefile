@@ -1,11 +1,15 @@
 # make demo: set up .venv and run the whole workflow on the demo data.  make test: set up .venv, run the tests.
+# make test-fast: the unit tests alone (no workflow, Slurm, several-process or model-family run), for development.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
+# pytest-xdist workers; tests that share a workflow run stay on one worker (tests/conftest.py)
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-fast lint clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +22,10 @@ demo: $(INSTALLED)
 	@echo "Report: results/demo/report/report.html"
 
 test: $(INSTALLED)
-	$(BIN)/pytest
+	$(PYTEST)
+
+test-fast: $(INSTALLED)
+	$(PYTEST) -m "not workflow"
 
 lint: $(INSTALLED)
 	$(BIN)/snakemake --lint

@@ -28,6 +28,27 @@ DEMO_DIR = REPO_ROOT / "resources" / "demo"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# Tests that read one of these session or module fixtures (each a whole workflow run, or the model-family
+# stand-ins) share an xdist group: `make test` runs the suite on two workers with `--dist loadgroup`, and a group
+# stays on one worker, so that each fixture is made once.
+SHARED_FIXTURE_GROUPS = {"finished_run": "finished_run", "standins": "model_families", "lengths_run": "lengths_run"}
+# Modules whose every test runs the workflow, Slurm, several processes or every model family: `make test-fast`
+# (pytest -m "not workflow") leaves them out, with every other test that reads a shared workflow run.
+WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_lengths_workflow",
+                    "test_evidence_workflow", "test_distributed", "test_model_families"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(item.fixturenames)
+        for fixture, group in SHARED_FIXTURE_GROUPS.items():
+            if fixture in fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+        if item.module.__name__ in WORKFLOW_MODULES or fixtures & SHARED_FIXTURE_GROUPS.keys():
+            item.add_marker(pytest.mark.workflow)
+
+
 # Four classes of different abundance (rank 1 = alpha ... rank 4 = delta).
 SYNTHETIC_COUNTS = {"alpha": 12, "beta": 9, "gamma": 7, "delta": 5}
 
