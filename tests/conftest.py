@@ -38,6 +38,7 @@ WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_le
                     "test_evidence_workflow", "test_distributed", "test_model_families"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         fixtures = set(item.fixturenames)
