@@ -15,10 +15,12 @@ from plasmidlm import PlasmidlmError
 from plasmidlm.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from plasmidlm.metrics import HEADLINE, evaluate_predictions, predictions_table
 from plasmidlm.model import forward_input_names, last_hidden_state, load_checkpoint, token_limit
+from plasmidlm.precision import gpu_precision
 from plasmidlm.tokenize import encode, kmer_id_table, kmer_ids
 from plasmidlm.windows import reverse_complement
 
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
 def default_device() -> torch.device:
@@ -42,13 +44,14 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def inference_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of inference, None for fp32. `precision`: "auto" (bf16 on a CUDA GPU that supports
-    it, else fp32), "bf16" (also on a CPU) or "fp32"."""
+    """The autocast dtype of inference, None for fp32. `precision`: "auto" (on a CUDA GPU what its compute
+    capability runs fast, `precision.gpu_precision`: bf16 from 8.0, fp16 on 7.x; fp32 below and on a CPU),
+    "bf16" (also on a CPU), "fp16" or "fp32"."""
     if precision not in PRECISIONS:
         raise PlasmidlmError(f"unknown inference precision {precision!r} ({', '.join(PRECISIONS)})")
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if precision == "bf16" else None
+        return DTYPES[gpu_precision(device)] if device.type == "cuda" else None
+    return DTYPES[precision]
 
 
 def _prefetched(items: list, prepare):
@@ -109,7 +112,7 @@ def _batched(model, tokenizer, metadata: dict, sequences, *, batch_size: int | N
                 part = {name: tensor[done : done + size] for name, tensor in batch.items()}
                 try:
                     values = compute({name: part[name] for name in names}, part["attention_mask"]).float()
-                except torch.OutOfMemoryError:
+                except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError is its name from torch 2.5 only
                     if size == 1:
                         raise
                     size //= 2
