@@ -60,15 +60,8 @@ def test_other_tokenizers_get_no_kmer_table(tiny_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def confident_model(tiny_checkpoint):
-    """The tiny checkpoint with larger weight matrices (normal, sd 0.3), so that probabilities span (0, 1)."""
-    model, tokenizer, metadata = load_checkpoint(tiny_checkpoint[0])
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() == 2:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return model, tokenizer, metadata
+def confident_model(confident_checkpoint):
+    return load_checkpoint(confident_checkpoint)
 
 
 def test_bf16_autocast_probabilities_and_embeddings_match_fp32(confident_model):

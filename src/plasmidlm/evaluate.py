@@ -155,13 +155,20 @@ def classes_of(model) -> list[str]:
 
 
 def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, *, batch_size: int | None = None,
-                          both_strands: bool = False) -> np.ndarray:
-    """Class probabilities, optionally averaged over each window and its reverse complement."""
+                          both_strands: bool = False, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities, calibrated by `temperature` (softmax(logits / T)), optionally averaged over each window
+    and its reverse complement. The temperature is fitted on one strand's probabilities (the evidence step), so
+    each strand is calibrated before the two are averaged."""
+    from plasmidlm.evidence import scale_temperature
+
+    def calibrated(windows):
+        proba = predict_proba(model, tokenizer, metadata, windows, batch_size=batch_size)
+        return proba if temperature == 1.0 else scale_temperature(proba, temperature)
+
     sequences = list(sequences)
-    proba = predict_proba(model, tokenizer, metadata, sequences, batch_size=batch_size)
+    proba = calibrated(sequences)
     if both_strands:
-        reverse = predict_proba(model, tokenizer, metadata, map(reverse_complement, sequences), batch_size=batch_size)
-        proba = (proba + reverse) / 2
+        proba = (proba + calibrated(map(reverse_complement, sequences))) / 2
     return proba
 
 
