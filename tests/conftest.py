@@ -184,6 +184,25 @@ def prediction_outputs(out_prefix) -> dict:
     return {"out_windows": out_windows, "out_sequences": out_sequences}
 
 
+@pytest.fixture(scope="session")
+def confident_checkpoint(tiny_checkpoint, tmp_path_factory):
+    """The tiny checkpoint with larger weight matrices (normal, sd 0.3), so that probabilities span (0, 1)."""
+    import torch
+
+    from plasmidlm.model import load_checkpoint
+
+    directory = tmp_path_factory.mktemp("confident_checkpoint")
+    model, tokenizer, _ = load_checkpoint(tiny_checkpoint[0])
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 # --- training runs -----------------------------------------------------------------------------------
 
 def assert_same_weights(actual: dict, expected: dict) -> None:

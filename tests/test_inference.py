@@ -60,15 +60,8 @@ def test_other_tokenizers_get_no_kmer_table(tiny_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def confident_model(tiny_checkpoint):
-    """The tiny checkpoint with larger weight matrices (normal, sd 0.3), so that probabilities span (0, 1)."""
-    model, tokenizer, metadata = load_checkpoint(tiny_checkpoint[0])
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() == 2:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return model, tokenizer, metadata
+def confident_model(confident_checkpoint):
+    return load_checkpoint(confident_checkpoint)
 
 
 def test_bf16_autocast_probabilities_and_embeddings_match_fp32(confident_model):
@@ -118,6 +111,16 @@ def test_defaults_and_precision_names():
         inference_precision("fp8", cpu)
 
 
+@pytest.mark.parametrize("capability, dtype", [((9, 0), torch.bfloat16), ((8, 6), torch.bfloat16),
+                                               ((7, 5), torch.float16), ((7, 0), torch.float16), ((6, 1), None)])
+def test_automatic_precision_follows_the_gpus_compute_capability_not_emulated_bf16(monkeypatch, capability, dtype):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)  # as where bf16 is emulated
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a GPU")
+    assert inference_precision("auto", torch.device("cuda")) == dtype
+    assert inference_precision("auto", torch.device("cpu")) is None
+
+
 def test_batches_that_do_not_fit_in_memory_are_halved_until_they_do(confident_model):
     model, tokenizer, metadata = confident_model
     windows = random_windows(40, seed=13)
@@ -127,7 +130,7 @@ def test_batches_that_do_not_fit_in_memory_are_halved_until_they_do(confident_mo
     def compute(inputs, mask):
         sizes.append(len(mask))
         if len(mask) > 5:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return torch.softmax(model(**inputs).logits, dim=-1)
 
     with pytest.warns(UserWarning, match="batches of 16 windows do not fit.*using 8"):

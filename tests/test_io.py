@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 
 import numpy as np
@@ -409,6 +410,33 @@ def test_atomic_paths_write_several_files_together_or_none(tmp_path):
         assert list((tmp_path / "sub").glob("*.tsv")) == []
     assert (first.read_text(), second.read_text()) == ("a", "b")
     assert sorted(path.name for path in (tmp_path / "sub").iterdir()) == ["a.tsv", "b.tsv"]
+
+
+def test_two_writers_of_one_file_write_into_temporary_files_of_their_own(tmp_path):
+    """Two jobs writing the same output at once (beside each other on a shared file system): each writes its own
+    temporary file, and the file ends up as one writer's whole content, never a mix."""
+    path = tmp_path / "out.tsv"
+    with atomic_paths(path) as (first,), atomic_paths(path) as (second,):
+        assert first.parent != second.parent and first.name == second.name == "out.tsv"
+        assert first.parent.parent == second.parent.parent == tmp_path and first.parent.name.startswith(".out.tsv.")
+        first.write_text("first\n" * 1000)
+        second.write_text("second\n" * 10)
+    assert path.read_text() == "first\n" * 1000
+    assert [entry.name for entry in tmp_path.iterdir()] == ["out.tsv"]
+
+
+def test_files_are_synced_to_disk_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+                        or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda source, target: events.append(("replace", str(source)))
+                        or real_replace(source, target))
+    with atomic_paths(tmp_path / "a.tsv", tmp_path / "b.tsv") as tmps:
+        for tmp in tmps:
+            tmp.write_text("data")
+    names = [str(tmp) for tmp in tmps]
+    assert events == [("fsync", names[0]), ("fsync", names[1]), ("replace", names[0]), ("replace", names[1])]
 
 
 def test_write_table_replaces_existing_file(tmp_path):

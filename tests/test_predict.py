@@ -194,6 +194,71 @@ def test_min_confidence_labels_uncertain_sequences(tiny_checkpoint, tmp_path):
     assert 0 < (expected == "uncertain").sum() < len(expected)
 
 
+def test_temperature_calibrates_each_strand_before_they_are_averaged(confident_checkpoint, tmp_path):
+    """The temperature is fitted on one strand's probabilities: with both strands, each is calibrated, then the
+    two are averaged (calibrating the average would be another calibration)."""
+    from scipy.special import softmax
+
+    directory = confident_checkpoint
+    windows = random_windows(4, seed=21)
+    reverse = [window.translate(str.maketrans("ACGT", "TGCA"))[::-1] for window in windows]
+    fasta = write_fasta(tmp_path / "in.fa", [(f"s{i}", window) for i, window in enumerate(windows)])
+    fasta_reverse = write_fasta(tmp_path / "reverse.fa", [(f"s{i}", window) for i, window in enumerate(reverse)])
+    columns = [f"prob_{name}" for name in CLASSES]
+
+    def window_proba(path, name, **options):
+        predict_fasta(directory, path, **prediction_outputs(tmp_path / name), **options)
+        return pd.read_csv(tmp_path / f"{name}.windows.tsv.gz", sep="\t")[columns].to_numpy()
+
+    forward, backward = window_proba(fasta, "forward"), window_proba(fasta_reverse, "backward")
+    both = window_proba(fasta, "both", both_strands=True, temperature=2.0)
+    expected = (softmax(np.log(forward) / 2.0, axis=1) + softmax(np.log(backward) / 2.0, axis=1)) / 2
+    np.testing.assert_allclose(both, expected, atol=1e-5)
+    averaged_then_calibrated = softmax(np.log((forward + backward) / 2) / 2.0, axis=1)
+    assert np.abs(averaged_then_calibrated - expected).max() > 1e-3  # the test tells the two orders apart
+
+
+@pytest.mark.parametrize("records", [[("a", 0), ("a", 1), ("b", 2)], [("a", 0), ("b", 1), ("a", 2)]],
+                         ids=["adjacent", "apart"])
+@pytest.mark.parametrize("command", ["predict", "embed"])
+def test_a_sequence_id_that_comes_twice_is_an_error_naming_it(tiny_checkpoint, tmp_path, records, command):
+    directory, _, _ = tiny_checkpoint
+    windows = random_windows(3, length=2 * WINDOW, seed=5)
+    fasta = write_fasta(tmp_path / "in.fa", [(name, windows[index]) for name, index in records])
+    out = tmp_path / "out"
+    out.mkdir()
+    if command == "predict":
+        with pytest.raises(PlasmidlmError, match=r"record 3: sequence ID 'a' comes twice \(first as record 1\)"
+                           if records[2][0] == "a" else r"record 2: sequence ID 'a' comes twice"):
+            predict_fasta(directory, fasta, **prediction_outputs(out / "p"))
+    else:
+        with pytest.raises(PlasmidlmError, match="sequence ID 'a' comes twice"):
+            embed_fasta(directory, fasta, out_prefix=out / "e")
+    assert not list(out.iterdir())
+
+
+@pytest.mark.parametrize("option", ["--stride", "--batch-size", "--window-length"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_cli_rejects_a_stride_batch_size_or_window_length_below_1(tmp_path, capsys, option, value):
+    for command in ("predict", "embed"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--model", str(tmp_path), "--fasta", "x.fa", "--out", str(tmp_path / "o"), option, value])
+        assert exit_info.value.code == 2
+        assert f"argument {option}: must be at least 1, got {value}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("option", ["stride", "batch_size", "window_length"])
+def test_library_rejects_a_stride_batch_size_or_window_length_below_1(tiny_checkpoint, tmp_path, option):
+    directory, _, _ = tiny_checkpoint
+    fasta = write_fasta(tmp_path / "in.fa", [("s", random_windows(1, seed=3)[0])])
+    with pytest.raises(PlasmidlmError, match=f"{option.replace('_', ' ')} must be at least 1, got 0"):
+        predict_fasta(directory, fasta, **prediction_outputs(tmp_path / "p"), **{option: 0})
+    with pytest.raises(PlasmidlmError, match=f"{option.replace('_', ' ')} must be at least 1, got -5"):
+        embed_fasta(directory, fasta, out_prefix=tmp_path / "e", **{option: -5})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.fa"]
+
+
 @pytest.mark.parametrize("option, value", [("--temperature", "0"), ("--min-confidence", "1.5")])
 def test_cli_rejects_a_temperature_or_confidence_out_of_range(tmp_path, capsys, option, value):
     with pytest.raises(SystemExit) as exit_info:

@@ -393,12 +393,24 @@ def test_training_arguments_follow_the_config(tmp_path):
     assert not training_arguments(config, tmp_path, seed=7, all_parameters_used=True).ddp_find_unused_parameters
 
 
-@pytest.mark.parametrize("bf16, capability", [(True, (9, 0)), (False, (7, 0))])
-def test_gpu_settings_bf16_tf32_and_collating_workers(monkeypatch, bf16, capability):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: capability)
+def fake_gpu(monkeypatch, name: str, capability: tuple[int, int]) -> None:
+    """A CUDA device as torch describes it; torch's is_bf16_supported() says True as it does where bf16 is only
+    emulated (compute capability 7.x), so that a choice made from it would show."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+
+
+@pytest.mark.parametrize("name, capability, bf16, fp16", [
+    ("NVIDIA H100", (9, 0), True, False), ("NVIDIA A100", (8, 0), True, False),
+    ("Tesla T4", (7, 5), False, True), ("Tesla V100", (7, 0), False, True), ("Tesla P100", (6, 0), False, False)])
+def test_gpu_settings_precision_tf32_and_collating_workers(monkeypatch, caplog, name, capability, bf16, fp16):
+    fake_gpu(monkeypatch, name, capability)
+    caplog.set_level(logging.INFO, logger="plasmidlm")
     settings = arguments.device_settings(cuda=True)
-    assert (settings["bf16"], settings["fp16"]) == (bf16, not bf16)
+    assert (settings["bf16"], settings["fp16"]) == (bf16, fp16)
+    precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
+    assert f"{name} (compute capability {capability[0]}.{capability[1]}): {precision}" in caplog.messages
     assert settings["tf32"] == (True if capability >= (8, 0) else None)  # None: TF32 left as torch has it
     assert settings["dataloader_num_workers"] == arguments.GPU_DATALOADER_WORKERS > 0
     assert settings["dataloader_pin_memory"] and settings["dataloader_persistent_workers"]
@@ -651,8 +663,7 @@ def test_fresh_windows_resume_mid_epoch_exactly(tmp_path, monkeypatch, uninterru
 def test_fresh_windows_reach_data_loader_workers(tmp_path, monkeypatch, uninterrupted_fresh):
     """With the GPU's collating workers (started anew each epoch: a worker holds the dataset it started with),
     the batches are those of the run without workers."""
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (9, 0))
+    fake_gpu(monkeypatch, "NVIDIA H100", (9, 0))
     gpu_settings = arguments.device_settings
 
     def cpu_with_gpu_workers(cuda, random_collator=False, data_per_epoch=False):

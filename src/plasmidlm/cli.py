@@ -47,17 +47,24 @@ def _report(args) -> None:
     print(f"wrote {layout.report_html(run_dir)}")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def _add_model_arguments(parser, outputs: str) -> None:
     from plasmidlm.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
     parser.add_argument("--model", required=True, help="trained model directory (e.g. a checkpoint-<step>)")
     parser.add_argument("--fasta", required=True, help="FASTA file (plain or gzip)")
     parser.add_argument("--out", required=True, help=f"output prefix: writes {outputs}")
-    parser.add_argument("--stride", type=int, help="step between windows in nt (default: the window length)")
-    parser.add_argument("--batch-size", type=int,
+    parser.add_argument("--stride", type=_positive_int, help="step between windows in nt (default: the window length)")
+    parser.add_argument("--batch-size", type=_positive_int,
                         help=f"windows per inference batch (default: {GPU_BATCH_SIZE} on a GPU, {CPU_BATCH_SIZE} "
                              f"on a CPU)")
-    parser.add_argument("--window-length", type=int,
+    parser.add_argument("--window-length", type=_positive_int,
                         help="window length in nt, for models not trained by plasmidlm (default: from the model)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run the code that a model ships in its directory (e.g. DNABERT-2); only for models "

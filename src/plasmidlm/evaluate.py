@@ -15,10 +15,12 @@ from plasmidlm import PlasmidlmError
 from plasmidlm.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from plasmidlm.metrics import HEADLINE, evaluate_predictions, predictions_table
 from plasmidlm.model import forward_input_names, last_hidden_state, load_checkpoint, token_limit
+from plasmidlm.precision import gpu_precision
 from plasmidlm.tokenize import encode, kmer_id_table, kmer_ids
 from plasmidlm.windows import reverse_complement
 
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
 def default_device() -> torch.device:
@@ -42,13 +44,14 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def inference_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of inference, None for fp32. `precision`: "auto" (bf16 on a CUDA GPU that supports
-    it, else fp32), "bf16" (also on a CPU) or "fp32"."""
+    """The autocast dtype of inference, None for fp32. `precision`: "auto" (on a CUDA GPU what its compute
+    capability runs fast, `precision.gpu_precision`: bf16 from 8.0, fp16 on 7.x; fp32 below and on a CPU),
+    "bf16" (also on a CPU), "fp16" or "fp32"."""
     if precision not in PRECISIONS:
         raise PlasmidlmError(f"unknown inference precision {precision!r} ({', '.join(PRECISIONS)})")
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if precision == "bf16" else None
+        return DTYPES[gpu_precision(device)] if device.type == "cuda" else None
+    return DTYPES[precision]
 
 
 def _prefetched(items: list, prepare):
@@ -109,7 +112,7 @@ def _batched(model, tokenizer, metadata: dict, sequences, *, batch_size: int | N
                 part = {name: tensor[done : done + size] for name, tensor in batch.items()}
                 try:
                     values = compute({name: part[name] for name in names}, part["attention_mask"]).float()
-                except torch.OutOfMemoryError:
+                except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError is its name from torch 2.5 only
                     if size == 1:
                         raise
                     size //= 2
@@ -152,13 +155,20 @@ def classes_of(model) -> list[str]:
 
 
 def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, *, batch_size: int | None = None,
-                          both_strands: bool = False) -> np.ndarray:
-    """Class probabilities, optionally averaged over each window and its reverse complement."""
+                          both_strands: bool = False, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities, calibrated by `temperature` (softmax(logits / T)), optionally averaged over each window
+    and its reverse complement. The temperature is fitted on one strand's probabilities (the evidence step), so
+    each strand is calibrated before the two are averaged."""
+    from plasmidlm.evidence import scale_temperature
+
+    def calibrated(windows):
+        proba = predict_proba(model, tokenizer, metadata, windows, batch_size=batch_size)
+        return proba if temperature == 1.0 else scale_temperature(proba, temperature)
+
     sequences = list(sequences)
-    proba = predict_proba(model, tokenizer, metadata, sequences, batch_size=batch_size)
+    proba = calibrated(sequences)
     if both_strands:
-        reverse = predict_proba(model, tokenizer, metadata, map(reverse_complement, sequences), batch_size=batch_size)
-        proba = (proba + reverse) / 2
+        proba = (proba + calibrated(map(reverse_complement, sequences))) / 2
     return proba
 
 

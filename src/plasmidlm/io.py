@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
+import socket
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -148,22 +150,39 @@ def read_labels(path: str | Path, id_column: str, label_column: str) -> pd.DataF
     return table[["id", "label"]].reset_index(drop=True)
 
 
+def temporary_path(path: Path) -> Path:
+    """`path`'s name in a hidden folder beside it that no other writer uses (host, process and a random part): two
+    jobs writing the same file, on one machine or on two that share the file system, never write into one
+    temporary file. The name stays the file's own, so a gzip header (which records it) is the same every time."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp") / path.name
+
+
+def _sync(path: Path) -> None:
+    """Wait until the file's data is on disk, so that a rename cannot show a file whose data a crash loses."""
+    if path.is_file():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
 @contextlib.contextmanager
 def atomic_paths(*paths: str | Path):
-    """Hidden temporary paths beside `paths` to write; renamed onto `paths` together when the block completes,
-    removed when it fails, so the files appear all at once or not at all."""
+    """Hidden temporary paths beside `paths` to write (`temporary_path`); synced to disk and renamed onto `paths`
+    together when the block completes, removed when it fails, so the files appear all at once or not at all."""
     paths = [Path(path) for path in paths]
-    tmps = [path.with_name(f".{path.name}.tmp") for path in paths]
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    tmps = [temporary_path(path) for path in paths]
+    for tmp in tmps:
+        tmp.parent.mkdir(parents=True)
     try:
         yield tmps
+        for tmp in tmps:
+            _sync(tmp)
         for tmp, path in zip(tmps, paths):
             os.replace(tmp, path)
     finally:
         for tmp in tmps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            tmp.parent.rmdir()
 
 
 def write_atomic(path: str | Path, write) -> None:

@@ -5,9 +5,9 @@ Both stream the FASTA and write results as they go, so memory stays flat whateve
 
 from __future__ import annotations
 
-import logging
 import csv
 import gzip
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -16,7 +16,7 @@ import numpy as np
 
 from plasmidlm import PlasmidlmError, io
 from plasmidlm.evaluate import classes_of, default_device, embed_windows, strand_averaged_proba
-from plasmidlm.evidence import abstain, scale_temperature
+from plasmidlm.evidence import abstain
 from plasmidlm.metrics import probability_columns
 from plasmidlm.model import load_checkpoint
 
@@ -37,11 +37,19 @@ def tile_starts(sequence_length: int, length: int, stride: int) -> list[int]:
     return starts
 
 
+def check_tiling(**values: int | None) -> None:
+    """Window length, stride and batch size, where given, are whole numbers of at least 1."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise PlasmidlmError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
+
+
 def load_model_dir(model_dir, window_length: int | None = None, trust_remote_code: bool = False):
     """Model, tokenizer, metadata and window length of a trained classifier directory.
 
     A model with its own code loads only with `trust_remote_code` (`--trust-remote-code`).
     """
+    check_tiling(window_length=window_length)
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise PlasmidlmError(f"{model_dir}: model directory not found")
@@ -77,9 +85,12 @@ class _SequenceMeans:
 
 
 def _scored_windows(fasta, *, length: int, stride: int, batch_size: int, score, short: list):
-    """Yield (windows, values) per `batch_size` (sequence_id, sequence_length, start, window) tuples."""
+    """Yield (windows, values) per `batch_size` (sequence_id, sequence_length, start, window) tuples.
+
+    A sequence ID that comes twice in `fasta` is an error: its windows would be averaged into one sequence."""
     began, n_windows, last_log = time.perf_counter(), 0, 0.0
     batch = []
+    first_record: dict[str, int] = {}
 
     def flush():
         nonlocal n_windows, last_log
@@ -91,7 +102,11 @@ def _scored_windows(fasta, *, length: int, stride: int, batch_size: int, score, 
             logger.info(f"{n_windows:,} windows, {n_windows / seconds:,.0f} windows/s")
         return values
 
-    for record_id, sequence in io.iter_fasta(fasta):
+    for number, (record_id, sequence) in enumerate(io.iter_fasta(fasta), start=1):
+        if record_id in first_record:
+            raise PlasmidlmError(f"{fasta}: record {number}: sequence ID {record_id!r} comes twice (first as record "
+                                 f"{first_record[record_id]}); give each sequence its own ID")
+        first_record[record_id] = number
         starts = tile_starts(len(sequence), length, stride)
         if not starts:
             short.append((record_id, len(sequence)))
@@ -138,13 +153,13 @@ def predict_fasta(model_dir, fasta, *, out_windows, out_sequences, stride: int |
     sequence's probabilities are the mean of its windows', and its class is `uncertain` when the highest is
     below `min_confidence`.
     """
+    check_tiling(stride=stride, batch_size=batch_size)
     model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
     classes = classes_of(model)
 
     def score(windows):
-        proba = strand_averaged_proba(model, tokenizer, metadata, windows, batch_size=batch_size,
-                                      both_strands=both_strands)
-        return proba if temperature == 1.0 else scale_temperature(proba, temperature)
+        return strand_averaged_proba(model, tokenizer, metadata, windows, batch_size=batch_size,
+                                     both_strands=both_strands, temperature=temperature)
 
     short: list = []
     n_sequences = n_windows = 0
@@ -204,6 +219,7 @@ def embed_fasta(model_dir, fasta, *, out_prefix, stride: int | None = None, batc
     array row) and `<out_prefix>.sequences.npy` with `<out_prefix>.sequences.tsv` (sequence_id, length,
     windows); a sequence shorter than a window has 0 windows and a row of NaN.
     """
+    check_tiling(stride=stride, batch_size=batch_size)
     model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
     width = model.config.hidden_size
     short: list = []

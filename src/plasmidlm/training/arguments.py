@@ -9,6 +9,8 @@ import torch
 from transformers import TrainingArguments
 from transformers.integrations import is_tensorboard_available
 
+from plasmidlm.precision import gpu_precision
+
 # Data loader processes on a GPU: indexing and collating take about 5 us of a CPU core per window (bench/gpu.py,
 # "host side"), a few % of a base-preset step on a GPU and more than a whole small-preset step, so they run
 # beside training.
@@ -16,8 +18,9 @@ GPU_DATALOADER_WORKERS = 2
 
 
 def device_settings(cuda: bool, random_collator: bool = False, data_per_epoch: bool = False) -> dict:
-    """The TrainingArguments that depend on the device. On a GPU: bf16 (fp16 without it), TF32 matrix products
-    where the GPU has them (Ampere and later), pinned memory and collation in worker processes, except for a
+    """The TrainingArguments that depend on the device. On a GPU: bf16, fp16 with loss scaling or fp32, as its
+    compute capability runs them fast (`precision.gpu_precision`), TF32 matrix products where the GPU has them
+    (Ampere and later), pinned memory and collation in worker processes, except for a
     collator that draws random numbers (masked-LM pretraining): workers would draw them from generators of their
     own, and a resumed run would not mask as an uninterrupted one.
 
@@ -25,9 +28,10 @@ def device_settings(cuda: bool, random_collator: bool = False, data_per_epoch: b
     dataset from its start, so it must start anew once the epoch's windows are loaded."""
     if not cuda:
         return {"use_cpu": True, "bf16": False, "fp16": False}
-    bf16 = torch.cuda.is_bf16_supported()
+    precision = gpu_precision()
     workers = 0 if random_collator else GPU_DATALOADER_WORKERS
-    return {"bf16": bf16, "fp16": not bf16, "tf32": torch.cuda.get_device_capability()[0] >= 8 or None,
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16",
+            "tf32": torch.cuda.get_device_capability()[0] >= 8 or None,
             "dataloader_pin_memory": True, "dataloader_num_workers": workers,
             "dataloader_persistent_workers": workers > 0 and not data_per_epoch}
 

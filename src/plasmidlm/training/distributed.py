@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from plasmidlm import PlasmidlmError
+from plasmidlm import PlasmidlmError, io
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +93,7 @@ def computed_once(path: Path, compute):
 
     path = Path(path)
     if is_main():
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(compute(), tmp)
-        tmp.replace(path)
+        io.write_atomic(path, lambda tmp: torch.save(compute(), tmp))
     barrier()
     value = torch.load(path, mmap=True, weights_only=True)
     barrier()
