@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 CORES ?= all
 # pytest-xdist workers; tests that share a workflow run stay on one worker (tests/conftest.py)
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS)
 
 .PHONY: demo test test-fast lint clean
 

@@ -28,26 +28,41 @@ DEMO_DIR = REPO_ROOT / "resources" / "demo"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-# Tests that read one of these session or module fixtures (each a whole workflow run, or the model-family
-# stand-ins) share an xdist group: `make test` runs the suite on two workers with `--dist loadgroup`, and a group
-# stays on one worker, so that each fixture is made once.
-SHARED_FIXTURE_GROUPS = {"finished_run": "finished_run", "standins": "model_families", "lengths_run": "lengths_run"}
+# Modules whose tests read one shared workflow run (a session or module fixture), by the fixture. `make test`
+# runs the suite on two pytest-xdist workers; the scheduler below sends each group's tests to one worker, so that
+# each run is made once. (xdist's own xdist_group marks have no effect under pytest 9.2: xdist 3.8 marks a group
+# by suffixing node ids, which pytest 9.2 no longer lets a plugin change.)
+SHARED_RUN_MODULES = {
+    "finished_run": ("test_workflow", "test_rerun", "test_evidence_workflow", "test_slurm", "test_manifest",
+                     "test_report_render"),
+    "lengths_run": ("test_window_lengths_workflow",),
+    "standins": ("test_model_families",),
+}
 # Modules whose every test runs the workflow, Slurm, several processes or every model family: `make test-fast`
 # (pytest -m "not workflow") leaves them out, with every other test that reads a shared workflow run.
 WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_lengths_workflow",
                     "test_evidence_workflow", "test_distributed", "test_model_families"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        fixtures = set(item.fixturenames)
-        for fixture, group in SHARED_FIXTURE_GROUPS.items():
-            if fixture in fixtures:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
-        if item.module.__name__ in WORKFLOW_MODULES or fixtures & SHARED_FIXTURE_GROUPS.keys():
+        if item.module.__name__ in WORKFLOW_MODULES or set(item.fixturenames) & SHARED_RUN_MODULES.keys():
             item.add_marker(pytest.mark.workflow)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    group_of = {f"tests/{module}.py": group for group, modules in SHARED_RUN_MODULES.items() for module in modules}
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        """The tests of one shared run on one worker; every other test is a unit of its own."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of.get(nodeid.split("::", 1)[0], nodeid)
+
+    return SharedRunScheduling(config, log)
 
 
 # Four classes of different abundance (rank 1 = alpha ... rank 4 = delta).
