@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import zlib
 from collections import Counter
@@ -155,6 +156,13 @@ def temporary_path(path: Path) -> Path:
     jobs writing the same file, on one machine or on two that share the file system, never write into one
     temporary file. The name stays the file's own, so a gzip header (which records it) is the same every time."""
     return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp") / path.name
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove what writes in `folder` that a kill stopped left behind: their hidden temporary folders."""
+    for leftover in Path(folder).glob(".*.tmp"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
 
 
 def _sync(path: Path) -> None:

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.io import write_json
+from plasmidlm.io import remove_temporaries, write_json
 from plasmidlm.training.runs import CONTINUABLE_SCHEDULES, DIGEST_SUFFIX, differences, schedule_continues
 
 PARAMS_FILE = "plasmidlm_train_params.json"
@@ -158,14 +158,17 @@ def repair_set_aside(output_dir: Path) -> None:
             with contextlib.suppress(FileNotFoundError):
                 (folder / PARAMS_FILE).unlink()
             (folder / MOVING).unlink()
+            remove_temporaries(folder)
             folder.rmdir()
             logger.info(f"a stopped job was setting checkpoints aside into {folder}: moved {len(moved)} back")
         elif (folder / SET_ASIDE_RECORD).exists():
             if json.loads((folder / SET_ASIDE_RECORD).read_text()).get("delete"):
                 _delete(folder)
                 logger.info(f"deleted {folder.name}, which a stopped job had set aside to delete")
-        elif not any(folder.iterdir()):
-            folder.rmdir()
+        else:
+            remove_temporaries(folder)
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def set_aside_records(run_dir) -> list[dict]:
