@@ -187,10 +187,8 @@ def atomic_paths(*paths: str | Path):
         for tmp, path in zip(tmps, paths):
             os.replace(tmp, path)
     finally:
-        for tmp in tmps:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            tmp.parent.rmdir()
+        for tmp in tmps:  # whatever a failed writer left in its folder goes too, without hiding its error
+            shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
 def write_atomic(path: str | Path, write) -> None:
