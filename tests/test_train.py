@@ -678,3 +678,28 @@ def test_fresh_windows_reach_data_loader_workers(tmp_path, monkeypatch, uninterr
     for batch, expected in zip(seen["batches"], reference_seen["batches"]):
         assert torch.equal(batch, expected)
     assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
+
+
+
+# Private methods of the project's trainers that transformers' Trainer does not have
+OWN_PRIVATE_METHODS = {"_submit", "_deferred_state_json"}
+
+
+@pytest.mark.parametrize("trainer_class", ["CheckpointTrainer", "WindowTrainer"])
+def test_overridden_private_trainer_methods_exist_in_the_installed_transformers(trainer_class):
+    """The project overrides private methods of transformers' Trainer (pyproject.toml bounds transformers for
+    this): one that a release renamed or whose parameters changed would silently no longer be called."""
+    import inspect
+
+    from transformers import Trainer
+
+    from plasmidlm.training import trainer as trainer_module
+
+    cls = getattr(trainer_module, trainer_class)
+    overridden = [name for name, member in vars(cls).items() if name.startswith("_") and not name.startswith("__")
+                  and callable(member) and name not in OWN_PRIVATE_METHODS]
+    assert overridden
+    for name in overridden:
+        assert hasattr(Trainer, name), f"transformers' Trainer has no {name} any more"
+        assert list(inspect.signature(getattr(cls, name)).parameters) == \
+            list(inspect.signature(getattr(Trainer, name)).parameters), name
