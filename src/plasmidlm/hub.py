@@ -17,6 +17,7 @@ that differs is an error naming it, never a download) and the hub is switched of
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -171,17 +172,26 @@ def describe(folder, files: list[str]) -> dict:
 
 
 def library_versions() -> dict:
-    """Versions of the libraries that read a model (and torch's CUDA, when torch is already imported)."""
+    """Versions of the libraries that read a model, and the CUDA torch was built for (None: a CPU build)."""
     versions = {}
     for package in LIBRARIES:
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = None
-    torch = __import__("sys").modules.get("torch")
-    if torch is not None:
-        versions["cuda"] = torch.version.cuda
+    versions["cuda"] = torch_cuda()
     return versions
+
+
+def torch_cuda() -> str | None:
+    """torch.version.cuda, read from torch's version.py without importing torch (seconds, in jobs that need none)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    version_file = Path(spec.submodule_search_locations[0]) / "version.py"
+    found = re.search(r"^cuda(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", version_file.read_text(), re.M) \
+        if version_file.is_file() else None
+    return found.group(1) if found else None
 
 
 def version_changes(recorded: dict, current: dict) -> list[str]:
@@ -257,7 +267,7 @@ def _write_manifest(out, manifest: dict) -> None:
     io.write_json(manifest, out)
 
 
-def fetch(repo_id: str, revision: str, store, /, *, out_manifest, token=None) -> dict:
+def fetch(repo_id: str, revision: str, store, *, out_manifest, token=None) -> dict:
     """Resolve `revision` of hub model `repo_id` to its commit, download what the model needs into the store (unless
     that commit is there already) and write `out_manifest`. A failed download leaves nothing in the store."""
     if COMMIT.match(revision) and Path(snapshot_dir(store, repo_id, revision)).is_dir():
@@ -328,11 +338,17 @@ def _check_code_references(folder: Path) -> None:
                              f"cannot be pinned with the weights; use a copy of the model with its code files")
 
 
-def manifest_local(folder, /, *, out_manifest) -> dict:
+def folder_files(folder) -> list[str]:
+    """The files of a local model folder, hidden ones (tool and temporary files) left out, sorted."""
+    folder = Path(folder).expanduser().resolve()
+    return sorted(str(path) for path in folder.rglob("*")
+                  if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+
+
+def manifest_local(folder, *, out_manifest) -> dict:
     """The manifest of a local model folder: every file's size and SHA-256 (no commit)."""
     folder = Path(folder).expanduser().resolve()
-    files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
-                   if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    files = [str(Path(path).relative_to(folder)) for path in folder_files(folder)]
     manifest = {"repository": None, "revision": None, "commit": None, "pinned_from": None, "path": str(folder),
                 **describe(folder, files), "fetched_with": library_versions()}
     _write_manifest(out_manifest, manifest)
