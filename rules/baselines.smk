@@ -73,10 +73,7 @@ rule embeddings_baseline:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory(
-            "embeddings_baseline",
-            model_memory("embeddings_baseline", inference_batch, length_of),
-        ),
+        mem_mb=memory("embeddings_baseline", model_memory("embeddings_baseline")),
         runtime=minutes("embeddings_baseline"),
     params:
         embeddings=config["baselines"]["embeddings"],

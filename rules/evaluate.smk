@@ -22,10 +22,7 @@ rule evaluate_checkpoint:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory(
-            "evaluate_checkpoint",
-            model_memory("evaluate_checkpoint", inference_batch, experiment_tokens),
-        ),
+        mem_mb=memory("evaluate_checkpoint", model_memory("evaluate_checkpoint")),
         runtime=minutes("evaluate_checkpoint"),
     params:
         evaluate=config["evaluate"],

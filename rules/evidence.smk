@@ -78,10 +78,7 @@ rule model_evidence:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory(
-            "model_evidence",
-            model_memory("model_evidence", inference_batch, experiment_tokens),
-        ),
+        mem_mb=memory("model_evidence", model_memory("model_evidence")),
         runtime=minutes("model_evidence"),
     params:
         model_dir=lambda wildcards, input: os.path.dirname(input.summary),

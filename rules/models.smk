@@ -41,31 +41,28 @@ def embeddings_model_manifest(wildcards):
     return {"model_manifest": path} if path else {}
 
 
-def model_memory(job, batch_size, tokens):
-    """A `counts` of memory(): the MB the model of a job's manifest needs (plasmidlm.resources.model_mb)."""
+def model_memory(job):
+    """A `counts` of memory(): the MB the model of a job's manifest needs (plasmidlm.resources.model_mb) for its
+    batch (training's, or the inference batch) of windows of at most one token per nucleotide."""
 
     def counts(wildcards, input):
         if "model_manifest" not in input.keys():
             return {}
+        if job == "train":
+            batch = EXPERIMENTS[wildcards.experiment]["train"]["batch_size"]
+        else:
+            batch = config["evaluate"]["batch_size"] or GPU_BATCH_SIZE
+        tokens = (
+            length_of(wildcards)
+            if job == "embeddings_baseline"
+            else experiment_length(wildcards.experiment)
+        )
+        model = job_resources.read_model(input.model_manifest)
         return {
-            "model": job_resources.model_mb(
-                job,
-                job_resources.read_model(input.model_manifest),
-                batch_size=batch_size(wildcards),
-                tokens=tokens(wildcards),
-            )
+            "model": job_resources.model_mb(job, model, batch_size=batch, tokens=tokens)
         }
 
     return counts
-
-
-def inference_batch(wildcards):
-    return config["evaluate"]["batch_size"] or GPU_BATCH_SIZE
-
-
-def experiment_tokens(wildcards):
-    """Tokens per window, at most: one per nucleotide."""
-    return experiment_length(wildcards.experiment)
 
 
 # model manifest -> (hub id, revision) or local folder, for every model the run loads

@@ -18,10 +18,7 @@ rule predict:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory(
-            "predict",
-            model_memory("predict", inference_batch, experiment_tokens),
-        ),
+        mem_mb=memory("predict", model_memory("predict")),
         runtime=minutes("predict"),
     params:
         predict={

@@ -24,15 +24,7 @@ checkpoint train:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory(
-            "train",
-            windows_of_one_epoch,
-            model_memory(
-                "train",
-                lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"]["batch_size"],
-                experiment_tokens,
-            ),
-        ),
+        mem_mb=memory("train", windows_of_one_epoch, model_memory("train")),
         runtime=minutes("train"),
         # train.gpus: data-parallel ranks in this one job (plasmidlm.training.distributed); Slurm gets that many GPUs.
         gpu=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"]["gpus"],

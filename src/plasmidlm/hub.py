@@ -46,6 +46,8 @@ NEEDED = re.compile(r"^[^/]+\.(json|txt|model|py|tiktoken)$")
 # Files of other frameworks and formats that transformers does not read for a PyTorch model.
 NOT_NEEDED = re.compile(r"(^tf_model|^flax_model|^rust_model|\.(h5|msgpack|onnx|ot|gguf|ckpt)$|\.bin\.index\.json$|"
                         r"\.safetensors\.index\.json$)")
+# The HTTP client's exceptions for a host that cannot reach the hub (httpx's names; not OSErrors)
+CONNECTION_ERRORS = {"ConnectError", "TimeoutException", "NetworkError", "ProxyError"}
 LIBRARIES = ("transformers", "tokenizers", "torch", "peft", "accelerate", "huggingface_hub", "safetensors")
 SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
                      "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
@@ -212,7 +214,6 @@ def log_version_changes(recorded: dict | None, what: str) -> None:
 
 def _hub_error(repo_id: str, revision: str, error: Exception) -> PlasmidlmError:
     """The one-line cause of a failed hub request."""
-    import httpx2
     from huggingface_hub import errors
     from huggingface_hub.constants import ENDPOINT
 
@@ -223,7 +224,7 @@ def _hub_error(repo_id: str, revision: str, error: Exception) -> PlasmidlmError:
         cause = f"no revision {revision!r} in the repository (a branch, tag or full commit hash)"
     elif isinstance(error, errors.RepositoryNotFoundError):
         cause = "no such repository on the hub (or private: set HF_TOKEN)"
-    elif isinstance(error, (errors.OfflineModeIsEnabled, httpx2.ConnectError, httpx2.TimeoutException)):
+    elif isinstance(error, ConnectionError) or CONNECTION_ERRORS & {kind.__name__ for kind in type(error).__mro__}:
         cause = (f"cannot reach the hub at {ENDPOINT} ({type(error).__name__}); fetch on a host with internet "
                  f"(the submitting host; HF_HUB_OFFLINE must be unset there)")
     elif isinstance(error, OSError) and getattr(error, "errno", None) == 28:
