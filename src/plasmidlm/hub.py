@@ -212,10 +212,9 @@ def log_version_changes(recorded: dict | None, what: str) -> None:
 
 # --- fetching ------------------------------------------------------------------------------------------------
 
-def _hub_error(repo_id: str, revision: str, error: Exception) -> PlasmidlmError:
+def _hub_error(repo_id: str, revision: str, error: Exception, endpoint: str | None) -> PlasmidlmError:
     """The one-line cause of a failed hub request."""
-    from huggingface_hub import errors
-    from huggingface_hub.constants import ENDPOINT
+    from huggingface_hub import constants, errors
 
     where = f"{repo_id}@{revision}"
     if isinstance(error, errors.GatedRepoError):
@@ -225,7 +224,7 @@ def _hub_error(repo_id: str, revision: str, error: Exception) -> PlasmidlmError:
     elif isinstance(error, errors.RepositoryNotFoundError):
         cause = "no such repository on the hub (or private: set HF_TOKEN)"
     elif isinstance(error, ConnectionError) or CONNECTION_ERRORS & {kind.__name__ for kind in type(error).__mro__}:
-        cause = (f"cannot reach the hub at {ENDPOINT} ({type(error).__name__}); fetch on a host with internet "
+        cause = (f"cannot reach the hub at {endpoint or constants.ENDPOINT} ({type(error).__name__}); fetch on a host with internet "
                  f"(the submitting host; HF_HUB_OFFLINE must be unset there)")
     elif isinstance(error, OSError) and getattr(error, "errno", None) == 28:
         cause = f"no space left on the device of the model store: {error}"
@@ -253,12 +252,12 @@ def _check_download(folder: Path, name: str, sibling) -> None:
             raise PlasmidlmError(f"{name}: {kind} {actual} differs from the hub's {expected}")
 
 
-def _download(repo_id: str, commit: str, siblings: dict, folder: Path, token) -> None:
+def _download(repo_id: str, commit: str, siblings: dict, folder: Path, *, token, endpoint) -> None:
     """Download `siblings` (name -> the hub's listing) of `commit` into `folder` and check each against the hub."""
     from huggingface_hub import hf_hub_download
 
     for name in sorted(siblings):
-        hf_hub_download(repo_id, name, revision=commit, local_dir=folder, token=token)
+        hf_hub_download(repo_id, name, revision=commit, local_dir=folder, token=token, endpoint=endpoint)
         _check_download(folder, name, siblings[name])
     shutil.rmtree(folder / ".cache", ignore_errors=True)  # the client's download metadata, not the model's
 
@@ -268,13 +267,15 @@ def _write_manifest(out, manifest: dict) -> None:
     io.write_json(manifest, out)
 
 
-def fetch(repo_id: str, revision: str, store, *, out_manifest, token=None) -> dict:
+def fetch(repo_id: str, revision: str, store, *, out_manifest, token=None, endpoint: str | None = None) -> dict:
     """Resolve `revision` of hub model `repo_id` to its commit, download what the model needs into the store (unless
-    that commit is there already) and write `out_manifest`. A failed download leaves nothing in the store."""
+    that commit is there already) and write `out_manifest`. A failed download leaves nothing in the store.
+
+    `token` and `endpoint` (a hub mirror) default to huggingface_hub's (HF_TOKEN, HF_ENDPOINT)."""
     if COMMIT.match(revision) and Path(snapshot_dir(store, repo_id, revision)).is_dir():
         commit, siblings = revision, None  # a commit already in the store: no request at all
     else:
-        commit, siblings = _resolve(repo_id, revision, token)
+        commit, siblings = _resolve(repo_id, revision, token=token, endpoint=endpoint)
     pinned_from = None if revision == commit else revision
     if pinned_from:
         logger.info(f"model {repo_id}: revision {revision!r} resolved to commit {commit}; pinned until "
@@ -283,7 +284,7 @@ def fetch(repo_id: str, revision: str, store, *, out_manifest, token=None) -> di
     if entry.is_dir():
         logger.info(f"model {repo_id}@{commit}: already in the store at {entry}; nothing downloaded")
     else:
-        _fetch_snapshot(repo_id, commit, siblings, entry, token=token)
+        _fetch_snapshot(repo_id, commit, siblings, entry, token=token, endpoint=endpoint)
     files = sorted(str(path.relative_to(entry)) for path in entry.rglob("*") if path.is_file())
     manifest = {"repository": repo_id, "revision": revision, "commit": commit, "pinned_from": pinned_from,
                 "path": str(entry), **describe(entry, files), "fetched_with": library_versions()}
@@ -294,18 +295,18 @@ def fetch(repo_id: str, revision: str, store, *, out_manifest, token=None) -> di
     return manifest
 
 
-def _resolve(repo_id: str, revision: str, token) -> tuple[str, dict]:
+def _resolve(repo_id: str, revision: str, *, token, endpoint) -> tuple[str, dict]:
     """(commit, {file name: the hub's listing of it}) of a revision: one request."""
     from huggingface_hub import HfApi
 
     try:
-        info = HfApi().model_info(repo_id, revision=revision, files_metadata=True, token=token)
-    except Exception as error:  # the hub's HTTP errors, and httpx2's connection errors (not OSErrors)
-        raise _hub_error(repo_id, revision, error) from None
+        info = HfApi(endpoint=endpoint).model_info(repo_id, revision=revision, files_metadata=True, token=token)
+    except Exception as error:  # the hub's HTTP errors, and the HTTP client's connection errors (not OSErrors)
+        raise _hub_error(repo_id, revision, error, endpoint) from None
     return info.sha, {sibling.rfilename: sibling for sibling in info.siblings or []}
 
 
-def _fetch_snapshot(repo_id: str, commit: str, siblings: dict, entry: Path, *, token) -> None:
+def _fetch_snapshot(repo_id: str, commit: str, siblings: dict, entry: Path, *, token, endpoint) -> None:
     """Download the needed files of a commit into a hidden temporary folder, check them, and rename it to `entry`."""
     wanted = needed_files(list(siblings))
     skipped = sorted(set(siblings) - set(wanted))
@@ -314,7 +315,7 @@ def _fetch_snapshot(repo_id: str, commit: str, siblings: dict, entry: Path, *, t
     tmp = io.temporary_path(entry)
     try:
         tmp.mkdir(parents=True)
-        _download(repo_id, commit, {name: siblings[name] for name in wanted}, tmp, token)
+        _download(repo_id, commit, {name: siblings[name] for name in wanted}, tmp, token=token, endpoint=endpoint)
         _check_code_references(tmp)
         try:
             os.replace(tmp, entry)
@@ -324,7 +325,7 @@ def _fetch_snapshot(repo_id: str, commit: str, siblings: dict, entry: Path, *, t
     except PlasmidlmError as error:
         raise PlasmidlmError(f"model {repo_id}@{commit}: {error}") from None
     except Exception as error:
-        raise _hub_error(repo_id, commit, error) from None
+        raise _hub_error(repo_id, commit, error, endpoint) from None
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
