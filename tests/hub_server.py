@@ -78,6 +78,8 @@ class HubServer:
     def _handle(self, request: BaseHTTPRequestHandler, *, body: bool):
         path = unquote(urlsplit(request.path).path)
         self.requests.append((time.time(), request.command, request.path))
+        if path == "/api/agent-harnesses":  # the client's own look-up, cached for a day in HF_HOME
+            return self._json(request, {"standardEnvVars": [], "harnesses": {}})
         if path.startswith("/api/models/"):
             repo_id, _, revision = path.removeprefix("/api/models/").partition("/revision/")
             return self._revision_info(request, repo_id, revision)
@@ -116,7 +118,10 @@ class HubServer:
             if name.endswith(LFS_SUFFIXES):
                 sibling["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
             siblings.append(sibling)
-        payload = json.dumps({"id": repo_id, "sha": commit, "siblings": siblings, "private": False}).encode()
+        self._json(request, {"id": repo_id, "sha": commit, "siblings": siblings, "private": False})
+
+    def _json(self, request, data):
+        payload = json.dumps(data).encode()
         request.send_response(200)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(payload)))

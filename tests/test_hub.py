@@ -184,3 +184,14 @@ def test_train_memory_of_a_100m_parameter_model_adds_the_documented_formula(tmp_
     formula = (100_000_000 * 12 + batch * tokens * 768 * 12 * 16 * 4) / 1e6  # the module docstring's, training
     assert builtin == 3100
     assert hub_model == math.ceil((fixed_and_windows + formula) / 100) * 100 == 6200
+
+
+def test_revision_reaches_the_training_record_of_hub_models_only():
+    from plasmidlm.config import resolve_experiments
+    from plasmidlm.plan import experiment_model
+
+    config = {"windows": {}, "train": {}, "model": {"name_or_path": "builtin", "revision": "main"},  # as validated
+              "experiments": {"builtin": {}, "hub": {"model": {"name_or_path": REPO, "revision": "v2"}}}}
+    experiments = resolve_experiments(config)
+    assert "revision" not in experiment_model(config, experiments["builtin"], "pretrain/model")
+    assert experiment_model(config, experiments["hub"], "pretrain/model")["revision"] == "v2"

@@ -7,6 +7,7 @@ k-mer text, BPE or character tokens, position limits, a decoder without a pad to
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -347,22 +348,29 @@ def test_each_hub_model_is_fetched_once_before_the_jobs_and_no_job_requests_anyt
     for family, path in manifests.items():
         commit = stand_in_hub.commits[family]
         assert provenance["models"][str(path)]["commit"] == commit
-        assert f"model {hub_id(family)}@{commit} (pinned from 'main')" in (run / "logs" / family / "train.log").read_text()
+        train_log = (run / "logs" / family / "train.log").read_text()
+        assert f"model {hub_id(family)}@{commit} (pinned from 'main'): " in train_log
     assert stand_in_hub.commits["dnabert2"] in (run / "report" / "report.html").read_text()
 
 
-def test_moved_branch_stays_pinned_and_a_new_revision_replans_only_what_uses_the_model(
+def test_moved_branches_stay_pinned_and_a_new_revision_replans_only_the_jobs_that_use_the_model(
         stand_in_hub, families_run, standins):
     run, data, new_fasta = families_run
     workdir = run.parent.parent
     for family, model_config in standins.items():  # every branch moves to a second commit
         stand_in_hub.add_commit(hub_id(family), folder_files(model_config["name_or_path"]) | {"extra.json": b"{}"})
     config = families_config(standins, data, new_fasta, workdir / "store")
-    config["experiments"]["grover"]["model"]["revision"] = stand_in_hub.repos[hub_id("grover")]["branches"]["main"]
+    second = stand_in_hub.repos[hub_id("grover")]["branches"]["main"]
+    config["experiments"]["grover"]["model"]["revision"] = second
     changed = workdir / "changed_revision.yaml"
     changed.write_text(yaml.safe_dump(config))
     requests = len(stand_in_hub.requests)
-    result = snakemake("--directory", str(workdir), "--configfile", str(changed), "-n", "--quiet", "rules",
-                       env=online_env(stand_in_hub.url, workdir / "hf_home"))
-    planned = {line.split()[0] for line in result.stdout.splitlines()[2:] if line.strip() and not line.startswith(("-", "total"))}
+    plan = snakemake("--directory", str(workdir), "--configfile", str(changed), "-n",
+                     env=online_env(stand_in_hub.url, workdir / "hf_home")).stdout  # the plan, not the log
+    stats = plan.split("Job stats:")[1].split("total")[0]
+    jobs = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    assert jobs == {"fetch_model", "train", "model_evidence", "predict", "provenance", "report", "manifest", "all"}
+    experiments = set(re.findall(r"experiment=(\w+)", plan))
+    assert experiments == {"grover"}  # the other experiments stay pinned to their first commit
+    assert f"repo=standins--grover, revision={second}" in plan
     assert len(stand_in_hub.requests) == requests
