@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import struct
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import quote
@@ -224,8 +225,8 @@ def _hub_error(repo_id: str, revision: str, error: Exception, endpoint: str | No
     elif isinstance(error, errors.RepositoryNotFoundError):
         cause = "no such repository on the hub (or private: set HF_TOKEN)"
     elif isinstance(error, ConnectionError) or CONNECTION_ERRORS & {kind.__name__ for kind in type(error).__mro__}:
-        cause = (f"cannot reach the hub at {endpoint or constants.ENDPOINT} ({type(error).__name__}); fetch on a host with internet "
-                 f"(the submitting host; HF_HUB_OFFLINE must be unset there)")
+        cause = (f"cannot reach the hub at {endpoint or constants.ENDPOINT} ({type(error).__name__}); fetch on a "
+                 f"host with internet (the submitting host; HF_HUB_OFFLINE must be unset there)")
     elif isinstance(error, OSError) and getattr(error, "errno", None) == 28:
         cause = f"no space left on the device of the model store: {error}"
     else:
@@ -363,7 +364,7 @@ def manifest_local(folder, *, out_manifest) -> dict:
 def offline() -> None:
     """Switch the hub off for this process: no request, whether huggingface_hub is imported yet or not."""
     os.environ["HF_HUB_OFFLINE"] = "1"
-    constants = __import__("sys").modules.get("huggingface_hub.constants")
+    constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
         constants.HF_HUB_OFFLINE = True
 
