@@ -30,12 +30,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from plasmidlm import PlasmidlmError, io
+from plasmidlm.config import BUILTIN, PRETRAINED
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STORE = "resources/models"
-DEFAULT_REVISION = "main"
-BUILTIN, PRETRAINED = "builtin", "pretrained"
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 # Weight formats by preference; a snapshot gets the first the repository has (with its shard index), not the others.
 WEIGHT_FORMATS = (
@@ -50,8 +48,6 @@ NOT_NEEDED = re.compile(r"(^tf_model|^flax_model|^rust_model|\.(h5|msgpack|onnx|
 # The HTTP client's exceptions for a host that cannot reach the hub (httpx's names; not OSErrors)
 CONNECTION_ERRORS = {"ConnectError", "TimeoutException", "NetworkError", "ProxyError"}
 LIBRARIES = ("transformers", "tokenizers", "torch", "peft", "accelerate", "huggingface_hub", "safetensors")
-SAFETENSORS_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-                     "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 
 
 # --- where things lie ----------------------------------------------------------------------------------------
