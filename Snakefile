@@ -30,6 +30,7 @@ RUN = layout.run_folder(config["run_name"])
 
 
 include: "rules/common.smk"
+include: "rules/models.smk"
 include: "rules/data.smk"
 include: "rules/pretrain.smk"
 include: "rules/train.smk"

@@ -52,6 +52,7 @@ rule majority_baseline:
 rule embeddings_baseline:
     input:
         unpack(embeddings_model_inputs),
+        unpack(embeddings_model_manifest),
         fasta=config["data"]["fasta"],
         split=layout.data_file(RUN, "split.tsv"),
         test=layout.data_file(RUN, "test_windows.tsv.gz", "{length_dir}"),
@@ -72,7 +73,7 @@ rule embeddings_baseline:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory("embeddings_baseline"),
+        mem_mb=memory("embeddings_baseline", model_memory("embeddings_baseline")),
         runtime=minutes("embeddings_baseline"),
         gpu=config["evaluate"]["gpus"],
     params:

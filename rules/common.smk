@@ -146,14 +146,15 @@ def pretrained_inputs(wildcards):
 from plasmidlm import resources as job_resources
 
 
-def memory(job, counts=None):
-    """A rule's mem_mb: plasmidlm.resources.mem_mb from its input sizes (and `counts(wildcards, input)`), the attempt."""
+def memory(job, *counts):
+    """A rule's mem_mb: plasmidlm.resources.mem_mb from its input sizes (and each `counts(wildcards, input)`), the
+    attempt."""
 
     def mem_mb(wildcards, input, attempt):
         sizes = job_resources.input_mb(input.items())
-        return job_resources.mem_mb(
-            job, sizes | (counts(wildcards, input) if counts else {}), attempt
-        )
+        for count in counts:
+            sizes |= count(wildcards, input)
+        return job_resources.mem_mb(job, sizes, attempt)
 
     return mem_mb
 

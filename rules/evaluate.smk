@@ -3,6 +3,7 @@
 # their evaluations stay. A checkpoint trained anew is a new directory, so its evaluation runs again.
 rule evaluate_checkpoint:
     input:
+        unpack(model_inputs),
         checkpoint=layout.checkpoint_dir(RUN, "{experiment}", "{step}"),
         test=lambda wildcards: experiment_data_file(
             wildcards.experiment, "test_windows.tsv.gz"
@@ -21,7 +22,7 @@ rule evaluate_checkpoint:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory("evaluate_checkpoint"),
+        mem_mb=memory("evaluate_checkpoint", model_memory("evaluate_checkpoint")),
         runtime=minutes("evaluate_checkpoint"),
         gpu=config["evaluate"]["gpus"],
     params:

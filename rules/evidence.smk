@@ -42,6 +42,7 @@ rule contig_tiles:
 
 rule model_evidence:
     input:
+        unpack(model_inputs),
         summary=layout.train_summary(RUN, "{experiment}"),
         training_log=layout.training_log(RUN, "{experiment}"),
         test=lambda wildcards: experiment_data_file(
@@ -77,7 +78,7 @@ rule model_evidence:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory("model_evidence"),
+        mem_mb=memory("model_evidence", model_memory("model_evidence")),
         runtime=minutes("model_evidence"),
         gpu=config["evaluate"]["gpus"],
     params:

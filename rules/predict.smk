@@ -1,5 +1,6 @@
 rule predict:
     input:
+        unpack(model_inputs),
         fasta=lambda wildcards: config["predict"]["fasta"][wildcards.sample],
         summary=layout.train_summary(RUN, "{experiment}"),
         training_log=layout.training_log(RUN, "{experiment}"),
@@ -17,7 +18,7 @@ rule predict:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory("predict"),
+        mem_mb=memory("predict", model_memory("predict")),
         runtime=minutes("predict"),
         gpu=config["evaluate"]["gpus"],
     params:

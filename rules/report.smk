@@ -2,6 +2,8 @@ rule provenance:
     input:
         fasta=config["data"]["fasta"],
         labels=config["data"]["labels"],
+        # the manifest of every model the run loads: repository, commit, file hashes
+        models=sorted({*HUB_MODELS, *LOCAL_MODELS}),
     output:
         provenance=layout.provenance(RUN),
         config=layout.run_config(RUN),

@@ -9,6 +9,7 @@
 checkpoint train:
     input:
         unpack(pretrained_inputs),
+        unpack(model_inputs),
         windows=layout.train_windows(RUN, "{experiment}"),
         val=lambda wildcards: experiment_data_file(
             wildcards.experiment, "val_windows.tsv.gz"
@@ -23,7 +24,7 @@ checkpoint train:
         "../envs/plasmidlm.yaml"
     threads: 2
     resources:
-        mem_mb=memory("train", windows_of_one_epoch),
+        mem_mb=memory("train", windows_of_one_epoch, model_memory("train")),
         runtime=minutes("train"),
         # train.gpus: data-parallel ranks in this one job (plasmidlm.training.distributed); Slurm gets that many GPUs.
         gpu=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"]["gpus"],

@@ -245,9 +245,16 @@ def one_thread():
 
 # --- one finished run of the whole workflow, shared by the tests that only read it ---------------------
 
-def snakemake(*args, cwd=REPO_ROOT, check=True):
+def snakemake(*args, cwd=REPO_ROOT, check=True, env=None):
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), *args],
-                          cwd=cwd, capture_output=True, text=True, check=check)
+                          cwd=cwd, capture_output=True, text=True, check=check, env=env)
+
+
+def online_env(endpoint: str, hf_home) -> dict:
+    """This process's environment with the hub client pointed at `endpoint` (a stand-in hub) and allowed online,
+    its caches in `hf_home`: for a workflow run whose fetch step downloads (its jobs switch the hub off)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    return env | {"HF_ENDPOINT": endpoint, "HF_HOME": str(hf_home)}
 
 
 def reduced_config() -> dict:

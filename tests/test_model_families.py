@@ -7,6 +7,7 @@ k-mer text, BPE or character tokens, position limits, a decoder without a pad to
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -16,7 +17,8 @@ import torch
 import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import REPO_ROOT, logged_messages, make_dataset, random_windows, snakemake, write_fasta
+from conftest import REPO_ROOT, logged_messages, make_dataset, online_env, random_windows, snakemake, write_fasta
+from hub_server import HubServer, folder_files
 from plasmidlm import PlasmidlmError, cli, io
 from plasmidlm.evaluate import embed_windows, predict_proba
 from plasmidlm.model import build_or_load, forward_input_names, load_checkpoint
@@ -237,12 +239,18 @@ def test_lora_with_default_targets_trains_and_reloads(family, standins, tmp_path
 WORKFLOW_EMBEDDINGS = "dnabert2"
 
 
-def families_config(standins: dict, data, new_fasta) -> dict:
+def hub_id(family: str) -> str:
+    return f"standins/{family}"
+
+
+def families_config(standins: dict, data, new_fasta, store) -> dict:
     """The smallest run of every model-side stage, an experiment per family: 2 steps and one checkpoint (the
     evaluation of every checkpoint is the shared finished run's to show), the evidence of each best checkpoint,
-    predict; without the baselines that use no model but the embeddings'."""
+    predict; without the baselines that use no model but the embeddings'. Each family's model is a hub id at
+    branch main of the stand-in hub, fetched into `store`."""
     return {
         "run_name": "families",
+        "model_store": str(store),
         "data": {"fasta": str(data.fasta), "labels": str(data.labels)},
         "split": {"near_duplicates": {"enabled": False}},
         "windows": {"length": WINDOW, "val_count": 16, "test_count": 40},
@@ -252,21 +260,34 @@ def families_config(standins: dict, data, new_fasta) -> dict:
         "baselines": {"kmer": {"enabled": False}, "composition": {"enabled": False}, "cnn": {"enabled": False},
                       "embeddings": {"enabled": True, "model": WORKFLOW_EMBEDDINGS, "windows_per_plasmid": 1,
                                      "cnn_epochs": 1}},
-        "experiments": {family: {"windows": {"strategy": "random", "per_plasmid": 2}, "model": model_config}
+        "experiments": {family: {"windows": {"strategy": "random", "per_plasmid": 2},
+                                 "model": model_config | {"name_or_path": hub_id(family), "revision": "main"}}
                         for family, model_config in standins.items()},
         "predict": {"fasta": {"new": str(new_fasta)}},
     }
 
 
 @pytest.fixture(scope="module")
-def families_run(standins, tmp_path_factory):
-    """(run folder, data set, FASTA to predict) of one finished workflow run with every family."""
+def stand_in_hub(standins):
+    """The stand-in hub serving each family's stand-in as standins/<family>, branch main."""
+    server = HubServer()
+    server.commits = {family: server.add_commit(hub_id(family), folder_files(model_config["name_or_path"]))
+                      for family, model_config in standins.items()}
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def families_run(standins, stand_in_hub, tmp_path_factory):
+    """(run folder, data set, FASTA to predict) of one finished workflow run with every family, each fetched from
+    the stand-in hub (the run's environment allows the hub; its jobs switch it off)."""
     workdir = tmp_path_factory.mktemp("families_run")
     data = make_dataset(workdir / "data", counts={"alpha": 10, "beta": 10}, seed=3)
     new_fasta = write_fasta(workdir / "new.fasta", [("new_1", random_windows(1, 150, seed=8)[0])])
     config = workdir / "config.yaml"
-    config.write_text(yaml.safe_dump(families_config(standins, data, new_fasta)))
-    result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
+    config.write_text(yaml.safe_dump(families_config(standins, data, new_fasta, workdir / "store")))
+    result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False,
+                       env=online_env(stand_in_hub.url, workdir / "hf_home"))
     assert result.returncode == 0, result.stderr[-5000:]
     return workdir / "results" / "families", data, new_fasta
 
@@ -310,3 +331,46 @@ def test_family_runs_through_the_whole_workflow(family, standins, families_run, 
         error = capsys.readouterr().err.strip().splitlines()
         assert error[-1].startswith("plasmidlm: error: ") and "--trust-remote-code" in error[-1]
         assert not (tmp_path / "refused.sequences.tsv").exists()
+
+
+# --- hub models: fetched once on the host that runs snakemake, pinned, loaded offline -------------------------
+
+def test_each_hub_model_is_fetched_once_before_the_jobs_and_no_job_requests_anything(stand_in_hub, families_run):
+    run, _, _ = families_run
+    store = run.parent.parent / "store"
+    revision_calls = [path for path in stand_in_hub.paths() if "/revision/" in path]
+    assert sorted(revision_calls) == sorted(f"GET /api/models/{hub_id(family)}/revision/main?blobs=true"
+                                            for family in FAMILIES)
+    manifests = {family: store / f"standins--{family}" / "revisions" / "main.json" for family in FAMILIES}
+    last_fetch = max(path.stat().st_mtime for path in manifests.values())
+    assert max(when for when, _, _ in stand_in_hub.requests) <= last_fetch
+    provenance = json.loads((run / "provenance.json").read_text())
+    for family, path in manifests.items():
+        commit = stand_in_hub.commits[family]
+        assert provenance["models"][str(path)]["commit"] == commit
+        train_log = (run / "logs" / family / "train.log").read_text()
+        assert f"model {hub_id(family)}@{commit} (pinned from 'main'): " in train_log
+    assert stand_in_hub.commits["dnabert2"] in (run / "report" / "report.html").read_text()
+
+
+def test_moved_branches_stay_pinned_and_a_new_revision_replans_only_the_jobs_that_use_the_model(
+        stand_in_hub, families_run, standins):
+    run, data, new_fasta = families_run
+    workdir = run.parent.parent
+    for family, model_config in standins.items():  # every branch moves to a second commit
+        stand_in_hub.add_commit(hub_id(family), folder_files(model_config["name_or_path"]) | {"extra.json": b"{}"})
+    config = families_config(standins, data, new_fasta, workdir / "store")
+    second = stand_in_hub.repos[hub_id("grover")]["branches"]["main"]
+    config["experiments"]["grover"]["model"]["revision"] = second
+    changed = workdir / "changed_revision.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    requests = len(stand_in_hub.requests)
+    plan = snakemake("--directory", str(workdir), "--configfile", str(changed), "-n",
+                     env=online_env(stand_in_hub.url, workdir / "hf_home")).stdout  # the plan, not the log
+    stats = plan.split("Job stats:")[1].split("total")[0]
+    jobs = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    assert jobs == {"fetch_model", "train", "model_evidence", "predict", "provenance", "report", "manifest", "all"}
+    experiments = set(re.findall(r"experiment=(\w+)", plan))
+    assert experiments == {"grover"}  # the other experiments stay pinned to their first commit
+    assert f"repo=standins--grover, revision={second}" in plan
+    assert len(stand_in_hub.requests) == requests

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from plasmidlm import PlasmidlmError
+from plasmidlm import PlasmidlmError, hub
 from plasmidlm.evaluate import classes_of, evaluate_checkpoint, predict_proba
 from plasmidlm.model import METADATA_KEY, build_or_load, load_checkpoint
 from plasmidlm.tokenize import SPECIAL_TOKENS, build_kmer_tokenizer, encode, kmer_text, model_text, n_tokens
@@ -161,7 +161,8 @@ def test_saved_checkpoint_reloads_with_plain_transformers(tiny_checkpoint):
 def test_load_checkpoint_returns_window_metadata(tiny_checkpoint):
     directory, _, _ = tiny_checkpoint
     model, tokenizer, metadata = load_checkpoint(directory)
-    assert metadata == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1, "custom_code": False}
+    assert metadata == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1, "custom_code": False,
+                        "versions": hub.library_versions()}
     assert not model.training
     assert classes_of(model) == CLASSES
     assert len(tokenizer) == 69

@@ -19,4 +19,5 @@ run_logged(
     out_logistic_predictions=snakemake.output.logistic_predictions,
     out_cnn_metrics=snakemake.output.cnn_metrics,
     out_cnn_predictions=snakemake.output.cnn_predictions,
+    model_manifest=None if snakemake.params.from_experiment else snakemake.input.get("model_manifest"),
 )

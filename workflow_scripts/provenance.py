@@ -8,4 +8,5 @@ run_logged(
     config=snakemake.params.config,
     out=snakemake.output.provenance,
     out_config=snakemake.output.config,
+    models=snakemake.input.models,
 )

@@ -15,4 +15,5 @@ run_logged(
     model_dir=snakemake.params.model_dir,
     out_summary=snakemake.output.summary,
     out_log=snakemake.output.log_table,
+    model_manifest=snakemake.input.get("model_manifest"),
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from plasmidlm.training.runs import epochs_to_draw
 from plasmidlm.config import PRETRAINED
 from plasmidlm.evidence import COMPOSITION_BASELINES
+from plasmidlm.hub import model_kind
 
 # How windows are cut (plasmidlm.windows.WindowPolicy), besides their length: the same for the held-out windows,
 # the baselines' and the pretraining's (an experiment's training windows follow its own windows section).
@@ -92,8 +93,11 @@ def uses_pretraining(config: dict, experiments: dict[str, dict]) -> bool:
 
 def experiment_model(config: dict, settings: dict, pretrained_model: str) -> dict:
     """An experiment's model config; "pretrained" becomes the pretrain stage's model (at `pretrained_model`) with
-    the tokenizer it was pretrained with."""
+    the tokenizer it was pretrained with. `revision` is kept for a hub model only: elsewhere it means nothing, and
+    in the training record it would set aside the checkpoints of runs made before the key existed."""
     model = settings["model"]
+    if model_kind(model["name_or_path"]) != "hub":
+        model = {key: value for key, value in model.items() if key != "revision"}
     if not fine_tunes_pretrained(settings):
         return model
     pretrain = config["pretrain"]

@@ -4,10 +4,23 @@ Each job's memory is a fixed part (Python, its libraries, a model) plus a part p
 holds or whose content it turns into arrays; the figures come from `bench/model_scale.py` and
 `bench/data_scale.py` (bench/README.md), with headroom. Gzip-compressed inputs count as `GZ_EXPANSION` times
 their size. A retry (Snakemake's `attempt`, with `--retries`) asks for `attempt` times as much memory and time.
+
+Jobs that load a hub model or model folder add a part from its manifest (plasmidlm.hub), `model_mb`, in MB:
+
+    training:   P × 12 B  +  batch × tokens × hidden × layers × 16 × 4 B
+    inference:  P × 8 B   +  batch × tokens × hidden × 16 × 4 B
+
+P is the manifest's parameter count; 12 bytes per parameter when training are the fp32 weights, the pinned host
+copy that background checkpoint writes fill, and the serialised checkpoint; 8 when only loading (the weights and
+the state dict they are read from). Activations: 16 floats per token, hidden unit and layer kept for the backward
+pass of a training batch; one layer's at a time for inference. Tokens are the window length (at most one token per
+nucleotide), batch the job's batch size, hidden and layers from the model's config.json. The built-in and
+pretrained models have no manifest: their fixed part covers them.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -28,22 +41,25 @@ MEMORY = {
     "training_windows": (1000, {"windows": 0.001}),
     "kmer_coverage": (1000, {"split": 4.0, "test": 60.0}),
     "leakage": (1000, {"split": 4.0, "train": 0.1, "test": 8.0, "val": 8.0}),
-    "train": (3000, {"windows": 6.0, "val": 8.0, "split": 4.0}),  # windows: the table's MB per epoch drawn
+    # windows: the table's MB per epoch drawn; model: `model_mb` of a hub model or model folder
+    "train": (3000, {"windows": 6.0, "val": 8.0, "split": 4.0, "model": 1.0}),
     "pretrain": (3000, {"split": 4.0, "corpus_windows": 0.001}),  # corpus_windows: a count, not MB
-    "evaluate_checkpoint": (3000, {"checkpoint": 3.0, "test": 8.0, "val": 8.0}),
+    "evaluate_checkpoint": (3000, {"checkpoint": 3.0, "test": 8.0, "val": 8.0, "model": 1.0}),
     "kmer_baseline": (1000, {"split": 4.0, "test": 8.0, "features": 3.5}),  # features: MB of the training matrix
     "majority_baseline": (1000, {"split": 4.0, "test": 8.0}),
-    "embeddings_baseline": (4000, {"split": 4.0, "test": 8.0}),
+    "embeddings_baseline": (4000, {"split": 4.0, "test": 8.0, "model": 1.0}),
     "composition_baselines": (3000, {"split": 4.0, "test": 8.0}),
     "cnn_baseline": (3000, {"train": 8.0, "val": 8.0, "test": 8.0}),
     "shuffled_test_windows": (1000, {"test": 8.0}),
     "contig_tiles": (1000, {"split": 4.0}),
-    "model_evidence": (3000, {"test": 8.0, "val": 8.0, "shuffled": 8.0, "tiles": 8.0, "contigs": 4.0}),
+    "model_evidence": (3000, {"test": 8.0, "val": 8.0, "shuffled": 8.0, "tiles": 8.0, "contigs": 4.0, "model": 1.0}),
     "kmer_evidence": (3000, {"split": 4.0, "shuffled": 8.0, "tiles": 8.0, "contigs": 4.0}),
     "report": (2000, {}),
     "provenance": (1000, {}),
-    "predict": (3000, {"fasta": 0.0}),
+    "predict": (3000, {"fasta": 0.0, "model": 1.0}),
     "manifest": (1000, {}),
+    "fetch_model": (1000, {}),
+    "local_model_manifest": (1000, {}),
 }
 
 # job: (fixed minutes, {input: minutes per uncompressed GB of that input}); training jobs resume from their last
@@ -69,6 +85,9 @@ RUNTIME = {
     "kmer_evidence": (60, {"fasta": 4.0}),
     "predict": (60, {"fasta": 20.0}),
 }
+# Host bytes per parameter, and floats of activations per token and hidden unit (times layers when training)
+PARAMETER_BYTES = {"train": 12, "inference": 8}
+ACTIVATION_FLOATS = 16
 DEFAULT_MEMORY = (1000, {})
 DEFAULT_RUNTIME = (10, {})
 
@@ -86,6 +105,22 @@ def input_mb(inputs) -> dict[str, float]:
     """{input name: uncompressed MB} for (name, path or list of paths) pairs, e.g. a Snakemake job's input.items()."""
     return {name: sum(_path_mb(str(path)) for path in ([paths] if isinstance(paths, (str, os.PathLike)) else paths))
             for name, paths in inputs}
+
+
+def read_model(manifest_path: str) -> dict:
+    """The manifest of a model (plasmidlm.hub); a FileNotFoundError while it is not fetched yet (a dry run) tells
+    Snakemake to decide the memory later."""
+    with open(manifest_path) as handle:
+        return json.load(handle)
+
+
+def model_mb(job: str, model: dict, *, batch_size: int, tokens: int) -> float:
+    """MB a job needs for a model of the manifest `model`: parameters and activations (module docstring)."""
+    training = job == "train"
+    weights = model["parameters"] * PARAMETER_BYTES["train" if training else "inference"]
+    layers = (model.get("layers") or 1) if training else 1
+    activations = batch_size * tokens * (model.get("hidden_size") or 0) * layers * ACTIVATION_FLOATS * 4
+    return (weights + activations) / 1e6
 
 
 def kmer_features_mb(windows: int, k: int) -> float:

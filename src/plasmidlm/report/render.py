@@ -183,9 +183,19 @@ def _provenance(run_dir: Path, config: dict) -> dict:
     return {
         "versions": _table_html(pd.DataFrame(list(provenance["versions"].items()), columns=["package", "version"])),
         "inputs": _table_html(pd.DataFrame([{"input": name, **value} for name, value in provenance["inputs"].items()])),
+        "models": _models_html(provenance.get("models") or {}),
         "config": yaml.safe_dump(config, sort_keys=False),
         "set_aside": _table_html(pd.DataFrame(set_aside)) if set_aside else "",
     }
+
+
+def _models_html(models: dict) -> str:
+    """One row per file of each model the run loaded: repository, commit (or local folder), SHA-256."""
+    rows = [{"model": entry["repository"] or entry["path"], "revision": entry["revision"] or "",
+             "commit": entry["commit"] or "(local folder)", "file": name, "bytes": listed["bytes"],
+             "sha256": listed["sha256"]}
+            for entry in models.values() for name, listed in entry["files"].items()]
+    return _table_html(pd.DataFrame(rows)) if rows else ""
 
 
 def _table_html(table: pd.DataFrame) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plasmidlm import io, layout
+from plasmidlm import hub, io, layout
 from plasmidlm.training.runs import best_checkpoint
 from plasmidlm.evidence import COMPOSITION_BASELINES
 from plasmidlm.steps.common import check_drawn, classes_of_split, split_plasmids, write_baseline
@@ -69,20 +69,25 @@ def kmer_baseline(*, fasta, split_path, test_windows, kmer_config: dict, windows
 
 def embeddings_baseline(*, fasta, split_path, test_windows, model: str, from_experiment: bool, embeddings_config: dict,
                         trust_remote_code: bool, windows_config: dict, n_bootstrap: int, seed: int,
-                        out_logistic_metrics, out_logistic_predictions, out_cnn_metrics, out_cnn_predictions):
+                        out_logistic_metrics, out_logistic_predictions, out_cnn_metrics, out_cnn_predictions,
+                        model_manifest=None):
     """A model's frozen embeddings of training windows (cut as `windows_config` says): mean-pooled + logistic
     regression, per-token + 1D CNN.
 
     `model` is an experiment's model folder (`from_experiment`: its best checkpoint by validation is used),
-    a local Hugging Face directory or a hub id. `trust_remote_code` allows a model that ships its own code.
+    a local Hugging Face directory or a hub id. `trust_remote_code` allows a model that ships its own code. With
+    `model_manifest` (of a hub id or folder `model`), the model is loaded from its checked store folder, offline.
     Per-token states are never held for more than one batch (`EMBEDDING_CHUNK` test windows): the CNN's
     training batches are embedded anew every epoch.
     """
     from plasmidlm import baselines
     from plasmidlm.evaluate import embed_windows
 
+    hub.offline()
     if from_experiment:
         model = Path(layout.checkpoint_in(model, best_checkpoint(model)))
+    elif model_manifest is not None:
+        model = hub.model_folder(model_manifest)
     logger.info(f"embeddings of {model}")
     encoder, tokenizer, metadata = baselines.load_encoder(model, trust_remote_code, embeddings_config["kmer"])
     plasmids = split_plasmids(split_path, "train")

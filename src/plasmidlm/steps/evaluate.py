@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from plasmidlm import io
+from plasmidlm import hub, io
 
 logger = logging.getLogger(__name__)
 
 
 def evaluate(checkpoint_dir, *, test_windows, val_windows, evaluate_config: dict, seed: int, trust_remote_code: bool,
              out_metrics, out_predictions):
+    hub.offline()
     from plasmidlm.evaluate import evaluate_checkpoint
 
     predictions, metrics = evaluate_checkpoint(

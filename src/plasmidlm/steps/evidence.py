@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plasmidlm import PlasmidlmError, io, layout
+from plasmidlm import PlasmidlmError, hub, io, layout
 from plasmidlm.training.runs import best_checkpoint
 from plasmidlm.steps.baselines import fitted_kmer_baseline
 from plasmidlm.steps.common import classes_of_split, split_plasmids
@@ -68,6 +68,7 @@ def model_evidence(model_dir, *, eval_dir, test_windows, val_windows, shuffled_w
     the mean of the calibrated probabilities of a contig's tiles, as `predict` aggregates). The forward-strand
     test probabilities come from the checkpoint's evaluation (`eval_dir`) unless it averaged both strands.
     """
+    hub.offline()
     from plasmidlm import evidence
     from plasmidlm.evaluate import classes_of, default_device, predict_proba
     from plasmidlm.metrics import evaluate_predictions, predictions_table, probability_columns

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from plasmidlm import io, layout
+from plasmidlm import hub, io, layout
 from plasmidlm.training.runs import best_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -18,6 +18,7 @@ def predict_with_best(model_dir, fasta, *, predict_config: dict, batch_size: int
     With `evidence` (that checkpoint's evidence metrics.json) and `predict.calibrated`, probabilities are
     calibrated with the temperature fitted on the validation windows.
     """
+    hub.offline()
     from plasmidlm.predict import predict_fasta
 
     step = best_checkpoint(model_dir)

@@ -1,5 +1,5 @@
-"""The provenance step of rules/report.smk: resolved config, package versions, the machine and input checksums.
-(The report itself is written by `plasmidlm.report.write_report`.)"""
+"""The provenance step of rules/report.smk: resolved config, package versions, the machine, input checksums and
+the models (hub commit, file hashes). (The report itself is written by `plasmidlm.report.write_report`.)"""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ from pathlib import Path
 
 import yaml
 
-from plasmidlm import __version__, io
+from plasmidlm import __version__, hub, io
 
 logger = logging.getLogger(__name__)
 
 
-PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "numpy", "pandas",
-            "scikit-learn", "biopython", "snakemake"]
+PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "peft", "huggingface_hub", "safetensors",
+            "numpy", "pandas", "scikit-learn", "biopython", "snakemake"]
 
 
 def package_versions() -> dict:
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    """Versions of the packages, python, the platform and torch's CUDA (None without)."""
+    versions = {"python": sys.version.split()[0], "platform": platform.platform(), "cuda": hub.torch_cuda()}
     for package in PACKAGES:
         try:
             versions[package] = version(package)
@@ -50,9 +51,12 @@ def machine() -> dict:
             "recorded_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def provenance(inputs: dict, config: dict, out, out_config):
-    """Resolved config, package versions, the machine and input checksums: what is needed to reproduce the run."""
+def provenance(inputs: dict, config: dict, out, out_config, models=()):
+    """Resolved config, package versions, the machine, input checksums and the models (`models`: their hub.fetch
+    manifests: repository, commit, file hashes): what is needed to reproduce the run."""
     checksums = {name: {"path": str(path), "sha256": io.sha256sum(path)} for name, path in inputs.items()}
+    manifests = {str(path): hub.provenance_entry(io.read_json(path)) for path in models}
     io.write_atomic(out_config, lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
-    io.write_json({"versions": package_versions(), "machine": machine(), "inputs": checksums}, out)
-    logger.info(f"recorded {len(checksums)} input checksum(s)")
+    io.write_json({"versions": package_versions(), "machine": machine(), "inputs": checksums, "models": manifests},
+                  out)
+    logger.info(f"recorded {len(checksums)} input checksum(s) and {len(manifests)} model(s)")

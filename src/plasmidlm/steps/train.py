@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from plasmidlm import io
+from plasmidlm import hub, io
 from plasmidlm.steps.common import classes_of_split, launched_in_ranks
 from plasmidlm.training import distributed
 
@@ -20,10 +20,15 @@ def _training_windows(path):
 
 
 def train(train_windows, *, val_windows, split_path, model_config: dict, train_config: dict, window_length: int,
-          seed: int, model_dir, out_summary, out_log):
-    """Fine-tune; with `train.gpus` above 1, in that many data-parallel processes (`distributed.launch`)."""
+          seed: int, model_dir, out_summary, out_log, model_manifest=None):
+    """Fine-tune; with `train.gpus` above 1, in that many data-parallel processes (`distributed.launch`).
+
+    With `model_manifest` (a hub model or model folder), the model is loaded from its checked store folder with
+    the hub switched off (`hub.model_folder`)."""
     if launched_in_ranks(f"{__name__}:train", "train", train_config, locals()):
         return
+    if model_manifest is not None:
+        model_config = model_config | {"name_or_path": hub.model_folder(model_manifest)}
     from plasmidlm.training.fine_tune import fine_tune
     from plasmidlm.training.trainer import log_history_table
 
