@@ -114,7 +114,7 @@ def test_build_or_load_builtin_configures_model(tiny_checkpoint):
     assert config.vocab_size == len(tokenizer) == 5 + 64
     assert config.hidden_size == 32 and config.num_hidden_layers == 1
     assert getattr(config, METADATA_KEY) == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1,
-                                             "custom_code": False}
+                                             "custom_code": False, "versions": hub.library_versions()}
 
 
 def test_build_or_load_is_seeded():
@@ -195,7 +195,7 @@ def test_pretrained_window_within_max_positions_loads_with_new_head(short_positi
     assert model.classifier.out_features == 3
     assert model.config.id2label == {0: "x", 1: "y", 2: "z"}
     assert getattr(model.config, METADATA_KEY) == {"window_length": 30, "kmer": 3, "kmer_stride": 1,
-                                                   "custom_code": False}
+                                                   "custom_code": False, "versions": hub.library_versions()}
 
 
 def test_missing_pretrained_model_is_an_error(tmp_path):
