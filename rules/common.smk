@@ -143,16 +143,44 @@ def pretrained_inputs(wildcards):
     return {}
 
 
+import functools
+
+from plasmidlm import cluster
 from plasmidlm import resources as job_resources
 
 
-def memory(job, counts=None):
-    """A rule's mem_mb: plasmidlm.resources.mem_mb from its input sizes (and `counts(wildcards, input)`), the attempt."""
+@functools.cache
+def slurm_partitions():
+    """The cluster's partitions (plasmidlm.cluster, from sinfo) when this run submits its jobs to Slurm; none
+    otherwise. Known once the run starts: resources and onstart are evaluated after the executor is chosen."""
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return {}
+    return cluster.read_partitions()
 
-    def mem_mb(wildcards, input, attempt):
+
+def rule_partition(rulename):
+    """The partition a rule's jobs go to on Slurm (its slurm_partition resource, or the default), or None."""
+    partitions = slurm_partitions()
+    resource = workflow.get_rule(rulename).resources.get("slurm_partition")
+    name = None if resource is None or resource.is_evaluable() else resource.value
+    if not partitions or (name and name not in partitions):  # an unknown name: check_slurm_requests says so
+        return None
+    return cluster.partition_named(partitions, name)
+
+
+def memory(job, counts=None):
+    """A rule's mem_mb: plasmidlm.resources.mem_mb from its input sizes (and `counts(wildcards, input)`), the
+    attempt; on Slurm, a retry asks for at most the largest node of the rule's partition."""
+
+    def mem_mb(wildcards, input, attempt, rulename):
         sizes = job_resources.input_mb(input.items())
+        partition = rule_partition(rulename)
         return job_resources.mem_mb(
-            job, sizes | (counts(wildcards, input) if counts else {}), attempt
+            job,
+            sizes | (counts(wildcards, input) if counts else {}),
+            attempt,
+            cap=cluster.largest_node(partition).mem_mb if partition else None,
         )
 
     return mem_mb
@@ -160,15 +188,35 @@ def memory(job, counts=None):
 
 def minutes(job, counts=None):
     """A rule's runtime: plasmidlm.resources.runtime from its input sizes (and `counts(wildcards, input)`), the
-    attempt."""
+    attempt; at most the time limit of the rule's partition on Slurm, or config cluster.max_runtime."""
 
-    def runtime(wildcards, input, attempt):
+    def runtime(wildcards, input, attempt, rulename):
         sizes = job_resources.input_mb(input.items())
         return job_resources.runtime(
-            job, sizes | (counts(wildcards, input) if counts else {}), attempt
+            job,
+            sizes | (counts(wildcards, input) if counts else {}),
+            attempt,
+            cap=cluster.runtime_limit(
+                rule_partition(rulename), fallback=config["cluster"]["max_runtime"]
+            ),
         )
 
     return runtime
+
+
+def check_slurm_requests():
+    """On Slurm: stop before any job is submitted when one asks for more than any node of its partition has
+    (plasmidlm.cluster.check_fits). Jobs whose memory depends on inputs not made yet are checked without it."""
+    partitions = slurm_partitions()
+    if not partitions:
+        return
+    for job in workflow.dag.needrun_jobs():
+        if not job.is_local:
+            cluster.check_fits(
+                job.rule.name,
+                cluster.job_request(job.resources, job.threads),
+                cluster.partition_named(partitions, job.resources.get("slurm_partition")),
+            )
 
 
 def drawn_epochs(experiment, split):
