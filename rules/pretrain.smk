@@ -12,6 +12,8 @@ rule pretrain:
         layout.log(RUN, "pretrain"),
     conda:
         "../envs/plasmidlm.yaml"
+    # a job stopped by a time limit is started again and resumes from its last checkpoint
+    retries: config["pretrain"]["retries"]
     threads: 2
     resources:
         mem_mb=memory("pretrain", pretraining_windows),
