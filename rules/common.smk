@@ -152,7 +152,8 @@ from plasmidlm import resources as job_resources
 @functools.cache
 def slurm_partitions():
     """The cluster's partitions (plasmidlm.cluster, from sinfo) when this run submits its jobs to Slurm; none
-    otherwise. Known once the run starts: resources and onstart are evaluated after the executor is chosen."""
+    otherwise. Known once the run starts: resources and onstart are evaluated after the executor is chosen.
+    """
     plugin = workflow.executor_plugin
     if plugin is None or plugin.name != "slurm":
         return {}
@@ -164,14 +165,16 @@ def rule_partition(rulename):
     partitions = slurm_partitions()
     resource = workflow.get_rule(rulename).resources.get("slurm_partition")
     name = None if resource is None or resource.is_evaluable() else resource.value
-    if not partitions or (name and name not in partitions):  # an unknown name: check_slurm_requests says so
+    # an unknown name: check_slurm_requests says so
+    if not partitions or (name and name not in partitions):
         return None
     return cluster.partition_named(partitions, name)
 
 
 def memory(job, counts=None):
     """A rule's mem_mb: plasmidlm.resources.mem_mb from its input sizes (and `counts(wildcards, input)`), the
-    attempt; on Slurm, a retry asks for at most the largest node of the rule's partition."""
+    attempt; on Slurm, a retry asks for at most the largest node of the rule's partition.
+    """
 
     def mem_mb(wildcards, input, attempt, rulename):
         sizes = job_resources.input_mb(input.items())
@@ -188,7 +191,8 @@ def memory(job, counts=None):
 
 def minutes(job, counts=None):
     """A rule's runtime: plasmidlm.resources.runtime from its input sizes (and `counts(wildcards, input)`), the
-    attempt; at most the time limit of the rule's partition on Slurm, or config cluster.max_runtime."""
+    attempt; at most the time limit of the rule's partition on Slurm, or config cluster.max_runtime.
+    """
 
     def runtime(wildcards, input, attempt, rulename):
         sizes = job_resources.input_mb(input.items())
@@ -206,7 +210,8 @@ def minutes(job, counts=None):
 
 def check_slurm_requests():
     """On Slurm: stop before any job is submitted when one asks for more than any node of its partition has
-    (plasmidlm.cluster.check_fits). Jobs whose memory depends on inputs not made yet are checked without it."""
+    (plasmidlm.cluster.check_fits). Jobs whose memory depends on inputs not made yet are checked without it.
+    """
     partitions = slurm_partitions()
     if not partitions:
         return
@@ -215,7 +220,9 @@ def check_slurm_requests():
             cluster.check_fits(
                 job.rule.name,
                 cluster.job_request(job.resources, job.threads),
-                cluster.partition_named(partitions, job.resources.get("slurm_partition")),
+                cluster.partition_named(
+                    partitions, job.resources.get("slurm_partition")
+                ),
             )
 
 

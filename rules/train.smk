@@ -19,9 +19,9 @@ checkpoint train:
         log_table=layout.training_log(RUN, "{experiment}"),
     log:
         layout.log(RUN, "{experiment}/train"),
+    retries: max((EXPERIMENTS[name]["train"]["retries"] for name in EXPERIMENTS), default=0)
     conda:
         "../envs/plasmidlm.yaml"
-    retries: max((EXPERIMENTS[name]["train"]["retries"] for name in EXPERIMENTS), default=0)
     threads: 2
     resources:
         mem_mb=memory("train", windows_of_one_epoch),
