@@ -160,12 +160,22 @@ def slurm_partitions():
     return cluster.read_partitions()
 
 
-def rule_partition(rulename):
-    """The partition a rule's jobs go to on Slurm (its slurm_partition resource, or the default), or None."""
+def job_partition(wildcards, input, attempt, threads, rulename):
+    """The partition a job goes to on Slurm (its slurm_partition resource, or the default), or None: not on Slurm,
+    or a partition that does not exist (check_slurm_requests says so). Takes a resource function's arguments: a
+    slurm_partition from the profile or the command line is a function of them too."""
     partitions = slurm_partitions()
     resource = workflow.get_rule(rulename).resources.get("slurm_partition")
-    name = None if resource is None or resource.is_evaluable() else resource.value
-    # an unknown name: check_slurm_requests says so
+    if resource.is_evaluable():
+        resource = resource.evaluate(
+            wildcards,
+            input=input,
+            attempt=attempt,
+            threads=threads,
+            rulename=rulename,
+            async_run=workflow.async_run,
+        )
+    name = resource.value
     if not partitions or (name and name not in partitions):
         return None
     return cluster.partition_named(partitions, name)
@@ -176,9 +186,9 @@ def memory(job, counts=None):
     attempt; on Slurm, a retry asks for at most the largest node of the rule's partition.
     """
 
-    def mem_mb(wildcards, input, attempt, rulename):
+    def mem_mb(wildcards, input, attempt, threads, rulename):
         sizes = job_resources.input_mb(input.items())
-        partition = rule_partition(rulename)
+        partition = job_partition(wildcards, input, attempt, threads, rulename)
         return job_resources.mem_mb(
             job,
             sizes | (counts(wildcards, input) if counts else {}),
@@ -194,14 +204,15 @@ def minutes(job, counts=None):
     attempt; at most the time limit of the rule's partition on Slurm, or config cluster.max_runtime.
     """
 
-    def runtime(wildcards, input, attempt, rulename):
+    def runtime(wildcards, input, attempt, threads, rulename):
         sizes = job_resources.input_mb(input.items())
         return job_resources.runtime(
             job,
             sizes | (counts(wildcards, input) if counts else {}),
             attempt,
             cap=cluster.runtime_limit(
-                rule_partition(rulename), fallback=config["cluster"]["max_runtime"]
+                job_partition(wildcards, input, attempt, threads, rulename),
+                fallback=config["cluster"]["max_runtime"],
             ),
         )
 
