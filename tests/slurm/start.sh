@@ -12,7 +12,7 @@
 # /dev/null, so that GPU requests are scheduled and granted for real (torch still sees no CUDA device).
 # The node declares CPUS_PER_CPU times the machine's CPUs (SlurmdParameters=config_overrides): a test's
 # time-limited training mostly waits, and runs beside the workflow's jobs.
-# Partitions: 'debug' (default, no time limit) and 'short' (MaxTime 1 minute, for time-limit tests).
+# Partitions: 'debug' (default, no time limit) and 'short' (MaxTime 2 minutes, for time-limit tests).
 # Exit status 0 = the node is idle and accepts jobs; otherwise a one-line reason on stderr.
 set -euo pipefail
 
@@ -151,7 +151,7 @@ SlurmdParameters=config_overrides
 GresTypes=gpu
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mb Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
-PartitionName=$SHORT_PARTITION Nodes=$host MaxTime=1 State=UP
+PartitionName=$SHORT_PARTITION Nodes=$host MaxTime=2 State=UP
 CONF
 mv "$CONF.new" "$CONF"
 
