@@ -122,7 +122,8 @@ def partition_named(partitions: Mapping[str, Partition], name: str | None) -> Pa
     default = [partition for partition in partitions.values() if partition.default]
     if not default:
         raise PlasmidlmError(f"no slurm_partition given and the cluster has no default partition (sinfo lists "
-                             f"{', '.join(sorted(partitions))}); set slurm_partition in the profile's default-resources")
+                             f"{', '.join(sorted(partitions))}); set slurm_partition in the profile's "
+                             f"default-resources")
     return default[0]
 
 
