@@ -8,7 +8,8 @@ from plasmidlm import PlasmidlmError, cluster, resources
 from plasmidlm.cluster import Node, Partition, Request
 
 # `cluster.SINFO` on a cluster with a GPU partition of two node kinds, a default CPU partition and a short one
-# that shares the CPU node (recorded from Slurm 22.05, names changed).
+# that shares the CPU node, and the CI node (tests/slurm/start.sh) in its debug partition: the formats Slurm 22.05
+# writes (time limits as days-hours:minutes:seconds, or minutes:seconds below an hour; "+" after a range).
 SINFO_TEXT = """\
 gpu|gpu01|64|512000|gpu:a100:4(S:0-1)|2-00:00:00
 gpu|gpu02|128|256000+|gpu:v100:2,gpu:t4:1|2-00:00:00
@@ -40,6 +41,9 @@ def test_the_default_partition_serves_a_job_without_one_and_an_unknown_name_is_a
     assert cluster.partition_named(partitions, "gpu").name == "gpu"
     with pytest.raises(PlasmidlmError, match=r"slurm_partition 'a100': no such partition \(sinfo lists cpu, debug"):
         cluster.partition_named(partitions, "a100")
+    without_default = {name: partition for name, partition in partitions.items() if not partition.default}
+    with pytest.raises(PlasmidlmError, match="no slurm_partition given and the cluster has no default partition"):
+        cluster.partition_named(without_default, None)
 
 
 def test_a_request_is_what_the_slurm_executor_asks_sbatch_for():
