@@ -42,6 +42,11 @@ include: "rules/predict.smk"
 include: "rules/manifest.smk"
 
 
+# On Slurm, a job asking for more than any node of its partition has would pend forever: stop before submitting.
+onstart:
+    check_slurm_requests()
+
+
 rule all:
     default_target: True
     input:

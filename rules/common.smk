@@ -143,33 +143,100 @@ def pretrained_inputs(wildcards):
     return {}
 
 
+import functools
+
+from plasmidlm import cluster
 from plasmidlm import resources as job_resources
+
+
+@functools.cache
+def slurm_partitions():
+    """The cluster's partitions (plasmidlm.cluster, from sinfo) when this run submits its jobs to Slurm; none
+    otherwise. Known once the run starts: resources and onstart are evaluated after the executor is chosen.
+    """
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return {}
+    return cluster.read_partitions()
+
+
+def job_partition(wildcards, input, attempt, threads, rulename):
+    """The partition a job goes to on Slurm (its slurm_partition resource, or the default), or None: not on Slurm,
+    or a partition that does not exist (check_slurm_requests says so). Takes a resource function's arguments: a
+    slurm_partition from the profile or the command line is a function of them too."""
+    partitions = slurm_partitions()
+    resource = workflow.get_rule(rulename).resources.get("slurm_partition")
+    if resource.is_evaluable():
+        resource = resource.evaluate(
+            wildcards,
+            input=input,
+            attempt=attempt,
+            threads=threads,
+            rulename=rulename,
+            async_run=workflow.async_run,
+        )
+    name = resource.value
+    if not partitions or (name and name not in partitions):
+        return None
+    return cluster.partition_named(partitions, name)
 
 
 def memory(job, *counts):
     """A rule's mem_mb: plasmidlm.resources.mem_mb from its input sizes (and each `counts(wildcards, input)`), the
-    attempt."""
+    attempt; on Slurm, a retry asks for at most the largest node of the rule's partition.
+    """
 
-    def mem_mb(wildcards, input, attempt):
+    def mem_mb(wildcards, input, attempt, threads, rulename):
         sizes = job_resources.input_mb(input.items())
         for count in counts:
             sizes |= count(wildcards, input)
-        return job_resources.mem_mb(job, sizes, attempt)
+        partition = job_partition(wildcards, input, attempt, threads, rulename)
+        return job_resources.mem_mb(
+            job,
+            sizes,
+            attempt,
+            cap=cluster.largest_node(partition).mem_mb if partition else None,
+        )
 
     return mem_mb
 
 
 def minutes(job, counts=None):
     """A rule's runtime: plasmidlm.resources.runtime from its input sizes (and `counts(wildcards, input)`), the
-    attempt."""
+    attempt; at most the time limit of the rule's partition on Slurm, or config cluster.max_runtime.
+    """
 
-    def runtime(wildcards, input, attempt):
+    def runtime(wildcards, input, attempt, threads, rulename):
         sizes = job_resources.input_mb(input.items())
         return job_resources.runtime(
-            job, sizes | (counts(wildcards, input) if counts else {}), attempt
+            job,
+            sizes | (counts(wildcards, input) if counts else {}),
+            attempt,
+            cap=cluster.runtime_limit(
+                job_partition(wildcards, input, attempt, threads, rulename),
+                fallback=config["cluster"]["max_runtime"],
+            ),
         )
 
     return runtime
+
+
+def check_slurm_requests():
+    """On Slurm: stop before any job is submitted when one asks for more than any node of its partition has
+    (plasmidlm.cluster.check_fits). Jobs whose memory depends on inputs not made yet are checked without it.
+    """
+    partitions = slurm_partitions()
+    if not partitions:
+        return
+    for job in workflow.dag.needrun_jobs():
+        if not job.is_local:
+            cluster.check_fits(
+                job.rule.name,
+                cluster.job_request(job.resources, job.threads),
+                cluster.partition_named(
+                    partitions, job.resources.get("slurm_partition")
+                ),
+            )
 
 
 def drawn_epochs(experiment, split):

@@ -10,6 +10,8 @@ rule pretrain:
         log_table=layout.pretrain_log(RUN),
     log:
         layout.log(RUN, "pretrain"),
+    # a job stopped by a time limit is started again and resumes from its last checkpoint
+    retries: config["pretrain"]["retries"]
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2

@@ -4,8 +4,8 @@
 # itself decides which checkpoints stay (plasmidlm.training.checkpointing.prepare_output_dir): a re-run for a
 # key that does not change the trajectory (e.g. logging_steps) resumes from the last checkpoint and, when
 # training had finished, ends at once; checkpoints that other parameters make invalid are moved to
-# model/set_aside/. SIGTERM (a Slurm time limit) ends the job after the current step, as a failure, so that it
-# is re-run or requeued.
+# model/set_aside/. SIGTERM (a Slurm time limit) ends the job after the current step, as a failure, so that
+# Snakemake starts it again (train.retries) and it resumes from its last checkpoint (docs/clusters.md).
 checkpoint train:
     input:
         unpack(pretrained_inputs),
@@ -20,6 +20,7 @@ checkpoint train:
         log_table=layout.training_log(RUN, "{experiment}"),
     log:
         layout.log(RUN, "{experiment}/train"),
+    retries: max((EXPERIMENTS[name]["train"]["retries"] for name in EXPERIMENTS), default=0)
     conda:
         "../envs/plasmidlm.yaml"
     threads: 2

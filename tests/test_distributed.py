@@ -180,10 +180,10 @@ if os.environ.get("PLASMIDLM_DISTRIBUTED") == "1":
 
 @pytest.mark.parametrize("kill", ["sigterm", "sigkill"])
 def test_a_stopped_or_killed_run_resumes(inputs, two_processes, tmp_path, kill):
-    """SIGTERM (a Slurm time limit) stops every rank after the same step, with an error that says where a re-run
-    resumes; SIGKILL kills the job and its ranks at once, as soon as checkpoint-4 is marked complete: by then every
-    rank's random state is in it, although rank 1 wrote its own late. Either way, the re-run resumes from the last
-    checkpoint and ends with the weights of the uninterrupted run."""
+    """SIGTERM (a Slurm time limit, which sends it twice) stops every rank after the same step, with an error that
+    says where a re-run resumes; SIGKILL kills the job and its ranks at once, as soon as checkpoint-4 is marked
+    complete: by then every rank's random state is in it, although rank 1 wrote its own late. Either way, the re-run
+    resumes from the last checkpoint and ends with the weights of the uninterrupted run."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SLOW_STEPS)
@@ -206,6 +206,7 @@ def test_a_stopped_or_killed_run_resumes(inputs, two_processes, tmp_path, kill):
         last = 4
     else:
         job.send_signal(signal.SIGTERM)
+        job.send_signal(signal.SIGTERM)  # Slurm sends SIGTERM more than once at a time limit
         output, _ = job.communicate(timeout=120)
         assert job.returncode == 1, output
         stopped = [line for line in output.splitlines() if "stopped by SIGTERM after step" in line]

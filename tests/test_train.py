@@ -165,6 +165,27 @@ def test_sigterm_stops_after_the_current_step_and_the_run_resumes_exactly(tmp_pa
     assert losses(summary) == pytest.approx(losses(reference), abs=1e-6)
 
 
+def two_sigterms_in_step_10(self, *positional, **keywords):
+    """Trainer.training_step, sending this process SIGTERM twice as step 10 begins, as Slurm does at a time limit."""
+    if self.state.global_step == 9:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+    return TRAINING_STEP(self, *positional, **keywords)
+
+
+def test_repeated_sigterms_stop_after_the_current_step_as_one_does(tmp_path, monkeypatch):
+    reached = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: reached.append("the handler before training"))
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(Trainer, "training_step", two_sigterms_in_step_10)
+            with pytest.raises(PlasmidlmError, match="stopped by SIGTERM after step 10 of 12"):
+                run_fine_tune(tmp_path / "model", "none")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert reached == []
+
+
 def test_rerun_of_a_finished_run_trains_nothing(tmp_path, uninterrupted):
     reference_dir, reference = uninterrupted["none"]
     output_dir = shutil.copytree(reference_dir, tmp_path / "model")

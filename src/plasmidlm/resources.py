@@ -3,7 +3,8 @@
 Each job's memory is a fixed part (Python, its libraries, a model) plus a part per MB of each input that it
 holds or whose content it turns into arrays; the figures come from `bench/model_scale.py` and
 `bench/data_scale.py` (bench/README.md), with headroom. Gzip-compressed inputs count as `GZ_EXPANSION` times
-their size. A retry (Snakemake's `attempt`, with `--retries`) asks for `attempt` times as much memory and time.
+their size. A retry (Snakemake's `attempt`, with `--retries` or a rule's `retries`) asks for `attempt` times as
+much memory and time, up to a `cap` (on Slurm: the partition's largest node and time limit, `plasmidlm.cluster`).
 
 Jobs that load a hub model or model folder add a part from its manifest (plasmidlm.hub), `model_mb`, in MB:
 
@@ -141,12 +142,17 @@ def _estimate(table: dict, default: tuple, job: str, *, sizes: dict[str, float],
     return fixed + sum(factor * sizes.get(name, 0.0) * scale for name, factor in per_input.items())
 
 
-def mem_mb(job: str, sizes: dict[str, float], attempt: int = 1) -> int:
-    """Memory to ask for: the job's estimate from its input sizes (MB, `input_mb`), times `attempt`."""
+def mem_mb(job: str, sizes: dict[str, float], attempt: int = 1, *, cap: int | None = None) -> int:
+    """Memory to ask for: the job's estimate from its input sizes (MB, `input_mb`), times `attempt`; a retry
+    asks for at most `cap`."""
     memory = _estimate(MEMORY, DEFAULT_MEMORY, job, sizes=sizes, scale=1.0)
-    return int(math.ceil(memory * attempt / ROUND_MB) * ROUND_MB)
+    first = int(math.ceil(memory / ROUND_MB) * ROUND_MB)
+    # A first request above the cap does not grow; plasmidlm.cluster.check_fits reports it.
+    return first * attempt if cap is None else min(first * attempt, max(first, cap))
 
 
-def runtime(job: str, sizes: dict[str, float], attempt: int = 1) -> int:
-    """Minutes to ask for: the job's estimate from its input sizes (MB, `input_mb`), times `attempt`."""
-    return int(math.ceil(_estimate(RUNTIME, DEFAULT_RUNTIME, job, sizes=sizes, scale=1e-3) * attempt))
+def runtime(job: str, sizes: dict[str, float], attempt: int = 1, *, cap: int | None = None) -> int:
+    """Minutes to ask for: the job's estimate from its input sizes (MB, `input_mb`), times `attempt`, at most
+    `cap`."""
+    first = int(math.ceil(_estimate(RUNTIME, DEFAULT_RUNTIME, job, sizes=sizes, scale=1e-3)))
+    return first * attempt if cap is None else min(first * attempt, cap)

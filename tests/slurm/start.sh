@@ -8,6 +8,11 @@
 #
 # No accounting database: `sacct` does not work, so clients must query job states with squeue
 # (snakemake: --slurm-status-command squeue; MinJobAge below keeps finished jobs visible to squeue).
+# GPUs without a GPU: the node declares $GPUS GPUs as a generic resource, backed by character devices that alias
+# /dev/null, so that GPU requests are scheduled and granted for real (torch still sees no CUDA device).
+# The node declares CPUS_PER_CPU times the machine's CPUs (SlurmdParameters=config_overrides): a test's
+# time-limited training mostly waits, and runs beside the workflow's jobs.
+# Partitions: 'debug' (default, no time limit) and 'short' (MaxTime 2 minutes, for time-limit tests).
 # Exit status 0 = the node is idle and accepts jobs; otherwise a one-line reason on stderr.
 set -euo pipefail
 
@@ -17,6 +22,9 @@ LOG_DIR=/var/log/slurm
 SPOOL_CTLD=/var/spool/slurmctld
 SPOOL_D=/var/spool/slurmd
 PARTITION=debug
+SHORT_PARTITION=short
+GPUS=4
+CPUS_PER_CPU=2
 
 say() { echo "slurm/start.sh: $*" >&2; }
 fail() { say "cannot start Slurm: $*"; exit 1; }
@@ -46,9 +54,11 @@ fi
 
 [[ $(id -u) -eq 0 ]] || fail "needs root (installs packages, writes /etc/slurm, starts daemons)"
 # Never touch the configuration of a real cluster.
-if [[ -e "$CONF" ]] && ! grep -q "^$MARKER" "$CONF"; then
-    fail "$CONF exists and was not written by this script; not touching it"
-fi
+for file in "$CONF" /etc/slurm/gres.conf; do
+    if [[ -e "$file" ]] && ! grep -q "^$MARKER" "$file"; then
+        fail "$file exists and was not written by this script; not touching it"
+    fi
+done
 
 # ---- packages ----------------------------------------------------------------------------------------
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sinfo >/dev/null \
@@ -90,12 +100,21 @@ fi
 
 # ---- slurm.conf --------------------------------------------------------------------------------------
 host=$(hostname -s)
-cpus=$(nproc)
+cpus=$(($(nproc) * CPUS_PER_CPU))
 mem_mb=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
 real_mb=$((mem_mb * 9 / 10))               # a little below the machine's memory
 def_mem_per_cpu=$((real_mb / cpus))        # without it, every job takes all memory and jobs run one at a time
 mkdir -p /etc/slurm "$LOG_DIR" "$SPOOL_CTLD" "$SPOOL_D" /run/slurm
 chown slurm:slurm "$LOG_DIR" "$SPOOL_CTLD" /run/slurm   # slurmctld runs as SlurmUser=slurm
+for ((gpu = 0; gpu < GPUS; gpu++)); do
+    [[ -e /dev/fakegpu$gpu ]] || mknod /dev/fakegpu$gpu c 1 3 || fail "cannot create /dev/fakegpu$gpu"
+done
+cat > /etc/slurm/gres.conf.new <<GRES
+$MARKER: $GPUS fake GPUs (aliases of /dev/null).
+AutoDetect=off
+NodeName=$host Name=gpu File=/dev/fakegpu[0-$((GPUS - 1))]
+GRES
+mv /etc/slurm/gres.conf.new /etc/slurm/gres.conf
 cat > "$CONF.new" <<CONF
 $MARKER: a single-node test cluster without accounting or cgroups.
 ClusterName=plasmidlm-test
@@ -119,13 +138,20 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$def_mem_per_cpu
-# finished jobs stay visible to squeue for 5 minutes (the Snakemake plugin's squeue status needs >= 120 s)
-MinJobAge=300
+# finished jobs stay visible to squeue and scontrol for 20 minutes (the Snakemake plugin's squeue status needs
+# >= 120 s; tests/test_slurm.py reads the GPUs granted to each job with scontrol after the run)
+MinJobAge=1200
 ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=30
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mb State=UNKNOWN
+# At its time limit a job gets SIGTERM, and SIGKILL KillWait seconds later: time to finish a training step.
+KillWait=30
+OverTimeLimit=0
+SlurmdParameters=config_overrides
+GresTypes=gpu
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mb Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=$SHORT_PARTITION Nodes=$host MaxTime=2 State=UP
 CONF
 mv "$CONF.new" "$CONF"
 
@@ -151,4 +177,4 @@ until node_is_idle; do
     ((SECONDS < deadline)) || fail "node $host is '${state:-unknown}', not idle, after 30 s (see $LOG_DIR/)"
     sleep 0.5
 done
-say "node $host is up: $cpus CPUs, ${real_mb} MB, partition '$PARTITION' (logs in $LOG_DIR)"
+say "node $host is up: $cpus CPUs, $GPUS GPUs, ${real_mb} MB, partitions '$PARTITION' and '$SHORT_PARTITION' (logs in $LOG_DIR)"

@@ -168,7 +168,8 @@ def launch(step: str, kwargs: dict, processes: int) -> None:
     """Run `step` ("package.module:function", e.g. "plasmidlm.steps.train:train") with `kwargs` in `processes`
     ranks and wait for them; their output is logged.
 
-    The first SIGTERM is passed on to every rank, which all stop after the same step; a second one kills them.
+    The first SIGTERM is passed on to every rank, which all stop after the same step; later ones change nothing
+    (Slurm sends several at its time limit, see `training.trainer.StopOnSigterm`).
     When a rank fails, the others get FAILURE_GRACE_SECONDS to end, then are killed; the error is raised here
     as a PlasmidlmError (the ranks' own message when they give one).
     """
@@ -186,10 +187,12 @@ def launch(step: str, kwargs: dict, processes: int) -> None:
     received = []
 
     def on_sigterm(signum, frame):
+        if received:
+            return
         received.append(signum)
         for process in ranks:
             if process.poll() is None:
-                process.send_signal(STOP_SIGNAL if len(received) == 1 else signal.SIGKILL)
+                process.send_signal(STOP_SIGNAL)
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None

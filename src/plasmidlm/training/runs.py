@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # and compares). Checkpoints stay valid when only these change. Every key not listed here or in LENGTH_KEYS
 # invalidates them, including save_steps: each checkpoint's validation pass draws from torch's random
 # generator, so the cadence changes the dropout of later steps.
-NEUTRAL_KEYS = frozenset({"logging_steps", "eval_batch_size", "continue_from_last", "old_checkpoints"})
+NEUTRAL_KEYS = frozenset({"logging_steps", "eval_batch_size", "continue_from_last", "old_checkpoints", "retries"})
 # Keys added after runs were first recorded, with the value that trains as before them: a record leaves them out
 # at that value, so that checkpoints recorded before the keys existed stay valid.
 LATER_KEYS = {"gpus": 1, "compile": False}

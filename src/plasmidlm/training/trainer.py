@@ -112,9 +112,10 @@ class ProgressLog(TrainerCallback):
 class StopOnSigterm(TrainerCallback):
     """Ends training after the current step once SIGTERM (e.g. a Slurm time limit) has arrived.
 
-    While `installed()`, SIGTERM only sets `received`; a second SIGTERM acts as usual (the handler is
-    restored at the first). The step under way finishes, with its checkpoint if it is one, so the job exits
-    within about one step and the last complete checkpoint is where a re-run resumes.
+    While `installed()`, SIGTERM only sets `received`, however often it comes: at its time limit Slurm sends
+    SIGTERM to a job step more than once (slurmd signals the steps, then terminates the job, signalling every step
+    again), and SIGKILL KillWait seconds later. The step under way finishes, with its checkpoint if it is one, so
+    the job exits within about one step and the last complete checkpoint is where a re-run resumes.
 
     In a rank of a distributed run (`distributed.launch`), the launcher's SIGUSR1 counts as SIGTERM, and the
     ranks agree on the step to stop after (`distributed.StopVote`: one step after the first rank got it), so that
@@ -134,8 +135,6 @@ class StopOnSigterm(TrainerCallback):
         previous_stop = signal.getsignal(distributed.STOP_SIGNAL)
 
         def handle(signum, frame):
-            if signum == signal.SIGTERM:
-                signal.signal(signal.SIGTERM, previous)
             self.received = True
 
         signal.signal(signal.SIGTERM, handle)
