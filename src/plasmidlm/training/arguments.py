@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from packaging.version import Version
 from transformers import TrainingArguments
 from transformers.integrations import is_tensorboard_available
 
@@ -16,8 +15,6 @@ from plasmidlm.precision import gpu_precision
 # "host side"), a few % of a base-preset step on a GPU and more than a whole small-preset step, so they run
 # beside training.
 GPU_DATALOADER_WORKERS = 2
-# torch's fused AdamW runs on CPUs from torch 2.4; older ones raise at the first step there.
-FUSED_ADAMW_ON_CPU = Version(torch.__version__).release >= (2, 4)
 
 
 def device_settings(cuda: bool, random_collator: bool = False, data_per_epoch: bool = False) -> dict:
@@ -41,7 +38,7 @@ def device_settings(cuda: bool, random_collator: bool = False, data_per_epoch: b
 
 def training_arguments(train_config: dict, output_dir: str | Path, *, seed: int, masked_lm: bool = False,
                        all_parameters_used: bool = False, data_per_epoch: bool = False) -> TrainingArguments:
-    """The Trainer settings of a run: fused AdamW (plain AdamW on the CPU before torch 2.4), the device's settings (`device_settings`), `torch.compile`
+    """The Trainer settings of a run: fused AdamW, the device's settings (`device_settings`), `torch.compile`
     with `compile`, TensorBoard if installed. The loss is not checked for NaN or inf at every step (the Trainer's
     `logging_nan_inf_filter`): that check makes the host wait for the GPU at every step; a NaN loss shows in
     the logged loss instead.
@@ -66,7 +63,7 @@ def training_arguments(train_config: dict, output_dir: str | Path, *, seed: int,
         weight_decay=train_config["weight_decay"],
         warmup_steps=train_config["warmup_ratio"],  # a float below 1 is a fraction of the total steps
         lr_scheduler_type=train_config["lr_scheduler"],
-        optim="adamw_torch_fused" if FUSED_ADAMW_ON_CPU or torch.cuda.is_available() else "adamw_torch",
+        optim="adamw_torch_fused",
         eval_strategy="steps",
         eval_steps=train_config["save_steps"],
         save_strategy="steps",
