@@ -227,3 +227,14 @@ def test_other_logging_steps_rerun_training_which_keeps_its_checkpoints_and_thei
         log = (results / "logs" / experiment / "train.log").read_text()
         assert "resuming from checkpoint-6" in log and "set aside" not in log
         assert not (results / experiment / "model" / "set_aside").exists()
+
+
+def test_adding_replicates_plans_only_the_new_replicates(finished_run, run, tmp_path):
+    def edit(config):
+        config["experiments"]["random"]["replicates"] = 3
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    new = ["random.rep2", "random.rep3"]
+    assert sorted({job["wildcards"]["experiment"] for job in jobs if "experiment" in job["wildcards"]}) == new
+    assert rules(jobs) == run.retrained(new) + Counter({"training_windows": 2, "leakage": 2})
+    assert all(job["reason"].startswith("Missing output files") for job in jobs if job["rule"] == "train")
