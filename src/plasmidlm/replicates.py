@@ -108,6 +108,8 @@ def with_values(overrides: dict, values: dict) -> dict:
 def expand_experiments(config: dict) -> dict[str, Replicate]:
     """{name: Replicate} of every experiment that runs, group by group in config order, settings in sweep order,
     replicates in order. Stops with an error when there are more than `max_experiments`."""
+    # the schema's defaults, for a config that has not been through it (unit tests, an older run's config.yaml)
+    seed, replicates = config.get("seed", 1), config.get("replicates", 1)
     expanded = {}
     for group, entry in config["experiments"].items():
         entry = entry or {}
@@ -119,10 +121,10 @@ def expand_experiments(config: dict) -> dict[str, Replicate]:
             named = [("", {})]
         for setting, values in named:
             base = f"{group}.{setting}" if setting else group
-            for index in range(1, entry.get("replicates", config.get("replicates", 1)) + 1):
+            for index in range(1, entry.get("replicates", replicates) + 1):
                 expanded[replicate_name(base, index)] = Replicate(
                     group=group, setting=setting, values=values, index=index,
-                    seed=replicate_seed(config["seed"], index), overrides=with_values(overrides, values))
+                    seed=replicate_seed(seed, index), overrides=with_values(overrides, values))
     _check_count(config, expanded)
     return expanded
 

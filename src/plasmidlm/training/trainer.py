@@ -196,4 +196,5 @@ def training_cost(log_history: list[dict]) -> dict:
     ends = [entry for entry in log_history if "train_runtime" in entry]
     if not ends:
         return {}
-    return {"train_seconds": ends[-1]["train_runtime"], "train_windows_per_second": ends[-1]["train_samples_per_second"]}
+    return {"train_seconds": ends[-1]["train_runtime"],
+            "train_windows_per_second": ends[-1]["train_samples_per_second"]}
