@@ -18,7 +18,8 @@ from plasmidlm.config import SCHEMA_PATH, check_references, resolve_experiments
 from plasmidlm.replicates import expand_experiments, is_expanded
 from plasmidlm.report.plots import sweep_plot
 from plasmidlm.report.seeds import (choose_settings, collapse_reason, cost_by_group, paired_statistic,
-                                    predicted_classes, seed_differences, setting_summary, validation_only)
+                                    predicted_classes, seed_differences, setting_summary, validation_only,
+                                    with_replicate_columns)
 
 
 def demo(**experiments_edit) -> dict:
@@ -139,6 +140,15 @@ def replicates_table() -> pd.DataFrame:
         train_windows_per_second=100.0, eval_seconds=360.0, eval_windows_per_second=1000.0,
         collapsed=["validation accuracy 0.500 at the majority rate 0.500" if (group, index) == ("b", 3) else ""
                    for group, index in zip(table["group"], table["replicate"])])
+
+
+def test_comparison_rows_get_their_group_setting_replicate_seed_and_collapse_flag():
+    table = pd.DataFrame({"experiment": ["a.lr~2.rep2", "b.rep3", "kmer"],
+                          "kind": ["fine-tuned", "fine-tuned", "baseline"]})
+    table = with_replicate_columns(table, replicates_table())
+    assert list(table.columns) == ["experiment", "kind", "group", "setting", "replicate", "seed", "collapsed"]
+    assert table["group"].tolist() == ["a", "b", "kmer"] and table["setting"].tolist()[:2] == ["lr~2", ""]
+    assert table["replicate"].tolist()[:2] == [2, 3] and table["collapsed"].tolist()[:2] == [False, True]
 
 
 def test_a_sweep_chooses_on_mean_validation_accuracy_and_reads_no_test_metric():
