@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from plasmidlm import __version__, io, layout
+from plasmidlm.replicates import format_value
 from plasmidlm.report.plots import (accuracy_plot, confusion_plot, contig_length_plot, reliability_plot,
                                     replicate_plot, sweep_plot, training_plot, window_length_plot)
 from plasmidlm.report.seeds import SEED_METRICS, cost_by_group
@@ -114,8 +115,9 @@ def _sweeps(seeds: dict) -> list[dict]:
         values = {replicate.setting: replicate.values for replicate in expanded.values() if replicate.group == group}
         keys = list(dict.fromkeys(key for setting in values.values() for key in setting))
         rows = settings[["setting", "replicates", "collapsed", "val_accuracy_mean", "val_accuracy_sd", "chosen"]]
-        rows = pd.concat([pd.DataFrame([values[setting] for setting in rows["setting"]], index=rows.index), rows],
-                         axis=1)
+        # the values as the names write them (the tables' 4 decimals would show 1e-05 as 0.0000)
+        written = [{key: format_value(value) for key, value in values[setting].items()} for setting in rows["setting"]]
+        rows = pd.concat([pd.DataFrame(written, index=rows.index), rows], axis=1)
         runs = replicates[replicates["group"] == group]
         runs = pd.concat([pd.DataFrame([values[setting] for setting in runs["setting"]], index=runs.index), runs],
                          axis=1)
