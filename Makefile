@@ -1,5 +1,6 @@
 # make demo: set up .venv and run the whole workflow on the demo data.  make test: set up .venv, run the tests.
 # make test-fast: the unit tests alone (no workflow, Slurm, several-process or model-family run), for development.
+# make docs: build the documentation site into site/ in strict mode (mkdocs serve: a live preview).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ CORES ?= all
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(TEST_WORKERS)
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast docs lint clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ test: $(INSTALLED)
 
 test-fast: $(INSTALLED)
 	$(PYTEST) -m "not workflow"
+
+docs: $(INSTALLED)
+	$(BIN)/mkdocs build --strict
 
 lint: $(INSTALLED)
 	$(BIN)/snakemake --lint

@@ -74,6 +74,7 @@ rule embeddings_baseline:
     resources:
         mem_mb=memory("embeddings_baseline"),
         runtime=minutes("embeddings_baseline"),
+        gpu=config["evaluate"]["gpus"],
     params:
         embeddings=config["baselines"]["embeddings"],
         model=embeddings_model(),

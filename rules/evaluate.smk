@@ -23,8 +23,12 @@ rule evaluate_checkpoint:
     resources:
         mem_mb=memory("evaluate_checkpoint"),
         runtime=minutes("evaluate_checkpoint"),
+        gpu=config["evaluate"]["gpus"],
     params:
-        evaluate=config["evaluate"],
+        evaluate={
+            key: config["evaluate"][key]
+            for key in ("batch_size", "bootstrap", "both_strands")
+        },
         seed=config["seed"],
         trust_remote_code=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"][
             "trust_remote_code"

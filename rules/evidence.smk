@@ -79,6 +79,7 @@ rule model_evidence:
     resources:
         mem_mb=memory("model_evidence"),
         runtime=minutes("model_evidence"),
+        gpu=config["evaluate"]["gpus"],
     params:
         model_dir=lambda wildcards, input: os.path.dirname(input.summary),
         length=lambda wildcards: experiment_length(wildcards.experiment),

@@ -19,6 +19,7 @@ rule predict:
     resources:
         mem_mb=memory("predict"),
         runtime=minutes("predict"),
+        gpu=config["evaluate"]["gpus"],
     params:
         predict={
             key: value for key, value in config["predict"].items() if key != "fasta"

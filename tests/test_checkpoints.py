@@ -412,7 +412,15 @@ def test_ties_go_to_the_earliest_checkpoint(tmp_path):
     assert best_checkpoint(tmp_path) == 10
 
 
-def test_without_validation_the_last_checkpoint_is_used(tmp_path):
+def test_without_validation_scores_no_checkpoint_is_chosen_as_best(tmp_path):
     write_training_outputs(tmp_path, [10, 20], [{"step": 10, "loss": 0.6}, {"step": 20, "loss": 0.5}])
     assert validation_accuracy(tmp_path) == {}
-    assert best_checkpoint(tmp_path) == 20
+    with pytest.raises(PlasmidlmError, match=r"training_log.tsv: no checkpoint has a validation accuracy"):
+        best_checkpoint(tmp_path)
+
+
+def test_checkpoints_without_validation_scores_are_named_and_left_out(tmp_path, caplog):
+    write_training_outputs(tmp_path, [10, 20, 30], [{"step": 10, "eval_accuracy": 0.6}, {"step": 20, "loss": 0.5},
+                                                    {"step": 30, "loss": 0.4}])
+    assert best_checkpoint(tmp_path) == 10
+    assert "checkpoints 20, 30 have no validation accuracy" in caplog.text

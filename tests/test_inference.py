@@ -96,7 +96,7 @@ def test_results_do_not_depend_on_the_batch_or_the_token_path(confident_model):
 def test_the_batch_size_defaults_are_stated_as_defined(capsys):
     stated = f"{GPU_BATCH_SIZE} on a GPU, {CPU_BATCH_SIZE} on a CPU"
     description = load_schema()["properties"]["evaluate"]["properties"]["batch_size"]["description"]
-    assert stated in description and stated in (REPO_ROOT / "README.md").read_text()
+    assert stated in description and stated in (REPO_ROOT / "docs" / "evaluation.md").read_text()
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert stated in " ".join(capsys.readouterr().out.split())

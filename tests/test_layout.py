@@ -1,4 +1,4 @@
-"""plasmidlm.layout: the results folder's paths are the public contract (README, Outputs), and the rules
+"""plasmidlm.layout: the results folder's paths are the public contract (docs/outputs.md), and the rules
 declare exactly these paths."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ RUN = "results/demo"
 
 
 def test_layout_is_the_output_contract():
-    """The paths of README's outputs table (and DESIGN.md's results directory), written out in full."""
+    """The paths of docs/outputs.md's table (and DESIGN.md's results directory), written out in full."""
     assert layout.run_folder("demo") == RUN
     assert layout.data_file(RUN, "split.tsv") == "results/demo/data/split.tsv"
     assert layout.data_file(RUN, "test_windows.tsv.gz") == "results/demo/data/test_windows.tsv.gz"

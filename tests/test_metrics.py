@@ -9,6 +9,8 @@ from sklearn import metrics as skm
 
 from plasmidlm.metrics import (
     HEADLINE,
+    auroc,
+    bootstrap_intervals,
     classification_metrics,
     confusion_metrics,
     evaluate_predictions,
@@ -228,3 +230,43 @@ def test_bootstrap_intervals_of_perfect_predictions_are_a_point():
     result = evaluate_predictions(predictions, ["a", "b"], n_bootstrap=50, seed=1)
     for level in ("window", "plasmid", "plasmid_majority_vote"):
         assert result[level]["ci95"]["accuracy"] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_auroc_equals_scikit_learn_with_tied_scores(n_classes):
+    rng = np.random.default_rng(n_classes)
+    y_true = rng.integers(n_classes, size=500)
+    # probabilities rounded to 0.05: many windows share a score, as a confident model's do
+    proba = rng.dirichlet(np.ones(n_classes), size=500)
+    proba[np.arange(500), y_true] += 0.3
+    proba = np.round(proba / proba.sum(axis=1, keepdims=True), 2)
+    proba[:, -1] = 1 - proba[:, :-1].sum(axis=1)
+    expected = (skm.roc_auc_score(y_true, proba[:, 1]) if n_classes == 2
+                else skm.roc_auc_score(y_true, proba, multi_class="ovr"))
+    assert auroc(y_true, proba, n_classes) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_bootstrap_intervals_are_those_of_the_copied_rows_of_each_resample(n_classes):
+    rng = np.random.default_rng(7)
+    y_true = rng.integers(n_classes, size=300)
+    proba = np.round(rng.dirichlet(np.ones(n_classes), size=300), 2)
+    proba[:, -1] = 1 - proba[:, :-1].sum(axis=1)
+    groups = np.array_split(rng.permutation(300), 12)
+    result = bootstrap_intervals(groups, y_true, proba, n_classes=n_classes, n_resamples=40,
+                                 rng=np.random.default_rng(5))
+
+    draws, samples = np.random.default_rng(5), {name: [] for name in HEADLINE}
+    for _ in range(40):
+        rows = np.concatenate([groups[i] for i in draws.integers(len(groups), size=len(groups))])
+        y_pred = proba[rows].argmax(axis=1)
+        samples["accuracy"].append(skm.accuracy_score(y_true[rows], y_pred))
+        samples["balanced_accuracy"].append(skm.balanced_accuracy_score(y_true[rows], y_pred))
+        samples["macro_f1"].append(skm.f1_score(y_true[rows], y_pred, average="macro",
+                                                labels=list(range(n_classes)), zero_division=0))
+        samples["mcc"].append(skm.matthews_corrcoef(y_true[rows], y_pred))
+        if len(np.unique(y_true[rows])) == n_classes:
+            samples["auroc"].append(skm.roc_auc_score(y_true[rows], proba[rows][:, 1]) if n_classes == 2 else
+                                    skm.roc_auc_score(y_true[rows], proba[rows], multi_class="ovr"))
+    for name, values in samples.items():
+        assert result[name] == pytest.approx([np.percentile(values, 2.5), np.percentile(values, 97.5)], abs=1e-12)

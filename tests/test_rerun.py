@@ -229,6 +229,47 @@ def test_other_logging_steps_rerun_training_which_keeps_its_checkpoints_and_thei
         assert not (results / experiment / "model" / "set_aside").exists()
 
 
+MODEL_INFERENCE_RULES = {"evaluate_checkpoint", "embeddings_baseline", "model_evidence", "predict"}
+
+
+def gpus_requested(output: str) -> dict:
+    """{rule: the `gpu` resource of each of its jobs} in a dry run's output (0 where a job sets none)."""
+    requests, rule = {}, None
+    for line in output.splitlines():
+        header = JOB_HEADER.match(line)
+        if header:
+            rule = header.group(1)
+            requests.setdefault(rule, [])
+        elif rule and line.startswith("    resources: "):
+            resources = dict(item.split("=", 1) for item in line.split(": ", 1)[1].split(", "))
+            requests[rule].append(int(resources.get("gpu", 0)))
+    return requests
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_every_job_running_a_model_for_inference_asks_for_evaluate_gpus(finished_run, tmp_path, gpus):
+    config = yaml.safe_load(finished_run.config.read_text())
+    config["evaluate"]["gpus"] = gpus
+    path = tmp_path / "gpus.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--directory", str(finished_run.workdir), "--configfile", str(path), "-n",
+                       "--forcerun", *MODEL_INFERENCE_RULES, "cnn_baseline", "kmer_baseline")
+    requested = gpus_requested(result.stdout)
+    assert MODEL_INFERENCE_RULES <= requested.keys()
+    for rule in MODEL_INFERENCE_RULES:
+        assert set(requested[rule]) == {gpus}, rule
+    # the CPU-only baselines never take a GPU, whatever the setting
+    assert set(requested["cnn_baseline"]) == set(requested["kmer_baseline"]) == {0}
+
+
+def test_inference_gpus_re_run_no_job(finished_run, tmp_path):
+    def edit(config):
+        config["evaluate"]["gpus"] = 0
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    assert set(rules(jobs)) == ALWAYS
+
+
 def test_adding_replicates_plans_only_the_new_replicates(finished_run, run, tmp_path):
     def edit(config):
         config["experiments"]["random"]["replicates"] = 3

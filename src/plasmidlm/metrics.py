@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -11,20 +12,41 @@ from sklearn.metrics import (
     f1_score,
     matthews_corrcoef,
     precision_recall_fscore_support,
-    roc_auc_score,
 )
 
 HEADLINE = ["accuracy", "balanced_accuracy", "macro_f1", "mcc", "auroc"]
 CONFIDENCE = 0.95
 
 
+def _score_blocks(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per one-vs-rest column (class 1 alone for two classes): each window's block of equal scores, blocks in
+    ascending score order, and whether the window is of that class."""
+    columns = [1] if n_classes == 2 else range(n_classes)
+    return [(np.unique(proba[:, column], return_inverse=True)[1], y_true == column) for column in columns]
+
+
+def _weighted_auroc(blocks: list[tuple[np.ndarray, np.ndarray]], weights: np.ndarray) -> float:
+    """Macro one-vs-rest AUROC with each window counted `weights` times: the probability that a positive scores
+    above a negative, ties counted half (the Mann-Whitney U statistic), from per-block weight sums."""
+    areas = []
+    for block, is_positive in blocks:
+        positive = np.bincount(block, weights=weights * is_positive)
+        negative = np.bincount(block, weights=weights * ~is_positive)
+        below = np.cumsum(negative) - negative
+        areas.append(positive @ (below + negative / 2) / (positive.sum() * negative.sum()))
+    return float(np.mean(areas))
+
+
 def auroc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float | None:
-    """Area under the ROC curve (one-vs-rest averaged for more than two classes)."""
-    if len(np.unique(y_true)) < n_classes:
+    """Area under the ROC curve (one-vs-rest, macro-averaged, for more than two classes).
+
+    The value of scikit-learn's `roc_auc_score` (tested to agree), computed from weight sums per score so that
+    the bootstrap can weight windows instead of copying them: scikit-learn's input checks and sort cost far
+    more, and dominated the resamples of every evaluation (bench/bootstrap.py).
+    """
+    if (np.bincount(y_true, minlength=n_classes) == 0).any():
         return None  # undefined when a class has no true example
-    if n_classes == 2:
-        return float(roc_auc_score(y_true, proba[:, 1]))
-    return float(roc_auc_score(y_true, proba, multi_class="ovr", labels=list(range(n_classes))))
+    return _weighted_auroc(_score_blocks(y_true, proba, n_classes), np.ones(len(y_true)))
 
 
 def headline_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> dict:
@@ -69,8 +91,12 @@ def confusion_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     The same definitions as scikit-learn's functions (tested to agree), without their per-call
     validation overhead, which dominates thousands of bootstrap resamples.
     """
-    matrix = np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2).reshape(n_classes, n_classes)
-    matrix = matrix.astype(float)
+    return _matrix_metrics(np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2), n_classes)
+
+
+def _matrix_metrics(cells: np.ndarray, n_classes: int) -> dict:
+    """The metrics of `confusion_metrics` from the (possibly weighted) counts of a flattened confusion matrix."""
+    matrix = cells.astype(float).reshape(n_classes, n_classes)
     total, correct = matrix.sum(), np.trace(matrix)
     true_counts, predicted_counts = matrix.sum(axis=1), matrix.sum(axis=0)
     diagonal = np.diag(matrix)
@@ -90,13 +116,22 @@ def bootstrap_intervals(groups: list[np.ndarray], y_true: np.ndarray, proba: np.
     """Percentile bootstrap intervals of the headline metrics, resampling whole groups (plasmids).
 
     `groups` lists the row indices of each plasmid: windows of one plasmid are not independent, so they
-    are drawn together.
+    are drawn together. A resample counts each window as often as its plasmid was drawn (the same metrics as
+    on the resample's copied rows, without copying them).
     """
+    group_of = np.full(len(y_true), len(groups))  # rows in no group weigh 0
+    for group, rows in enumerate(groups):
+        group_of[rows] = group
+    cells = y_true * n_classes + proba.argmax(axis=1)
+    blocks = _score_blocks(y_true, proba, n_classes)
     samples = {name: [] for name in HEADLINE}
     for _ in range(n_resamples):
-        rows = np.concatenate([groups[i] for i in rng.integers(len(groups), size=len(groups))])
-        resample = confusion_metrics(y_true[rows], proba[rows].argmax(axis=1), n_classes)
-        resample["auroc"] = auroc(y_true[rows], proba[rows], n_classes)
+        draws = np.bincount(rng.integers(len(groups), size=len(groups)), minlength=len(groups) + 1)
+        draws[-1] = 0
+        weights = draws[group_of].astype(float)
+        resample = _matrix_metrics(np.bincount(cells, weights=weights, minlength=n_classes**2), n_classes)
+        true_weights = np.bincount(y_true, weights=weights, minlength=n_classes)
+        resample["auroc"] = None if (true_weights == 0).any() else _weighted_auroc(blocks, weights)
         for name, value in resample.items():
             if value is not None:
                 samples[name].append(value)

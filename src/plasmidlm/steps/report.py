@@ -1,11 +1,13 @@
-"""The provenance step of rules/report.smk: resolved config, package versions and input checksums. (The report
-itself is written by `plasmidlm.report.write_report`.)"""
+"""The provenance step of rules/report.smk: resolved config, package versions, the machine and input checksums.
+(The report itself is written by `plasmidlm.report.write_report`.)"""
 
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import sys
+from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -30,9 +32,27 @@ def package_versions() -> dict:
     return versions
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module knows (e.g. "arm")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """Where and when the run's provenance was recorded: the machine of a local run's every job (on a cluster,
+    of this one job), so that figures of two runs can be told apart by machine."""
+    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(),
+            "recorded_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def provenance(inputs: dict, config: dict, out, out_config):
-    """Resolved config, package versions and input checksums: what is needed to reproduce the run."""
+    """Resolved config, package versions, the machine and input checksums: what is needed to reproduce the run."""
     checksums = {name: {"path": str(path), "sha256": io.sha256sum(path)} for name, path in inputs.items()}
     io.write_atomic(out_config, lambda tmp: Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False)))
-    io.write_json({"versions": package_versions(), "inputs": checksums}, out)
+    io.write_json({"versions": package_versions(), "machine": machine(), "inputs": checksums}, out)
     logger.info(f"recorded {len(checksums)} input checksum(s)")

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from plasmidlm import layout
+from plasmidlm import PlasmidlmError
+
+logger = logging.getLogger(__name__)
 
 # The one list of training keys (`train.*`, `pretrain.*`) that do not change what is trained: with any value,
 # every step gives the same weights (tests/test_train.py trains with other logging_steps and eval_batch_size
@@ -143,10 +147,19 @@ def validation_accuracy(model_dir) -> dict[int, float]:
 
 
 def best_checkpoint(model_dir) -> int:
-    """The checkpoint step with the highest validation accuracy (the earliest on ties; never test metrics)."""
+    """The checkpoint step with the highest validation accuracy (the earliest on ties; never test metrics).
+
+    Checkpoints without a validation score (a training log cut short) cannot be chosen: a warning names them,
+    and when none has one this is an error rather than a silent choice of the last.
+    """
     steps = json.loads(Path(layout.summary_in(model_dir)).read_text())["checkpoints"]
     scores = validation_accuracy(model_dir)
     scored = [step for step in steps if step in scores]
     if not scored:
-        return steps[-1]
+        raise PlasmidlmError(f"{layout.training_log_in(model_dir)}: no checkpoint has a validation accuracy "
+                             f"(eval_accuracy), so none can be chosen as the best; re-run its train job")
+    unscored = [step for step in steps if step not in scores]
+    if unscored:
+        logger.warning(f"{layout.training_log_in(model_dir)}: checkpoints {', '.join(map(str, unscored))} have no "
+                       f"validation accuracy and are not considered for the best checkpoint")
     return max(scored, key=lambda step: (scores[step], -step))
