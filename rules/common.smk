@@ -2,6 +2,7 @@ import json
 import re
 
 from plasmidlm import plan
+from plasmidlm.replicates import expand_experiments
 from plasmidlm.config import window_lengths
 from plasmidlm.evidence import COMPOSITION_BASELINES
 
@@ -21,8 +22,13 @@ PREDICTED_WINDOWS, PREDICTED_SEQUENCES = layout.predictions(
 )
 
 
+# Each experiment that runs: replicate and sweep setting of a config experiment (plasmidlm.replicates)
+REPLICATES = expand_experiments(config)
+
+
 wildcard_constraints:
-    experiment="|".join(EXPERIMENTS) or "no-experiments",
+    # names of replicates and sweep settings hold "." (plasmidlm.replicates)
+    experiment="|".join(map(re.escape, EXPERIMENTS)) or "no-experiments",
     step=r"\d+",
     held_out="val|test",
     # one of LENGTH_DIRS (a non-empty pattern, which "" alone would not be)
@@ -58,6 +64,11 @@ def split_inputs(wildcards):
         inputs["group_summary"] = layout.data_file(RUN, "near_duplicate_groups.json")
         inputs["pairs"] = layout.data_file(RUN, "near_duplicates.tsv")
     return inputs
+
+
+def training_seed(experiment):
+    """The run's seed for an experiment's first replicate, another for each further one."""
+    return REPLICATES[experiment].seed
 
 
 def epoch_schedule(experiment):

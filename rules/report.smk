@@ -55,6 +55,9 @@ rule report:
             caption="captions/report.rst",
             category="Comparison",
         ),
+        # per experiment and sweep setting over replicates, and the paired differences over seeds
+        experiments=layout.experiment_summary(RUN),
+        seed_differences=layout.seed_differences(RUN),
     log:
         layout.log(RUN, "report"),
     conda:

@@ -34,7 +34,7 @@ checkpoint train:
         train=lambda wildcards: EXPERIMENTS[wildcards.experiment]["train"],
         # build_or_load checks that windows of this length fit the model's token limit
         window_length=lambda wildcards: experiment_length(wildcards.experiment),
-        seed=config["seed"],
+        seed=lambda wildcards: training_seed(wildcards.experiment),
         model_dir=lambda wildcards: layout.model_dir(RUN, wildcards.experiment),
     script:
         "../workflow_scripts/train.py"

@@ -83,7 +83,8 @@ def demo_outputs(run: str, experiments: list[str]) -> set[str]:
         outputs |= {layout.baseline_metrics(run, "", name), layout.baseline_file(run, "", name, "predictions.tsv.gz")}
     outputs |= {layout.kmer_evidence(run, ""), layout.kmer_contig_lengths(run, "")}
     outputs |= {layout.pretrain_summary(run), layout.pretrain_log(run), layout.provenance(run),
-                layout.run_config(run), layout.comparison(run), layout.report_html(run), layout.manifest(run)}
+                layout.run_config(run), layout.comparison(run), layout.report_html(run), layout.manifest(run),
+                layout.experiment_summary(run), layout.seed_differences(run)}
     return outputs
 
 

@@ -268,3 +268,14 @@ def test_inference_gpus_re_run_no_job(finished_run, tmp_path):
 
     jobs, _ = dry_run(finished_run, tmp_path, edit)
     assert set(rules(jobs)) == ALWAYS
+
+
+def test_adding_replicates_plans_only_the_new_replicates(finished_run, run, tmp_path):
+    def edit(config):
+        config["experiments"]["random"]["replicates"] = 3
+
+    jobs, _ = dry_run(finished_run, tmp_path, edit)
+    new = ["random.rep2", "random.rep3"]
+    assert sorted({job["wildcards"]["experiment"] for job in jobs if "experiment" in job["wildcards"]}) == new
+    assert rules(jobs) == run.retrained(new) + Counter({"training_windows": 2, "leakage": 2})
+    assert all(job["reason"].startswith("Missing output files") for job in jobs if job["rule"] == "train")

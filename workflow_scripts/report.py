@@ -10,4 +10,6 @@ run_logged(
     config=snakemake.params.config,
     out_comparison=snakemake.output.comparison,
     out_html=snakemake.output.html,
+    out_experiments=snakemake.output.experiments,
+    out_seed_differences=snakemake.output.seed_differences,
 )

@@ -11,6 +11,7 @@ import yaml
 from plasmidlm import PlasmidlmError
 from plasmidlm.evidence import COMPOSITION_BASELINES
 from plasmidlm.layout import RUN_FOLDERS
+from plasmidlm.replicates import expand_experiments, swept_groups
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 # Windows per inference batch when none is given (evaluate.batch_size null, no --batch-size): evaluation,
@@ -72,23 +73,36 @@ def check_references(config: dict) -> None:
             raise PlasmidlmError(
                 f"config experiments.{name}: name taken by the run's {_reserved_as(reserved[name.lower()])}; "
                 f"rename the experiment (reserved, ignoring case: {', '.join(RESERVED_EXPERIMENT_NAMES)})")
-    for name, overrides in config["experiments"].items():
-        model = ((overrides or {}).get("model") or {}).get("name_or_path", config["model"]["name_or_path"])
-        where = f"experiments.{name}.model.name_or_path" if model != config["model"]["name_or_path"] \
+    expanded = expand_experiments(config)
+    for replicate in expanded.values():
+        model = (replicate.overrides.get("model") or {}).get("name_or_path", config["model"]["name_or_path"])
+        where = f"experiments.{replicate.group}.model.name_or_path" if model != config["model"]["name_or_path"] \
             else "model.name_or_path"
         _check_model_reference(where, model, {BUILTIN, PRETRAINED}, "builtin, pretrained")
+    _check_not_swept(config, expanded)
     embeddings = config["baselines"]["embeddings"]
     if embeddings["enabled"] and not embeddings["model"]:
         raise PlasmidlmError("config baselines.embeddings.model: required when the baseline is enabled (an "
                              "experiment name, a local model directory or a hub id)")
     if embeddings["enabled"]:
-        experiments = sorted(config["experiments"])
+        experiments = sorted(expanded)
         _check_model_reference("baselines.embeddings.model", embeddings["model"], {*experiments, PRETRAINED},
                                f"an experiment ({', '.join(experiments)}), pretrained")
 
     cnn = config["baselines"]["cnn"]
-    if cnn["enabled"] and cnn["experiment"] and cnn["experiment"] not in (config.get("experiments") or {}):
+    if cnn["enabled"] and cnn["experiment"] and cnn["experiment"] not in expanded:
         raise PlasmidlmError(f"config baselines.cnn.experiment: {cnn['experiment']!r} is not an experiment")
+
+
+def _check_not_swept(config: dict, expanded: dict) -> None:
+    """An experiment with a sweep is no single model: the baselines name one of its settings."""
+    swept = swept_groups(expanded)
+    for key, name in (("baselines.cnn.experiment", config["baselines"]["cnn"]["experiment"]),
+                      ("baselines.embeddings.model", config["baselines"]["embeddings"]["model"])):
+        if name in swept:
+            example = next(other for other, replicate in expanded.items() if replicate.group == name)
+            raise PlasmidlmError(f"config {key}: experiment {name!r} has a sweep; name one of its settings "
+                                 f"(e.g. {example})")
 
 
 def _check_model_reference(key: str, model: str, names: set[str], described: str) -> None:
@@ -113,15 +127,16 @@ def _reserved_as(name: str) -> str:
 
 
 def resolve_experiments(config: dict) -> dict[str, dict]:
-    """{name: {"windows": ..., "model": ..., "train": ...}}: the shared sections with each experiment's overrides.
+    """{name: {"windows": ..., "model": ..., "train": ...}}: the shared sections with each experiment's overrides,
+    for every experiment that runs (`plasmidlm.replicates.expand_experiments`: replicates and sweep settings).
 
     Every resolved section is checked against the schema of the shared section, so a mistyped key or
     value inside an experiment is rejected just like one at the top level.
     """
     schema = load_schema()
     resolved = {}
-    for name, overrides in config["experiments"].items():
-        overrides = overrides or {}
+    for name, replicate in expand_experiments(config).items():
+        overrides = replicate.overrides
         resolved[name] = {}
         for section in EXPERIMENT_SECTIONS:
             merged = deep_merge(config[section], overrides.get(section))
@@ -130,9 +145,10 @@ def resolve_experiments(config: dict) -> dict[str, dict]:
                 jsonschema.validate(merged, section_schema)
             except jsonschema.ValidationError as error:
                 where = ".".join(map(str, error.absolute_path))
+                setting = f" (sweep setting {replicate.setting})" if replicate.setting else ""
                 raise PlasmidlmError(
-                    f"config experiments.{name}.{section}{'.' + where if where else ''}: {error.message}"
-                ) from None
+                    f"config experiments.{replicate.group}{setting}.{section}{'.' + where if where else ''}: "
+                    f"{error.message}") from None
             resolved[name][section] = merged
     return resolved
 

@@ -203,6 +203,16 @@ def report_html(run: str) -> str:
     return f"{run}/report/report.html"
 
 
+def experiment_summary(run: str) -> str:
+    """One row per experiment and sweep setting: the spread over replicates of the best checkpoints, the cost."""
+    return f"{run}/report/experiments.tsv"
+
+
+def seed_differences(run: str) -> str:
+    """Paired differences over replicates between experiments, and against the k-mer baseline."""
+    return f"{run}/report/seed_differences.tsv"
+
+
 def prediction_paths(out_prefix) -> tuple[str, str]:
     """The per-window and per-sequence tables of predictions (`plasmidlm predict --out PREFIX`)."""
     return f"{out_prefix}.windows.tsv.gz", f"{out_prefix}.sequences.tsv"

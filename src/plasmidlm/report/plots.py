@@ -153,3 +153,66 @@ def contig_length_plot(curves: dict[str, pd.DataFrame]) -> str:
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
     return _figure_html(figure, "accuracy per contig length")
+
+
+def replicate_plot(replicates: pd.DataFrame, baselines: pd.DataFrame) -> str:
+    """Each replicate's best checkpoint (a dot; collapsed: a cross) per experiment result, the mean over replicates
+    that did not collapse (a bar), the baselines as dashed lines; window and plasmid level."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    names = list(dict.fromkeys(replicates["experiment_result"]))
+    for axis, level in zip(axes, LEVELS):
+        column = f"{level}_accuracy"
+        for position, name in enumerate(names):
+            rows = replicates[replicates["experiment_result"] == name]
+            collapsed = rows["collapsed"] != ""
+            jitter = np.linspace(-0.12, 0.12, len(rows)) if len(rows) > 1 else np.zeros(1)
+            axis.scatter(position + jitter[~collapsed.to_numpy()], rows.loc[~collapsed, column], color="C0", zorder=3)
+            axis.scatter(position + jitter[collapsed.to_numpy()], rows.loc[collapsed, column], color="C3", marker="x",
+                         zorder=3)
+            if (~collapsed).any():
+                axis.hlines(rows.loc[~collapsed, column].mean(), position - 0.25, position + 0.25, color="black")
+        for index, (_, row) in enumerate(baselines.iterrows()):
+            axis.axhline(row[column], linestyle="--", color=f"C{index + 5}", label=f"baseline: {row['experiment']}")
+        axis.set_xticks(range(len(names)), names, rotation=20, ha="right")
+        axis.set_title(f"{level} level")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy of the best checkpoint")
+    if len(baselines):
+        axes[1].legend(loc="lower right", fontsize="small")
+    figure.suptitle("Every replicate (dot; x: collapsed), mean of those that did not collapse (bar)")
+    return _figure_html(figure, "test accuracy of every replicate")
+
+
+def sweep_plot(group: str, replicates: pd.DataFrame, keys: list[str]) -> str | None:
+    """Validation accuracy per setting of a sweep over one key (each replicate a dot, the mean a line) or two keys
+    (the mean in a heatmap); None for more keys. `replicates` holds one column per swept key."""
+    if len(keys) == 1:
+        key = keys[0]
+        means = replicates.groupby(key, sort=False)["val_accuracy"].mean()
+        numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in means.index)
+        figure, axis = plt.subplots(figsize=(6, 4))
+        if numeric:
+            order = sorted(means.index)
+            axis.scatter(replicates[key], replicates["val_accuracy"], color="C0", alpha=0.6)
+            axis.plot(order, [means[value] for value in order], marker="o", color="black")
+            if min(order) > 0 and max(order) / min(order) >= 10:
+                axis.set_xscale("log")
+        else:
+            positions = {value: index for index, value in enumerate(means.index)}
+            axis.scatter(replicates[key].map(positions), replicates["val_accuracy"], color="C0", alpha=0.6)
+            axis.plot(range(len(means)), means.to_numpy(), marker="o", color="black")
+            axis.set_xticks(range(len(means)), [str(value) for value in means.index])
+        axis.set(xlabel=key, ylabel="validation accuracy (best checkpoint)", title=f"{group}: sweep over {key}")
+        axis.grid(alpha=0.3)
+        return _figure_html(figure, f"validation accuracy per setting of {group}")
+    if len(keys) == 2:
+        means = replicates.groupby(keys, sort=False)["val_accuracy"].mean().unstack(keys[1])
+        figure, axis = plt.subplots(figsize=(1.5 + 1.1 * means.shape[1], 1.2 + 0.7 * means.shape[0]))
+        axis.imshow(means.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+        for (i, j), value in np.ndenumerate(means.to_numpy(dtype=float)):
+            axis.text(j, i, "" if np.isnan(value) else f"{value:.3f}", ha="center", va="center", color="white")
+        axis.set_xticks(range(means.shape[1]), [str(value) for value in means.columns])
+        axis.set_yticks(range(means.shape[0]), [str(value) for value in means.index])
+        axis.set(xlabel=keys[1], ylabel=keys[0], title=f"{group}: mean validation accuracy")
+        return _figure_html(figure, f"validation accuracy per setting of {group}")
+    return None

@@ -12,8 +12,10 @@ import pandas as pd
 import yaml
 
 from plasmidlm import __version__, io, layout
+from plasmidlm.replicates import format_value
 from plasmidlm.report.plots import (accuracy_plot, confusion_plot, contig_length_plot, reliability_plot,
-                                    training_plot, window_length_plot)
+                                    replicate_plot, sweep_plot, training_plot, window_length_plot)
+from plasmidlm.report.seeds import SEED_METRICS, cost_by_group
 from plasmidlm.report.tables import (LEVELS, at_length, best_checkpoints, by_length, evidence_files,
                                      resolved_experiments, with_interval)
 from plasmidlm.report.verdicts import composition_verdicts, kmer_covered_text, shuffle_verdict, split_text
@@ -25,7 +27,9 @@ TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("plasmidlm.report", "
                                undefined=jinja2.StrictUndefined)
 
 
-def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], config: dict) -> str:
+def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], config: dict, *, seeds: dict) -> str:
+    """`seeds`: the replicates (plasmidlm.report.seeds.replicate_table), their summary per setting, the paired
+    differences, the chosen setting of each experiment and the expansion (plasmidlm.replicates)."""
     resolved = resolved_experiments(config, experiments)
     lengths = {name: settings["windows"]["length"] for name, settings in resolved.items()}
     all_lengths = sorted(set(lengths.values()))
@@ -36,6 +40,10 @@ def render_html(run_dir: Path, table: pd.DataFrame, experiments: list[str], conf
         version=__version__,
         window_lengths=all_lengths,
         summary=_summary(table),
+        collapsed=[f"{row.experiment}: {row.collapsed}" for row in seeds["replicates"].itertuples() if row.collapsed],
+        across_seeds=_across_seeds(seeds, table),
+        sweeps=_sweeps(seeds),
+        cost=_table_html(cost_by_group(seeds["summary"])),
         window_length_plot=window_length_plot(table) if len(all_lengths) > 1 else None,
         accuracy_plots=[accuracy_plot(rows, metric, length if len(all_lengths) > 1 else None)
                         for length, rows in by_length(table) for metric in ("accuracy", "balanced_accuracy")],
@@ -61,6 +69,66 @@ def _summary(table: pd.DataFrame) -> dict:
             summary_table[f"{level} {name.replace('_', ' ')} [95% CI]"] = with_interval(chosen, f"{level}_{name}")
     summary_table["plasmid majority-vote accuracy"] = chosen["plasmid_vote_accuracy"]
     return {"table": _table_html(summary_table), "verdicts": composition_verdicts(table)}
+
+
+def _spread(summary: pd.DataFrame, metric: str) -> pd.Series:
+    """'0.728 ± 0.010 (0.718–0.738)': mean ± sd (min–max) over replicates."""
+    def text(row):
+        if pd.isna(row[f"{metric}_mean"]):
+            return ""
+        if pd.isna(row[f"{metric}_sd"]):
+            return f"{row[f'{metric}_mean']:.3f}"
+        return (f"{row[f'{metric}_mean']:.3f} ± {row[f'{metric}_sd']:.3f} "
+                f"({row[f'{metric}_min']:.3f}–{row[f'{metric}_max']:.3f})")
+
+    return summary.apply(text, axis=1)
+
+
+def _across_seeds(seeds: dict, table: pd.DataFrame) -> dict | None:
+    """The spread over replicates of each experiment's result, every replicate drawn, and the paired differences."""
+    summary, replicates = seeds["summary"], seeds["replicates"]
+    if summary["replicates"].max() < 2:
+        return None
+    results = summary[summary["chosen"]]
+    shown = results[["experiment", "setting", "window_length", "replicates", "collapsed", "val_accuracy_mean"]].copy()
+    for metric in SEED_METRICS:
+        shown[f"{metric.replace('_', ' ')}: mean ± sd (min–max)"] = _spread(results, metric)
+    chosen = seeds["chosen"]
+    drawn = replicates[[chosen[group] == setting for group, setting in zip(replicates["group"], replicates["setting"])]]
+    drawn = drawn.assign(experiment_result=[f"{group}.{setting}" if setting else group
+                                            for group, setting in zip(drawn["group"], drawn["setting"])])
+    differences = seeds["differences"]
+    return {"table": _table_html(shown),
+            "plot": replicate_plot(drawn, table[(table["kind"] == "baseline") & (table["experiment"] == "kmer")]
+                                   .drop_duplicates("experiment")),
+            "verdicts": differences[differences["metric"] == "window_accuracy"]["verdict"].tolist(),
+            "differences": _table_html(differences.drop(columns="verdict"))}
+
+
+def _sweeps(seeds: dict) -> list[dict]:
+    """Per experiment with a sweep: validation accuracy per setting (table, plot) and the chosen setting's result."""
+    sections = []
+    summary, replicates, expanded = seeds["summary"], seeds["replicates"], seeds["expanded"]
+    for group, settings in summary.groupby("experiment", sort=False):
+        if settings["setting"].iloc[0] == "":
+            continue
+        values = {replicate.setting: replicate.values for replicate in expanded.values() if replicate.group == group}
+        keys = list(dict.fromkeys(key for setting in values.values() for key in setting))
+        rows = settings[["setting", "replicates", "collapsed", "val_accuracy_mean", "val_accuracy_sd", "chosen"]]
+        # the values as the names write them (the tables' 4 decimals would show 1e-05 as 0.0000)
+        written = [{key: format_value(value) for key, value in values[setting].items()} for setting in rows["setting"]]
+        rows = pd.concat([pd.DataFrame(written, index=rows.index), rows], axis=1)
+        runs = replicates[replicates["group"] == group]
+        runs = pd.concat([pd.DataFrame([values[setting] for setting in runs["setting"]], index=runs.index), runs],
+                         axis=1)
+        result = settings[settings["chosen"]].iloc[0]
+        sections.append({
+            "group": group, "chosen": result["setting"], "replicates": int(result["replicates"]),
+            "val_accuracy": result["val_accuracy_mean"], "cost": settings["train_device_hours"].sum(min_count=1),
+            "test": {metric.replace("_", " "): _spread(settings[settings["chosen"]], metric).iloc[0]
+                     for metric in SEED_METRICS},
+            "table": _table_html(rows), "plot": sweep_plot(group, runs, keys)})
+    return sections
 
 
 def _controls(run_dir: Path, table: pd.DataFrame, lengths: dict[str, int], default_length: int) -> dict | None:

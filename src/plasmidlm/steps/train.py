@@ -30,12 +30,13 @@ def train(train_windows, *, val_windows, split_path, model_config: dict, train_c
     if model_manifest is not None:
         model_config = model_config | {"name_or_path": hub.model_folder(model_manifest)}
     from plasmidlm.training.fine_tune import fine_tune
-    from plasmidlm.training.trainer import log_history_table
+    from plasmidlm.training.trainer import log_history_table, training_cost
 
     classes = classes_of_split(io.read_table(split_path))
     summary = fine_tune(_training_windows(train_windows), io.read_table(val_windows), classes=classes,
                         model_config=model_config, train_config=train_config, window_length=window_length,
                         output_dir=model_dir, seed=seed)
+    summary |= training_cost(summary["log_history"])
     if distributed.is_main():
         io.write_table(log_history_table(summary.pop("log_history")), out_log)
         io.write_json(summary, out_summary)

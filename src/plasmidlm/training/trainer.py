@@ -187,3 +187,13 @@ def log_history_table(log_history: list[dict]) -> pd.DataFrame:
     keep = [column for column in ("step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss",
                                   "eval_accuracy") if column in table.columns]
     return table[keep].groupby("step", as_index=False).first() if len(table) else table
+
+
+def training_cost(log_history: list[dict]) -> dict:
+    """The seconds and windows per second of the training this job ran (the Trainer's last `train_runtime`
+    entry); empty when it trained nothing (a run that had finished, resumed at its last step)."""
+    ends = [entry for entry in log_history if "train_runtime" in entry]
+    if not ends:
+        return {}
+    return {"train_seconds": ends[-1]["train_runtime"],
+            "train_windows_per_second": ends[-1]["train_samples_per_second"]}
