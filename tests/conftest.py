@@ -44,7 +44,15 @@ WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_le
                     "test_evidence_workflow", "test_distributed", "test_model_families"}
 
 
+# The Slurm tests come first, and the one that waits for the training stopped by Slurm's time limits last: those
+# allocations (minutes, mostly waiting for the limit) then run beside the other tests of the shared run.
+FIRST_MODULES = ("test_slurm",)
+LAST = ("tests/test_slurm.py::test_a_training_stopped_twice_by_the_time_limit_ends_with_the_weights_of_an_"
+        "uninterrupted_run")
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: 2 if item.nodeid == LAST else 0 if item.module.__name__ in FIRST_MODULES else 1)
     for item in items:
         if item.module.__name__ in WORKFLOW_MODULES or set(item.fixturenames) & SHARED_RUN_MODULES.keys():
             item.add_marker(pytest.mark.workflow)
