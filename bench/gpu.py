@@ -32,7 +32,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Prin
 from transformers.utils.import_utils import enable_tf32
 
 from plasmidlm.config import load_schema
-from plasmidlm.evaluate import default_batch_size, inference_precision, predict_proba
+from plasmidlm.evaluate import default_batch_size, predict_proba, resolved_precision
 from plasmidlm.model import PRESETS, build_or_load, forward_input_names, load_checkpoint
 from plasmidlm.tokenize import kmer_id_table, kmer_ids, kmer_text, n_tokens
 from plasmidlm.training.data import PadToLongest, make_dataset
@@ -156,8 +156,7 @@ def measure_evaluation(checkpoint: str, sequences: list[str], repeats: int) -> d
             result = results[name]
             result.update(proba=proba, memory=peak_memory_gib())
             result["seconds"] = min(result["seconds"], seconds)
-    results["plasmidlm"]["setting"] = (f"batch {default_batch_size(device)}, "
-                                       f"{inference_precision('auto', device) or 'fp32'}")
+    results["plasmidlm"]["setting"] = f"batch {default_batch_size(device)}, {resolved_precision('auto', device)}"
     results["plain"]["setting"] = f"batch {PLAIN_EVAL_BATCH}, fp32"
     return results
 

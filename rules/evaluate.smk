@@ -28,7 +28,7 @@ rule evaluate_checkpoint:
     params:
         evaluate={
             key: config["evaluate"][key]
-            for key in ("batch_size", "bootstrap", "both_strands")
+            for key in ("batch_size", "bootstrap", "both_strands", "precision")
         },
         seed=config["seed"],
         trust_remote_code=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"][

@@ -87,7 +87,7 @@ rule model_evidence:
         eval_dir=lambda wildcards: layout.eval_dir(RUN, wildcards.experiment),
         evaluate={
             key: config["evaluate"][key]
-            for key in ("batch_size", "bootstrap", "both_strands")
+            for key in ("batch_size", "bootstrap", "both_strands", "precision")
         },
         evidence={"calibration_bins": config["evidence"]["calibration_bins"]},
         seed=config["seed"],

@@ -26,6 +26,7 @@ rule predict:
             key: value for key, value in config["predict"].items() if key != "fasta"
         },
         batch_size=config["evaluate"]["batch_size"],
+        precision=config["evaluate"]["precision"],
         trust_remote_code=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"][
             "trust_remote_code"
         ],

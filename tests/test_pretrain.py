@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoModelForMaskedLM, AutoTokenizer, BertForMaskedLM
 
 from conftest import random_windows, write_fasta
 from plasmidlm import PlasmidlmError, io
@@ -51,6 +51,26 @@ def _corpus(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"sequence": sequences})
 
 
+def test_the_head_on_masked_positions_only_gives_the_loss_and_gradients_of_bert_masked_lm():
+    model, tokenizer = build_mlm("tiny", kmer=3, kmer_stride=1, window_length=60, seed=0)
+    plain = BertForMaskedLM(model.config)
+    plain.load_state_dict(model.state_dict())
+    batch = encode(tokenizer, random_windows(8, length=60, seed=2), kmer=3)
+    torch.manual_seed(0)
+    inputs, labels = KmerSpanMasking(tokenizer=tokenizer, mlm_probability=0.15, span=3).torch_mask_tokens(
+        batch["input_ids"].clone())
+    losses = []
+    for mlm in (model.eval(), plain.eval()):  # no dropout: the same forward pass
+        output = mlm(input_ids=inputs, attention_mask=batch["attention_mask"], labels=labels)
+        output.loss.backward()
+        losses.append(output.loss)
+    torch.testing.assert_close(losses[0], losses[1])
+    for (name, sparse), (_, full) in zip(model.named_parameters(), plain.named_parameters()):
+        torch.testing.assert_close(sparse.grad, full.grad, msg=name)
+    assert len(output.logits) == len(labels) and len(model(input_ids=inputs, labels=labels).logits) == (
+        labels != -100).sum()
+
+
 def test_a_few_steps_lower_the_loss_and_the_model_loads_with_plain_transformers(tmp_path):
     summary = pretrain_mlm(_corpus(640, 0), _corpus(32, 1), pretrain_config=TINY_PRETRAIN, window_length=60,
                            output_dir=tmp_path, seed=0)
@@ -63,7 +83,7 @@ def test_a_few_steps_lower_the_loss_and_the_model_loads_with_plain_transformers(
     assert summary["checkpoints"] == [20, 40]
     model = AutoModelForMaskedLM.from_pretrained(tmp_path / "model")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
-    assert type(model).__name__ == "BertForMaskedLM"
+    assert type(model).__name__ == "BertForMaskedLM" and model.config.architectures == ["BertForMaskedLM"]
     assert model.config.plasmidlm == {"window_length": 60, "kmer": 3, "kmer_stride": 1}
     assert tokenizer("ACG CGT [MASK]")["input_ids"][-2] == tokenizer.mask_token_id
 

@@ -9,6 +9,7 @@ run_logged(
     fasta=snakemake.input.fasta,
     predict_config=snakemake.params.predict,
     batch_size=snakemake.params.batch_size,
+    precision=snakemake.params.precision,
     trust_remote_code=snakemake.params.trust_remote_code,
     out_windows=snakemake.output.windows,
     out_sequences=snakemake.output.sequences,

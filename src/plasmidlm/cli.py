@@ -20,7 +20,8 @@ def _predict(args) -> None:
     summary = predict_fasta(args.model, args.fasta, out_windows=out_windows, out_sequences=out_sequences,
                             stride=args.stride, batch_size=args.batch_size, both_strands=args.both_strands,
                             window_length=args.window_length, trust_remote_code=args.trust_remote_code,
-                            temperature=args.temperature, min_confidence=args.min_confidence)
+                            temperature=args.temperature, min_confidence=args.min_confidence,
+                            precision=args.precision)
     print(f"{summary['sequences']} sequence(s) classified from {summary['windows']} window(s); "
           f"wrote {out_sequences} and {out_windows}")
 
@@ -86,6 +87,8 @@ def _probability(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from plasmidlm.config import INFERENCE_PRECISIONS
+
     parser = argparse.ArgumentParser(prog="plasmidlm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"plasmidlm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="calibrate window probabilities as softmax(logits / T); the pipeline fits T on "
                               "validation windows (results/<run>/<experiment>/evidence/metrics.json, "
                               "calibration.temperature)")
+    predict.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
+                         help="floating-point precision of inference; auto (default): bf16 on GPUs of compute "
+                              "capability 8.0 and later and on CPUs with AMX, fp16 on 7.x GPUs, fp32 elsewhere")
     predict.add_argument("--min-confidence", type=_probability, metavar="P",
                          help="label a sequence 'uncertain' when its highest probability is below P")
     predict.set_defaults(run=_predict)

@@ -18,6 +18,7 @@ SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 # predict, embed and the embeddings baseline (plasmidlm.evaluate.default_batch_size).
 GPU_BATCH_SIZE = 1024
 CPU_BATCH_SIZE = 256
+INFERENCE_PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # evaluate.precision
 EXPERIMENT_SECTIONS = ("windows", "model", "train")
 
 

@@ -12,14 +12,13 @@ import pandas as pd
 import torch
 
 from plasmidlm import PlasmidlmError
-from plasmidlm.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+from plasmidlm.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, INFERENCE_PRECISIONS
 from plasmidlm.metrics import HEADLINE, evaluate_predictions, predictions_table
 from plasmidlm.model import forward_input_names, last_hidden_state, load_checkpoint, token_limit
-from plasmidlm.precision import gpu_precision
+from plasmidlm.precision import cpu_precision, gpu_precision
 from plasmidlm.tokenize import encode, kmer_id_table, kmer_ids
 from plasmidlm.windows import reverse_complement
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
@@ -43,15 +42,20 @@ def default_batch_size(device: torch.device) -> int:
     return GPU_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE
 
 
-def inference_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of inference, None for fp32. `precision`: "auto" (on a CUDA GPU what its compute
-    capability runs fast, `precision.gpu_precision`: bf16 from 8.0, fp16 on 7.x; fp32 below and on a CPU),
-    "bf16" (also on a CPU), "fp16" or "fp32"."""
-    if precision not in PRECISIONS:
-        raise PlasmidlmError(f"unknown inference precision {precision!r} ({', '.join(PRECISIONS)})")
+def resolved_precision(precision: str, device: torch.device) -> str:
+    """The precision inference runs in: `precision` itself, or for "auto" what the device runs fast: on a CUDA GPU
+    by its compute capability (`precision.gpu_precision`: bf16 from 8.0, fp16 on 7.x, fp32 below), on a CPU bf16
+    where it has AMX (`precision.cpu_precision`), fp32 elsewhere."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise PlasmidlmError(f"unknown inference precision {precision!r} ({', '.join(INFERENCE_PRECISIONS)})")
     if precision == "auto":
-        return DTYPES[gpu_precision(device)] if device.type == "cuda" else None
-    return DTYPES[precision]
+        return gpu_precision(device) if device.type == "cuda" else cpu_precision()
+    return precision
+
+
+def inference_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of inference (`resolved_precision`), None for fp32."""
+    return DTYPES[resolved_precision(precision, device)]
 
 
 def _prefetched(items: list, prepare):
@@ -155,14 +159,14 @@ def classes_of(model) -> list[str]:
 
 
 def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, *, batch_size: int | None = None,
-                          both_strands: bool = False, temperature: float = 1.0) -> np.ndarray:
+                          both_strands: bool = False, temperature: float = 1.0, precision: str = "auto") -> np.ndarray:
     """Class probabilities, calibrated by `temperature` (softmax(logits / T)), optionally averaged over each window
     and its reverse complement. The temperature is fitted on one strand's probabilities (the evidence step), so
     each strand is calibrated before the two are averaged."""
     from plasmidlm.evidence import scale_temperature
 
     def calibrated(windows):
-        proba = predict_proba(model, tokenizer, metadata, windows, batch_size=batch_size)
+        proba = predict_proba(model, tokenizer, metadata, windows, batch_size=batch_size, precision=precision)
         return proba if temperature == 1.0 else scale_temperature(proba, temperature)
 
     sequences = list(sequences)
@@ -174,29 +178,32 @@ def strand_averaged_proba(model, tokenizer, metadata: dict, sequences, *, batch_
 
 def evaluate_checkpoint(checkpoint_dir, *, windows: pd.DataFrame, val_windows: pd.DataFrame | None = None,
                         batch_size: int | None = None, both_strands: bool = False, n_bootstrap: int = 0, seed: int = 0,
-                        trust_remote_code: bool = False):
+                        trust_remote_code: bool = False, precision: str = "auto"):
     """Predictions on the test `windows` and metrics (with bootstrap intervals) of one checkpoint.
 
-    A checkpoint of a model with its own code loads only with `trust_remote_code`.
+    A checkpoint of a model with its own code loads only with `trust_remote_code`. `precision`: see
+    `resolved_precision`.
 
     With `val_windows`, the headline metrics on the validation windows are added under `validation`.
     The time and throughput of scoring the test windows are recorded under `inference`.
     """
-    model, tokenizer, metadata = load_checkpoint(checkpoint_dir, default_device(), trust_remote_code,
+    device = default_device()
+    model, tokenizer, metadata = load_checkpoint(checkpoint_dir, device, trust_remote_code,
                                                  "set model.trust_remote_code: true")
     classes = classes_of(model)
     began = time.perf_counter()
     proba = strand_averaged_proba(model, tokenizer, metadata, windows["sequence"], batch_size=batch_size,
-                                  both_strands=both_strands)
+                                  both_strands=both_strands, precision=precision)
     seconds = time.perf_counter() - began
     predictions = predictions_table(windows, proba, classes)
     metrics = evaluate_predictions(predictions, classes, n_bootstrap, seed)
     metrics["inference"] = {"windows": len(windows), "seconds": seconds,
                             "windows_per_second": len(windows) / max(seconds, 1e-9), "both_strands": both_strands,
-                            "device": str(next(model.parameters()).device)}
+                            "device": str(device),
+                            "precision": resolved_precision(precision, device)}
     if val_windows is not None:
         val_proba = strand_averaged_proba(model, tokenizer, metadata, val_windows["sequence"], batch_size=batch_size,
-                                          both_strands=both_strands)
+                                          both_strands=both_strands, precision=precision)
         validation = evaluate_predictions(predictions_table(val_windows, val_proba, classes), classes)
         metrics["validation"] = {level: {key: validation[level][key] for key in ["n", *HEADLINE]}
                                  for level in ("window", "plasmid")}

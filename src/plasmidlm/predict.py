@@ -145,13 +145,13 @@ def _format(values) -> list[str]:
 def predict_fasta(model_dir, fasta, *, out_windows, out_sequences, stride: int | None = None,
                   batch_size: int | None = None, both_strands: bool = False, window_length: int | None = None,
                   trust_remote_code: bool = False, temperature: float = 1.0,
-                  min_confidence: float | None = None) -> dict:
+                  min_confidence: float | None = None, precision: str = "auto") -> dict:
     """Write `out_windows` (per window, gzipped TSV) and `out_sequences` (per sequence, TSV), both or neither.
 
     Windows have the model's training length (read from the model directory) and start every `stride`
     nt (default: one window length). Window probabilities are calibrated by `temperature` (logits / T); a
     sequence's probabilities are the mean of its windows', and its class is `uncertain` when the highest is
-    below `min_confidence`.
+    below `min_confidence`. `precision`: see `evaluate.resolved_precision`.
     """
     check_tiling(stride=stride, batch_size=batch_size)
     model, tokenizer, metadata, length = load_model_dir(model_dir, window_length, trust_remote_code)
@@ -159,7 +159,7 @@ def predict_fasta(model_dir, fasta, *, out_windows, out_sequences, stride: int |
 
     def score(windows):
         return strand_averaged_proba(model, tokenizer, metadata, windows, batch_size=batch_size,
-                                     both_strands=both_strands, temperature=temperature)
+                                     both_strands=both_strands, temperature=temperature, precision=precision)
 
     short: list = []
     n_sequences = n_windows = 0

@@ -70,7 +70,7 @@ def model_evidence(model_dir, *, eval_dir, test_windows, val_windows, shuffled_w
     """
     hub.offline()
     from plasmidlm import evidence
-    from plasmidlm.evaluate import classes_of, default_device, predict_proba
+    from plasmidlm.evaluate import classes_of, default_device, predict_proba, resolved_precision
     from plasmidlm.metrics import evaluate_predictions, predictions_table, probability_columns
     from plasmidlm.model import load_checkpoint
     from plasmidlm.windows import reverse_complement
@@ -81,7 +81,8 @@ def model_evidence(model_dir, *, eval_dir, test_windows, val_windows, shuffled_w
     classes = classes_of(model)
 
     def score(sequences):
-        return predict_proba(model, tokenizer, metadata, sequences, batch_size=evaluate_config["batch_size"])
+        return predict_proba(model, tokenizer, metadata, sequences, batch_size=evaluate_config["batch_size"],
+                             precision=evaluate_config["precision"])
 
     began = time.perf_counter()
     test, shuffled = io.read_table(test_windows), io.read_table(shuffled_windows)
@@ -109,7 +110,8 @@ def model_evidence(model_dir, *, eval_dir, test_windows, val_windows, shuffled_w
         "shuffled": _headline_levels(evaluate_predictions(shuffled_predictions, classes, n_bootstrap, seed)),
         "strand_flip_fraction": evidence.strand_flip_fraction(forward, reverse),
         "calibration": calibration,
-        "inference": {"windows": n_windows, "seconds": seconds, "windows_per_second": n_windows / max(seconds, 1e-9)},
+        "inference": {"windows": n_windows, "seconds": seconds, "windows_per_second": n_windows / max(seconds, 1e-9),
+                      "precision": resolved_precision(evaluate_config["precision"], default_device())},
     }
     curve = _contig_curve(tiles_path, contigs_path, tile_proba, length=length, classes=classes, n_bootstrap=n_bootstrap,
                           seed=seed)

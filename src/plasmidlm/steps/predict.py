@@ -11,8 +11,8 @@ from plasmidlm.training.runs import best_checkpoint
 logger = logging.getLogger(__name__)
 
 
-def predict_with_best(model_dir, fasta, *, predict_config: dict, batch_size: int, trust_remote_code: bool, out_windows,
-                      out_sequences, evidence=None):
+def predict_with_best(model_dir, fasta, *, predict_config: dict, batch_size: int, precision: str,
+                      trust_remote_code: bool, out_windows, out_sequences, evidence=None):
     """Predictions for a user's FASTA from an experiment's best checkpoint (chosen on validation).
 
     With `evidence` (that checkpoint's evidence metrics.json) and `predict.calibrated`, probabilities are
@@ -28,6 +28,6 @@ def predict_with_best(model_dir, fasta, *, predict_config: dict, batch_size: int
         temperature = io.read_json(evidence)["calibration"]["temperature"]
         logger.info(f"calibrated with temperature {temperature:.4f} (fitted on the validation windows)")
     predict_fasta(Path(layout.checkpoint_in(model_dir, step)), fasta, out_windows=out_windows,
-                  out_sequences=out_sequences, stride=predict_config["stride"], batch_size=batch_size,
+                  out_sequences=out_sequences, stride=predict_config["stride"], batch_size=batch_size, precision=precision,
                   both_strands=predict_config["both_strands"], trust_remote_code=trust_remote_code,
                   temperature=temperature, min_confidence=predict_config["min_confidence"])
