@@ -4,9 +4,12 @@ Both trainers get the same freshly initialised model, the same pre-tokenized ran
 batch sizes, in one run. "plasmidlm" uses the TrainingArguments of `plasmidlm.training.fine_tune` (bf16 or fp16
 on a GPU, fused AdamW, padding each batch to its longest window); "plain" is a `transformers.Trainer` with default
 TrainingArguments and the tokenizer as processing class (so it pads every batch with the tokenizer). Checkpoints
-and periodic validation are off in both, so only training steps are timed. Last, the masked-LM pretraining
-throughput (windows/s and tokens/s) of `plasmidlm.training.pretrain.pretrain_mlm`'s setup. Example (README.md
-next to this file):
+and periodic validation are off in both, so only training steps are timed. Then inference with
+`plasmidlm.evaluate.predict_proba` (the evaluation jobs' code) in fp32 and in its automatic precision (bf16 on a GPU
+from compute capability 8.0 and on a CPU with AMX). Last, the masked-LM pretraining throughput (windows/s and
+tokens/s) of `plasmidlm.training.pretrain.pretrain_mlm`'s setup, whose prediction head runs on the masked
+positions only, against the same model as a plain `BertForMaskedLM` (the head on every position). Example
+(README.md next to this file):
 
     PYTHONPATH=src python bench/train_throughput.py --preset base --window-length 100 --steps 60 \
         --batch-size 256 --peak-tflops 989
@@ -22,9 +25,10 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import BertForMaskedLM, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from plasmidlm.config import load_schema
+from plasmidlm.evaluate import predict_proba, resolved_precision
 from plasmidlm.model import PRESETS, build_or_load, parameter_counts
 from plasmidlm.tokenize import flat_token_ids, n_tokens
 from plasmidlm.training.arguments import training_arguments
@@ -136,10 +140,15 @@ def measure(name: str, options, data: dict) -> dict:
     }
 
 
-def measure_pretraining(options, data: dict) -> float:
-    """Masked-LM pretraining windows/s of `pretrain_mlm`'s setup (span masking, its Trainer arguments)."""
+def measure_pretraining(options, data: dict, head: str) -> float:
+    """Masked-LM pretraining windows/s of `pretrain_mlm`'s setup (span masking, its Trainer arguments), with its
+    prediction head on the masked positions (`head` "masked") or, as in plain BertForMaskedLM, on all ("all")."""
     model, tokenizer = build_mlm(options.preset, kmer=options.kmer, kmer_stride=1, window_length=options.window_length,
                                  seed=SEED)
+    if head == "all":
+        plain = BertForMaskedLM(model.config)
+        plain.load_state_dict(model.state_dict())
+        model = plain
     train = WindowDataset(*flat_token_ids(tokenizer, data["train"]["sequence"], options.kmer, 1))
     clock = StepClock(options.warmup_steps)
     with tempfile.TemporaryDirectory() as output_dir:
@@ -149,6 +158,25 @@ def measure_pretraining(options, data: dict) -> float:
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     return (options.steps - options.warmup_steps) * options.batch_size / (clock.end - clock.start)
+
+
+def measure_inference(options, data: dict) -> dict:
+    """Windows/s of `predict_proba` on the evaluation windows in fp32 and in the automatic precision, alternating
+    `options.repeats` times (best of each), and the largest difference between their probabilities."""
+    model, tokenizer = build_or_load({"name_or_path": "builtin", "preset": options.preset, "kmer": options.kmer},
+                                     options.window_length, CLASSES, seed=SEED)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+    sequences = data["eval"]["sequence"].tolist()
+    speed, proba = {"fp32": 0.0, "auto": 0.0}, {}
+    for _ in range(options.repeats):
+        for precision in speed:
+            began = time.perf_counter()
+            proba[precision] = predict_proba(model, tokenizer, model.config.plasmidlm, sequences,
+                                             batch_size=options.eval_batch_size, precision=precision)
+            speed[precision] = max(speed[precision], len(sequences) / (time.perf_counter() - began))
+    return {"speed": speed, "auto": resolved_precision("auto", device),
+            "difference": float(np.abs(proba["auto"] - proba["fp32"]).max())}
 
 
 def best(results: list[dict]) -> dict:
@@ -199,8 +227,19 @@ def main() -> None:
     ours, plain = results["plasmidlm"], results["plain"]
     print(f"ratio plasmidlm / plain: train {ours['train_windows_per_s'] / plain['train_windows_per_s']:.2f}x, "
           f"eval {ours['eval_windows_per_s'] / plain['eval_windows_per_s']:.2f}x")
-    pretraining = max(measure_pretraining(options, data) for _ in range(options.repeats))
-    print(f"masked-LM pretraining: {pretraining:,.0f} windows/s = {pretraining * tokens:,.0f} tokens/s")
+    inference = measure_inference(options, data)
+    fp32, auto = inference["speed"]["fp32"], inference["speed"]["auto"]
+    print(f"inference (predict_proba): fp32 {fp32:,.0f} windows/s, auto ({inference['auto']}) {auto:,.0f} windows/s, "
+          f"ratio {auto / fp32:.2f}x; largest probability difference {inference['difference']:.2g}")
+    pretraining = {head: 0.0 for head in ("masked", "all")}
+    for _ in range(options.repeats):
+        for head in pretraining:
+            pretraining[head] = max(pretraining[head], measure_pretraining(options, data, head))
+    for head, text in (("masked", "head on the masked positions (plasmidlm)"), ("all", "head on every position")):
+        print(f"masked-LM pretraining, {text}: {pretraining[head]:,.0f} windows/s = "
+              f"{pretraining[head] * tokens:,.0f} tokens/s")
+    print(f"masked-LM pretraining ratio masked positions / every position: "
+          f"{pretraining['masked'] / pretraining['all']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -91,8 +91,8 @@ def test_checkpoint_reloads_with_plain_transformers_as_the_same_model(family, st
                     input_names=forward_input_names(plain))
     with torch.inference_mode():
         expected = torch.softmax(plain(**inputs).logits, dim=-1).numpy()
-    np.testing.assert_allclose(predict_proba(model, tokenizer, metadata, windows, batch_size=4), expected,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predict_proba(model, tokenizer, metadata, windows, batch_size=4, precision="fp32"),
+                               expected, rtol=1e-5, atol=1e-6)
     assert metadata["custom_code"] is trust
     assert metadata["window_length"] == WINDOW
     assert metadata["kmer"] == standins[family].get("kmer")
@@ -215,10 +215,10 @@ def test_embeddings_come_from_the_model_body_of_every_family(standins, trained):
     for family, (checkpoint, _) in trained.items():
         model, tokenizer, metadata = load_checkpoint(checkpoint, trust_remote_code=standins[family]["trust_remote_code"])
         windows = windows_table(5, seed=7)["sequence"].tolist()
-        embeddings = embed_windows(model, tokenizer, metadata, windows, batch_size=2)
+        embeddings = embed_windows(model, tokenizer, metadata, windows, batch_size=2, precision="fp32")
         assert embeddings.shape == (5, 32) and np.isfinite(embeddings).all(), family
-        np.testing.assert_allclose(embed_windows(model, tokenizer, metadata, windows[:1]), embeddings[:1],
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(embed_windows(model, tokenizer, metadata, windows[:1], precision="fp32"),
+                                   embeddings[:1], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
