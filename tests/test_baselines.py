@@ -54,7 +54,8 @@ def test_encoder_of_a_classifier_checkpoint_gives_the_same_embeddings(tiny_check
     states, masks = baselines.token_states(encoder, encoder_tokenizer, metadata, windows, batch_size=4)
     assert states.shape[:2] == masks.shape == (6, WINDOW - 3 + 1 + 2)
     np.testing.assert_allclose(baselines.mean_pool(states, masks),
-                               embed_windows(model, tokenizer, model.config.plasmidlm, windows, precision="fp32"), atol=1e-5)
+                               embed_windows(model, tokenizer, model.config.plasmidlm, windows, precision="fp32"),
+                               atol=1e-5)
 
 
 def test_pooled_training_features_equal_the_mean_of_per_token_states(tiny_checkpoint):

@@ -28,6 +28,6 @@ def predict_with_best(model_dir, fasta, *, predict_config: dict, batch_size: int
         temperature = io.read_json(evidence)["calibration"]["temperature"]
         logger.info(f"calibrated with temperature {temperature:.4f} (fitted on the validation windows)")
     predict_fasta(Path(layout.checkpoint_in(model_dir, step)), fasta, out_windows=out_windows,
-                  out_sequences=out_sequences, stride=predict_config["stride"], batch_size=batch_size, precision=precision,
-                  both_strands=predict_config["both_strands"], trust_remote_code=trust_remote_code,
+                  out_sequences=out_sequences, stride=predict_config["stride"], batch_size=batch_size,
+                  precision=precision, both_strands=predict_config["both_strands"], trust_remote_code=trust_remote_code,
                   temperature=temperature, min_confidence=predict_config["min_confidence"])
