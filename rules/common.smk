@@ -2,9 +2,9 @@ import json
 import re
 
 from plasmidlm import plan
-from plasmidlm.replicates import expand_experiments
 from plasmidlm.config import window_lengths
 from plasmidlm.evidence import COMPOSITION_BASELINES
+from plasmidlm.replicates import expand_experiments
 
 # Every path of the run comes from plasmidlm.layout (the library reads the results folder with it too).
 # Every window length an experiment uses gets its own held-out windows and baselines: windows.length's in

@@ -170,16 +170,20 @@ def describe(folder, files: list[str]) -> dict:
     }
 
 
-def library_versions() -> dict:
-    """Versions of the libraries that read a model, and the CUDA torch was built for (None: a CPU build)."""
+def installed_versions(packages) -> dict:
+    """The installed version of each package, None for a package that is not installed."""
     versions = {}
-    for package in LIBRARIES:
+    for package in packages:
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = None
-    versions["cuda"] = torch_cuda()
     return versions
+
+
+def library_versions() -> dict:
+    """Versions of the libraries that read a model, and the CUDA torch was built for (None: a CPU build)."""
+    return installed_versions(LIBRARIES) | {"cuda": torch_cuda()}
 
 
 def torch_cuda() -> str | None:

@@ -8,7 +8,6 @@ import os
 import platform
 import sys
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import yaml
@@ -25,11 +24,9 @@ PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "p
 def package_versions() -> dict:
     """Versions of the packages, python, the platform and torch's CUDA (None without)."""
     versions = {"python": sys.version.split()[0], "platform": platform.platform(), "cuda": hub.torch_cuda()}
-    for package in PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = __version__ if package == "plasmidlm" else None
+    versions |= hub.installed_versions(PACKAGES)
+    if versions["plasmidlm"] is None:  # run from a source tree that is not installed
+        versions["plasmidlm"] = __version__
     return versions
 
 
