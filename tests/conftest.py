@@ -6,6 +6,7 @@ import contextlib
 import gzip
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from filelock import FileLock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SRC = REPO_ROOT / "src"
@@ -28,33 +30,34 @@ DEMO_DIR = REPO_ROOT / "resources" / "demo"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-# Modules whose tests read one shared workflow run (a session or module fixture), by the fixture. `make test`
-# runs the suite on two pytest-xdist workers; the scheduler below sends each group's tests to one worker, so that
-# each run is made once. (xdist's own xdist_group marks have no effect under pytest 9.2: xdist 3.8 marks a group
-# by suffixing node ids, which pytest 9.2 no longer lets a plugin change.)
-SHARED_RUN_MODULES = {
-    "finished_run": ("test_workflow", "test_rerun", "test_evidence_workflow", "test_slurm", "test_manifest",
-                     "test_report_render"),
-    "lengths_run": ("test_window_lengths_workflow",),
-    "standins": ("test_model_families",),
-}
+# Fixtures of a shared workflow run (the session's, or a module's) or of the model families' stand-ins.
+SHARED_RUN_FIXTURES = {"finished_run", "lengths_run", "standins"}
 # Modules whose every test runs the workflow, Slurm, several processes or every model family: `make test-fast`
 # (pytest -m "not workflow") leaves them out, with every other test that reads a shared workflow run.
 WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_lengths_workflow",
                     "test_evidence_workflow", "test_distributed", "test_model_families"}
 
-
-# The Slurm tests come first, and the one that waits for the training stopped by Slurm's time limits last: those
-# allocations (minutes, mostly waiting for the limit) then run beside the other tests of the shared run.
-FIRST_MODULES = ("test_slurm",)
+# `make test` runs the suite on two pytest-xdist workers, handing out whole modules (a module's fixtures are made
+# once) in this order, the longest first so that the short ones fill the gaps at the end. The Slurm tests come
+# first: they make the session's `finished_run` and then wait on the cluster for minutes, with the training stopped
+# by Slurm's time limits running beside everything else; the test that waits for that training comes last in its
+# module. (xdist's own xdist_group marks have no effect under pytest 9.2: xdist 3.8 marks a group by suffixing node
+# ids, which pytest 9.2 no longer lets a plugin change.)
+LONGEST_MODULES = ("test_slurm", "test_model_families", "test_window_lengths_workflow", "test_workflow",
+                   "test_rerun", "test_distributed", "test_train", "test_evidence_workflow")
 LAST = ("tests/test_slurm.py::test_a_training_stopped_twice_by_the_time_limit_ends_with_the_weights_of_an_"
         "uninterrupted_run")
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: 2 if item.nodeid == LAST else 0 if item.module.__name__ in FIRST_MODULES else 1)
+    def position(item):
+        module = item.module.__name__
+        rank = LONGEST_MODULES.index(module) if module in LONGEST_MODULES else len(LONGEST_MODULES)
+        return rank, item.nodeid == LAST
+
+    items.sort(key=position)  # stable: the other modules, and the tests in a module, keep their order
     for item in items:
-        if item.module.__name__ in WORKFLOW_MODULES or set(item.fixturenames) & SHARED_RUN_MODULES.keys():
+        if item.module.__name__ in WORKFLOW_MODULES or SHARED_RUN_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.workflow)
 
 
@@ -62,15 +65,14 @@ def pytest_collection_modifyitems(config, items):
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
-    group_of = {f"tests/{module}.py": group for group, modules in SHARED_RUN_MODULES.items() for module in modules}
-
-    class SharedRunScheduling(LoadScopeScheduling):
-        """The tests of one shared run on one worker; every other test is a unit of its own."""
+    class ModuleScheduling(LoadScopeScheduling):
+        """Whole modules to each worker, in the order of the collection."""
 
         def _split_scope(self, nodeid: str) -> str:
-            return group_of.get(nodeid.split("::", 1)[0], nodeid)
+            return nodeid.split("::", 1)[0]
 
-    return SharedRunScheduling(config, log)
+    config.option.loadscopereorder = False  # xdist would otherwise hand out the modules with the most tests first
+    return ModuleScheduling(config, log)
 
 
 # Four classes of different abundance (rank 1 = alpha ... rank 4 = delta).
@@ -290,18 +292,35 @@ class FinishedRun(NamedTuple):
     run: Path  # workdir/results/<run_name>
 
 
-@pytest.fixture(scope="session")
-def finished_run(tmp_path_factory) -> FinishedRun:
-    """The reduced demo workflow (`reduced_config`, plus a FASTA to predict), run once for the whole session.
-
-    Tests must not change it: copy it, or run snakemake on it in dry-run mode only.
-    """
-    workdir = tmp_path_factory.mktemp("finished_run")
+def run_reduced_workflow(workdir: Path) -> str:
+    """Run the reduced demo workflow (`reduced_config`, plus a FASTA to predict) in `workdir`; the end of its stderr if
+    it failed, else ""."""
+    shutil.rmtree(workdir, ignore_errors=True)  # what a run stopped half-way left
+    workdir.mkdir(parents=True)
     new_sequences = write_fasta(workdir / "new.fasta", [("new_1", "ACGT" * 40), ("new_2", "GATTACA" * 30),
                                                          ("tiny", "ACGT")])
     config = workdir / "reduced.yaml"
     config.write_text(yaml.safe_dump(reduced_config() | {"predict": {"fasta": {"new": str(new_sequences)}}}))
     result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return FinishedRun(workdir, config, workdir / "results" / reduced_config()["run_name"])
+    return "" if result.returncode == 0 else result.stderr[-5000:]
 
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> FinishedRun:
+    """The reduced demo workflow (`run_reduced_workflow`), run once for the whole session: on several pytest-xdist
+    workers, by the first that asks for it, while the others wait and then read the same run.
+
+    Tests must not change it: copy it, or run snakemake on it in dry-run mode only.
+    """
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        session = tmp_path_factory.getbasetemp().parent  # this session's folder, above each worker's own
+        workdir, outcome = session / "finished_run", session / "finished_run.outcome"
+        with FileLock(session / "finished_run.lock"):
+            if not outcome.exists():
+                outcome.write_text(run_reduced_workflow(workdir))
+        error = outcome.read_text()
+    else:
+        workdir = tmp_path_factory.mktemp("finished_run")
+        error = run_reduced_workflow(workdir)
+    assert not error, error
+    return FinishedRun(workdir, workdir / "reduced.yaml", workdir / "results" / reduced_config()["run_name"])

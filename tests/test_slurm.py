@@ -211,7 +211,7 @@ class TimeLimitedRuns(NamedTuple):
     experiment: str
 
 
-@pytest.fixture(scope="session")  # its test runs last (conftest.LAST): the runs go on beside the others
+@pytest.fixture(scope="session")  # its test comes last (conftest.LAST): the runs go on beside the others
 def time_limited_runs(slurm, finished_run, tmp_path_factory):
     """The first experiment's training with TIMED_TRAIN, through Slurm in the short partition (its allocations
     stopped by WAIT_FOR_THE_TIME_LIMIT) and locally, on copies of the finished run (whose data they reuse). Started
