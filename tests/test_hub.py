@@ -11,7 +11,7 @@ import pytest
 
 from conftest import logged_messages
 from hub_server import HubServer, folder_files
-from plasmidlm import PlasmidlmError, hub, io, resources
+from plasmidlm import PlasmidlmError, hub, io, resources, versions
 from plasmidlm.model import build_or_load, load_checkpoint
 from standins import write_standin
 
@@ -163,15 +163,15 @@ def test_local_folder_gets_a_manifest_with_hashes_and_no_commit(standin, tmp_pat
 def test_a_checkpoint_read_by_other_library_versions_logs_one_line_naming_them(tiny_checkpoint, tmp_path):
     checkpoint = shutil.copytree(tiny_checkpoint[0], tmp_path / "checkpoint")
     config = json.loads((checkpoint / "config.json").read_text())
-    assert config["plasmidlm"]["versions"] == hub.library_versions()
+    assert config["plasmidlm"]["versions"] == versions.library_versions()
     config["plasmidlm"]["versions"] |= {"transformers": "4.29.0", "peft": "0.10.0"}
     (checkpoint / "config.json").write_text(json.dumps(config))
     with logged_messages() as messages:
         load_checkpoint(checkpoint)
     changed = [message for message in messages if "other library versions" in message]
     assert changed == [f"warning: checkpoint {checkpoint} was made with other library versions: peft 0.10.0 -> "
-                       f"{hub.library_versions()['peft']}, transformers 4.29.0 -> "
-                       f"{hub.library_versions()['transformers']}"]
+                       f"{versions.library_versions()['peft']}, transformers 4.29.0 -> "
+                       f"{versions.library_versions()['transformers']}"]
 
 
 def test_train_memory_of_a_100m_parameter_model_adds_the_documented_formula(tmp_path):

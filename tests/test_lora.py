@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from plasmidlm import PlasmidlmError, hub
+from plasmidlm import PlasmidlmError, versions
 from plasmidlm.config import load_schema
 from plasmidlm.model import ALL_LINEAR, METADATA_KEY, build_or_load, default_lora_targets, load_checkpoint
 from plasmidlm.tokenize import kmer_text
@@ -91,7 +91,7 @@ def test_checkpoint_loads_with_plain_transformers_and_matches_the_lora_model(tra
     assert type(reloaded) is BertForSequenceClassification
     assert getattr(reloaded.config, METADATA_KEY) == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1,
                                                       "custom_code": False,
-                                                      "versions": hub.library_versions()}
+                                                      "versions": versions.library_versions()}
     assert reloaded.config.id2label == {0: "a", 1: "b"}
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     inputs = tokenizer([kmer_text(sequence, 3) for sequence in random_windows(6, seed=4)], return_tensors="pt")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from plasmidlm import PlasmidlmError, hub
+from plasmidlm import PlasmidlmError, versions
 from plasmidlm.evaluate import classes_of, evaluate_checkpoint, predict_proba
 from plasmidlm.model import METADATA_KEY, build_or_load, load_checkpoint
 from plasmidlm.tokenize import SPECIAL_TOKENS, build_kmer_tokenizer, encode, kmer_text, model_text, n_tokens
@@ -114,7 +114,7 @@ def test_build_or_load_builtin_configures_model(tiny_checkpoint):
     assert config.vocab_size == len(tokenizer) == 5 + 64
     assert config.hidden_size == 32 and config.num_hidden_layers == 1
     assert getattr(config, METADATA_KEY) == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1,
-                                             "custom_code": False, "versions": hub.library_versions()}
+                                             "custom_code": False, "versions": versions.library_versions()}
 
 
 def test_build_or_load_is_seeded():
@@ -162,7 +162,7 @@ def test_load_checkpoint_returns_window_metadata(tiny_checkpoint):
     directory, _, _ = tiny_checkpoint
     model, tokenizer, metadata = load_checkpoint(directory)
     assert metadata == {"window_length": WINDOW, "kmer": 3, "kmer_stride": 1, "custom_code": False,
-                        "versions": hub.library_versions()}
+                        "versions": versions.library_versions()}
     assert not model.training
     assert classes_of(model) == CLASSES
     assert len(tokenizer) == 69
@@ -195,7 +195,7 @@ def test_pretrained_window_within_max_positions_loads_with_new_head(short_positi
     assert model.classifier.out_features == 3
     assert model.config.id2label == {0: "x", 1: "y", 2: "z"}
     assert getattr(model.config, METADATA_KEY) == {"window_length": 30, "kmer": 3, "kmer_stride": 1,
-                                                   "custom_code": False, "versions": hub.library_versions()}
+                                                   "custom_code": False, "versions": versions.library_versions()}
 
 
 def test_missing_pretrained_model_is_an_error(tmp_path):

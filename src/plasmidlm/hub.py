@@ -17,7 +17,6 @@ that differs is an error naming it, never a download) and the hub is switched of
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -25,11 +24,10 @@ import re
 import shutil
 import struct
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import quote
 
-from plasmidlm import PlasmidlmError, io
+from plasmidlm import PlasmidlmError, io, versions
 from plasmidlm.config import BUILTIN, PRETRAINED
 
 logger = logging.getLogger(__name__)
@@ -47,7 +45,6 @@ NOT_NEEDED = re.compile(r"(^tf_model|^flax_model|^rust_model|\.(h5|msgpack|onnx|
                         r"\.safetensors\.index\.json$)")
 # The HTTP client's exceptions for a host that cannot reach the hub (httpx's names; not OSErrors)
 CONNECTION_ERRORS = {"ConnectError", "TimeoutException", "NetworkError", "ProxyError"}
-LIBRARIES = ("transformers", "tokenizers", "torch", "peft", "accelerate", "huggingface_hub", "safetensors")
 
 
 # --- where things lie ----------------------------------------------------------------------------------------
@@ -170,47 +167,6 @@ def describe(folder, files: list[str]) -> dict:
     }
 
 
-def installed_versions(packages) -> dict:
-    """The installed version of each package, None for a package that is not installed."""
-    versions = {}
-    for package in packages:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
-def library_versions() -> dict:
-    """Versions of the libraries that read a model, and the CUDA torch was built for (None: a CPU build)."""
-    return installed_versions(LIBRARIES) | {"cuda": torch_cuda()}
-
-
-def torch_cuda() -> str | None:
-    """torch.version.cuda, read from torch's version.py without importing torch (seconds, in jobs that need none)."""
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    version_file = Path(spec.submodule_search_locations[0]) / "version.py"
-    found = re.search(r"^cuda(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", version_file.read_text(), re.M) \
-        if version_file.is_file() else None
-    return found.group(1) if found else None
-
-
-def version_changes(recorded: dict, current: dict) -> list[str]:
-    """"name old -> new" for each library whose version differs (ignoring those not recorded)."""
-    return [f"{name} {old} -> {current.get(name)}" for name, old in sorted(recorded.items())
-            if name in current and current.get(name) != old]
-
-
-def log_version_changes(recorded: dict | None, what: str) -> None:
-    """One line when the libraries that read a model are not those `what` was made with (users upgrade on purpose:
-    it is not an error)."""
-    changes = version_changes(recorded or {}, library_versions())
-    if changes:
-        logger.warning(f"warning: {what} was made with other library versions: {', '.join(changes)}")
-
-
 # --- fetching ------------------------------------------------------------------------------------------------
 
 def _hub_error(repo_id: str, revision: str, error: Exception, endpoint: str | None) -> PlasmidlmError:
@@ -288,7 +244,7 @@ def fetch(repo_id: str, revision: str, store, *, out_manifest, token=None, endpo
         _fetch_snapshot(repo_id, commit, siblings, entry, token=token, endpoint=endpoint)
     files = sorted(str(path.relative_to(entry)) for path in entry.rglob("*") if path.is_file())
     manifest = {"repository": repo_id, "revision": revision, "commit": commit, "pinned_from": pinned_from,
-                "path": str(entry), **describe(entry, files), "fetched_with": library_versions()}
+                "path": str(entry), **describe(entry, files), "fetched_with": versions.library_versions()}
     _write_manifest(out_manifest, manifest)
     logger.info(f"model {repo_id}@{commit}: {manifest['parameters']:,} parameters ({manifest['dtype']}), "
                 f"{len(files)} files" + (f"; custom code: {', '.join(manifest['custom_code']['files'])}"
@@ -353,7 +309,7 @@ def manifest_local(folder, *, out_manifest) -> dict:
     folder = Path(folder).expanduser().resolve()
     files = [str(Path(path).relative_to(folder)) for path in folder_files(folder)]
     manifest = {"repository": None, "revision": None, "commit": None, "pinned_from": None, "path": str(folder),
-                **describe(folder, files), "fetched_with": library_versions()}
+                **describe(folder, files), "fetched_with": versions.library_versions()}
     _write_manifest(out_manifest, manifest)
     logger.info(f"model folder {folder}: {len(files)} files, {manifest['parameters']:,} parameters")
     return manifest

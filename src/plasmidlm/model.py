@@ -18,7 +18,7 @@ from transformers import (
     BertForSequenceClassification,
 )
 
-from plasmidlm import PlasmidlmError, hub
+from plasmidlm import PlasmidlmError, versions
 from plasmidlm.tokenize import build_kmer_tokenizer, n_tokens, token_ids
 
 logger = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ def build_or_load(model_config: dict, window_length: int, classes: list[str], *,
         f"{f'{limit} ({source})' if limit else 'none'}")
     setattr(model.config, METADATA_KEY, {"window_length": window_length, "kmer": kmer, "kmer_stride": stride,
                                          "custom_code": bool(getattr(model.config, "auto_map", None)),
-                                         "versions": hub.library_versions()})
+                                         "versions": versions.library_versions()})
     lora = model_config.get("lora") or {}
     if lora.get("enabled"):
         model = add_lora(model, lora)
@@ -328,7 +328,7 @@ def load_checkpoint(path, device: str | torch.device = "cpu", trust_remote_code:
     """A trained classifier directory (checkpoint or copy): model in eval mode, tokenizer, metadata.
 
     A model with its own code loads with exactly those classes, and only with `trust_remote_code`. Library versions
-    other than those it was trained with are logged in one line (`hub.log_version_changes`).
+    other than those it was trained with are logged in one line (`versions.log_version_changes`).
     """
     config = load_config(path, trust_remote_code, how_to_trust)
     model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
@@ -337,7 +337,7 @@ def load_checkpoint(path, device: str | torch.device = "cpu", trust_remote_code:
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     ensure_pad_token(model, tokenizer)
     metadata = getattr(model.config, METADATA_KEY, None) or {}
-    hub.log_version_changes(metadata.get("versions"), f"checkpoint {path}")
+    versions.log_version_changes(metadata.get("versions"), f"checkpoint {path}")
     return model, tokenizer, metadata
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from plasmidlm import __version__, hub, io
+from plasmidlm.versions import installed_versions, torch_cuda
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +24,8 @@ PACKAGES = ["plasmidlm", "torch", "transformers", "accelerate", "tokenizers", "p
 
 def package_versions() -> dict:
     """Versions of the packages, python, the platform and torch's CUDA (None without)."""
-    versions = {"python": sys.version.split()[0], "platform": platform.platform(), "cuda": hub.torch_cuda()}
-    versions |= hub.installed_versions(PACKAGES)
+    versions = {"python": sys.version.split()[0], "platform": platform.platform(), "cuda": torch_cuda()}
+    versions |= installed_versions(PACKAGES)
     if versions["plasmidlm"] is None:  # run from a source tree that is not installed
         versions["plasmidlm"] = __version__
     return versions
