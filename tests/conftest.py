@@ -38,22 +38,25 @@ WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_le
                     "test_evidence_workflow", "test_distributed", "test_model_families"}
 
 # `make test` runs the suite on two pytest-xdist workers, handing out whole modules (a module's fixtures are made
-# once) in this order, the longest first so that the short ones fill the gaps at the end. The Slurm tests come
-# first: they make the session's `finished_run` and then wait on the cluster for minutes, with the training stopped
-# by Slurm's time limits running beside everything else; the test that waits for that training comes last in its
-# module. (xdist's own xdist_group marks have no effect under pytest 9.2: xdist 3.8 marks a group by suffixing node
-# ids, which pytest 9.2 no longer lets a plugin change.)
+# once) in this order, the longest first so that the short ones fill the gaps at the end. The Slurm module comes
+# first: it makes the session's `finished_run` and starts the Slurm runs, which go on in the background for minutes
+# (most of it waiting on the cluster and its time limits) while the worker goes on with other modules. The tests that
+# check those runs (DEFERRED) come last, on the worker that started them, which holds them in its session fixtures.
+# (xdist's own xdist_group marks have no effect under pytest 9.2: xdist 3.8 marks a group by suffixing node ids,
+# which pytest 9.2 no longer lets a plugin change.)
 LONGEST_MODULES = ("test_slurm", "test_model_families", "test_window_lengths_workflow", "test_workflow",
                    "test_rerun", "test_distributed", "test_train", "test_evidence_workflow")
-LAST = ("tests/test_slurm.py::test_a_training_stopped_twice_by_the_time_limit_ends_with_the_weights_of_an_"
-        "uninterrupted_run")
+DEFERRING_MODULE = "tests/test_slurm.py"
+DEFERRED = tuple(f"{DEFERRING_MODULE}::{name}" for name in (
+    "test_workflow_runs_through_slurm_and_matches_the_local_run",
+    "test_a_training_stopped_twice_by_the_time_limit_ends_with_the_weights_of_an_uninterrupted_run"))
 
 
 def pytest_collection_modifyitems(config, items):
     def position(item):
         module = item.module.__name__
         rank = LONGEST_MODULES.index(module) if module in LONGEST_MODULES else len(LONGEST_MODULES)
-        return rank, item.nodeid == LAST
+        return item.nodeid in DEFERRED, rank
 
     items.sort(key=position)  # stable: the other modules, and the tests in a module, keep their order
     for item in items:
@@ -65,11 +68,36 @@ def pytest_collection_modifyitems(config, items):
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
+    deferred_scope = f"{DEFERRING_MODULE}::deferred"
+
     class ModuleScheduling(LoadScopeScheduling):
-        """Whole modules to each worker, in the order of the collection."""
+        """Whole modules to each worker, in the order of the collection; the DEFERRED tests last, as one unit, to the
+        worker that ran the rest of their module."""
+
+        deferring_node = None
 
         def _split_scope(self, nodeid: str) -> str:
-            return nodeid.split("::", 1)[0]
+            return deferred_scope if nodeid in DEFERRED else nodeid.split("::", 1)[0]
+
+        def _may_take(self, node, scope: str) -> bool:
+            return scope != deferred_scope or (len(self.workqueue) == 1 and self.deferring_node in (None, node))
+
+        def _assign_work_unit(self, node) -> None:
+            scope = next((scope for scope in self.workqueue if self._may_take(node, scope)), None)
+            if scope is None:  # only the deferred tests are left, and they are another worker's
+                return
+            if scope == DEFERRING_MODULE:
+                self.deferring_node = node
+            work_unit = self.workqueue.pop(scope)
+            self.assigned_work.setdefault(node, {})[scope] = work_unit
+            collection = self.registered_collections[node]
+            node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+
+        def mark_test_complete(self, node, item_index: int, duration: float = 0) -> None:
+            super().mark_test_complete(node, item_index, duration)
+            for other in self.nodes:  # a worker left waiting while the deferred tests were queued is done now
+                if other is not node:
+                    self._reschedule(other)
 
     config.option.loadscopereorder = False  # xdist would otherwise hand out the modules with the most tests first
     return ModuleScheduling(config, log)

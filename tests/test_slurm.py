@@ -4,7 +4,9 @@ The Slurm run is the shared finished run's config cut to one experiment and the 
 (`slurm_config`): every kind of job a cluster treats differently (data steps, the training checkpoint and the
 evaluation jobs it adds, report) at a third of the jobs, each of which pays Slurm's submission and polling.
 Beside it runs a training on two GPUs, in a partition whose time limit (2 minutes) stops it twice
-(`time_limited_runs`), with a local uninterrupted training of the same config to compare with.
+(`time_limited_runs`), with a local uninterrupted training of the same config to compare with. Both start with
+the module's first test and go on in the background (mostly waiting on the cluster and its time limits) while the
+worker runs other modules; the tests that check them come last in the session (`DEFERRED` in tests/conftest.py).
 
 Needs a Slurm cluster with a node that is up. CI starts a single-node one on its own machine with
 `tests/slurm/start.sh` (root, Debian): its node declares GPUs as a generic resource (fake devices), and a
@@ -211,11 +213,12 @@ class TimeLimitedRuns(NamedTuple):
     experiment: str
 
 
-@pytest.fixture(scope="session")  # its test comes last (conftest.LAST): the runs go on beside the others
+# The Slurm runs start with the module's first test (autouse) and go on in the background, beside the rest of the
+# suite; the tests that read them wait for them, and come last in the session (conftest.DEFERRED).
+@pytest.fixture(scope="session", autouse=True)
 def time_limited_runs(slurm, finished_run, tmp_path_factory):
     """The first experiment's training with TIMED_TRAIN, through Slurm in the short partition (its allocations
-    stopped by WAIT_FOR_THE_TIME_LIMIT) and locally, on copies of the finished run (whose data they reuse). Started
-    here, beside the workflow's Slurm run; the test that reads them waits for them."""
+    stopped by WAIT_FOR_THE_TIME_LIMIT) and locally, on copies of the finished run (whose data they reuse)."""
     base = tmp_path_factory.mktemp("time_limited")
     config = yaml.safe_load(slurm_config(finished_run, base / "cut.yaml").read_text())
     config["train"] |= TIMED_TRAIN
@@ -248,6 +251,30 @@ def time_limited_runs(slurm, finished_run, tmp_path_factory):
             process.wait(timeout=60)
 
 
+class SlurmRun(NamedTuple):
+    process: subprocess.Popen  # snakemake --profile slurm
+    workdir: Path  # its --directory
+    config: Path  # its --configfile
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_run(slurm, finished_run, time_limited_runs, tmp_path_factory):
+    """The finished run's config cut by `slurm_config`, through Slurm from the start, beside the time-limited runs."""
+    base = tmp_path_factory.mktemp("slurm")
+    workdir = base / "slurm_run"
+    workdir.mkdir()
+    config = slurm_config(finished_run, base / "slurm.yaml")
+    # its jobs fit beside the time-limited training, which holds a CPU per GPU
+    command = slurm_command(workdir, config, resources=profile_resources(cpus_per_gpu=1) + small_memory(),
+                            max_threads=node_cpus() - TIMED_TRAIN["gpus"])
+    with open(base / "slurm_run.out", "w") as out:
+        run = SlurmRun(subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT), workdir, config)
+    yield run
+    if run.process.poll() is None:
+        run.process.terminate()
+        run.process.wait(timeout=60)
+
+
 def finished_output(process: subprocess.Popen, workdir: Path) -> str:
     process.wait(timeout=RUN_TIMEOUT_S)
     output = (workdir.parent / f"{workdir.name}.out").read_text()
@@ -255,17 +282,9 @@ def finished_output(process: subprocess.Popen, workdir: Path) -> str:
     return output
 
 
-def test_workflow_runs_through_slurm_and_matches_the_local_run(slurm, finished_run, time_limited_runs, tmp_path):
-    # time_limited_runs: started first, so that they run beside this one
-    workdir = tmp_path / "slurm_run"
-    workdir.mkdir()
-    config = slurm_config(finished_run, tmp_path / "slurm.yaml")
-    # its jobs fit beside the time-limited training, which holds a CPU per GPU
-    command = slurm_command(workdir, config, resources=profile_resources(cpus_per_gpu=1) + small_memory(),
-                            max_threads=node_cpus() - TIMED_TRAIN["gpus"])
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
+def test_workflow_runs_through_slurm_and_matches_the_local_run(slurm_run, finished_run):
+    workdir, config = slurm_run.workdir, slurm_run.config
+    output = finished_output(slurm_run.process, workdir)
     assert "Using profiles slurm" in output
 
     # Every job went through Slurm: submitted with sbatch, finished COMPLETED, and its Slurm log shows it ran.

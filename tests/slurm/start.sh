@@ -138,9 +138,9 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$def_mem_per_cpu
-# finished jobs stay visible to squeue and scontrol for 20 minutes (the Snakemake plugin's squeue status needs
-# >= 120 s; tests/test_slurm.py reads the GPUs granted to each job with scontrol after the run)
-MinJobAge=1200
+# finished jobs stay visible to squeue and scontrol for an hour (the Snakemake plugin's squeue status needs >= 120 s;
+# tests/test_slurm.py reads the GPUs granted to each job with scontrol at the end of the test session)
+MinJobAge=3600
 ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=30
