@@ -44,8 +44,8 @@ WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_le
 # check those runs (DEFERRED) come last, on the worker that started them, which holds them in its session fixtures.
 # (xdist's own xdist_group marks have no effect under pytest 9.2: xdist 3.8 marks a group by suffixing node ids,
 # which pytest 9.2 no longer lets a plugin change.)
-LONGEST_MODULES = ("test_slurm", "test_model_families", "test_window_lengths_workflow", "test_workflow",
-                   "test_rerun", "test_distributed", "test_train", "test_evidence_workflow")
+LONGEST_MODULES = ("test_slurm", "test_model_families", "test_workflow", "test_rerun", "test_distributed",
+                   "test_train", "test_evidence_workflow")
 DEFERRING_MODULE = "tests/test_slurm.py"
 DEFERRED = tuple(f"{DEFERRING_MODULE}::{name}" for name in (
     "test_workflow_runs_through_slurm_and_matches_the_local_run",
@@ -296,7 +296,8 @@ def online_env(endpoint: str, hf_home) -> dict:
 
 
 def reduced_config() -> dict:
-    """The demo data with a tiny model, few windows and a few steps: the whole pipeline in about a minute."""
+    """The demo data with a tiny model, few windows and a few steps: the whole pipeline in about a minute, with two
+    experiments at two window lengths (held-out windows and baselines at each)."""
     return {
         "run_name": "e2e",
         "data": {"fasta": str(DEMO_DIR / "sequences.fasta.gz"), "labels": str(DEMO_DIR / "labels.tsv")},
@@ -308,7 +309,7 @@ def reduced_config() -> dict:
         "evaluate": {"bootstrap": 50},
         "experiments": {
             "first": {"windows": {"strategy": "first", "per_plasmid": 1}},
-            "random": {"windows": {"strategy": "random", "per_plasmid": 2}},
+            "random": {"windows": {"strategy": "random", "per_plasmid": 2, "length": 40}},
         },
     }
 

@@ -9,14 +9,22 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from conftest import prediction_outputs
-from plasmidlm import io
+from conftest import prediction_outputs, reduced_config
+from plasmidlm import io, layout
 from plasmidlm.training.runs import best_checkpoint
 from plasmidlm.evaluate import evaluate_checkpoint
 from plasmidlm.predict import predict_fasta
 from plasmidlm.windows import reverse_complement
 
 EXPERIMENTS = ["first", "random"]
+RUN_LENGTH = reduced_config()["windows"]["length"]
+
+
+def length_folder(experiment: str) -> str:
+    """The folder, under data/ and baselines/, of the files at an experiment's window length ("" for windows.length's,
+    first's; random has a length of its own)."""
+    length = reduced_config()["experiments"][experiment]["windows"].get("length", RUN_LENGTH)
+    return layout.length_folder(length, RUN_LENGTH)
 
 
 def pairs(sequence):
@@ -39,15 +47,16 @@ def test_evidence_of_the_best_checkpoint_matches_the_evaluation_step(finished_ru
     step = best_checkpoint(run / experiment / "model")
     assert evidence["checkpoint"] == step
     checkpoint = run / experiment / "model" / f"checkpoint-{step}"
-    test = io.read_table(run / "data" / "test_windows.tsv.gz")
+    data = run / "data" / length_folder(experiment)
+    test = io.read_table(data / "test_windows.tsv.gz")
     forward, metrics = evaluate_checkpoint(checkpoint, windows=test)
     reverse, _ = evaluate_checkpoint(checkpoint, windows=test.assign(sequence=test["sequence"].map(reverse_complement)))
     assert evidence["test"]["window"]["accuracy"] == pytest.approx(metrics["window"]["accuracy"])
     assert evidence["strand_flip_fraction"] == pytest.approx((forward["predicted"] != reverse["predicted"]).mean())
-    _, shuffled = evaluate_checkpoint(checkpoint, windows=io.read_table(run / "data" / "test_windows_shuffled.tsv.gz"))
+    _, shuffled = evaluate_checkpoint(checkpoint, windows=io.read_table(data / "test_windows_shuffled.tsv.gz"))
     assert evidence["shuffled"]["window"]["accuracy"] == pytest.approx(shuffled["window"]["accuracy"])
     # the fitted temperature minimises the validation negative log-likelihood
-    val = io.read_table(run / "data" / "val_windows.tsv.gz")
+    val = io.read_table(data / "val_windows.tsv.gz")
     val_predictions, _ = evaluate_checkpoint(checkpoint, windows=val)
     proba = val_predictions[["prob_chromosome", "prob_plasmid"]].to_numpy().astype(np.float64)
     y_true = (val["label"] == "plasmid").to_numpy().astype(int)
@@ -71,7 +80,7 @@ def test_contigs_are_every_whole_sub_sequence_that_fits(finished_run):
         assert row.contigs == (test_lengths // row.contig_length).sum()
         assert row.plasmids == (test_lengths >= row.contig_length).sum()
         assert row.accuracy_ci_low <= row.accuracy <= row.accuracy_ci_high
-    kmer = io.read_table(run / "baselines" / "kmer" / "contig_lengths.tsv")
+    kmer = io.read_table(run / "baselines" / length_folder("random") / "kmer" / "contig_lengths.tsv")
     assert kmer["contigs"].tolist() == curve["contigs"].tolist()
 
 
@@ -86,7 +95,7 @@ def test_comparison_and_report_show_the_evidence(finished_run):
         assert best.loc[experiment, "window_ece_after"] == pytest.approx(
             evidence["calibration"]["window"]["after"]["ece"])
         assert not np.isnan(best.loc[experiment, "contig_1000nt_accuracy"])
-    kmer = comparison[comparison["experiment"] == "kmer"].iloc[0]
+    kmer = comparison[(comparison["experiment"] == "kmer") & (comparison["window_length"] == RUN_LENGTH)].iloc[0]
     assert kmer["shuffled_window_accuracy"] == pytest.approx(
         io.read_json(run / "baselines" / "kmer" / "evidence.json")["shuffled"]["window"]["accuracy"])
     assert comparison.loc[~comparison["best"] & (comparison["kind"] == "fine-tuned"), "temperature"].isna().all()
@@ -115,7 +124,8 @@ def test_cnn_baseline_records_its_cost_in_the_comparison(finished_run):
     metrics = io.read_json(run / "baselines" / "cnn" / "metrics.json")
     train_windows = io.read_table(run / "first" / "train_windows.tsv.gz")  # the first experiment's windows
     assert metrics["training"]["windows"] == len(train_windows)
-    comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t").set_index("experiment")
+    comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
+    comparison = comparison[comparison["window_length"] == RUN_LENGTH].set_index("experiment")
     assert comparison.loc["cnn", "train_seconds"] == pytest.approx(metrics["training"]["seconds"])
     assert comparison.loc["cnn", "windows_per_second"] == pytest.approx(metrics["inference"]["windows_per_second"])
     assert comparison.loc["cnn", "val_accuracy"] == pytest.approx(metrics["training"]["val_accuracy"])

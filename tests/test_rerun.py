@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import snakemake
+from plasmidlm import layout
 
 DATA_RULES = {"validate", "select_classes", "sketch", "near_duplicates", "near_duplicate_groups", "split",
               "held_out_windows",
@@ -57,47 +58,56 @@ def rules(jobs) -> Counter:
 
 
 class Run:
-    """What the finished run's config runs: its experiments, predict samples, baselines."""
+    """What the finished run's config runs: its experiments, window lengths, predict samples, baselines."""
 
     def __init__(self, finished_run):
         self.config = yaml.safe_load(finished_run.config.read_text())
         self.experiments = sorted(self.config["experiments"])
+        length_of = {name: settings.get("windows", {}).get("length", self.config["windows"]["length"])
+                     for name, settings in self.config["experiments"].items()}
+        self.lengths = sorted(set(length_of.values()))  # each has its held-out windows and baselines
         self.samples = len(self.config.get("predict", {}).get("fasta", {}))
         self.checkpoints = len(list(finished_run.run.glob("*/eval/checkpoint-*/metrics.json")))
         baselines = self.config.get("baselines", {})
-        self.baseline_rules = {"majority_baseline"}
+        baseline_rules = {"majority_baseline"}
         if baselines.get("kmer", {}).get("enabled", True):
-            self.baseline_rules.add("kmer_baseline")
+            baseline_rules.add("kmer_baseline")
         if baselines.get("composition", {}).get("enabled", True):
-            self.baseline_rules.add("composition_baselines")
-        # the one-hot CNN trains on an experiment's training windows (default: the first)
-        self.cnn_experiment = None
+            baseline_rules.add("composition_baselines")
+        # the one-hot CNN trains at each length on an experiment's training windows: baselines.cnn.experiment
+        # (default: the first) where it has that length, else the first experiment of that length
+        self.cnn_experiments = set()
         if baselines.get("cnn", {}).get("enabled", True):
-            self.baseline_rules.add("cnn_baseline")
-            self.cnn_experiment = baselines.get("cnn", {}).get("experiment") or next(iter(self.config["experiments"]))
+            baseline_rules.add("cnn_baseline")
+            chosen = baselines.get("cnn", {}).get("experiment") or next(iter(self.config["experiments"]))
+            self.cnn_experiments = {chosen if length_of[chosen] == length else
+                                    next(name for name in self.config["experiments"] if length_of[name] == length)
+                                    for length in self.lengths}
         # controls and calibration of each experiment's best checkpoint, and the k-mer baseline's controls
         self.evidence = self.config.get("evidence", {}).get("enabled", True)
         self.test_window_rules = Counter()
         if self.evidence:
-            self.test_window_rules = Counter({"shuffled_test_windows": 1, "model_evidence": len(self.experiments)})
-            if "kmer_baseline" in self.baseline_rules:
-                self.test_window_rules["kmer_evidence"] = 1
+            self.test_window_rules = Counter({"shuffled_test_windows": len(self.lengths),
+                                              "model_evidence": len(self.experiments)})
+            if "kmer_baseline" in baseline_rules:
+                self.test_window_rules["kmer_evidence"] = len(self.lengths)
             # predictions use the temperature that the evidence step fits
             self.test_window_rules["predict"] = len(self.experiments) * self.samples
         embeddings = baselines.get("embeddings", {})
         # the embeddings baseline may use an experiment's best checkpoint, and then follows its training
         self.embeddings_experiment = None
         if embeddings.get("enabled", False):
-            self.baseline_rules.add("embeddings_baseline")
+            baseline_rules.add("embeddings_baseline")
             if embeddings.get("model") in self.experiments:
                 self.embeddings_experiment = embeddings["model"]
+        self.baseline_jobs = Counter(dict.fromkeys(baseline_rules, len(self.lengths)))  # every baseline at each length
 
     def retrained(self, experiments) -> Counter:
         """The jobs that re-training `experiments` plans (and ALWAYS)."""
         jobs = Counter({"train": len(experiments), "predict": len(experiments) * self.samples,
                         "model_evidence": len(experiments) if self.evidence else 0})
         if self.embeddings_experiment in experiments:
-            jobs["embeddings_baseline"] = 1
+            jobs["embeddings_baseline"] = len(self.lengths)
         return +jobs + Counter(dict.fromkeys(ALWAYS, 1))
 
 
@@ -131,15 +141,17 @@ def test_test_window_count_redraws_test_windows_and_reevaluates_without_training
         config["windows"]["test_count"] //= 2
 
     jobs, _ = dry_run(finished_run, tmp_path, edit)
-    expected = Counter({"held_out_windows": 1, "kmer_coverage": 1, "leakage": len(run.experiments),
-                        "evaluate_checkpoint": run.checkpoints})
-    assert rules(jobs) == expected + run.test_window_rules + Counter(dict.fromkeys(run.baseline_rules | ALWAYS, 1))
-    [windows] = [job for job in jobs if job["rule"] == "held_out_windows"]
-    assert windows["wildcards"] == {"length_dir": "", "held_out": "test"}  # the run's one window length
-    assert windows["reason"].startswith("Params have changed")
+    expected = Counter({"held_out_windows": len(run.lengths), "kmer_coverage": len(run.lengths),
+                        "leakage": len(run.experiments), "evaluate_checkpoint": run.checkpoints})
+    assert rules(jobs) == expected + run.test_window_rules + run.baseline_jobs + Counter(dict.fromkeys(ALWAYS, 1))
+    windows = [job for job in jobs if job["rule"] == "held_out_windows"]
+    assert sorted(job["wildcards"]["length_dir"] for job in windows) == sorted(
+        layout.length_dir(length, run.config["windows"]["length"]) for length in run.lengths)
+    for job in windows:
+        assert job["wildcards"]["held_out"] == "test" and job["reason"].startswith("Params have changed")
     # the evaluations are re-planned because their input, the test windows, will be new; not for a param
     for job in jobs:
-        if job["rule"] in {"evaluate_checkpoint", "kmer_coverage", "leakage", *run.baseline_rules,
+        if job["rule"] in {"evaluate_checkpoint", "kmer_coverage", "leakage", *run.baseline_jobs,
                            *run.test_window_rules}:
             assert job["reason"].startswith("Input files updated by another job"), job
 
@@ -158,7 +170,7 @@ def test_changing_one_experiment_leaves_the_others_untouched(finished_run, run, 
     expected = run.retrained([experiment])
     if section == "windows":
         expected += Counter({"training_windows": 1, "leakage": 1})
-        if experiment == run.cnn_experiment:
+        if experiment in run.cnn_experiments:
             expected["cnn_baseline"] = 1
     assert rules(jobs) == expected
 

@@ -1,4 +1,5 @@
-"""Experiments at two window lengths in one run: held-out windows, baselines and report rows per length."""
+"""Experiments at two window lengths in one run (the shared finished run): held-out windows, baselines and report
+rows per length."""
 
 from __future__ import annotations
 
@@ -8,48 +9,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import DEMO_DIR, reduced_config, snakemake, write_fasta
+from conftest import reduced_config, snakemake
 from plasmidlm import io
-from plasmidlm.steps import data as data_steps
 from plasmidlm.config import BASELINE_NAMES
 from plasmidlm.report import write_report
+from plasmidlm.steps import data as data_steps
 
-LONG, SHORT = 120, 60  # "long" takes windows.length (paths as in a one-length run), "short" its own
-LENGTH_OF = {"long": LONG, "short": SHORT}
-FOLDER = {LONG: "", SHORT: f"length-{SHORT}"}
-COUNTS = {"val": 20, "test": 100}
-PER_CLASS = 30  # plasmids of each class taken from the demo (all longer than 2 kb)
-
-
-def lengths_config(fasta, labels) -> dict:
-    config = reduced_config()
-    config.update(
-        run_name="lengths",
-        data={"fasta": str(fasta), "labels": str(labels)},
-        windows={"length": LONG, "val_count": COUNTS["val"], "test_count": COUNTS["test"]},
-        train=config["train"] | {"max_steps": 3, "save_steps": 3},
-        evaluate={"bootstrap": 20},
-        evidence={"contig_lengths": [2000]},
-        experiments={"long": {"windows": {"per_plasmid": 2}},
-                     "short": {"windows": {"length": SHORT, "per_plasmid": 2}}},
-    )
-    config["baselines"]["embeddings"]["model"] = "long"
-    config["baselines"]["cnn"] = {"epochs": 1}
-    return config
-
-
-@pytest.fixture(scope="module")
-def lengths_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("lengths_run")
-    labels = pd.read_csv(DEMO_DIR / "labels.tsv", sep="\t").groupby("label").head(PER_CLASS)
-    labels[["id", "label"]].to_csv(workdir / "labels.tsv", sep="\t", index=False)
-    fasta = write_fasta(workdir / "sequences.fasta",
-                        io.iter_fasta(DEMO_DIR / "sequences.fasta.gz", set(labels["id"])))
-    config = workdir / "lengths.yaml"
-    config.write_text(yaml.safe_dump(lengths_config(fasta, workdir / "labels.tsv")))
-    result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workdir, config, workdir / "results" / "lengths"
+WINDOWS = reduced_config()["windows"]
+# "first" takes windows.length (its files where a run of one length has them), "random" a length of its own
+LENGTH_OF = {name: settings["windows"].get("length", WINDOWS["length"])
+             for name, settings in reduced_config()["experiments"].items()}
+RUN_LENGTH, OTHER_LENGTH = LENGTH_OF["first"], LENGTH_OF["random"]
+FOLDER = {RUN_LENGTH: "", OTHER_LENGTH: f"length-{OTHER_LENGTH}"}
+COUNTS = {"val": WINDOWS["val_count"], "test": WINDOWS["test_count"]}
 
 
 def data_dir(run, length):
@@ -61,8 +33,8 @@ def baseline_dir(run, length, name):
 
 
 @pytest.mark.parametrize("held_out", ["val", "test"])
-def test_each_length_draws_its_held_out_windows_from_the_same_plasmids(lengths_run, tmp_path, held_out):
-    workdir, config, run = lengths_run
+def test_each_length_draws_its_held_out_windows_from_the_same_plasmids(finished_run, tmp_path, held_out):
+    workdir, config, run = finished_run
     assert io.read_json(run / "data" / "validate.json")["skipped_short"] == 0
     split = io.read_table(run / "data" / "split.tsv")
     tables = {length: io.read_table(data_dir(run, length) / f"{held_out}_windows.tsv.gz") for length in FOLDER}
@@ -71,20 +43,20 @@ def test_each_length_draws_its_held_out_windows_from_the_same_plasmids(lengths_r
         assert table["sequence"].str.len().eq(length).all()
         assert set(table["plasmid_id"]) <= set(split.loc[split["split"] == held_out, "id"])
     # the same plasmids, each with the same number of windows, at every length
-    pd.testing.assert_series_equal(tables[LONG]["plasmid_id"].value_counts().sort_index(),
-                                   tables[SHORT]["plasmid_id"].value_counts().sort_index())
+    pd.testing.assert_series_equal(tables[OTHER_LENGTH]["plasmid_id"].value_counts().sort_index(),
+                                   tables[RUN_LENGTH]["plasmid_id"].value_counts().sort_index())
     # windows.length's table is the one a run with that one length draws
     settings = yaml.safe_load(config.read_text())
     alone = tmp_path / f"{held_out}_windows.tsv.gz"
-    windows = {"length": LONG, "circular": False, "ambiguous": "keep", "max_n_fraction": 0.1}
+    windows = {"length": RUN_LENGTH, "circular": False, "ambiguous": "keep", "max_n_fraction": 0.1}
     data_steps.held_out_windows(settings["data"]["fasta"], run / "data" / "split.tsv", split_name=held_out,
                                 windows_config=windows, count=COUNTS[held_out], seed=settings.get("seed", 1), out=alone)
-    pd.testing.assert_frame_equal(tables[LONG], io.read_table(alone))
+    pd.testing.assert_frame_equal(tables[RUN_LENGTH], io.read_table(alone))
 
 
-@pytest.mark.parametrize("experiment", ["long", "short"])
-def test_each_experiment_trains_and_is_scored_at_its_own_length(lengths_run, experiment):
-    _, _, run = lengths_run
+@pytest.mark.parametrize("experiment", sorted(LENGTH_OF))
+def test_each_experiment_trains_and_is_scored_at_its_own_length(finished_run, experiment):
+    _, _, run = finished_run
     length = LENGTH_OF[experiment]
     train = io.read_table(run / experiment / "train_windows.tsv.gz")
     assert train["sequence"].str.len().eq(length).all()
@@ -106,9 +78,9 @@ def test_each_experiment_trains_and_is_scored_at_its_own_length(lengths_run, exp
     assert tiles["sequence"].str.len().eq(length).all()
 
 
-@pytest.mark.parametrize("length", [LONG, SHORT])
-def test_every_baseline_runs_at_each_length(lengths_run, length):
-    _, _, run = lengths_run
+@pytest.mark.parametrize("length", [RUN_LENGTH, OTHER_LENGTH])
+def test_every_baseline_runs_at_each_length(finished_run, length):
+    _, _, run = finished_run
     test = io.read_table(data_dir(run, length) / "test_windows.tsv.gz")
     for name in BASELINE_NAMES:
         predictions = io.read_table(baseline_dir(run, length, name) / "predictions.tsv.gz")
@@ -123,8 +95,8 @@ def test_every_baseline_runs_at_each_length(lengths_run, length):
         "contigs"].tolist()
 
 
-def test_comparison_has_each_baseline_once_per_length_and_the_report_plots_lengths(lengths_run, tmp_path):
-    _, _, run = lengths_run
+def test_comparison_has_each_baseline_once_per_length_and_the_report_plots_lengths(finished_run, tmp_path):
+    _, _, run = finished_run
     comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
     assert comparison["window_length"].is_monotonic_increasing
     fine_tuned = comparison[comparison["kind"] == "fine-tuned"]
@@ -149,17 +121,19 @@ def test_comparison_has_each_baseline_once_per_length_and_the_report_plots_lengt
     assert all(f'alt="test accuracy per checkpoint ({length} nt)"' in page for length in FOLDER)
 
 
-def test_a_new_length_for_one_experiment_reruns_only_what_depends_on_it(lengths_run, tmp_path):
-    workdir, config, _ = lengths_run
+def test_a_new_length_for_one_experiment_reruns_only_what_depends_on_it(finished_run, tmp_path):
+    workdir, config, _ = finished_run
     settings = yaml.safe_load(config.read_text())
-    settings["experiments"]["short"]["windows"]["length"] = 80
+    # a length still below first's: the longest length, which validation and the split follow, stays
+    settings["experiments"]["random"]["windows"]["length"] = 50
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(settings))
     result = snakemake("--directory", str(workdir), "--configfile", str(changed), "-n")
     outputs = " ".join(re.findall(r"^\s*output: (.*)$", result.stdout + result.stderr, flags=re.MULTILINE))
-    for rerun in ("short/train_windows.tsv.gz", "short/model/train_summary.json", "data/length-80/test_windows.tsv.gz",
-                  "baselines/length-80/kmer/metrics.json", "report/comparison.tsv"):
-        assert f"results/lengths/{rerun}" in outputs, rerun
-    for untouched in ("data/split.tsv", "data/test_windows.tsv.gz", "long/", "baselines/kmer/", "data/length-60/",
-                      "baselines/length-60/"):
-        assert f"results/lengths/{untouched}" not in outputs, untouched
+    run = f"results/{settings['run_name']}"
+    for rerun in ("random/train_windows.tsv.gz", "random/model/train_summary.json",
+                  "data/length-50/test_windows.tsv.gz", "baselines/length-50/kmer/metrics.json", "report/comparison.tsv"):
+        assert f"{run}/{rerun}" in outputs, rerun
+    for untouched in ("data/split.tsv", "data/test_windows.tsv.gz", "first/", "baselines/kmer/",
+                      f"data/{FOLDER[OTHER_LENGTH]}/", f"baselines/{FOLDER[OTHER_LENGTH]}/"):
+        assert f"{run}/{untouched}" not in outputs, untouched

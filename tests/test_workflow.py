@@ -92,20 +92,24 @@ def assert_metrics_follow_from_predictions(metrics: dict, predictions: pd.DataFr
     votes = predictions.groupby("plasmid_id")["predicted"].agg(lambda p: (p == "plasmid").sum() / len(p))
     vote_says = np.where(votes.loc[plasmids.index] > 0.5, "plasmid", "chromosome")  # a tie goes to the first class
     assert metrics["plasmid_majority_vote"]["accuracy"] == pytest.approx((vote_says == plasmids["label"]).mean())
-    # AUROC ranks probabilities: the stored (rounded) ones may order a near-tie differently in a resample
+    # AUROC ranks probabilities: the stored (rounded) ones may order a near-tie differently in a resample, and a tiny
+    # model after 6 steps gives near-ties by the dozen (measured: 0.014 apart at 40 nt). The accuracy intervals, exact,
+    # check the resampling itself.
     recomputed = evaluate_predictions(predictions, classes, n_bootstrap=50, seed=1)
     for level in ("window", "plasmid", "plasmid_majority_vote"):
         assert metrics[level]["ci95"].keys() == recomputed[level]["ci95"].keys()
         for name, interval in recomputed[level]["ci95"].items():
             stored = metrics[level]["ci95"][name]
-            expected = None if interval is None else pytest.approx(interval, abs=0.01 if name == "auroc" else 1e-9)
+            expected = None if interval is None else pytest.approx(interval, abs=0.03 if name == "auroc" else 1e-9)
             assert stored == expected, (level, name)
 
 
 def test_comparison_has_one_row_per_checkpoint_and_baseline_with_one_best_each(finished_run):
     _, _, run = finished_run
     comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
-    assert len(comparison) == 2 * len(EXPERIMENTS) + 8
+    lengths = comparison["window_length"].nunique()
+    assert lengths == 2  # first's and random's (tests/test_window_lengths_workflow.py)
+    assert len(comparison) == 2 * len(EXPERIMENTS) + 8 * lengths
     assert set(comparison.loc[comparison["kind"] == "baseline", "experiment"]) == {
         "kmer", "majority", "embeddings_logistic", "embeddings_cnn", "composition_gc", "composition_2mer",
         "composition_4mer", "cnn"}
@@ -334,10 +338,13 @@ def test_report_lists_checkpoints_set_aside(finished_run, tmp_path):
 def test_predict_rule_uses_the_best_checkpoint_of_each_experiment(finished_run):
     _, _, run = finished_run
     comparison = pd.read_csv(run / "report" / "comparison.tsv", sep="\t")
+    # 160 and 210 nt in tiles of each experiment's window length (60 and 40 nt), the last flush with the end; 4 nt
+    # is shorter than a window
+    tiles = {"first": [3, 4, 0], "random": [4, 6, 0]}
     for experiment in EXPERIMENTS:
         sequences = pd.read_csv(run / "predict" / "new" / f"{experiment}.sequences.tsv", sep="\t")
         assert list(sequences["sequence_id"]) == ["new_1", "new_2", "tiny"]
-        assert list(sequences["windows"]) == [3, 4, 0]
+        assert list(sequences["windows"]) == tiles[experiment]
         best = int(comparison[(comparison["experiment"] == experiment) & comparison["best"]]["checkpoint"].item())
         log = (run / "logs" / experiment / "predict_new.log").read_text()
         assert f"best checkpoint by validation accuracy: checkpoint-{best}" in log
