@@ -39,9 +39,9 @@ WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_le
 
 # `make test` runs the suite on two pytest-xdist workers, handing out whole modules (a module's fixtures are made
 # once) in this order, the longest first so that the short ones fill the gaps at the end. The Slurm module comes
-# first: it makes the session's `finished_run` and starts the Slurm runs, which go on in the background for minutes
-# (most of it waiting on the cluster and its time limits) while the worker goes on with other modules. The tests that
-# check those runs (DEFERRED) come last, on the worker that started them, which holds them in its session fixtures.
+# first: it starts the Slurm runs, which go on in the background for minutes (most of it waiting on the cluster and
+# its time limits) while the worker goes on with other modules. The tests that check those runs (DEFERRED) come last,
+# on the worker that started them, which holds them in its session fixtures.
 # (xdist's own xdist_group marks have no effect under pytest 9.2: xdist 3.8 marks a group by suffixing node ids,
 # which pytest 9.2 no longer lets a plugin change.)
 LONGEST_MODULES = ("test_slurm", "test_model_families", "test_workflow", "test_rerun", "test_distributed",
@@ -321,17 +321,58 @@ class FinishedRun(NamedTuple):
     run: Path  # workdir/results/<run_name>
 
 
-def run_reduced_workflow(workdir: Path) -> str:
-    """Run the reduced demo workflow (`reduced_config`, plus a FASTA to predict) in `workdir`; the end of its stderr if
-    it failed, else ""."""
-    shutil.rmtree(workdir, ignore_errors=True)  # what a run stopped half-way left
-    workdir.mkdir(parents=True)
-    new_sequences = write_fasta(workdir / "new.fasta", [("new_1", "ACGT" * 40), ("new_2", "GATTACA" * 30),
-                                                         ("tiny", "ACGT")])
+# What the first experiment's training reads: the part of the reduced run that the Slurm tests' trainings start from.
+FIRST_TRAINING_INPUTS = [f"results/{reduced_config()['run_name']}/{path}" for path in
+                         ("data/split.tsv", "data/val_windows.tsv.gz", "first/train_windows.tsv.gz")]
+
+
+def run_reduced_workflow(workdir: Path, *targets: str) -> str:
+    """Run the reduced demo workflow (`reduced_config`, plus a FASTA to predict) in `workdir`, for `targets` (default:
+    all); the end of its stderr if it failed, else ""."""
     config = workdir / "reduced.yaml"
-    config.write_text(yaml.safe_dump(reduced_config() | {"predict": {"fasta": {"new": str(new_sequences)}}}))
-    result = snakemake("--directory", str(workdir), "--configfile", str(config), "--cores", "2", check=False)
+    if not config.exists():
+        shutil.rmtree(workdir, ignore_errors=True)  # what a run stopped half-way left
+        workdir.mkdir(parents=True)
+        new_sequences = write_fasta(workdir / "new.fasta", [("new_1", "ACGT" * 40), ("new_2", "GATTACA" * 30),
+                                                             ("tiny", "ACGT")])
+        config.write_text(yaml.safe_dump(reduced_config() | {"predict": {"fasta": {"new": str(new_sequences)}}}))
+    result = snakemake(*targets, "--directory", str(workdir), "--configfile", str(config), "--cores", "2",
+                       check=False)
     return "" if result.returncode == 0 else result.stderr[-5000:]
+
+
+def session_folder(tmp_path_factory) -> Path:
+    """This test session's folder: on several pytest-xdist workers, the one above each worker's own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+@contextlib.contextmanager
+def reduced_run_lock(tmp_path_factory):
+    """Held while the reduced run is made, or copied: pytest-xdist workers share it."""
+    with FileLock(session_folder(tmp_path_factory) / "reduced_run.lock"):
+        yield
+
+
+def reduced_run(tmp_path_factory, part: str, *targets: str) -> FinishedRun:
+    """The session's reduced run, made as far as `targets` (default: all) by the first that asks for this `part`,
+    while the others wait and then read the same run."""
+    session = session_folder(tmp_path_factory)
+    workdir = session / "finished_run"
+    outcome = session / f"{part}.outcome"
+    with reduced_run_lock(tmp_path_factory):
+        if not outcome.exists():
+            outcome.write_text(run_reduced_workflow(workdir, *targets))
+    error = outcome.read_text()
+    assert not error, error
+    return FinishedRun(workdir, workdir / "reduced.yaml", workdir / "results" / reduced_config()["run_name"])
+
+
+@pytest.fixture(scope="session")
+def first_training_inputs(tmp_path_factory) -> FinishedRun:
+    """The reduced run so far as FIRST_TRAINING_INPUTS: the data steps up to the first experiment's training. Copy it
+    under `reduced_run_lock` only (another worker may be finishing the run)."""
+    return reduced_run(tmp_path_factory, "first_training_inputs", *FIRST_TRAINING_INPUTS)
 
 
 @pytest.fixture(scope="session")
@@ -341,15 +382,4 @@ def finished_run(tmp_path_factory) -> FinishedRun:
 
     Tests must not change it: copy it, or run snakemake on it in dry-run mode only.
     """
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        session = tmp_path_factory.getbasetemp().parent  # this session's folder, above each worker's own
-        workdir, outcome = session / "finished_run", session / "finished_run.outcome"
-        with FileLock(session / "finished_run.lock"):
-            if not outcome.exists():
-                outcome.write_text(run_reduced_workflow(workdir))
-        error = outcome.read_text()
-    else:
-        workdir = tmp_path_factory.mktemp("finished_run")
-        error = run_reduced_workflow(workdir)
-    assert not error, error
-    return FinishedRun(workdir, workdir / "reduced.yaml", workdir / "results" / reduced_config()["run_name"])
+    return reduced_run(tmp_path_factory, "finished_run")

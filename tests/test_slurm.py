@@ -4,9 +4,10 @@ The Slurm run is the shared finished run's config cut to one experiment and the 
 (`slurm_config`): every kind of job a cluster treats differently (data steps, the training checkpoint and the
 evaluation jobs it adds, report) at a third of the jobs, each of which pays Slurm's submission and polling.
 Beside it runs a training on two GPUs, in a partition whose time limit (2 minutes) stops it twice
-(`time_limited_runs`), with a local uninterrupted training of the same config to compare with. Both start with
-the module's first test and go on in the background (mostly waiting on the cluster and its time limits) while the
-worker runs other modules; the tests that check them come last in the session (`DEFERRED` in tests/conftest.py).
+(`time_limited_runs`, from the shared run's data steps), with a local uninterrupted training of the same config to
+compare with. Both start with the module's first test and go on in the background (mostly waiting on the cluster and
+its time limits) while the worker runs other modules; the tests that check them come last in the session
+(`DEFERRED` in tests/conftest.py).
 
 Needs a Slurm cluster with a node that is up. CI starts a single-node one on its own machine with
 `tests/slurm/start.sh` (root, Debian): its node declares GPUs as a generic resource (fake devices), and a
@@ -40,7 +41,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, SRC, assert_same_weights
+from conftest import REPO_ROOT, SRC, assert_same_weights, reduced_config, reduced_run_lock
 
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 RUN_TIMEOUT_S = 1200
@@ -154,16 +155,15 @@ def slurm():
         pytest.skip(reason)
 
 
-def slurm_config(finished_run, path: Path) -> Path:
-    """The finished run's config cut to what needs no second look through Slurm: its first experiment, the k-mer
-    and majority baselines, no evidence and no predictions. Every rule kept runs as in the local run, with the
-    same seeds, so its outputs must be the same files."""
-    config = yaml.safe_load(finished_run.config.read_text())
+def slurm_config(path: Path) -> Path:
+    """The shared reduced run's config (conftest.reduced_config) cut to what needs no second look through Slurm: its
+    first experiment, the k-mer and majority baselines, no evidence and no predictions. Every rule kept runs as in
+    the local run, with the same seeds, so its outputs must be the same files."""
+    config = reduced_config()
     first = next(iter(config["experiments"]))
     config["experiments"] = {first: config["experiments"][first]}
     config["baselines"] |= {name: {"enabled": False} for name in ("composition", "cnn", "embeddings")}
     config["evidence"] = {"enabled": False}
-    config.pop("predict", None)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -215,24 +215,51 @@ class TimeLimitedRuns(NamedTuple):
 
 # The Slurm runs start with the module's first test (autouse) and go on in the background, beside the rest of the
 # suite; the tests that read them wait for them, and come last in the session (conftest.DEFERRED).
+class SlurmRun(NamedTuple):
+    process: subprocess.Popen  # snakemake --profile slurm
+    workdir: Path  # its --directory
+    config: Path  # its --configfile
+
+
 @pytest.fixture(scope="session", autouse=True)
-def time_limited_runs(slurm, finished_run, tmp_path_factory):
+def slurm_run(slurm, tmp_path_factory):
+    """`slurm_config` through Slurm, from the start (the local run of the same config is the shared finished run)."""
+    base = tmp_path_factory.mktemp("slurm")
+    workdir = base / "slurm_run"
+    workdir.mkdir()
+    config = slurm_config(base / "slurm.yaml")
+    # its jobs fit beside the time-limited training, which holds a CPU per GPU
+    command = slurm_command(workdir, config, resources=profile_resources(cpus_per_gpu=1) + small_memory(),
+                            max_threads=node_cpus() - TIMED_TRAIN["gpus"])
+    with open(base / "slurm_run.out", "w") as out:
+        run = SlurmRun(subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT), workdir, config)
+    yield run
+    if run.process.poll() is None:
+        run.process.terminate()
+        run.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def time_limited_runs(slurm, slurm_run, first_training_inputs, tmp_path_factory):
     """The first experiment's training with TIMED_TRAIN, through Slurm in the short partition (its allocations
-    stopped by WAIT_FOR_THE_TIME_LIMIT) and locally, on copies of the finished run (whose data they reuse)."""
+    stopped by WAIT_FOR_THE_TIME_LIMIT) and locally, on copies of the shared reduced run as far as that training's
+    inputs (whose data they reuse)."""
     base = tmp_path_factory.mktemp("time_limited")
-    config = yaml.safe_load(slurm_config(finished_run, base / "cut.yaml").read_text())
+    config = yaml.safe_load(slurm_config(base / "cut.yaml").read_text())
     config["train"] |= TIMED_TRAIN
     config_path = base / "timed.yaml"
     config_path.write_text(yaml.safe_dump(config))
     hook = base / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(WAIT_FOR_THE_TIME_LIMIT)
-    run, experiment = finished_run.run.relative_to(finished_run.workdir), next(iter(config["experiments"]))
+    reduced = first_training_inputs
+    run, experiment = reduced.run.relative_to(reduced.workdir), next(iter(config["experiments"]))
     target = str(run / experiment / "model" / "train_summary.json")
     workdirs = {}
-    for name in ("slurm", "local"):
-        workdirs[name] = shutil.copytree(finished_run.workdir, base / name)
-        shutil.rmtree(workdirs[name] / run / experiment / "model")
+    with reduced_run_lock(tmp_path_factory):  # not while another worker finishes the run
+        for name in ("slurm", "local"):
+            workdirs[name] = shutil.copytree(reduced.workdir, base / name)
+            shutil.rmtree(workdirs[name] / run / experiment / "model", ignore_errors=True)
     resources = profile_resources(cpus_per_gpu=1) + small_memory() + [f"train:slurm_partition={SHORT_PARTITION}"]
     with open(base / "slurm.out", "w") as slurm_out, open(base / "local.out", "w") as local_out:
         runs = TimeLimitedRuns(
@@ -249,30 +276,6 @@ def time_limited_runs(slurm, finished_run, tmp_path_factory):
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=60)
-
-
-class SlurmRun(NamedTuple):
-    process: subprocess.Popen  # snakemake --profile slurm
-    workdir: Path  # its --directory
-    config: Path  # its --configfile
-
-
-@pytest.fixture(scope="session", autouse=True)
-def slurm_run(slurm, finished_run, time_limited_runs, tmp_path_factory):
-    """The finished run's config cut by `slurm_config`, through Slurm from the start, beside the time-limited runs."""
-    base = tmp_path_factory.mktemp("slurm")
-    workdir = base / "slurm_run"
-    workdir.mkdir()
-    config = slurm_config(finished_run, base / "slurm.yaml")
-    # its jobs fit beside the time-limited training, which holds a CPU per GPU
-    command = slurm_command(workdir, config, resources=profile_resources(cpus_per_gpu=1) + small_memory(),
-                            max_threads=node_cpus() - TIMED_TRAIN["gpus"])
-    with open(base / "slurm_run.out", "w") as out:
-        run = SlurmRun(subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT), workdir, config)
-    yield run
-    if run.process.poll() is None:
-        run.process.terminate()
-        run.process.wait(timeout=60)
 
 
 def finished_output(process: subprocess.Popen, workdir: Path) -> str:
@@ -342,9 +345,9 @@ def test_workflow_runs_through_slurm_and_matches_the_local_run(slurm_run, finish
         assert accuracies(metrics) == accuracies(local / metrics.relative_to(remote)), metrics
 
 
-def test_a_job_larger_than_any_node_stops_the_run_before_anything_is_submitted(slurm, finished_run, tmp_path):
+def test_a_job_larger_than_any_node_stops_the_run_before_anything_is_submitted(slurm, tmp_path):
     cpus = node_cpus() + 1
-    config = slurm_config(finished_run, tmp_path / "slurm.yaml")
+    config = slurm_config(tmp_path / "slurm.yaml")
     command = slurm_command(tmp_path, config, resources=profile_resources(cpus_per_gpu=cpus) + small_memory(),
                             max_threads=node_cpus())
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
