@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # Fixtures of a shared workflow run (the session's, or a module's) or of the model families' stand-ins.
-SHARED_RUN_FIXTURES = {"finished_run", "lengths_run", "standins"}
+SHARED_RUN_FIXTURES = {"finished_run", "first_training_inputs", "standins"}
 # Modules whose every test runs the workflow, Slurm, several processes or every model family: `make test-fast`
 # (pytest -m "not workflow") leaves them out, with every other test that reads a shared workflow run.
 WORKFLOW_MODULES = {"test_workflow", "test_rerun", "test_slurm", "test_window_lengths_workflow",
