@@ -88,10 +88,8 @@ def pytest_xdist_make_scheduler(config, log):
                 return
             if scope == DEFERRING_MODULE:
                 self.deferring_node = node
-            work_unit = self.workqueue.pop(scope)
-            self.assigned_work.setdefault(node, {})[scope] = work_unit
-            collection = self.registered_collections[node]
-            node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+            self.workqueue.move_to_end(scope, last=False)  # xdist hands out the first unit of its queue
+            super()._assign_work_unit(node)
 
         def mark_test_complete(self, node, item_index: int, duration: float = 0) -> None:
             super().mark_test_complete(node, item_index, duration)
@@ -313,6 +311,12 @@ def reduced_config() -> dict:
         },
     }
 
+
+
+def reduced_window_length(experiment: str) -> int:
+    """An experiment's window length in `reduced_config` (its own, else windows.length)."""
+    config = reduced_config()
+    return config["experiments"][experiment]["windows"].get("length", config["windows"]["length"])
 
 
 class FinishedRun(NamedTuple):

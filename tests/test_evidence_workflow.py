@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from conftest import prediction_outputs, reduced_config
+from conftest import prediction_outputs, reduced_config, reduced_window_length
 from plasmidlm import io, layout
 from plasmidlm.training.runs import best_checkpoint
 from plasmidlm.evaluate import evaluate_checkpoint
@@ -23,8 +23,7 @@ RUN_LENGTH = reduced_config()["windows"]["length"]
 def length_folder(experiment: str) -> str:
     """The folder, under data/ and baselines/, of the files at an experiment's window length ("" for windows.length's,
     first's; random has a length of its own)."""
-    length = reduced_config()["experiments"][experiment]["windows"].get("length", RUN_LENGTH)
-    return layout.length_folder(length, RUN_LENGTH)
+    return layout.length_folder(reduced_window_length(experiment), RUN_LENGTH)
 
 
 def pairs(sequence):

@@ -213,14 +213,14 @@ class TimeLimitedRuns(NamedTuple):
     experiment: str
 
 
-# The Slurm runs start with the module's first test (autouse) and go on in the background, beside the rest of the
-# suite; the tests that read them wait for them, and come last in the session (conftest.DEFERRED).
 class SlurmRun(NamedTuple):
     process: subprocess.Popen  # snakemake --profile slurm
     workdir: Path  # its --directory
     config: Path  # its --configfile
 
 
+# The Slurm runs start with the module's first test (autouse) and go on in the background, beside the rest of the
+# suite; the tests that read them wait for them, and come last in the session (conftest.DEFERRED).
 @pytest.fixture(scope="session", autouse=True)
 def slurm_run(slurm, tmp_path_factory):
     """`slurm_config` through Slurm, from the start (the local run of the same config is the shared finished run)."""

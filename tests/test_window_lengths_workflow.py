@@ -9,18 +9,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import reduced_config, snakemake
-from plasmidlm import io
+from conftest import reduced_config, reduced_window_length, snakemake
+from plasmidlm import io, layout
 from plasmidlm.config import BASELINE_NAMES
 from plasmidlm.report import write_report
 from plasmidlm.steps import data as data_steps
 
 WINDOWS = reduced_config()["windows"]
 # "first" takes windows.length (its files where a run of one length has them), "random" a length of its own
-LENGTH_OF = {name: settings["windows"].get("length", WINDOWS["length"])
-             for name, settings in reduced_config()["experiments"].items()}
+LENGTH_OF = {name: reduced_window_length(name) for name in reduced_config()["experiments"]}
 RUN_LENGTH, OTHER_LENGTH = LENGTH_OF["first"], LENGTH_OF["random"]
-FOLDER = {RUN_LENGTH: "", OTHER_LENGTH: f"length-{OTHER_LENGTH}"}
+FOLDER = {length: layout.length_folder(length, WINDOWS["length"]) for length in (RUN_LENGTH, OTHER_LENGTH)}
 COUNTS = {"val": WINDOWS["val_count"], "test": WINDOWS["test_count"]}
 
 
