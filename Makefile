@@ -1,3 +1,4 @@
+# make install: set up .venv (requirements.txt, then this project, editable).
 # make demo: set up .venv and run the whole workflow on the demo data.  make test: set up .venv, run the tests.
 # make test-fast: the unit tests alone (no workflow, Slurm, several-process or model-family run), for development.
 # make docs: build the documentation site into site/ in strict mode (mkdocs serve: a live preview).
@@ -6,17 +7,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
+UV := uv==0.13.9
 # pytest-xdist workers; tests that share a workflow run stay on one worker (tests/conftest.py)
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(TEST_WORKERS)
 
-.PHONY: demo test test-fast docs lint clean
+.PHONY: install demo test test-fast docs lint clean
 
+# pip installs torch, so that pip's own settings (an index or a folder of wheels) choose the build for this machine;
+# uv installs the rest of requirements.txt (it keeps that torch: its version is the pinned one) in a fraction of
+# pip's time. Both compile the bytecode now: the jobs import torch and transformers, slowly, in every process.
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-deps $$(grep '^torch==' requirements.txt) $(UV)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
+
+install: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(BIN)/snakemake --cores $(CORES)
