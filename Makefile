@@ -15,13 +15,15 @@ PYTEST := $(BIN)/pytest -n $(TEST_WORKERS)
 .PHONY: install demo test test-fast docs lint clean
 
 # pip installs torch, so that pip's own settings (an index or a folder of wheels) choose the build for this machine;
-# uv installs the rest of requirements.txt (it keeps that torch: its version is the pinned one) in a fraction of
-# pip's time. Both compile the bytecode now: the jobs import torch and transformers, slowly, in every process.
+# uv installs the rest (it keeps that torch: its version is the pinned one) in a fraction of pip's time. uv reads
+# none of pip's settings: where it cannot reach its index (a package mirror set up for pip only), pip installs the
+# rest. Both compile the bytecode now: the jobs import torch and transformers, slowly, in every process.
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --no-deps $$(grep '^torch==' requirements.txt) $(UV)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.txt
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.txt -e . \
+		|| { echo "make: uv could not install requirements.txt (above); installing it with pip" >&2; \
+		     $(BIN)/pip install --quiet -r requirements.txt -e .; }
 	touch $@
 
 install: $(INSTALLED)
