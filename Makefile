@@ -1,4 +1,4 @@
-# make install: set up .venv (requirements.txt, then this project, editable).
+# make install: set up .venv: requirements.txt and this project (editable).
 # make demo: set up .venv and run the whole workflow on the demo data.  make test: set up .venv, run the tests.
 # make test-fast: the unit tests alone (no workflow, Slurm, several-process or model-family run), for development.
 # make docs: build the documentation site into site/ in strict mode (mkdocs serve: a live preview).
