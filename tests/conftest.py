@@ -312,11 +312,12 @@ def reduced_config() -> dict:
     }
 
 
-
 def reduced_window_length(experiment: str) -> int:
     """An experiment's window length in `reduced_config` (its own, else windows.length)."""
-    config = reduced_config()
-    return config["experiments"][experiment]["windows"].get("length", config["windows"]["length"])
+    from plasmidlm.config import resolve_experiments
+    from plasmidlm.plan import experiment_length
+
+    return experiment_length(resolve_experiments(reduced_config()), experiment)
 
 
 class FinishedRun(NamedTuple):

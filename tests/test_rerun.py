@@ -15,9 +15,11 @@ from collections import Counter
 
 import pytest
 import yaml
+from snakemake.utils import validate
 
 from conftest import snakemake
-from plasmidlm import layout
+from plasmidlm import layout, plan
+from plasmidlm.config import SCHEMA_PATH, resolve_experiments, window_lengths
 
 DATA_RULES = {"validate", "select_classes", "sketch", "near_duplicates", "near_duplicate_groups", "split",
               "held_out_windows",
@@ -62,29 +64,25 @@ class Run:
 
     def __init__(self, finished_run):
         self.config = yaml.safe_load(finished_run.config.read_text())
-        self.experiments = sorted(self.config["experiments"])
-        length_of = {name: settings.get("windows", {}).get("length", self.config["windows"]["length"])
-                     for name, settings in self.config["experiments"].items()}
-        self.lengths = sorted(set(length_of.values()))  # each has its held-out windows and baselines
-        self.samples = len(self.config.get("predict", {}).get("fasta", {}))
+        validate(self.config, str(SCHEMA_PATH))  # fills in the schema's defaults, as the workflow does
+        resolved = resolve_experiments(self.config)
+        self.experiments = sorted(resolved)
+        self.lengths = window_lengths(resolved)  # each has its held-out windows and baselines
+        self.samples = len(self.config["predict"]["fasta"])
         self.checkpoints = len(list(finished_run.run.glob("*/eval/checkpoint-*/metrics.json")))
-        baselines = self.config.get("baselines", {})
+        baselines = self.config["baselines"]
         baseline_rules = {"majority_baseline"}
-        if baselines.get("kmer", {}).get("enabled", True):
+        if baselines["kmer"]["enabled"]:
             baseline_rules.add("kmer_baseline")
-        if baselines.get("composition", {}).get("enabled", True):
+        if baselines["composition"]["enabled"]:
             baseline_rules.add("composition_baselines")
-        # the one-hot CNN trains at each length on an experiment's training windows: baselines.cnn.experiment
-        # (default: the first) where it has that length, else the first experiment of that length
+        # the one-hot CNN trains at each length on an experiment's training windows
         self.cnn_experiments = set()
-        if baselines.get("cnn", {}).get("enabled", True):
+        if baselines["cnn"]["enabled"]:
             baseline_rules.add("cnn_baseline")
-            chosen = baselines.get("cnn", {}).get("experiment") or next(iter(self.config["experiments"]))
-            self.cnn_experiments = {chosen if length_of[chosen] == length else
-                                    next(name for name in self.config["experiments"] if length_of[name] == length)
-                                    for length in self.lengths}
+            self.cnn_experiments = {plan.cnn_experiment(self.config, resolved, length) for length in self.lengths}
         # controls and calibration of each experiment's best checkpoint, and the k-mer baseline's controls
-        self.evidence = self.config.get("evidence", {}).get("enabled", True)
+        self.evidence = self.config["evidence"]["enabled"]
         self.test_window_rules = Counter()
         if self.evidence:
             self.test_window_rules = Counter({"shuffled_test_windows": len(self.lengths),
@@ -93,13 +91,11 @@ class Run:
                 self.test_window_rules["kmer_evidence"] = len(self.lengths)
             # predictions use the temperature that the evidence step fits
             self.test_window_rules["predict"] = len(self.experiments) * self.samples
-        embeddings = baselines.get("embeddings", {})
         # the embeddings baseline may use an experiment's best checkpoint, and then follows its training
         self.embeddings_experiment = None
-        if embeddings.get("enabled", False):
+        if baselines["embeddings"]["enabled"]:
             baseline_rules.add("embeddings_baseline")
-            if embeddings.get("model") in self.experiments:
-                self.embeddings_experiment = embeddings["model"]
+            self.embeddings_experiment = plan.embeddings_experiment(self.config, resolved)
         self.baseline_jobs = Counter(dict.fromkeys(baseline_rules, len(self.lengths)))  # every baseline at each length
 
     def retrained(self, experiments) -> Counter:
